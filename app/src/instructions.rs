@@ -1,0 +1,161 @@
+//! The left column: objectives, steps with their checkpoints, starter code, hints and the solution.
+
+use grouplab_protocol::{ClientCommand, CodeBlock, LabContent, ProgressView};
+use leptos::prelude::*;
+
+use crate::live::Live;
+
+#[component]
+pub fn Instructions(content: LabContent) -> AnyView {
+    let live = expect_context::<Live>();
+    let progress = Memo::new(move |_| live.view.with(|v| v.as_ref().map(|v| v.progress.clone())));
+    let step_count = content.steps.len();
+    let passed = move || {
+        progress.with(|p| {
+            p.as_ref()
+                .map_or(0, |p| p.steps.iter().filter(|s| s.passed_at.is_some()).count())
+        })
+    };
+
+    let steps = content
+        .steps
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(index, step)| {
+            let status = move || progress.with(|p| p.as_ref().and_then(|p| p.steps.get(index).cloned()));
+            let is_passed = move || status().is_some_and(|s| s.passed_at.is_some());
+            let is_current = move || progress.with(|p| p.as_ref().and_then(ProgressView::current_step)) == Some(index);
+            view! {
+                <li
+                    class="step"
+                    class:passed=is_passed
+                    class:current=is_current
+                    data-testid=format!("step-{index}")
+                    data-passed=move || is_passed().to_string()
+                >
+                    <div class="step-head">
+                        <span class="step-mark" aria-hidden="true">
+                            {move || if is_passed() { "✓".to_owned() } else { (index + 1).to_string() }}
+                        </span>
+                        <h3>{step.title}</h3>
+                    </div>
+                    <div class="step-body" inner_html=step.body_html></div>
+                    <p class="checkpoint">
+                        <span class="label">"Checkpoint: "</span>
+                        {step.checkpoint}
+                    </p>
+                    <p class="check-detail" data-testid=format!("step-{index}-detail")>
+                        {move || status().map(|s| s.detail).unwrap_or_default()}
+                    </p>
+                </li>
+            }
+        })
+        .collect_view();
+
+    let hints = content.hints_html.clone();
+    let hint_count = hints.len();
+    let opened = move || progress.with(|p| p.as_ref().map_or(0, |p| p.hints_opened as usize));
+    let revealed = move || progress.with(|p| p.as_ref().is_some_and(|p| p.solution_revealed));
+
+    view! {
+        <section class="instructions" aria-label="Instructions">
+            <div class="progress-line">
+                <strong data-testid="progress-count">{passed} " of " {step_count}</strong>
+                " steps checked"
+            </div>
+            <h2>"Objectives"</h2>
+            <ul class="objectives">
+                {content.objectives.iter().map(|o| view! { <li>{o.clone()}</li> }).collect_view()}
+            </ul>
+            <div class="intro" inner_html=content.intro_html.clone()></div>
+            <h2>"Steps"</h2>
+            <ol class="steps">{steps}</ol>
+            {content.starter.clone().map(|code| view! {
+                <h2>"Starter code"</h2>
+                <Code block=code testid="starter" />
+            })}
+            <h2>"Hints"</h2>
+            <ol class="hints">
+                {hints
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, html)| {
+                        view! {
+                            <Show when=move || { index < opened() }>
+                                <li class="hint" data-testid=format!("hint-{index}") inner_html=html.clone()></li>
+                            </Show>
+                        }
+                    })
+                    .collect_view()}
+            </ol>
+            <Show
+                when=move || { opened() < hint_count }
+                fallback=|| view! { <p class="muted">"All hints are open."</p> }
+            >
+                <button class="secondary" data-testid="next-hint" on:click=move |_| live.send(ClientCommand::OpenHint)>
+                    {move || format!("Show hint {} of {hint_count}", opened() + 1)}
+                </button>
+            </Show>
+            {content.solution.clone().map(|code| {
+                let notes = content.solution_html.clone();
+                view! {
+                    <h2>"Solution"</h2>
+                    <Show
+                        when=revealed
+                        fallback=move || view! {
+                            <button class="secondary" data-testid="reveal-solution" on:click=move |_| live.send(ClientCommand::RevealSolution)>
+                                "Reveal the solution"
+                            </button>
+                        }
+                    >
+                        <div class="solution" data-testid="solution">
+                            <Code block=code.clone() testid="solution-code" />
+                            <div inner_html=notes.clone()></div>
+                        </div>
+                    </Show>
+                }
+            })}
+            <div class="lab-actions">
+                <button
+                    class="danger-outline"
+                    data-testid="clear-progress"
+                    on:click=move |_| live.send(ClientCommand::ClearProgress)
+                >
+                    "Clear my progress"
+                </button>
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+/// A code block with a copy button.
+#[component]
+fn Code(block: CodeBlock, testid: &'static str) -> AnyView {
+    let copied = RwSignal::new(false);
+    let code = block.code.clone();
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let clipboard = window().navigator().clipboard();
+            let _ = clipboard.write_text(&code);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &code;
+        copied.set(true);
+        set_timeout(move || copied.set(false), std::time::Duration::from_secs(2));
+    };
+    view! {
+        <figure class="code" data-testid=testid>
+            <figcaption>
+                <span>{block.file_name.clone()} " · " {block.language.clone()}</span>
+                <button class="copy" data-testid=format!("{testid}-copy") on:click=copy>
+                    {move || if copied.get() { "Copied" } else { "Copy" }}
+                </button>
+            </figcaption>
+            <pre><code>{block.code.clone()}</code></pre>
+        </figure>
+    }
+    .into_any()
+}

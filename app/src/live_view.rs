@@ -1,0 +1,547 @@
+//! The right column: controls, partition lanes, instance cards, messages and the timeline.
+//!
+//! Each instance keeps one colour (`c0`…`c7` in the style sheet) wherever it appears: its card,
+//! the partitions it owns in the lanes, its messages and its timeline entries.
+
+use grouplab_protocol::{
+    Assignor, BrokerHealth, ClientCommand, ConsumerSettings, InstanceState, InstanceView, KeyMode,
+    LabSetup, LabSnapshot, NoticeLevel, TimelineEntry, TimelineKind, TopicPartition, TopicView,
+    limits,
+};
+use leptos::prelude::*;
+
+use crate::live::{Live, LinkStatus};
+
+/// How many recent messages and timeline entries are listed.
+const SHOWN_MESSAGES: usize = 14;
+const SHOWN_TIMELINE: usize = 40;
+
+fn colour_class(colour: u8) -> String {
+    format!("c{}", colour % 8)
+}
+
+fn with_view<T>(live: Live, f: impl FnOnce(&LabSnapshot) -> T) -> Option<T> {
+    live.view.with(|v| v.as_ref().map(f))
+}
+
+#[component]
+pub fn BrokerBadge() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let text = move || {
+        with_view(live, |v| {
+            let kind = if v.broker.embedded { "embedded broker" } else { "Kafka cluster" };
+            let health = match &v.broker.health {
+                BrokerHealth::Unknown => "checking…",
+                BrokerHealth::Up => "up",
+                BrokerHealth::Down { .. } => "DOWN",
+            };
+            format!("{kind} {} · {health}", v.broker.bootstrap_servers)
+        })
+        .unwrap_or_default()
+    };
+    let down = move || {
+        with_view(live, |v| matches!(v.broker.health, BrokerHealth::Down { .. })).unwrap_or(false)
+    };
+    let reason = move || {
+        with_view(live, |v| match &v.broker.health {
+            BrokerHealth::Down { reason } => reason.clone(),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
+    };
+    view! {
+        <span class="badge broker" class:down=down title=reason data-testid="broker-badge">
+            {text}
+        </span>
+    }
+}
+
+#[component]
+pub fn LinkBadge() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let (text, class) = (
+        move || match live.status.get() {
+            LinkStatus::Connecting => "connecting…",
+            LinkStatus::Live => "live",
+            LinkStatus::Reconnecting => "reconnecting…",
+            LinkStatus::Outdated => "page outdated: reload",
+        },
+        move || format!("badge link {:?}", live.status.get()).to_lowercase(),
+    );
+    view! { <span class=class data-testid="link-status">{text}</span> }
+}
+
+#[component]
+pub fn Notices() -> impl IntoView {
+    let live = expect_context::<Live>();
+    view! {
+        <div class="notices" aria-live="polite" data-testid="notices">
+            <For each=move || live.notices.get() key=|n| n.id let:shown>
+                <div
+                    class="notice"
+                    class:error=shown.notice.level == NoticeLevel::Error
+                    role=if shown.notice.level == NoticeLevel::Error { "alert" } else { "status" }
+                >
+                    <strong>{shown.notice.title.clone()}</strong>
+                    <p>{shown.notice.detail.clone()}</p>
+                    <button class="dismiss" aria-label="Dismiss" on:click=move |_| live.dismiss(shown.id)>
+                        "×"
+                    </button>
+                </div>
+            </For>
+        </div>
+    }
+}
+
+#[component]
+pub fn LiveView(setup: LabSetup) -> AnyView {
+    let live = expect_context::<Live>();
+    let connected = move || live.view.with(Option::is_some);
+    view! {
+        <section class="live" aria-label="Live view">
+            <Controls setup />
+            <Show
+                when=connected
+                fallback=|| view! { <p class="muted waiting">"Connecting to the lab…"</p> }
+            >
+                <Topics />
+                <Instances />
+                <div class="feeds">
+                    <Messages />
+                    <Timeline />
+                </div>
+            </Show>
+        </section>
+    }
+    .into_any()
+}
+
+/// Parses a number typed in a form, or tells the learner what is wrong.
+fn number<T: std::str::FromStr>(live: Live, what: &str, text: &str) -> Option<T> {
+    match text.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            live.notify(grouplab_protocol::Notice::error(
+                format!("The {what} is not a number"),
+                format!("`{text}` is not a whole number: type digits only."),
+            ));
+            None
+        }
+    }
+}
+
+#[component]
+fn Controls(setup: LabSetup) -> AnyView {
+    let live = expect_context::<Live>();
+    let topic = RwSignal::new(setup.topic.clone());
+    let partitions = RwSignal::new(setup.partitions.to_string());
+    let count = RwSignal::new("12".to_owned());
+    let key_mode = RwSignal::new("none".to_owned());
+    let fixed_key = RwSignal::new("user-1".to_owned());
+    let distinct = RwSignal::new("6".to_owned());
+    let target_partition = RwSignal::new(String::new());
+    let group = RwSignal::new(setup.group.clone());
+    let session_s = RwSignal::new((ConsumerSettings::default().session_timeout_ms / 1000).to_string());
+    let assignor = RwSignal::new("range".to_owned());
+    let auto_commit = RwSignal::new(true);
+
+    let create_topic = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if let Some(partitions) = number(live, "partition count", &partitions.get_untracked()) {
+            live.send(ClientCommand::CreateTopic { topic: topic.get_untracked(), partitions });
+        }
+    };
+    let produce = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(count) = number(live, "message count", &count.get_untracked()) else { return };
+        let keys = match key_mode.get_untracked().as_str() {
+            "fixed" => KeyMode::Fixed { key: fixed_key.get_untracked() },
+            "rotating" => {
+                let Some(distinct) = number(live, "number of keys", &distinct.get_untracked()) else { return };
+                KeyMode::Rotating { distinct }
+            }
+            _ => KeyMode::None,
+        };
+        let typed = target_partition.get_untracked();
+        let partition = if typed.trim().is_empty() {
+            None
+        } else {
+            let Some(p) = number(live, "partition", &typed) else { return };
+            Some(p)
+        };
+        live.send(ClientCommand::Produce { topic: topic.get_untracked(), count, keys, partition });
+    };
+    let start = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(seconds) = number::<u32>(live, "session timeout", &session_s.get_untracked()) else { return };
+        let assignor = Assignor::ALL
+            .into_iter()
+            .find(|a| a.librdkafka_name() == assignor.get_untracked())
+            .unwrap_or_default();
+        let settings = ConsumerSettings {
+            session_timeout_ms: seconds.saturating_mul(1000),
+            auto_commit: auto_commit.get_untracked(),
+            assignor,
+            ..ConsumerSettings::default()
+        };
+        live.send(ClientCommand::StartInstance {
+            group: group.get_untracked(),
+            topic: topic.get_untracked(),
+            settings,
+        });
+    };
+
+    view! {
+        <div class="controls">
+            <form class="control" on:submit=create_topic>
+                <h3>"Topic"</h3>
+                <label>"Name" <input data-testid="topic-name" bind:value=topic maxlength=limits::MAX_NAME_LEN /></label>
+                <label>"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
+                <button type="submit" data-testid="create-topic">"Create topic"</button>
+            </form>
+            <form class="control" on:submit=produce>
+                <h3>"Produce"</h3>
+                <label>"Messages" <input data-testid="produce-count" type="number" min="1" max=limits::MAX_PRODUCE bind:value=count /></label>
+                <label>"Keys"
+                    <select data-testid="produce-keys" bind:value=key_mode>
+                        <option value="none">"none (spread)"</option>
+                        <option value="fixed">"one key"</option>
+                        <option value="rotating">"rotating keys"</option>
+                    </select>
+                </label>
+                <Show when=move || key_mode.get() == "fixed">
+                    <label>"Key" <input bind:value=fixed_key maxlength=limits::MAX_KEY_LEN /></label>
+                </Show>
+                <Show when=move || key_mode.get() == "rotating">
+                    <label>"Distinct keys" <input type="number" min="1" bind:value=distinct /></label>
+                </Show>
+                <label>"Partition" <input data-testid="produce-partition" placeholder="any" bind:value=target_partition /></label>
+                <button type="submit" data-testid="produce">"Produce"</button>
+            </form>
+            <form class="control" on:submit=start>
+                <h3>"Consumer instance"</h3>
+                <label>"Group" <input data-testid="instance-group" bind:value=group maxlength=limits::MAX_NAME_LEN /></label>
+                <label>"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
+                <label>"Assignor"
+                    <select bind:value=assignor>
+                        {Assignor::ALL.into_iter().map(|a| view! { <option value=a.librdkafka_name()>{a.label()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label class="check"><input type="checkbox" bind:checked=auto_commit /> "Auto commit"</label>
+                <button type="submit" data-testid="start-instance">"Start instance"</button>
+            </form>
+            <div class="control reset">
+                <button class="danger-outline" data-testid="reset-lab" on:click=move |_| live.send(ClientCommand::ResetLab)>
+                    "Reset lab"
+                </button>
+                <p class="muted">"Stops the instances and deletes the lab's topics and groups."</p>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn Topics() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let topics = move || with_view(live, |v| v.topics.clone()).unwrap_or_default();
+    view! {
+        <div class="topics">
+            <For each=topics key=|t: &TopicView| (t.name.clone(), t.partitions.clone(), t.groups.clone()) let:topic>
+                <TopicLanes topic />
+            </For>
+            <Show when=move || with_view(live, |v| v.topics.is_empty()).unwrap_or(false)>
+                <p class="muted">"No topic yet. Create one above."</p>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn TopicLanes(topic: TopicView) -> AnyView {
+    let live = expect_context::<Live>();
+    let most = topic.partitions.iter().map(|p| p.log_end).max().unwrap_or(0).max(1);
+    let groups: Vec<String> = topic.groups.iter().map(|g| g.group.clone()).collect();
+    let name = topic.name.clone();
+    let rows = topic
+        .partitions
+        .iter()
+        .map(|lane| {
+            let tp = TopicPartition::new(&name, lane.partition);
+            let fill = (lane.log_end as f64 / most as f64 * 100.0).round();
+            let cells = groups
+                .iter()
+                .map(|group| {
+                    let committed = topic
+                        .groups
+                        .iter()
+                        .find(|g| &g.group == group)
+                        .and_then(|g| {
+                            let index = topic.partitions.iter().position(|p| p.partition == lane.partition)?;
+                            g.committed.get(index).copied().flatten()
+                        });
+                    let lag = topic.lag(group, lane.partition).unwrap_or(0);
+                    let (group, tp) = (group.clone(), tp.clone());
+                    let owner = move || {
+                        with_view(live, |v| v.owner(&group, &tp).map(|o| (o.name.clone(), o.colour, o.is_alive()))).flatten()
+                    };
+                    view! {
+                        <td class="owner">
+                            {move || match owner() {
+                                Some((name, colour, alive)) => view! {
+                                    <span class=format!("chip {}", colour_class(colour)) class:dead=!alive title=if alive { "owner" } else { "owner has crashed: the group has not noticed yet" }>
+                                        {name}
+                                    </span>
+                                }.into_any(),
+                                None => view! { <span class="chip none" title="no owner">"—"</span> }.into_any(),
+                            }}
+                        </td>
+                        <td class="num">{committed.map_or("—".to_owned(), |c| c.to_string())}</td>
+                        <td class="num" class:lagging={lag > 0}>{lag}</td>
+                    }
+                })
+                .collect_view();
+            view! {
+                <tr data-testid=format!("lane-{}-{}", name, lane.partition)>
+                    <th scope="row">{format!("P{}", lane.partition)}</th>
+                    <td class="bar"><span style=format!("width:{fill}%")></span></td>
+                    <td class="num">{lane.log_end}</td>
+                    {cells}
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="lanes" data-testid=format!("topic-{}", topic.name)>
+            <caption>
+                <strong>{topic.name.clone()}</strong>
+                {format!(" · {} partitions · {} messages", topic.partitions.len(), topic.message_count())}
+            </caption>
+            <thead>
+                <tr>
+                    <th>"Partition"</th>
+                    <th>"Log"</th>
+                    <th class="num">"Log end"</th>
+                    {topic.groups.iter().map(|g| view! {
+                        <th>{format!("{} owner", g.group)}</th>
+                        <th class="num">"Committed"</th>
+                        <th class="num">"Lag"</th>
+                    }).collect_view()}
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[component]
+fn Instances() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let instances = move || with_view(live, |v| v.instances.clone()).unwrap_or_default();
+    view! {
+        <div class="instances" data-testid="instances">
+            <For each=instances key=|i: &InstanceView| format!("{i:?}") let:instance>
+                <InstanceCard instance />
+            </For>
+            <Show when=move || with_view(live, |v| v.instances.is_empty()).unwrap_or(false)>
+                <p class="muted">"No consumer instances yet. Start one above."</p>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn InstanceCard(instance: InstanceView) -> AnyView {
+    let live = expect_context::<Live>();
+    let id = instance.id;
+    let alive = instance.is_alive();
+    let stopping = matches!(instance.state, InstanceState::Stopping { .. });
+    let partitions = if instance.partitions.is_empty() {
+        "none".to_owned()
+    } else {
+        instance.partitions.iter().map(|tp| format!("P{}", tp.partition)).collect::<Vec<_>>().join(" ")
+    };
+    let state = instance.state.clone();
+    let status = move || match &state {
+        InstanceState::Crashed { at, session_timeout_ms, noticed_at: None } => {
+            let deadline = at + u64::from(*session_timeout_ms);
+            let now = live.now.get();
+            if now == 0 {
+                String::new()
+            } else if now < deadline {
+                format!("The group will notice in {:.1} s (session timeout)", (deadline - now) as f64 / 1000.0)
+            } else {
+                "Session timed out: waiting for the group to rebalance".to_owned()
+            }
+        }
+        InstanceState::Crashed { at, noticed_at: Some(noticed), .. } => {
+            format!("The group noticed after {:.1} s", noticed.saturating_sub(*at) as f64 / 1000.0)
+        }
+        InstanceState::Failed { reason, .. } => reason.clone(),
+        InstanceState::Joining => "Joining the group…".to_owned(),
+        InstanceState::Stopping { .. } => "Committing and leaving the group…".to_owned(),
+        _ => String::new(),
+    };
+    let name = instance.name.clone();
+    let settings = &instance.settings;
+    let summary = format!(
+        "{} · session {} s · {}{}",
+        instance.group,
+        settings.session_timeout_ms / 1000,
+        settings.assignor.label(),
+        if settings.auto_commit { " · auto commit" } else { " · commit per message" }
+    );
+    view! {
+        <article
+            class=format!("instance {}", colour_class(instance.colour))
+            class:gone=!alive
+            data-testid=format!("instance-{}", instance.name)
+            data-state=instance.state.label()
+        >
+            <header>
+                <span class="name">{instance.name.clone()}</span>
+                <span class="state">{instance.state.label()}</span>
+            </header>
+            <p class="owns">"Owns: " <strong data-testid=format!("owns-{}", instance.name)>{partitions}</strong></p>
+            <p class="received">"Received: " <strong>{instance.received}</strong></p>
+            <p class="settings muted">{summary}</p>
+            <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
+            <Show when=move || alive>
+                <div class="buttons">
+                    <button class="secondary" disabled=stopping data-testid=format!("stop-{name}") on:click=move |_| live.send(ClientCommand::StopInstance { instance: id })>
+                        "Stop"
+                    </button>
+                    <button class="danger" data-testid=format!("crash-{name}") on:click=move |_| live.send(ClientCommand::CrashInstance { instance: id })>
+                        "Crash"
+                    </button>
+                </div>
+            </Show>
+        </article>
+    }
+    .into_any()
+}
+
+#[component]
+fn Messages() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let rows = move || {
+        with_view(live, |v| {
+            v.messages
+                .iter()
+                .rev()
+                .take(SHOWN_MESSAGES)
+                .map(|m| {
+                    let (name, colour) = v
+                        .instance(m.instance)
+                        .map_or((String::from("?"), 0), |i| (i.name.clone(), i.colour));
+                    (name, colour, m.clone())
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    };
+    view! {
+        <div class="messages">
+            <h3>"Messages received"</h3>
+            <p class="muted">"Recent ones; at high rates a sample, while the counts stay exact."</p>
+            <ul data-testid="messages">
+                {move || rows().into_iter().map(|(name, colour, m)| view! {
+                    <li>
+                        <span class=format!("chip {}", colour_class(colour))>{name}</span>
+                        <code>{format!("P{}@{}", m.partition, m.offset)}</code>
+                        {m.key.map(|k| view! { <span class="key">{k}</span> })}
+                        <span class="value">{m.value}</span>
+                    </li>
+                }).collect_view()}
+            </ul>
+        </div>
+    }
+}
+
+#[component]
+fn Timeline() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let rows = move || {
+        with_view(live, |v| {
+            v.timeline
+                .iter()
+                .rev()
+                .take(SHOWN_TIMELINE)
+                .map(|e| {
+                    let colour = e
+                        .instance
+                        .and_then(|id| v.instance(id))
+                        .map_or(7, |i| i.colour);
+                    (colour, e.clone())
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    };
+    view! {
+        <div class="timeline">
+            <h3>"Timeline"</h3>
+            <ol data-testid="timeline">
+                {move || rows().into_iter().map(|(colour, e)| view! {
+                    <li class=format!("{}", timeline_class(&e.kind))>
+                        <time>{clock(e.at)}</time>
+                        <span class=format!("chip {}", colour_class(colour))>{e.name.clone()}</span>
+                        <span>{describe(&e)}</span>
+                    </li>
+                }).collect_view()}
+            </ol>
+        </div>
+    }
+}
+
+fn timeline_class(kind: &TimelineKind) -> &'static str {
+    match kind {
+        TimelineKind::Crashed | TimelineKind::Failed { .. } => "bad",
+        TimelineKind::Assigned { .. } => "good",
+        _ => "",
+    }
+}
+
+fn partition_list(partitions: &[TopicPartition]) -> String {
+    if partitions.is_empty() {
+        return "no partitions".to_owned();
+    }
+    partitions.iter().map(|tp| format!("P{}", tp.partition)).collect::<Vec<_>>().join(", ")
+}
+
+fn describe(entry: &TimelineEntry) -> String {
+    let parts = partition_list(&entry.partitions);
+    match &entry.kind {
+        TimelineKind::Started => format!("started in {}", entry.group),
+        TimelineKind::Assigned { unowned_ms: Some(ms) } if *ms >= 50 => {
+            format!("assigned {parts}, after {:.1} s without a working owner", *ms as f64 / 1000.0)
+        }
+        TimelineKind::Assigned { .. } => format!("assigned {parts}"),
+        TimelineKind::Revoked => format!("revoked {parts}"),
+        TimelineKind::Stopping => format!("asked to stop, holding {parts}"),
+        TimelineKind::Stopped => "left the group and exited".to_owned(),
+        TimelineKind::Crashed => format!("crashed (SIGKILL) holding {parts}"),
+        TimelineKind::Failed { reason } => format!("failed: {reason}"),
+    }
+}
+
+/// A wall-clock time of day for the timeline, in the browser's time zone.
+fn clock(at: u64) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            date.get_hours(),
+            date.get_minutes(),
+            date.get_seconds(),
+            date.get_milliseconds()
+        )
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let ms = at % 86_400_000;
+        format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    }
+}

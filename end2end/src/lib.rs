@@ -1,0 +1,350 @@
+//! Helpers for tests that run the real `grouplab` binary.
+//!
+//! [`TestServer`] starts the server with its own embedded broker on free ports, its own progress
+//! database, and the labs and built front end of this workspace, and kills it when dropped.
+//! [`Browser`] starts Debian's `chromedriver` and a headless Chromium session.
+//! Every wait polls for a condition under a deadline.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long the server may take to start: the broker, the clients, the router.
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A free port on the loopback interface.
+pub fn free_addr() -> SocketAddr {
+    let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
+    probe.local_addr().expect("local address")
+}
+
+/// The workspace's root folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("end2end lives one folder below the workspace root")
+        .to_path_buf()
+}
+
+/// A binary built by cargo for this workspace, found next to the test executable's folder.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("`{name}` is not built: run `cargo build --bins` (the test command does)"))
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `deadline`.
+pub async fn poll_until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= until {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running `grouplab` server.
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub broker: SocketAddr,
+}
+
+impl TestServer {
+    /// Starts a server whose progress lives in `data_dir`.
+    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let root = workspace_root();
+        let addr = free_addr();
+        let broker = free_addr();
+        let child = Command::new(workspace_binary("grouplab")?)
+            .arg("--addr")
+            .arg(addr.to_string())
+            .arg("--broker-addr")
+            .arg(broker.to_string())
+            .arg("--initial-rebalance-delay-ms")
+            .arg("300")
+            .arg("--labs-dir")
+            .arg(root.join("labs"))
+            .arg("--site-root")
+            .arg(root.join("target").join("site"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--consumer-program")
+            .arg(workspace_binary("grouplab-consumer")?)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("could not start grouplab")?;
+        let mut server = Self { child, addr, broker };
+        let until = tokio::time::Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                bail!("grouplab exited during start-up with {status}");
+            }
+            if matches!(server.get("/healthz").await, Ok((200, _))) {
+                break;
+            }
+            if tokio::time::Instant::now() >= until {
+                bail!("grouplab did not answer /healthz within {START_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(server)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, lab: &str) -> String {
+        format!("ws://{}/ws/labs/{lab}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub async fn terminate(&mut self) -> anyhow::Result<()> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
+        let child = &mut self.child;
+        poll_until("the server to exit after SIGTERM", Duration::from_secs(30), || {
+            let exited = child.try_wait().ok().flatten().is_some();
+            async move { exited.then_some(()) }
+        })
+        .await
+    }
+
+    /// A plain HTTP/1.0 GET, returning the status and body.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).as_bytes())
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no HTTP status line")?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Ok((status, body))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The process ids whose parent is `parent`, read from /proc.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(parent))
+        .collect()
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces; the fields after it are plain.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether a process is still running (a zombie awaiting its parent counts as gone).
+pub fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = &stat[stat.rfind(')')? + 2..];
+            after.split_whitespace().next().map(|state| state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// A headless Chromium driven through Debian's chromedriver.
+pub struct Browser {
+    driver: Child,
+    pub client: fantoccini::Client,
+}
+
+impl Browser {
+    pub async fn start() -> anyhow::Result<Self> {
+        let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let port = free_addr().port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("could not start {chromedriver}: install Debian's chromium-driver (the test command does)"))?;
+        let mut browser_args = serde_json::Map::new();
+        browser_args.insert(
+            "args".into(),
+            serde_json::json!([
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900"
+            ]),
+        );
+        browser_args.insert("binary".into(), chromium.into());
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), browser_args.into());
+        let url = format!("http://127.0.0.1:{port}");
+        let mut driver = DriverGuard(Some(driver));
+        let client = poll_until("chromedriver to accept a session", Duration::from_secs(30), || {
+            let capabilities = capabilities.clone();
+            let url = url.clone();
+            async move {
+                fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(capabilities)
+                    .connect(&url)
+                    .await
+                    .ok()
+            }
+        })
+        .await?;
+        Ok(Self {
+            driver: driver.0.take().expect("the driver is still owned"),
+            client,
+        })
+    }
+
+    pub async fn close(mut self) -> anyhow::Result<()> {
+        self.client.clone().close().await?;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        Ok(())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Kills chromedriver if the session could not be opened.
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A websocket client that keeps a lab view the way the page does: by applying every event.
+pub struct LabClient {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub view: Option<grouplab_protocol::LabSnapshot>,
+    /// Every notice received, oldest first.
+    pub notices: Vec<grouplab_protocol::Notice>,
+}
+
+impl LabClient {
+    pub async fn connect(server: &TestServer, lab: &str) -> anyhow::Result<Self> {
+        let (socket, _) = tokio_tungstenite::connect_async(server.ws_url(lab)).await?;
+        Ok(Self { socket, view: None, notices: Vec::new() })
+    }
+
+    pub async fn send(&mut self, command: &grouplab_protocol::ClientCommand) -> anyhow::Result<()> {
+        self.send_text(&serde_json::to_string(command)?).await
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        use futures::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
+        use futures::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::binary(bytes))
+            .await?;
+        Ok(())
+    }
+
+    /// Reads one event and applies it.
+    pub async fn next_event(&mut self) -> anyhow::Result<grouplab_protocol::ServerEvent> {
+        use futures::StreamExt;
+        use grouplab_protocol::ServerEvent;
+        loop {
+            let message = self.socket.next().await.context("the server closed the socket")??;
+            let tokio_tungstenite::tungstenite::Message::Text(text) = message else { continue };
+            let event: ServerEvent = serde_json::from_str(&text)
+                .with_context(|| format!("the server sent an event the protocol cannot read: {text}"))?;
+            match (&event, &mut self.view) {
+                (ServerEvent::Snapshot(snapshot), _) => self.view = Some((**snapshot).clone()),
+                (ServerEvent::Notice(notice), _) => self.notices.push(notice.clone()),
+                (event, Some(view)) => view.apply(event),
+                (event, None) => bail!("an event came before the snapshot: {event:?}"),
+            }
+            return Ok(event);
+        }
+    }
+
+    /// Reads events until the view satisfies `done`, failing after `deadline`.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        deadline: Duration,
+        done: impl Fn(&Self) -> bool,
+    ) -> anyhow::Result<()> {
+        let until = tokio::time::Instant::now() + deadline;
+        while !done(self) {
+            match tokio::time::timeout_at(until, self.next_event()).await {
+                Ok(result) => {
+                    result?;
+                }
+                Err(_) => bail!(
+                    "timed out after {deadline:?} waiting for {what}; notices: {:?}",
+                    self.notices
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn view(&self) -> &grouplab_protocol::LabSnapshot {
+        self.view.as_ref().expect("the snapshot arrived")
+    }
+}

@@ -1,0 +1,79 @@
+//! What the server tells the browser.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    BrokerView, InstanceView, LabSnapshot, MessageView, ProgressView, TimelineEntry, TopicView,
+};
+
+/// A change to a lab's live view, or the whole view.
+///
+/// Each variant but [`ServerEvent::Notice`] is applied to a [`LabSnapshot`] by [`LabSnapshot::apply`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// The whole view: sent first on every connection, and again to a page that fell behind.
+    Snapshot(Box<LabSnapshot>),
+    /// The broker's address or health changed.
+    Broker(BrokerView),
+    /// A topic's partitions, offsets or lag changed; replaces the topic of that name.
+    Topic(TopicView),
+    /// A topic is gone (the lab was reset).
+    TopicRemoved { topic: String },
+    /// An instance changed state or partitions; replaces the instance with that id.
+    Instance(InstanceView),
+    /// An instance card is gone: old stopped and crashed instances are dropped to keep the page short.
+    InstanceRemoved { instance: crate::InstanceId },
+    /// Something happened to a group: an assignment, a revocation, a crash, a stop.
+    Timeline(TimelineEntry),
+    /// Messages consumed since the last batch: a sample to show, and exact counts.
+    Messages(MessageBatch),
+    /// The learner's progress changed: a checkpoint passed, a hint opened.
+    Progress(ProgressView),
+    /// Something the learner should read: an error with what to do, or a confirmation.
+    Notice(Notice),
+}
+
+/// Consumed messages, batched so that a fast stream costs one event per batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageBatch {
+    /// The messages to show: all of them at low rates, a sample at high rates.
+    pub sample: Vec<MessageView>,
+    /// How many messages each instance received in this batch, sampled or not.
+    pub received: Vec<(crate::InstanceId, u64)>,
+}
+
+/// A message for the learner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub level: NoticeLevel,
+    /// What happened, in one line.
+    pub title: String,
+    /// What it means and what to do.
+    pub detail: String,
+}
+
+impl Notice {
+    pub fn error(title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            level: NoticeLevel::Error,
+            title: title.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn info(title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            level: NoticeLevel::Info,
+            title: title.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeLevel {
+    Info,
+    Error,
+}

@@ -1,0 +1,457 @@
+//! The live view of one lab, as the browser shows it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ConsumerSettings, EpochMillis, PROTOCOL_VERSION, ServerEvent, TopicPartition,
+};
+
+/// How many timeline entries a snapshot keeps.
+pub const MAX_TIMELINE: usize = 200;
+/// How many recent messages a snapshot keeps.
+pub const MAX_MESSAGES: usize = 60;
+
+/// Everything a lab page shows live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabSnapshot {
+    pub protocol_version: u32,
+    pub lab_id: String,
+    pub broker: BrokerView,
+    /// Topics, sorted by name.
+    pub topics: Vec<TopicView>,
+    /// Instances, sorted by id; stopped and crashed ones stay until their name is reused.
+    pub instances: Vec<InstanceView>,
+    /// The newest [`MAX_TIMELINE`] entries, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+    /// The newest [`MAX_MESSAGES`] sampled messages, oldest first.
+    pub messages: Vec<MessageView>,
+    pub progress: ProgressView,
+}
+
+impl LabSnapshot {
+    pub fn new(lab_id: impl Into<String>, broker: BrokerView, steps: usize) -> Self {
+        Self {
+            protocol_version: PROTOCOL_VERSION,
+            lab_id: lab_id.into(),
+            broker,
+            topics: Vec::new(),
+            instances: Vec::new(),
+            timeline: Vec::new(),
+            messages: Vec::new(),
+            progress: ProgressView::new(steps),
+        }
+    }
+
+    /// Applies one event. The server and the browser both change their view only through this.
+    pub fn apply(&mut self, event: &ServerEvent) {
+        match event {
+            ServerEvent::Snapshot(snapshot) => *self = (**snapshot).clone(),
+            ServerEvent::Broker(broker) => self.broker = broker.clone(),
+            ServerEvent::Topic(topic) => {
+                upsert(&mut self.topics, topic.clone(), |t| t.name.clone());
+            }
+            ServerEvent::TopicRemoved { topic } => self.topics.retain(|t| &t.name != topic),
+            ServerEvent::Instance(instance) => {
+                upsert(&mut self.instances, instance.clone(), |i| i.id);
+            }
+            ServerEvent::InstanceRemoved { instance } => self.instances.retain(|i| i.id != *instance),
+            ServerEvent::Timeline(entry) => {
+                self.timeline.push(entry.clone());
+                trim_front(&mut self.timeline, MAX_TIMELINE);
+            }
+            ServerEvent::Messages(batch) => {
+                for (id, count) in &batch.received {
+                    if let Some(instance) = self.instances.iter_mut().find(|i| i.id == *id) {
+                        instance.received += count;
+                    }
+                }
+                self.messages.extend(batch.sample.iter().cloned());
+                trim_front(&mut self.messages, MAX_MESSAGES);
+            }
+            ServerEvent::Progress(progress) => self.progress = progress.clone(),
+            ServerEvent::Notice(_) => {}
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicView> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    pub fn instance(&self, id: InstanceId) -> Option<&InstanceView> {
+        self.instances.iter().find(|i| i.id == id)
+    }
+
+    /// The instance that owns a partition for a group: a live member, or a crashed one the group has not noticed yet.
+    pub fn owner(&self, group: &str, partition: &TopicPartition) -> Option<&InstanceView> {
+        self.instances
+            .iter()
+            .find(|i| i.group == group && i.partitions.contains(partition))
+    }
+}
+
+fn upsert<T, K: PartialEq + Ord>(items: &mut Vec<T>, item: T, key: impl Fn(&T) -> K) {
+    let k = key(&item);
+    match items.binary_search_by(|probe| key(probe).cmp(&k)) {
+        Ok(index) => items[index] = item,
+        Err(index) => items.insert(index, item),
+    }
+}
+
+fn trim_front<T>(items: &mut Vec<T>, max: usize) {
+    if items.len() > max {
+        items.drain(..items.len() - max);
+    }
+}
+
+/// Which broker the lab talks to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerView {
+    /// The address to give a consumer: the page shows it so learners can connect their own scripts.
+    pub bootstrap_servers: String,
+    /// `true` for the broker embedded in the grouplab server, `false` for a cluster named by the user.
+    pub embedded: bool,
+    pub health: BrokerHealth,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "health", rename_all = "snake_case")]
+pub enum BrokerHealth {
+    /// Not yet checked.
+    Unknown,
+    Up,
+    /// The broker did not answer; `reason` says what failed, in a learner's words.
+    Down { reason: String },
+}
+
+/// A topic's partitions drawn as lanes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicView {
+    pub name: String,
+    pub partitions: Vec<PartitionView>,
+    /// The committed offsets of each group that reads this topic.
+    pub groups: Vec<GroupOffsets>,
+}
+
+impl TopicView {
+    /// Messages in the partition that the group has not committed yet.
+    pub fn lag(&self, group: &str, partition: i32) -> Option<i64> {
+        let lane = self.partitions.iter().find(|p| p.partition == partition)?;
+        let offsets = self.groups.iter().find(|g| g.group == group)?;
+        let index = self
+            .partitions
+            .iter()
+            .position(|p| p.partition == partition)?;
+        let committed = offsets.committed.get(index).copied().flatten();
+        Some(lag(lane, committed))
+    }
+
+    /// The group's lag summed over all partitions.
+    pub fn total_lag(&self, group: &str) -> i64 {
+        self.partitions
+            .iter()
+            .filter_map(|p| self.lag(group, p.partition))
+            .sum()
+    }
+
+    /// Messages in the topic, counted from each partition's first retained offset.
+    pub fn message_count(&self) -> i64 {
+        self.partitions.iter().map(|p| p.log_end - p.log_start).sum()
+    }
+}
+
+/// The lag of a group on one partition: what lies between its committed offset and the log end.
+/// Without a commit the group starts from the earliest retained offset (`auto.offset.reset=earliest`).
+pub fn lag(partition: &PartitionView, committed: Option<i64>) -> i64 {
+    let from = committed.unwrap_or(partition.log_start).max(partition.log_start);
+    (partition.log_end - from).max(0)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartitionView {
+    pub partition: i32,
+    /// The first retained offset (the low watermark).
+    pub log_start: i64,
+    /// The offset the next message will get (the high watermark).
+    pub log_end: i64,
+}
+
+/// One group's committed offsets, in the order of [`TopicView::partitions`]; `None` where it never committed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub committed: Vec<Option<i64>>,
+}
+
+/// A lab-wide instance number; it never repeats within a server's life.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct InstanceId(pub u64);
+
+/// A consumer instance as the learner sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub id: InstanceId,
+    /// The learner-facing name: A, B, C…
+    pub name: String,
+    /// An index into the page's palette; the same name always gets the same colour.
+    pub colour: u8,
+    pub group: String,
+    pub topic: String,
+    pub settings: ConsumerSettings,
+    pub state: InstanceState,
+    /// The partitions this member owns, as its group sees it: a crashed member keeps them until the group notices.
+    pub partitions: Vec<TopicPartition>,
+    /// Messages received, counted exactly.
+    pub received: u64,
+    pub started_at: EpochMillis,
+}
+
+impl InstanceView {
+    /// Whether the process is still running (or about to).
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self.state,
+            InstanceState::Starting
+                | InstanceState::Joining
+                | InstanceState::Running
+                | InstanceState::Stopping { .. }
+        )
+    }
+}
+
+/// The lifecycle of a consumer instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum InstanceState {
+    /// The process was started and has not reported yet.
+    Starting,
+    /// The consumer subscribed and waits for its first assignment.
+    Joining,
+    /// The consumer is a member of its group (possibly with no partitions, if there are more members than partitions).
+    Running,
+    /// A graceful stop was asked for: the consumer is committing and leaving.
+    Stopping { since: EpochMillis },
+    /// The process was killed. Its group keeps it as a member until `noticed_at`, when another member takes its partitions.
+    Crashed {
+        at: EpochMillis,
+        session_timeout_ms: u32,
+        noticed_at: Option<EpochMillis>,
+    },
+    /// The consumer left its group and the process exited.
+    Stopped { at: EpochMillis },
+    /// The process ended on its own, or could not start.
+    Failed { at: EpochMillis, reason: String },
+}
+
+impl InstanceState {
+    /// A short word for the instance card.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Joining => "joining",
+            Self::Running => "running",
+            Self::Stopping { .. } => "stopping",
+            Self::Crashed { .. } => "crashed",
+            Self::Stopped { .. } => "stopped",
+            Self::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// A consumed message shown in the page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub instance: InstanceId,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: String,
+    pub at: EpochMillis,
+}
+
+/// Something that happened to a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: EpochMillis,
+    pub group: String,
+    pub instance: Option<InstanceId>,
+    /// The instance's name, kept here because its card may be gone by the time the entry is read.
+    pub name: String,
+    pub kind: TimelineKind,
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TimelineKind {
+    /// An instance process started.
+    Started,
+    /// A rebalance gave the instance partitions. `unowned_ms` is the longest any of them had no working owner before.
+    Assigned { unowned_ms: Option<u64> },
+    /// A rebalance took partitions away.
+    Revoked,
+    /// The learner asked for a graceful stop.
+    Stopping,
+    /// The instance left its group and exited.
+    Stopped,
+    /// The instance was killed without leaving its group.
+    Crashed,
+    /// The instance's process ended unexpectedly, or failed to start.
+    Failed { reason: String },
+}
+
+/// The learner's progress through a lab.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressView {
+    /// One entry per step, in order.
+    pub steps: Vec<StepStatus>,
+    /// How many hints are open, counted from the first.
+    pub hints_opened: u32,
+    pub solution_revealed: bool,
+}
+
+impl ProgressView {
+    pub fn new(steps: usize) -> Self {
+        Self {
+            steps: vec![StepStatus::default(); steps],
+            hints_opened: 0,
+            solution_revealed: false,
+        }
+    }
+
+    /// The first step not passed yet, if any.
+    pub fn current_step(&self) -> Option<usize> {
+        self.steps.iter().position(|s| s.passed_at.is_none())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStatus {
+    /// When the server saw the step's checkpoint pass; it stays passed.
+    pub passed_at: Option<EpochMillis>,
+    /// What the server sees now for this step's checkpoint, for the learner to compare with the goal.
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MessageBatch, Notice};
+
+    fn broker() -> BrokerView {
+        BrokerView {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            embedded: true,
+            health: BrokerHealth::Up,
+        }
+    }
+
+    fn instance(id: u64, name: &str) -> InstanceView {
+        InstanceView {
+            id: InstanceId(id),
+            name: name.into(),
+            colour: 0,
+            group: "g".into(),
+            topic: "t".into(),
+            settings: ConsumerSettings::default(),
+            state: InstanceState::Running,
+            partitions: vec![TopicPartition::new("t", 0)],
+            received: 0,
+            started_at: 1,
+        }
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let mut snapshot = LabSnapshot::new("lab", broker(), 2);
+        snapshot.instances.push(instance(1, "A"));
+        let events = [
+            ServerEvent::Snapshot(Box::new(snapshot)),
+            ServerEvent::Instance(instance(2, "B")),
+            ServerEvent::Timeline(TimelineEntry {
+                at: 5,
+                group: "g".into(),
+                instance: Some(InstanceId(2)),
+                name: "B".into(),
+                kind: TimelineKind::Assigned {
+                    unowned_ms: Some(10_250),
+                },
+                partitions: vec![TopicPartition::new("t", 2)],
+            }),
+            ServerEvent::Notice(Notice::error("Broker down", "Start it again.")),
+        ];
+        for event in events {
+            let json = serde_json::to_string(&event).expect("events serialize");
+            let back: ServerEvent = serde_json::from_str(&json).expect("events deserialize");
+            assert_eq!(back, event, "{json}");
+        }
+    }
+
+    #[test]
+    fn applying_events_upserts_in_id_order_and_counts_exactly() {
+        let mut view = LabSnapshot::new("lab", broker(), 1);
+        view.apply(&ServerEvent::Instance(instance(2, "B")));
+        view.apply(&ServerEvent::Instance(instance(1, "A")));
+        let mut crashed = instance(1, "A");
+        crashed.state = InstanceState::Crashed {
+            at: 9,
+            session_timeout_ms: 10_000,
+            noticed_at: None,
+        };
+        view.apply(&ServerEvent::Instance(crashed.clone()));
+        assert_eq!(
+            view.instances.iter().map(|i| i.id.0).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(view.instances[0], crashed);
+
+        let batch = MessageBatch {
+            sample: Vec::new(),
+            received: vec![(InstanceId(2), 1_000), (InstanceId(1), 3)],
+        };
+        view.apply(&ServerEvent::Messages(batch.clone()));
+        view.apply(&ServerEvent::Messages(batch));
+        assert_eq!(view.instances[0].received, 6);
+        assert_eq!(view.instances[1].received, 2_000);
+    }
+
+    #[test]
+    fn timeline_and_messages_keep_only_the_newest() {
+        let mut view = LabSnapshot::new("lab", broker(), 1);
+        for at in 0..(MAX_TIMELINE as u64 + 10) {
+            view.apply(&ServerEvent::Timeline(TimelineEntry {
+                at,
+                group: "g".into(),
+                instance: None,
+                name: String::new(),
+                kind: TimelineKind::Revoked,
+                partitions: Vec::new(),
+            }));
+        }
+        assert_eq!(view.timeline.len(), MAX_TIMELINE);
+        assert_eq!(view.timeline[0].at, 10);
+    }
+
+    #[track_caller]
+    fn check_lag(log_start: i64, log_end: i64, committed: Option<i64>, expected: i64) {
+        let lane = PartitionView {
+            partition: 0,
+            log_start,
+            log_end,
+        };
+        assert_eq!(lag(&lane, committed), expected);
+    }
+
+    #[test]
+    fn lag_counts_what_the_group_has_not_committed() {
+        check_lag(0, 10, Some(4), 6);
+        check_lag(0, 10, None, 10);
+        check_lag(5, 10, None, 5);
+        check_lag(5, 10, Some(2), 5);
+        check_lag(0, 10, Some(10), 0);
+        check_lag(0, 0, None, 0);
+    }
+}

@@ -1,0 +1,371 @@
+//! The server's own Kafka clients: create and delete topics, produce, and read offsets.
+//!
+//! Group membership is not read from the broker: nisshi answers DescribeGroups with no members,
+//! so who owns what comes from the instances' own reports. Offsets and watermarks come from here.
+//! librdkafka's metadata and offset calls block, so they run on tokio's blocking pool.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use grouplab_protocol::{KeyMode, PartitionView};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long one request to the broker may take before the broker is reported as unreachable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What went wrong talking to the broker, worded for a learner.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    #[error("The broker at {bootstrap} did not answer. If it is the embedded broker, restart grouplab; if it is your own cluster, check that it is running and reachable.")]
+    Unreachable { bootstrap: String },
+    #[error("A topic named `{0}` already exists.")]
+    TopicExists(String),
+    #[error("There is no topic named `{0}`. Create it first.")]
+    UnknownTopic(String),
+    #[error("Partition {partition} does not exist: `{topic}` has partitions 0 to {last}.")]
+    UnknownPartition {
+        topic: String,
+        partition: i32,
+        last: i32,
+    },
+    #[error("The broker refused: {0}")]
+    Refused(String),
+}
+
+/// Clients for one cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bootstrap: String,
+    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer,
+    /// A consumer that never subscribes: it reads metadata and watermarks.
+    probe: BaseConsumer,
+    /// One consumer per group, that never subscribes: it reads the group's committed offsets.
+    /// A std Mutex is fine: it is held only to look up or insert, never across an await.
+    offset_readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+}
+
+impl Cluster {
+    pub fn connect(bootstrap: &str) -> Result<Self, ClusterError> {
+        let refused = |e: KafkaError| ClusterError::Refused(e.to_string());
+        let admin = base_config(bootstrap).create().map_err(refused)?;
+        let producer = base_config(bootstrap)
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "10000")
+            .create()
+            .map_err(refused)?;
+        let probe = base_config(bootstrap).create().map_err(refused)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                bootstrap: bootstrap.to_owned(),
+                admin,
+                producer,
+                probe,
+                offset_readers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.inner.bootstrap
+    }
+
+    /// Asks the broker for its metadata: `Ok` means it is up and answering.
+    pub async fn ping(&self) -> Result<(), ClusterError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            inner
+                .probe
+                .fetch_metadata(None, REQUEST_TIMEOUT)
+                .map(drop)
+                .map_err(|_| inner.unreachable())
+        })
+        .await
+    }
+
+    /// Polls [`Cluster::ping`] until it succeeds or `deadline` passes.
+    pub async fn wait_until_ready(&self, deadline: Duration) -> Result<(), ClusterError> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            match self.ping().await {
+                Ok(()) => return Ok(()),
+                Err(err) if tokio::time::Instant::now() >= until => return Err(err),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), ClusterError> {
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .inner
+            .admin
+            .create_topics([&new], &options)
+            .await
+            .map_err(|e| self.inner.classify(e))?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    return Err(ClusterError::TopicExists(name));
+                }
+                Err((name, code)) => {
+                    return Err(ClusterError::Refused(format!("creating `{name}`: {code}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes topics; ones that do not exist are not an error.
+    pub async fn delete_topics(&self, topics: &[&str]) -> Result<(), ClusterError> {
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .inner
+            .admin
+            .delete_topics(topics, &options)
+            .await
+            .map_err(|e| self.inner.classify(e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((name, code)) => {
+                    return Err(ClusterError::Refused(format!("deleting `{name}`: {code}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes groups and their committed offsets; groups that do not exist are not an error.
+    pub async fn delete_groups(&self, groups: &[&str]) -> Result<(), ClusterError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .inner
+            .admin
+            .delete_groups(groups, &options)
+            .await
+            .map_err(|e| self.inner.classify(e))?;
+        for result in results {
+            match result {
+                Ok(_)
+                | Err((_, RDKafkaErrorCode::GroupIdNotFound))
+                | Err((_, RDKafkaErrorCode::NotCoordinator)) => {}
+                Err((name, code)) => {
+                    return Err(ClusterError::Refused(format!(
+                        "deleting group `{name}`: {code}"
+                    )));
+                }
+            }
+        }
+        if let Ok(mut readers) = self.inner.offset_readers.lock() {
+            for group in groups {
+                readers.remove(*group);
+            }
+        }
+        Ok(())
+    }
+
+    /// The partitions of a topic with their watermarks, or `UnknownTopic`.
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionView>, ClusterError> {
+        let inner = Arc::clone(&self.inner);
+        let topic = topic.to_owned();
+        blocking(move || {
+            let metadata = inner
+                .probe
+                .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)
+                .map_err(|e| inner.classify(e))?;
+            let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+                return Err(ClusterError::UnknownTopic(topic));
+            };
+            if found.error().is_some() || found.partitions().is_empty() {
+                return Err(ClusterError::UnknownTopic(topic));
+            }
+            let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+            ids.sort_unstable();
+            ids.into_iter()
+                .map(|partition| {
+                    let (log_start, log_end) = inner
+                        .probe
+                        .fetch_watermarks(&topic, partition, REQUEST_TIMEOUT)
+                        .map_err(|e| inner.classify(e))?;
+                    Ok(PartitionView {
+                        partition,
+                        log_start,
+                        log_end,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The group's committed offset for each of `partitions` of `topic`, `None` where it never committed.
+    pub async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<Vec<Option<i64>>, ClusterError> {
+        let reader = self.inner.offset_reader(group)?;
+        let inner = Arc::clone(&self.inner);
+        let topic = topic.to_owned();
+        let partitions = partitions.to_vec();
+        blocking(move || {
+            let mut list = TopicPartitionList::new();
+            for &partition in &partitions {
+                list.add_partition(&topic, partition);
+            }
+            let committed = reader
+                .committed_offsets(list, REQUEST_TIMEOUT)
+                .map_err(|e| inner.classify(e))?;
+            Ok(partitions
+                .iter()
+                .map(|&p| match committed.find_partition(&topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(offset)) => Some(offset),
+                    _ => None,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Produces `count` messages and waits until the broker has them all.
+    /// Returns how many landed in each partition, indexed by partition.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        count: u32,
+        keys: &KeyMode,
+        partition: Option<i32>,
+        first_number: u64,
+    ) -> Result<HashMap<i32, u64>, ClusterError> {
+        let partitions = self.partitions(topic).await?;
+        if let Some(partition) = partition {
+            let last = partitions.len() as i32 - 1;
+            if !(0..=last).contains(&partition) {
+                return Err(ClusterError::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    last,
+                });
+            }
+        }
+
+        let records: Vec<(Option<String>, String)> = (0..u64::from(count))
+            .map(|i| {
+                let number = first_number + i;
+                let key = match keys {
+                    KeyMode::None => None,
+                    KeyMode::Fixed { key } => Some(key.clone()),
+                    KeyMode::Rotating { distinct } => {
+                        Some(format!("user-{}", i % u64::from((*distinct).max(1))))
+                    }
+                };
+                let value = match &key {
+                    Some(key) => format!("click #{number} by {key}"),
+                    None => format!("click #{number}"),
+                };
+                (key, value)
+            })
+            .collect();
+        let deliveries = records.iter().map(|(key, value)| {
+            let mut record: FutureRecord<'_, String, String> = FutureRecord::to(topic).payload(value);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
+            self.inner.producer.send(record, REQUEST_TIMEOUT)
+        });
+
+        let mut landed = HashMap::new();
+        for result in futures::future::join_all(deliveries).await {
+            match result {
+                Ok(delivery) => *landed.entry(delivery.partition).or_insert(0) += 1,
+                Err((err, _)) => return Err(self.inner.classify(err)),
+            }
+        }
+        Ok(landed)
+    }
+}
+
+impl Inner {
+    fn unreachable(&self) -> ClusterError {
+        ClusterError::Unreachable {
+            bootstrap: self.bootstrap.clone(),
+        }
+    }
+
+    fn classify(&self, err: KafkaError) -> ClusterError {
+        match err.rdkafka_error_code() {
+            Some(
+                RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure,
+            ) => self.unreachable(),
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                ClusterError::Refused("the topic or partition does not exist".to_owned())
+            }
+            _ => ClusterError::Refused(err.to_string()),
+        }
+    }
+
+    fn offset_reader(&self, group: &str) -> Result<Arc<BaseConsumer>, ClusterError> {
+        let mut readers = self
+            .offset_readers
+            .lock()
+            .map_err(|_| ClusterError::Refused("offset readers poisoned".to_owned()))?;
+        if let Some(reader) = readers.get(group) {
+            return Ok(Arc::clone(reader));
+        }
+        let reader: BaseConsumer = base_config(&self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| ClusterError::Refused(e.to_string()))?;
+        let reader = Arc::new(reader);
+        readers.insert(group.to_owned(), Arc::clone(&reader));
+        Ok(reader)
+    }
+}
+
+fn base_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "grouplab-server")
+        .set("socket.timeout.ms", "5000")
+        .set("log_level", "3");
+    config
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ClusterError> + Send + 'static,
+) -> Result<T, ClusterError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ClusterError::Refused(format!("internal task failed: {e}")))?
+}

@@ -1,0 +1,78 @@
+//! Command-line and environment configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// grouplab: hands-on Kafka consumer-group labs in the browser, against a real broker.
+#[derive(Debug, Clone, Parser)]
+#[command(version)]
+pub struct Config {
+    /// Where the web page is served.
+    #[arg(long, env = "GROUPLAB_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Use this Kafka cluster (`host:port[,host:port…]`) instead of the embedded broker.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+
+    /// Where the embedded broker listens (ignored with --bootstrap-servers).
+    #[arg(long, env = "GROUPLAB_BROKER_ADDR", default_value = "127.0.0.1:9092")]
+    pub broker_addr: SocketAddr,
+
+    /// How long the embedded broker holds a new group's first rebalance for more members, in milliseconds.
+    #[arg(long, env = "GROUPLAB_INITIAL_REBALANCE_DELAY_MS", default_value_t = 1000)]
+    pub initial_rebalance_delay_ms: u64,
+
+    /// The folder holding the labs.
+    #[arg(long, env = "GROUPLAB_LABS_DIR", default_value = "labs")]
+    pub labs_dir: PathBuf,
+
+    /// The folder holding the built front end (`pkg/` and the style sheet).
+    #[arg(long, env = "GROUPLAB_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Where learners' progress is kept.
+    #[arg(long, env = "GROUPLAB_DATA_DIR", default_value = ".grouplab")]
+    pub data_dir: PathBuf,
+
+    /// The consumer instance program; by default `grouplab-consumer` beside this program.
+    #[arg(long, env = "GROUPLAB_CONSUMER_PROGRAM")]
+    pub consumer_program: Option<PathBuf>,
+
+    /// The most consumer instances running at once in one lab.
+    #[arg(long, env = "GROUPLAB_MAX_INSTANCES_PER_LAB", default_value_t = 8)]
+    pub max_instances_per_lab: usize,
+
+    /// The most consumer instances running at once on this server.
+    #[arg(long, env = "GROUPLAB_MAX_INSTANCES", default_value_t = 32)]
+    pub max_instances: usize,
+}
+
+impl Config {
+    pub fn initial_rebalance_delay(&self) -> Duration {
+        Duration::from_millis(self.initial_rebalance_delay_ms)
+    }
+
+    /// The consumer program: as configured, or found by [`locate_consumer_program`].
+    pub fn consumer_program(&self) -> PathBuf {
+        self.consumer_program
+            .clone()
+            .unwrap_or_else(locate_consumer_program)
+    }
+}
+
+/// `grouplab-consumer` next to the running executable, or next to its folder (test executables
+/// live in cargo's `deps/`); failing both, the bare name, to be looked up on the PATH.
+pub fn locate_consumer_program() -> PathBuf {
+    let name = format!("grouplab-consumer{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(&name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}

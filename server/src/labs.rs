@@ -1,0 +1,366 @@
+//! Lab content: reading the `labs/` folder.
+//!
+//! Each lab is a folder holding `lab.toml` and the code files it names (the format is described in
+//! `labs/README.md`). Labs are read once at start-up. A lab that cannot be read is listed with
+//! what is wrong, so a course author sees the problem in the page; the other labs still work.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use grouplab_protocol::{
+    CodeBlock, LabContent, LabSetup, LabSummary, StepContent, validate_name, validate_partitions,
+};
+use serde::Deserialize;
+
+use crate::checks::Check;
+
+/// A lab ready to serve: its page content and the checks of each step.
+#[derive(Debug)]
+pub struct Lab {
+    pub content: LabContent,
+    /// The checks of each step, in step order.
+    pub checks: Vec<Vec<Check>>,
+    pub summary: String,
+}
+
+/// Every lab found in the labs folder, in folder-name order.
+#[derive(Debug, Default)]
+pub struct LabCatalog {
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Ready(Arc<Lab>),
+    Broken { id: String, problem: String },
+}
+
+/// Why a lab could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct LabError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl LabCatalog {
+    /// Reads every lab folder below `dir`. Only a missing or unreadable `dir` is an error.
+    pub fn load(dir: &Path) -> Result<Self, LabError> {
+        let read = std::fs::read_dir(dir).map_err(|e| LabError {
+            path: dir.to_owned(),
+            message: format!("the labs folder cannot be read ({e}); start grouplab from the project folder or pass --labs-dir"),
+        })?;
+        let mut folders: Vec<PathBuf> = read
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("lab.toml").is_file())
+            .collect();
+        folders.sort();
+        let entries = folders
+            .into_iter()
+            .map(|folder| {
+                let id = folder
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match load_lab(&id, &folder) {
+                    Ok(lab) => Entry::Ready(Arc::new(lab)),
+                    Err(err) => {
+                        tracing::warn!(%err, "a lab could not be read");
+                        Entry::Broken {
+                            id,
+                            problem: err.to_string(),
+                        }
+                    }
+                }
+            })
+            .collect();
+        Ok(Self { entries })
+    }
+
+    pub fn summaries(&self) -> Vec<LabSummary> {
+        self.entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Ready(lab) => LabSummary {
+                    id: lab.content.id.clone(),
+                    title: lab.content.title.clone(),
+                    difficulty: lab.content.difficulty.clone(),
+                    minutes: lab.content.minutes,
+                    summary: lab.summary.clone(),
+                    problem: None,
+                },
+                Entry::Broken { id, problem } => LabSummary {
+                    id: id.clone(),
+                    title: id.clone(),
+                    difficulty: String::new(),
+                    minutes: 0,
+                    summary: String::new(),
+                    problem: Some(problem.clone()),
+                },
+            })
+            .collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Lab>> {
+        self.entries.iter().find_map(|entry| match entry {
+            Entry::Ready(lab) if lab.content.id == id => Some(Arc::clone(lab)),
+            _ => None,
+        })
+    }
+
+    /// The problems of labs that could not be read, as `(id, problem)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        self.entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Broken { id, problem } => Some((id.clone(), problem.clone())),
+                Entry::Ready(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// `lab.toml`, as written by a course author.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabFile {
+    title: String,
+    difficulty: String,
+    minutes: u32,
+    summary: String,
+    objectives: Vec<String>,
+    #[serde(default)]
+    intro: String,
+    setup: SetupFile,
+    starter: Option<CodeFile>,
+    #[serde(default)]
+    hints: Vec<String>,
+    solution: Option<SolutionFile>,
+    steps: Vec<StepFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetupFile {
+    topic: String,
+    partitions: i32,
+    group: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeFile {
+    file: String,
+    language: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SolutionFile {
+    file: String,
+    language: String,
+    #[serde(default)]
+    notes: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    title: String,
+    body: String,
+    checks: Vec<Check>,
+}
+
+fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
+    let path = folder.join("lab.toml");
+    let fail = |message: String| LabError {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
+    let file: LabFile = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+
+    validate_name("topic", &file.setup.topic).map_err(&fail)?;
+    validate_name("group", &file.setup.group).map_err(&fail)?;
+    validate_partitions(file.setup.partitions).map_err(&fail)?;
+    if file.steps.is_empty() {
+        return Err(fail("a lab needs at least one [[steps]]".into()));
+    }
+    for (n, step) in file.steps.iter().enumerate() {
+        if step.checks.is_empty() {
+            return Err(fail(format!(
+                "step {} (\"{}\") has no checks: add at least one [[steps.checks]]",
+                n + 1,
+                step.title
+            )));
+        }
+    }
+
+    let code = |file_name: &str, language: &str| -> Result<CodeBlock, LabError> {
+        if file_name.contains('/') || file_name.contains('\\') || file_name.starts_with('.') {
+            return Err(fail(format!(
+                "`{file_name}` must be a file name in the lab's folder, not a path"
+            )));
+        }
+        let code = std::fs::read_to_string(folder.join(file_name))
+            .map_err(|e| fail(format!("cannot read `{file_name}`: {e}")))?;
+        Ok(CodeBlock {
+            language: language.to_owned(),
+            file_name: file_name.to_owned(),
+            code,
+        })
+    };
+    let starter = file
+        .starter
+        .as_ref()
+        .map(|s| code(&s.file, &s.language))
+        .transpose()?;
+    let solution = file
+        .solution
+        .as_ref()
+        .map(|s| code(&s.file, &s.language))
+        .transpose()?;
+
+    let checks = file.steps.iter().map(|s| s.checks.clone()).collect();
+    let steps = file
+        .steps
+        .iter()
+        .map(|step| StepContent {
+            title: step.title.clone(),
+            body_html: markdown(&step.body),
+            checkpoint: step
+                .checks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+        .collect();
+
+    Ok(Lab {
+        content: LabContent {
+            id: id.to_owned(),
+            title: file.title,
+            difficulty: file.difficulty,
+            minutes: file.minutes,
+            objectives: file.objectives,
+            intro_html: markdown(&file.intro),
+            steps,
+            starter,
+            hints_html: file.hints.iter().map(|h| markdown(h)).collect(),
+            solution,
+            solution_html: file
+                .solution
+                .as_ref()
+                .map(|s| markdown(&s.notes))
+                .unwrap_or_default(),
+            setup: LabSetup {
+                topic: file.setup.topic,
+                partitions: file.setup.partitions,
+                group: file.setup.group,
+            },
+        },
+        checks,
+        summary: file.summary,
+    })
+}
+
+/// Renders a lab's Markdown to HTML. Lab files are written by course authors and trusted like code.
+fn markdown(text: &str) -> String {
+    let parser = pulldown_cmark::Parser::new_ext(text, pulldown_cmark::Options::ENABLE_TABLES);
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, parser);
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labs_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs")
+    }
+
+    #[test]
+    fn every_lab_in_the_repository_loads_and_its_checks_parse() {
+        let catalog = LabCatalog::load(&labs_dir()).expect("the labs folder reads");
+        assert_eq!(catalog.problems(), Vec::<(String, String)>::new());
+        let summaries = catalog.summaries();
+        assert!(!summaries.is_empty(), "no labs found");
+        for summary in summaries {
+            let lab = catalog.get(&summary.id).expect("a listed lab is served");
+            assert_eq!(lab.checks.len(), lab.content.steps.len());
+            assert!(lab.checks.iter().all(|c| !c.is_empty()));
+            assert!(lab.content.hints_html.len() >= 1, "{} has no hints", summary.id);
+            assert!(lab.content.solution.is_some(), "{} has no solution", summary.id);
+        }
+    }
+
+    fn write_lab(dir: &Path, id: &str, toml: &str) {
+        let folder = dir.join(id);
+        std::fs::create_dir_all(&folder).expect("create lab folder");
+        std::fs::write(folder.join("lab.toml"), toml).expect("write lab.toml");
+    }
+
+    const GOOD: &str = r#"
+title = "T"
+difficulty = "easy"
+minutes = 5
+summary = "S"
+objectives = ["O"]
+hints = ["first", "second *hint*"]
+[setup]
+topic = "t"
+partitions = 2
+group = "g"
+[[steps]]
+title = "Create"
+body = "Create `t`."
+[[steps.checks]]
+kind = "topic_exists"
+topic = "t"
+partitions = 2
+"#;
+
+    #[track_caller]
+    fn check_broken(toml: &str, expected: &str) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_lab(dir.path(), "01-good", GOOD);
+        write_lab(dir.path(), "02-bad", toml);
+        let catalog = LabCatalog::load(dir.path()).expect("load");
+        assert!(catalog.get("01-good").is_some(), "a broken lab must not hide the good ones");
+        assert!(catalog.get("02-bad").is_none());
+        let problems = catalog.problems();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].1.contains(expected), "{:?} lacks {expected:?}", problems[0].1);
+    }
+
+    #[test]
+    fn broken_labs_are_listed_with_their_problem() {
+        check_broken("title = ", "lab.toml");
+        check_broken(&GOOD.replace("topic_exists", "topic_is_there"), "unknown variant `topic_is_there`");
+        check_broken(&GOOD.replace("partitions = 2\ngroup", "partitions = 0\ngroup"), "between 1 and 64");
+        check_broken(&GOOD.replace("topic = \"t\"\npartitions = 2\ngroup", "topic = \"a b\"\npartitions = 2\ngroup"), "contains ` `");
+        check_broken(&format!("{GOOD}[starter]\nfile = \"missing.py\"\nlanguage = \"python\"\n"), "cannot read `missing.py`");
+        check_broken(&format!("{GOOD}[starter]\nfile = \"../../etc/passwd\"\nlanguage = \"python\"\n"), "not a path");
+        check_broken(&GOOD.replace("[[steps.checks]]\nkind = \"topic_exists\"\ntopic = \"t\"\npartitions = 2\n", "checks = []\n"), "has no checks");
+    }
+
+    #[test]
+    fn markdown_is_rendered_once_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_lab(dir.path(), "01-good", GOOD);
+        let catalog = LabCatalog::load(dir.path()).expect("load");
+        let lab = catalog.get("01-good").expect("loads");
+        assert_eq!(lab.content.steps[0].body_html, "<p>Create <code>t</code>.</p>\n");
+        assert_eq!(lab.content.hints_html[1], "<p>second <em>hint</em></p>\n");
+        assert_eq!(lab.content.steps[0].checkpoint, "topic `t` exists with 2 partitions");
+    }
+
+    #[test]
+    fn a_missing_labs_folder_says_what_to_do() {
+        let err = LabCatalog::load(Path::new("/no/such/folder")).expect_err("must fail");
+        assert!(err.to_string().contains("--labs-dir"), "{err}");
+    }
+}

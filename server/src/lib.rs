@@ -1,0 +1,164 @@
+//! The grouplab server.
+//!
+//! One process serves the lab pages and their websocket, embeds the broker (unless a cluster was
+//! named), and supervises the consumer instance processes. Its parts, one module each:
+//!
+//! - [`config`]: command line and environment.
+//! - [`broker`]: the embedded nisshi broker.
+//! - [`cluster`]: the server's own Kafka clients (admin, producer, offset reader).
+//! - [`supervisor`]: the actor that owns every consumer instance process.
+//! - [`labs`] and [`checks`]: lab content from `labs/`, and checkpoint evaluation.
+//! - [`session`]: one actor per lab that owns its live view, fed by instances and broker polls.
+//! - [`progress`]: learners' progress in SQLite.
+//! - [`web`] and [`ws`]: the router, and the websocket transport.
+//!
+//! Shutdown is decide (a [`CancellationToken`]), tell (sessions end, the supervisor stops every
+//! instance), and wait (task trackers).
+
+#![recursion_limit = "512"]
+
+pub mod broker;
+pub mod checks;
+pub mod cluster;
+pub mod config;
+pub mod labs;
+pub mod progress;
+pub mod session;
+pub mod supervisor;
+pub mod web;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use leptos::prelude::LeptosOptions;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::broker::EmbeddedBroker;
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::labs::LabCatalog;
+use crate::progress::ProgressStore;
+use crate::session::{SessionDeps, Sessions};
+use crate::supervisor::{Supervisor, SupervisorConfig};
+use crate::web::AppState;
+
+/// How long the embedded broker may take to answer its first request.
+const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long instances get to leave their groups when the server stops.
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// Runs the server until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let catalog = Arc::new(LabCatalog::load(&config.labs_dir)?);
+    for (id, problem) in catalog.problems() {
+        warn!(lab = %id, %problem, "this lab is listed as broken");
+    }
+
+    let (broker, bootstrap) = match &config.bootstrap_servers {
+        Some(bootstrap) => (None, bootstrap.clone()),
+        None => {
+            let broker =
+                EmbeddedBroker::start(config.broker_addr, config.initial_rebalance_delay()).await?;
+            let bootstrap = broker.bootstrap_servers();
+            (Some(broker), bootstrap)
+        }
+    };
+    let cluster = Cluster::connect(&bootstrap)?;
+    match cluster.wait_until_ready(BROKER_READY_TIMEOUT).await {
+        Ok(()) => info!(%bootstrap, "broker is up"),
+        Err(err) if broker.is_some() => {
+            return Err(err).context("the embedded broker did not become ready");
+        }
+        // A named cluster may come up later; the page shows it as down until then.
+        Err(err) => warn!(%err, "the Kafka cluster is not answering yet"),
+    }
+
+    let progress_path = config.data_dir.join("progress.sqlite3");
+    let progress = ProgressStore::open(&progress_path)?;
+    let program = config.consumer_program();
+    if !program.is_file() {
+        warn!(program = %program.display(), "the consumer instance program was not found; starting instances will fail until it is built");
+    }
+    let supervisor_shutdown = CancellationToken::new();
+    let (supervisor, supervisor_tasks) = Supervisor::spawn(
+        SupervisorConfig {
+            program,
+            max_total: config.max_instances,
+            max_per_owner: config.max_instances_per_lab,
+            stop_grace: STOP_GRACE,
+        },
+        supervisor_shutdown.clone(),
+    );
+    let session_tasks = TaskTracker::new();
+    let sessions = Arc::new(Sessions::new(
+        SessionDeps {
+            cluster,
+            supervisor,
+            progress,
+            embedded_broker: broker.is_some(),
+            shutdown: shutdown.clone(),
+            tasks: session_tasks.clone(),
+        },
+        Arc::clone(&catalog),
+    ));
+
+    let site_root = config.site_root.to_string_lossy().into_owned();
+    if !config.site_root.join("pkg").join("grouplab.js").is_file() {
+        warn!(site_root = %site_root, "the front end is not built: pages will render but not come alive. Build it with `cargo xtask build`.");
+    }
+    let leptos = LeptosOptions::builder()
+        .output_name("grouplab")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build();
+    let router = web::app(AppState { leptos, sessions });
+
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot serve the page on {}: is another grouplab running? Choose another address with --addr", config.addr))?;
+    let addr = listener.local_addr()?;
+    let kind = if broker.is_some() { "embedded broker" } else { "your Kafka cluster" };
+    println!("grouplab is ready: open http://{addr}");
+    println!("Kafka bootstrap servers ({kind}): {bootstrap}");
+
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+
+    info!("shutting down: stopping consumer instances");
+    supervisor_shutdown.cancel();
+    supervisor_tasks.wait().await;
+    session_tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), session_tasks.wait()).await.is_err() {
+        warn!("some lab tasks did not finish in time");
+    }
+    drop(broker);
+    Ok(())
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminate => {}
+        }
+        cancel.cancel();
+    });
+    token
+}

@@ -1,0 +1,201 @@
+//! Learners' progress, kept in SQLite so it survives a page reload and a server restart.
+//!
+//! Progress is keyed by a namespace (one per learner; today every page shares `default`) and a lab.
+//! Calls are short single statements; they run on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use grouplab_protocol::EpochMillis;
+use rusqlite::{Connection, params};
+
+/// What was stored for one learner in one lab.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredProgress {
+    /// `(step index, passed at)` for every passed step.
+    pub passed: Vec<(usize, EpochMillis)>,
+    pub hints_opened: u32,
+    pub solution_revealed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("The progress database could not be used: {0}")]
+pub struct ProgressError(String);
+
+impl From<rusqlite::Error> for ProgressError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self(err.to_string())
+    }
+}
+
+/// The progress database.
+#[derive(Clone)]
+pub struct ProgressStore {
+    /// A std Mutex is fine: each use is one short statement on the blocking pool, never across an await.
+    db: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS step_passed (
+    namespace TEXT NOT NULL,
+    lab TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    passed_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, lab, step)
+);
+CREATE TABLE IF NOT EXISTS lab_reveals (
+    namespace TEXT NOT NULL,
+    lab TEXT NOT NULL,
+    hints_opened INTEGER NOT NULL DEFAULT 0,
+    solution_revealed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (namespace, lab)
+);
+";
+
+impl ProgressStore {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<Self, ProgressError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ProgressError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let db = Connection::open(path)?;
+        db.execute_batch("PRAGMA journal_mode=WAL;")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Self {
+            db: Arc::new(Mutex::new(db)),
+        })
+    }
+
+    pub async fn load(&self, namespace: &str, lab: &str) -> Result<StoredProgress, ProgressError> {
+        let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
+        self.with_db(move |db| {
+            let mut passed = Vec::new();
+            let mut statement = db.prepare(
+                "SELECT step, passed_at FROM step_passed WHERE namespace = ?1 AND lab = ?2 ORDER BY step",
+            )?;
+            let rows = statement.query_map(params![namespace, lab], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (step, at) = row?;
+                passed.push((step as usize, at as EpochMillis));
+            }
+            let reveals = db
+                .query_row(
+                    "SELECT hints_opened, solution_revealed FROM lab_reveals WHERE namespace = ?1 AND lab = ?2",
+                    params![namespace, lab],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(1)?)),
+                )
+                .ok();
+            let (hints, solution) = reveals.unwrap_or((0, false));
+            Ok(StoredProgress {
+                passed,
+                hints_opened: hints as u32,
+                solution_revealed: solution,
+            })
+        })
+        .await
+    }
+
+    pub async fn record_passed(
+        &self,
+        namespace: &str,
+        lab: &str,
+        step: usize,
+        at: EpochMillis,
+    ) -> Result<(), ProgressError> {
+        let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
+        self.with_db(move |db| {
+            db.execute(
+                "INSERT OR IGNORE INTO step_passed (namespace, lab, step, passed_at) VALUES (?1, ?2, ?3, ?4)",
+                params![namespace, lab, step as i64, at as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn record_reveals(
+        &self,
+        namespace: &str,
+        lab: &str,
+        hints_opened: u32,
+        solution_revealed: bool,
+    ) -> Result<(), ProgressError> {
+        let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
+        self.with_db(move |db| {
+            db.execute(
+                "INSERT INTO lab_reveals (namespace, lab, hints_opened, solution_revealed) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (namespace, lab) DO UPDATE SET hints_opened = ?3, solution_revealed = ?4",
+                params![namespace, lab, i64::from(hints_opened), solution_revealed],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn clear(&self, namespace: &str, lab: &str) -> Result<(), ProgressError> {
+        let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
+        self.with_db(move |db| {
+            db.execute(
+                "DELETE FROM step_passed WHERE namespace = ?1 AND lab = ?2",
+                params![namespace, lab],
+            )?;
+            db.execute(
+                "DELETE FROM lab_reveals WHERE namespace = ?1 AND lab = ?2",
+                params![namespace, lab],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn with_db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, ProgressError> + Send + 'static,
+    ) -> Result<T, ProgressError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let db = db
+                .lock()
+                .map_err(|_| ProgressError("the database lock was poisoned".into()))?;
+            work(&db)
+        })
+        .await
+        .map_err(|e| ProgressError(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn progress_survives_reopening_the_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested/progress.sqlite3");
+        {
+            let store = ProgressStore::open(&path).expect("open");
+            store.record_passed("default", "lab", 0, 100).await.expect("record");
+            store.record_passed("default", "lab", 2, 300).await.expect("record");
+            // Passing again keeps the first time.
+            store.record_passed("default", "lab", 0, 999).await.expect("record");
+            store.record_reveals("default", "lab", 2, true).await.expect("reveal");
+            store.record_passed("other", "lab", 1, 5).await.expect("record");
+        }
+        let store = ProgressStore::open(&path).expect("reopen");
+        let progress = store.load("default", "lab").await.expect("load");
+        assert_eq!(
+            progress,
+            StoredProgress {
+                passed: vec![(0, 100), (2, 300)],
+                hints_opened: 2,
+                solution_revealed: true
+            }
+        );
+        store.clear("default", "lab").await.expect("clear");
+        assert_eq!(store.load("default", "lab").await.expect("load"), StoredProgress::default());
+        assert_eq!(store.load("other", "lab").await.expect("load").passed, vec![(1, 5)]);
+    }
+}

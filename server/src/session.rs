@@ -1,0 +1,990 @@
+//! Lab sessions: one actor per lab (and, later, per learner namespace) that owns the lab's live view.
+//!
+//! The session is the only writer of its [`LabSnapshot`]: every change is made by building a
+//! [`ServerEvent`], applying it to the snapshot, and broadcasting it, so every page that applies the
+//! same events shows the same view. Inputs are learners' commands, the reports of the lab's consumer
+//! instances, and a poll of the broker for offsets. Slow broker calls run in tasks of their own and
+//! report back, so the session never waits on the network.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use grouplab_protocol::{
+    BrokerHealth, BrokerView, ClientCommand, ConsumerSettings, EpochMillis, GroupOffsets,
+    InstanceConfig, InstanceId, InstanceReport, InstanceState, InstanceView, KeyMode, LabSnapshot,
+    MessageBatch, MessageView, Notice, PartitionView, ProgressView, ServerEvent, TimelineEntry,
+    TimelineKind, TopicPartition, TopicView, limits, validate_name, validate_partitions,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::checks::{Departure, Handover, History, evaluate};
+use crate::cluster::{Cluster, ClusterError};
+use crate::labs::{Lab, LabCatalog};
+use crate::progress::ProgressStore;
+use crate::supervisor::{ExitReason, InstanceEvent, InstanceEventKind, SupervisorHandle};
+
+/// How often the broker is asked for offsets and watermarks.
+const POLL_INTERVAL: Duration = Duration::from_millis(700);
+/// How often consumed messages are sent to pages as one batch, and checkpoints evaluated.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// The most messages shown per batch; counts stay exact beyond it.
+const SAMPLE_PER_FLUSH: usize = 12;
+/// How many stopped or crashed instance cards a page keeps.
+const KEEP_GONE_INSTANCES: usize = 4;
+/// How many events a page may fall behind before it is sent a fresh snapshot.
+const EVENT_BUFFER: usize = 1024;
+/// The least time between two error notices from one instance.
+const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;
+
+/// What every session shares.
+pub struct SessionDeps {
+    pub cluster: Cluster,
+    pub supervisor: SupervisorHandle,
+    pub progress: ProgressStore,
+    pub embedded_broker: bool,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+/// The sessions of every lab, started on first use.
+pub struct Sessions {
+    deps: Arc<SessionDeps>,
+    catalog: Arc<LabCatalog>,
+    /// A std Mutex is fine: it guards a map lookup or insert, never held across an await.
+    running: Mutex<HashMap<String, SessionHandle>>,
+}
+
+impl Sessions {
+    pub fn new(deps: SessionDeps, catalog: Arc<LabCatalog>) -> Self {
+        Self {
+            deps: Arc::new(deps),
+            catalog,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn catalog(&self) -> &Arc<LabCatalog> {
+        &self.catalog
+    }
+
+    /// The session of a lab in the default namespace, or `None` if there is no such lab.
+    pub fn session(&self, lab_id: &str) -> Option<SessionHandle> {
+        let lab = self.catalog.get(lab_id)?;
+        let mut running = self.running.lock().ok()?;
+        if let Some(handle) = running.get(lab_id) {
+            return Some(handle.clone());
+        }
+        let handle = Session::spawn(Arc::clone(&self.deps), lab, "default".to_owned());
+        running.insert(lab_id.to_owned(), handle.clone());
+        Some(handle)
+    }
+}
+
+/// A cloneable way to talk to one session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    requests: mpsc::Sender<Request>,
+}
+
+/// Where a session sends what is meant for one page only.
+pub type Reply = mpsc::Sender<ServerEvent>;
+
+enum Request {
+    Subscribe {
+        reply: oneshot::Sender<(LabSnapshot, broadcast::Receiver<ServerEvent>)>,
+    },
+    Command {
+        command: ClientCommand,
+        reply: Reply,
+    },
+}
+
+impl SessionHandle {
+    /// The current view and every event after it, with nothing missed in between.
+    pub async fn subscribe(&self) -> Option<(LabSnapshot, broadcast::Receiver<ServerEvent>)> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::Subscribe { reply }).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Hands a learner's command to the session; notices for that learner go to `reply`.
+    pub async fn command(&self, command: ClientCommand, reply: Reply) -> bool {
+        self.requests
+            .send(Request::Command { command, reply })
+            .await
+            .is_ok()
+    }
+}
+
+/// The result of a broker call made in a task of its own.
+enum Outcome {
+    Polled(Result<Vec<(TopicView, bool)>, ClusterError>),
+    TopicCreated {
+        topic: String,
+        result: Result<(), ClusterError>,
+        reply: Reply,
+    },
+    Produced {
+        topic: String,
+        result: Result<HashMap<i32, u64>, ClusterError>,
+        reply: Reply,
+    },
+    ResetDone {
+        result: Result<(), ClusterError>,
+        reply: Reply,
+    },
+}
+
+/// Where a reset of the lab is.
+enum Reset {
+    Idle,
+    /// Waiting for the lab's instances to leave their groups; the reply is for the learner who asked.
+    WaitingForExits(Reply),
+    /// Deleting the lab's groups and topics.
+    Deleting,
+}
+
+/// Partitions a member gave up by a crash or a stop, not yet taken over by others.
+struct Departing {
+    group: String,
+    from: InstanceId,
+    departure: Departure,
+    partitions: Vec<TopicPartition>,
+    left_at: EpochMillis,
+}
+
+struct Session {
+    deps: Arc<SessionDeps>,
+    lab: Arc<Lab>,
+    namespace: String,
+    view: LabSnapshot,
+    history: History,
+    events: broadcast::Sender<ServerEvent>,
+    instance_events: mpsc::Sender<InstanceEvent>,
+    outcomes: mpsc::Sender<Outcome>,
+    /// Topics the page shows: the lab's own, and any created from the page.
+    topics: BTreeSet<String>,
+    /// Groups whose offsets the page shows.
+    groups: BTreeSet<String>,
+    departing: Vec<Departing>,
+    unowned_since: HashMap<(String, TopicPartition), EpochMillis>,
+    batch: MessageBatch,
+    polling: bool,
+    produced: u64,
+    reset: Reset,
+    last_instance_notice: HashMap<InstanceId, EpochMillis>,
+    progress_dirty: bool,
+}
+
+impl Session {
+    fn spawn(deps: Arc<SessionDeps>, lab: Arc<Lab>, namespace: String) -> SessionHandle {
+        let (requests, inbox) = mpsc::channel(64);
+        let (instance_events, instance_inbox) = mpsc::channel(1024);
+        let (outcomes, outcome_inbox) = mpsc::channel(64);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let broker = BrokerView {
+            bootstrap_servers: deps.cluster.bootstrap_servers().to_owned(),
+            embedded: deps.embedded_broker,
+            health: BrokerHealth::Unknown,
+        };
+        let setup = &lab.content.setup;
+        let session = Session {
+            view: LabSnapshot::new(&lab.content.id, broker, lab.content.steps.len()),
+            topics: BTreeSet::from([setup.topic.clone()]),
+            groups: BTreeSet::from([setup.group.clone()]),
+            deps: Arc::clone(&deps),
+            lab,
+            namespace,
+            history: History::default(),
+            events,
+            instance_events,
+            outcomes,
+            departing: Vec::new(),
+            unowned_since: HashMap::new(),
+            batch: MessageBatch::default(),
+            polling: false,
+            produced: 0,
+            reset: Reset::Idle,
+            last_instance_notice: HashMap::new(),
+            progress_dirty: true,
+        };
+        deps.tasks
+            .spawn(session.run(inbox, instance_inbox, outcome_inbox));
+        SessionHandle { requests }
+    }
+
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Request>,
+        mut instance_inbox: mpsc::Receiver<InstanceEvent>,
+        mut outcome_inbox: mpsc::Receiver<Outcome>,
+    ) {
+        self.load_progress().await;
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let shutdown = self.deps.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                Some(request) = inbox.recv() => self.on_request(request).await,
+                Some(event) = instance_inbox.recv() => self.on_instance_event(event),
+                Some(outcome) = outcome_inbox.recv() => self.on_outcome(outcome),
+                _ = poll.tick() => self.start_poll(),
+                _ = flush.tick() => self.flush(),
+            }
+        }
+    }
+
+    async fn load_progress(&mut self) {
+        match self
+            .deps
+            .progress
+            .load(&self.namespace, &self.lab.content.id)
+            .await
+        {
+            Ok(stored) => {
+                let progress = &mut self.view.progress;
+                for (step, at) in stored.passed {
+                    if let Some(status) = progress.steps.get_mut(step) {
+                        status.passed_at = Some(at);
+                    }
+                }
+                progress.hints_opened = stored.hints_opened.min(self.lab.content.hints_html.len() as u32);
+                progress.solution_revealed = stored.solution_revealed;
+            }
+            Err(err) => warn!(%err, "progress could not be loaded"),
+        }
+    }
+
+    /// Changes the view and tells every page.
+    fn emit(&mut self, event: ServerEvent) {
+        self.view.apply(&event);
+        // Having no page open is fine.
+        let _ = self.events.send(event);
+    }
+
+    async fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Subscribe { reply } => {
+                let _ = reply.send((self.view.clone(), self.events.subscribe()));
+            }
+            Request::Command { command, reply } => {
+                if let Err(notice) = self.on_command(command, &reply).await {
+                    let _ = reply.try_send(ServerEvent::Notice(notice));
+                }
+            }
+        }
+    }
+
+    async fn on_command(&mut self, command: ClientCommand, reply: &Reply) -> Result<(), Notice> {
+        if !matches!(self.reset, Reset::Idle) && !matches!(command, ClientCommand::Resync) {
+            return Err(Notice::info(
+                "The lab is being reset",
+                "Wait a moment: the instances are leaving their groups, then topics and groups are deleted.",
+            ));
+        }
+        match command {
+            ClientCommand::CreateTopic { topic, partitions } => {
+                validate_name("topic", &topic).map_err(|e| invalid("That topic name won't work", e))?;
+                validate_partitions(partitions).map_err(|e| invalid("That partition count won't work", e))?;
+                let cluster = self.deps.cluster.clone();
+                let reply = reply.clone();
+                self.run_outcome(async move {
+                    let result = cluster.create_topic(&topic, partitions).await;
+                    Outcome::TopicCreated { topic, result, reply }
+                });
+            }
+            ClientCommand::Produce {
+                topic,
+                count,
+                keys,
+                partition,
+            } => {
+                validate_name("topic", &topic).map_err(|e| invalid("That topic name won't work", e))?;
+                validate_produce(count, &keys)?;
+                let cluster = self.deps.cluster.clone();
+                let reply = reply.clone();
+                let first = self.produced + 1;
+                self.produced += u64::from(count);
+                self.run_outcome(async move {
+                    let result = cluster.produce(&topic, count, &keys, partition, first).await;
+                    Outcome::Produced { topic, result, reply }
+                });
+            }
+            ClientCommand::StartInstance {
+                group,
+                topic,
+                settings,
+            } => self.start_instance(group, topic, settings).await?,
+            ClientCommand::StopInstance { instance } => {
+                let view = self.alive_instance(instance)?;
+                self.deps
+                    .supervisor
+                    .stop(instance)
+                    .await
+                    .map_err(|e| Notice::error("The instance could not be stopped", e.to_string()))?;
+                let now = now_ms();
+                let mut view = view;
+                if !matches!(view.state, InstanceState::Stopping { .. }) {
+                    self.depart(&view, Departure::Stop, now);
+                    view.state = InstanceState::Stopping { since: now };
+                    self.timeline(&view, TimelineKind::Stopping, view.partitions.clone(), now);
+                    self.emit(ServerEvent::Instance(view));
+                }
+            }
+            ClientCommand::CrashInstance { instance } => {
+                self.alive_instance(instance)?;
+                self.deps
+                    .supervisor
+                    .crash(instance)
+                    .await
+                    .map_err(|e| Notice::error("The instance could not be crashed", e.to_string()))?;
+            }
+            ClientCommand::ResetLab => self.start_reset(reply.clone()).await,
+            ClientCommand::ClearProgress => {
+                if let Err(err) = self.deps.progress.clear(&self.namespace, &self.lab.content.id).await {
+                    return Err(Notice::error("Progress could not be cleared", err.to_string()));
+                }
+                self.emit(ServerEvent::Progress(ProgressView::new(self.lab.content.steps.len())));
+                self.progress_dirty = true;
+            }
+            ClientCommand::OpenHint => {
+                let mut progress = self.view.progress.clone();
+                if progress.hints_opened as usize >= self.lab.content.hints_html.len() {
+                    return Err(Notice::info("No more hints", "Every hint of this lab is open already."));
+                }
+                progress.hints_opened += 1;
+                self.save_reveals(&progress).await?;
+                self.emit(ServerEvent::Progress(progress));
+            }
+            ClientCommand::RevealSolution => {
+                let mut progress = self.view.progress.clone();
+                progress.solution_revealed = true;
+                self.save_reveals(&progress).await?;
+                self.emit(ServerEvent::Progress(progress));
+            }
+            ClientCommand::Resync => {
+                let _ = reply.try_send(ServerEvent::Snapshot(Box::new(self.view.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    async fn save_reveals(&self, progress: &ProgressView) -> Result<(), Notice> {
+        self.deps
+            .progress
+            .record_reveals(
+                &self.namespace,
+                &self.lab.content.id,
+                progress.hints_opened,
+                progress.solution_revealed,
+            )
+            .await
+            .map_err(|e| Notice::error("Your progress could not be saved", e.to_string()))
+    }
+
+    fn alive_instance(&self, id: InstanceId) -> Result<InstanceView, Notice> {
+        match self.view.instance(id) {
+            Some(view) if view.is_alive() => Ok(view.clone()),
+            Some(view) => Err(Notice::info(
+                format!("Instance {} is not running", view.name),
+                "It has already stopped or crashed.",
+            )),
+            None => Err(Notice::info("No such instance", "Reload the page to see the current instances.")),
+        }
+    }
+
+    async fn start_instance(
+        &mut self,
+        group: String,
+        topic: String,
+        mut settings: ConsumerSettings,
+    ) -> Result<(), Notice> {
+        validate_name("group", &group).map_err(|e| invalid("That group name won't work", e))?;
+        validate_name("topic", &topic).map_err(|e| invalid("That topic name won't work", e))?;
+        if !limits::SESSION_TIMEOUT_MS.contains(&settings.session_timeout_ms) {
+            return Err(invalid(
+                "That session timeout won't work",
+                format!(
+                    "Choose a session timeout between {} and {} seconds.",
+                    limits::SESSION_TIMEOUT_MS.start() / 1000,
+                    limits::SESSION_TIMEOUT_MS.end() / 1000
+                ),
+            ));
+        }
+        // Kafka needs several heartbeats per session; a third of the timeout is its own rule of thumb.
+        settings.heartbeat_interval_ms = settings
+            .heartbeat_interval_ms
+            .clamp(100, settings.session_timeout_ms / 3);
+        settings.auto_commit_interval_ms = settings.auto_commit_interval_ms.clamp(100, 60_000);
+
+        let name = self.next_name();
+        let config = InstanceConfig {
+            bootstrap_servers: self.deps.cluster.bootstrap_servers().to_owned(),
+            group: group.clone(),
+            topics: vec![topic.clone()],
+            client_id: format!("grouplab-{name}"),
+            settings: settings.clone(),
+        };
+        let id = self
+            .deps
+            .supervisor
+            .start(&self.lab.content.id, config, self.instance_events.clone())
+            .await
+            .map_err(|e| Notice::error("The instance could not be started", e.to_string()))?;
+        let now = now_ms();
+        let view = InstanceView {
+            id,
+            colour: name_colour(&name),
+            name,
+            group: group.clone(),
+            topic: topic.clone(),
+            settings,
+            state: InstanceState::Starting,
+            partitions: Vec::new(),
+            received: 0,
+            started_at: now,
+        };
+        self.groups.insert(group);
+        self.topics.insert(topic);
+        self.timeline(&view, TimelineKind::Started, Vec::new(), now);
+        self.emit(ServerEvent::Instance(view));
+        self.forget_old_instances();
+        Ok(())
+    }
+
+    /// The first name from A, B, C… that no card in the page uses.
+    fn next_name(&self) -> String {
+        let used: BTreeSet<&str> = self.view.instances.iter().map(|i| i.name.as_str()).collect();
+        (0..)
+            .map(|n: u32| {
+                let letter = char::from(b'A' + (n % 26) as u8);
+                if n < 26 {
+                    letter.to_string()
+                } else {
+                    format!("{letter}{}", n / 26 + 1)
+                }
+            })
+            .find(|name| !used.contains(name.as_str()))
+            .expect("names never run out")
+    }
+
+    fn forget_old_instances(&mut self) {
+        let gone: Vec<InstanceId> = self
+            .view
+            .instances
+            .iter()
+            .filter(|i| !i.is_alive() && i.partitions.is_empty())
+            .map(|i| i.id)
+            .collect();
+        let excess = gone.len().saturating_sub(KEEP_GONE_INSTANCES);
+        for id in gone.into_iter().take(excess) {
+            self.emit(ServerEvent::InstanceRemoved { instance: id });
+        }
+    }
+
+    fn on_instance_event(&mut self, event: InstanceEvent) {
+        let Some(mut view) = self.view.instance(event.id).cloned() else {
+            return;
+        };
+        let now = now_ms();
+        match event.kind {
+            InstanceEventKind::Report(InstanceReport::Message(message)) => {
+                let tp = TopicPartition::new(&message.topic, message.partition);
+                self.history.record_received(&view.group, tp, message.offset);
+                match self.batch.received.iter_mut().find(|(id, _)| *id == view.id) {
+                    Some((_, count)) => *count += 1,
+                    None => self.batch.received.push((view.id, 1)),
+                }
+                if self.batch.sample.len() < SAMPLE_PER_FLUSH {
+                    self.batch.sample.push(MessageView {
+                        instance: view.id,
+                        topic: message.topic,
+                        partition: message.partition,
+                        offset: message.offset,
+                        key: message.key,
+                        value: message.value,
+                        at: now,
+                    });
+                }
+                self.progress_dirty = true;
+                return;
+            }
+            InstanceEventKind::Report(InstanceReport::Joining { pid }) => {
+                debug!(id = ?view.id, pid, "instance joining");
+                if view.state == InstanceState::Starting {
+                    view.state = InstanceState::Joining;
+                }
+            }
+            InstanceEventKind::Report(InstanceReport::Assigned { partitions }) => {
+                if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
+                    view.state = InstanceState::Running;
+                }
+                for tp in &partitions {
+                    if !view.partitions.contains(tp) {
+                        view.partitions.push(tp.clone());
+                    }
+                }
+                view.partitions.sort();
+                let unowned_ms = partitions
+                    .iter()
+                    .filter_map(|tp| self.unowned_since.remove(&(view.group.clone(), tp.clone())))
+                    .map(|since| now.saturating_sub(since))
+                    .max();
+                self.emit(ServerEvent::Instance(view.clone()));
+                self.take_from_crashed(&view, &partitions, now);
+                self.timeline(&view, TimelineKind::Assigned { unowned_ms }, partitions, now);
+                self.complete_handovers(now);
+                self.progress_dirty = true;
+                return;
+            }
+            InstanceEventKind::Report(InstanceReport::Revoked { partitions }) => {
+                view.partitions.retain(|tp| !partitions.contains(tp));
+                for tp in &partitions {
+                    self.unowned_since
+                        .entry((view.group.clone(), tp.clone()))
+                        .or_insert(now);
+                }
+                self.emit(ServerEvent::Instance(view.clone()));
+                self.timeline(&view, TimelineKind::Revoked, partitions, now);
+                self.progress_dirty = true;
+                return;
+            }
+            InstanceEventKind::Report(InstanceReport::Committed { .. }) => return,
+            InstanceEventKind::Report(InstanceReport::Leaving) => {
+                if !matches!(view.state, InstanceState::Stopping { .. }) {
+                    view.state = InstanceState::Stopping { since: now };
+                }
+            }
+            InstanceEventKind::Report(InstanceReport::Error { message, fatal }) => {
+                let last = self.last_instance_notice.get(&view.id).copied().unwrap_or(0);
+                if fatal || now.saturating_sub(last) >= INSTANCE_NOTICE_GAP_MS {
+                    self.last_instance_notice.insert(view.id, now);
+                    let notice = Notice::error(
+                        format!("Instance {} reports a problem", view.name),
+                        format!("{message}. If the broker is down, the instance keeps retrying; if this repeats, stop the instance and check the broker."),
+                    );
+                    let _ = self.events.send(ServerEvent::Notice(notice));
+                }
+                return;
+            }
+            InstanceEventKind::Exited(reason) => {
+                self.on_exit(view, reason, now);
+                return;
+            }
+        }
+        self.emit(ServerEvent::Instance(view));
+    }
+
+    fn on_exit(&mut self, mut view: InstanceView, reason: ExitReason, now: EpochMillis) {
+        self.last_instance_notice.remove(&view.id);
+        let (state, kind) = match reason {
+            ExitReason::Stopped => {
+                view.partitions.clear();
+                (InstanceState::Stopped { at: now }, TimelineKind::Stopped)
+            }
+            ExitReason::Crashed => {
+                self.depart(&view, Departure::Crash, now);
+                (
+                    InstanceState::Crashed {
+                        at: now,
+                        session_timeout_ms: view.settings.session_timeout_ms,
+                        noticed_at: None,
+                    },
+                    TimelineKind::Crashed,
+                )
+            }
+            ExitReason::Failed { reason } => {
+                // The process is gone without leaving: to its group this is a crash.
+                if !matches!(view.state, InstanceState::Stopping { .. }) {
+                    self.depart(&view, Departure::Crash, now);
+                }
+                let _ = self.events.send(ServerEvent::Notice(Notice::error(
+                    format!("Instance {} ended unexpectedly", view.name),
+                    format!("{reason}. Start another instance to continue."),
+                )));
+                (
+                    InstanceState::Failed {
+                        at: now,
+                        reason: reason.clone(),
+                    },
+                    TimelineKind::Failed { reason },
+                )
+            }
+        };
+        view.state = state;
+        let partitions = view.partitions.clone();
+        self.timeline(&view, kind, partitions, now);
+        self.emit(ServerEvent::Instance(view));
+        self.progress_dirty = true;
+        if matches!(self.reset, Reset::WaitingForExits(_))
+            && !self.view.instances.iter().any(InstanceView::is_alive)
+        {
+            self.finish_reset();
+        }
+    }
+
+    /// Notes that a member gave up its partitions, to time how long until others own them.
+    fn depart(&mut self, view: &InstanceView, departure: Departure, now: EpochMillis) {
+        if view.partitions.is_empty() {
+            return;
+        }
+        for tp in &view.partitions {
+            self.unowned_since
+                .entry((view.group.clone(), tp.clone()))
+                .or_insert(now);
+        }
+        self.departing.retain(|d| d.from != view.id);
+        self.departing.push(Departing {
+            group: view.group.clone(),
+            from: view.id,
+            departure,
+            partitions: view.partitions.clone(),
+            left_at: now,
+        });
+    }
+
+    /// A crashed member keeps its partitions, as far as its group knows, until another member gets them.
+    fn take_from_crashed(&mut self, taker: &InstanceView, partitions: &[TopicPartition], now: EpochMillis) {
+        let changed: Vec<InstanceView> = self
+            .view
+            .instances
+            .iter()
+            .filter(|i| i.id != taker.id && i.group == taker.group && !i.is_alive())
+            .filter(|i| i.partitions.iter().any(|tp| partitions.contains(tp)))
+            .map(|i| {
+                let mut i = i.clone();
+                i.partitions.retain(|tp| !partitions.contains(tp));
+                if let InstanceState::Crashed { noticed_at, .. } = &mut i.state {
+                    noticed_at.get_or_insert(now);
+                }
+                i
+            })
+            .collect();
+        for view in changed {
+            self.emit(ServerEvent::Instance(view));
+        }
+    }
+
+    /// Records a handover once running members own all the partitions a departed member had.
+    fn complete_handovers(&mut self, now: EpochMillis) {
+        let view = &self.view;
+        let owned_by_others = |d: &Departing, tp: &TopicPartition| {
+            view.instances.iter().any(|i| {
+                i.id != d.from
+                    && i.group == d.group
+                    && i.state == InstanceState::Running
+                    && i.partitions.contains(tp)
+            })
+        };
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.departing)
+            .into_iter()
+            .partition(|d| d.partitions.iter().all(|tp| owned_by_others(d, tp)));
+        self.departing = waiting;
+        for d in done {
+            self.history.handovers.push(Handover {
+                group: d.group,
+                from: d.from,
+                departure: d.departure,
+                partitions: d.partitions,
+                left_at: d.left_at,
+                taken_at: now,
+            });
+        }
+    }
+
+    fn timeline(&mut self, view: &InstanceView, kind: TimelineKind, partitions: Vec<TopicPartition>, at: EpochMillis) {
+        self.emit(ServerEvent::Timeline(TimelineEntry {
+            at,
+            group: view.group.clone(),
+            instance: Some(view.id),
+            name: view.name.clone(),
+            kind,
+            partitions,
+        }));
+    }
+
+    fn run_outcome(&self, work: impl Future<Output = Outcome> + Send + 'static) {
+        let outcomes = self.outcomes.clone();
+        self.deps.tasks.spawn(async move {
+            let _ = outcomes.send(work.await).await;
+        });
+    }
+
+    fn start_poll(&mut self) {
+        if self.polling {
+            return;
+        }
+        self.polling = true;
+        let cluster = self.deps.cluster.clone();
+        let topics: Vec<String> = self.topics.iter().cloned().collect();
+        let groups: Vec<String> = self.groups.iter().cloned().collect();
+        self.run_outcome(async move { Outcome::Polled(poll(&cluster, &topics, &groups).await) });
+    }
+
+    fn on_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Polled(result) => {
+                self.polling = false;
+                self.on_polled(result);
+            }
+            Outcome::TopicCreated { topic, result, reply } => {
+                let notice = match result {
+                    Ok(()) => {
+                        self.topics.insert(topic.clone());
+                        self.start_poll();
+                        Notice::info(format!("Topic `{topic}` created"), "Its partitions appear as lanes on the right.")
+                    }
+                    Err(err) => Notice::error(format!("Topic `{topic}` was not created"), err.to_string()),
+                };
+                let _ = reply.try_send(ServerEvent::Notice(notice));
+            }
+            Outcome::Produced { topic, result, reply } => {
+                let notice = match result {
+                    Ok(landed) => {
+                        self.start_poll();
+                        let mut parts: Vec<_> = landed.into_iter().collect();
+                        parts.sort_unstable();
+                        let total: u64 = parts.iter().map(|(_, n)| n).sum();
+                        let spread: Vec<String> =
+                            parts.iter().map(|(p, n)| format!("partition {p}: {n}")).collect();
+                        Notice::info(
+                            format!("Produced {total} message(s) to `{topic}`"),
+                            spread.join(", "),
+                        )
+                    }
+                    Err(err) => Notice::error(format!("Messages were not produced to `{topic}`"), err.to_string()),
+                };
+                let _ = reply.try_send(ServerEvent::Notice(notice));
+            }
+            Outcome::ResetDone { result, reply } => {
+                self.reset = Reset::Idle;
+                let fresh = LabSnapshot {
+                    progress: self.view.progress.clone(),
+                    broker: self.view.broker.clone(),
+                    ..LabSnapshot::new(&self.lab.content.id, self.view.broker.clone(), 0)
+                };
+                self.history = History::default();
+                self.departing.clear();
+                self.unowned_since.clear();
+                self.batch = MessageBatch::default();
+                self.produced = 0;
+                let setup = &self.lab.content.setup;
+                self.topics = BTreeSet::from([setup.topic.clone()]);
+                self.groups = BTreeSet::from([setup.group.clone()]);
+                self.emit(ServerEvent::Snapshot(Box::new(fresh)));
+                let notice = match result {
+                    Ok(()) => Notice::info("The lab was reset", "Its instances stopped and its topics and groups were deleted. Your progress is kept."),
+                    Err(err) => Notice::error("The lab was only partly reset", format!("Instances stopped, but: {err}")),
+                };
+                let _ = reply.try_send(ServerEvent::Notice(notice));
+                self.start_poll();
+            }
+        }
+    }
+
+    fn on_polled(&mut self, result: Result<Vec<(TopicView, bool)>, ClusterError>) {
+        let health = match &result {
+            Ok(_) => BrokerHealth::Up,
+            Err(err) => BrokerHealth::Down {
+                reason: err.to_string(),
+            },
+        };
+        if health != self.view.broker.health {
+            let broker = BrokerView {
+                health,
+                ..self.view.broker.clone()
+            };
+            self.emit(ServerEvent::Broker(broker));
+        }
+        let Ok(topics) = result else { return };
+        for (topic, exists) in topics {
+            let known = self.view.topic(&topic.name);
+            match (exists, known) {
+                (false, Some(_)) => self.emit(ServerEvent::TopicRemoved { topic: topic.name }),
+                (true, Some(known)) if *known == topic => {}
+                (true, _) => {
+                    self.emit(ServerEvent::Topic(topic));
+                    self.progress_dirty = true;
+                }
+                (false, None) => {}
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.received.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.emit(ServerEvent::Messages(batch));
+        }
+        if self.progress_dirty {
+            self.progress_dirty = false;
+            self.evaluate_progress();
+        }
+    }
+
+    /// Checks steps in order: a step is checked once every step before it has passed, and stays passed.
+    fn evaluate_progress(&mut self) {
+        let mut progress = self.view.progress.clone();
+        let now = now_ms();
+        let mut newly_passed = Vec::new();
+        let mut blocked = false;
+        for (index, checks) in self.lab.checks.iter().enumerate() {
+            let Some(status) = progress.steps.get_mut(index) else { break };
+            if status.passed_at.is_some() {
+                continue;
+            }
+            if blocked {
+                status.detail.clear();
+                continue;
+            }
+            let verdicts: Vec<_> = checks.iter().map(|c| evaluate(c, &self.view, &self.history)).collect();
+            if verdicts.iter().all(|v| v.passed) {
+                status.passed_at = Some(now);
+                newly_passed.push(index);
+            } else {
+                blocked = true;
+            }
+            status.detail = verdicts
+                .iter()
+                .map(|v| v.detail.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        if progress != self.view.progress {
+            for step in newly_passed {
+                let store = self.deps.progress.clone();
+                let (namespace, lab) = (self.namespace.clone(), self.lab.content.id.clone());
+                self.deps.tasks.spawn(async move {
+                    if let Err(err) = store.record_passed(&namespace, &lab, step, now).await {
+                        warn!(%err, "a passed step could not be saved");
+                    }
+                });
+            }
+            self.emit(ServerEvent::Progress(progress));
+        }
+    }
+
+    async fn start_reset(&mut self, reply: Reply) {
+        self.reset = Reset::WaitingForExits(reply);
+        let alive: Vec<InstanceId> = self
+            .view
+            .instances
+            .iter()
+            .filter(|i| i.is_alive())
+            .map(|i| i.id)
+            .collect();
+        if alive.is_empty() {
+            self.finish_reset();
+            return;
+        }
+        for id in alive {
+            // An instance that already exited is fine: its exit event is on its way.
+            let _ = self.deps.supervisor.stop(id).await;
+        }
+    }
+
+    fn finish_reset(&mut self) {
+        let Reset::WaitingForExits(reply) = std::mem::replace(&mut self.reset, Reset::Deleting) else {
+            return;
+        };
+        let cluster = self.deps.cluster.clone();
+        let topics: Vec<String> = self.topics.iter().cloned().collect();
+        let groups: Vec<String> = self.groups.iter().cloned().collect();
+        self.run_outcome(async move {
+            let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+            let result = match cluster.delete_groups(&group_refs).await {
+                Ok(()) => cluster.delete_topics(&topic_refs).await,
+                Err(err) => Err(err),
+            };
+            Outcome::ResetDone { result, reply }
+        });
+    }
+}
+
+/// Reads the watermarks of `topics` and the committed offsets of `groups` on them.
+/// Each topic comes back with whether it exists.
+async fn poll(
+    cluster: &Cluster,
+    topics: &[String],
+    groups: &[String],
+) -> Result<Vec<(TopicView, bool)>, ClusterError> {
+    cluster.ping().await?;
+    let mut views = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let partitions: Vec<PartitionView> = match cluster.partitions(topic).await {
+            Ok(partitions) => partitions,
+            Err(ClusterError::UnknownTopic(_)) => {
+                views.push((
+                    TopicView {
+                        name: topic.clone(),
+                        partitions: Vec::new(),
+                        groups: Vec::new(),
+                    },
+                    false,
+                ));
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+        let mut offsets = Vec::with_capacity(groups.len());
+        for group in groups {
+            offsets.push(GroupOffsets {
+                group: group.clone(),
+                committed: cluster.committed(group, topic, &ids).await?,
+            });
+        }
+        views.push((
+            TopicView {
+                name: topic.clone(),
+                partitions,
+                groups: offsets,
+            },
+            true,
+        ));
+    }
+    Ok(views)
+}
+
+fn validate_produce(count: u32, keys: &KeyMode) -> Result<(), Notice> {
+    if !(1..=limits::MAX_PRODUCE).contains(&count) {
+        return Err(invalid(
+            "That number of messages won't work",
+            format!("Produce between 1 and {} messages at a time.", limits::MAX_PRODUCE),
+        ));
+    }
+    match keys {
+        KeyMode::Fixed { key } if key.is_empty() || key.len() > limits::MAX_KEY_LEN => Err(invalid(
+            "That key won't work",
+            format!("A key needs 1 to {} characters.", limits::MAX_KEY_LEN),
+        )),
+        KeyMode::Rotating { distinct } if !(1..=limits::MAX_DISTINCT_KEYS).contains(distinct) => Err(invalid(
+            "That number of keys won't work",
+            format!("Rotate between 1 and {} keys.", limits::MAX_DISTINCT_KEYS),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn invalid(title: &str, detail: impl Into<String>) -> Notice {
+    Notice::error(title, detail)
+}
+
+/// The palette index for a name: A is 0, B is 1, and so on, so a name keeps its colour.
+fn name_colour(name: &str) -> u8 {
+    name.bytes().next().map_or(0, |b| b.saturating_sub(b'A'))
+}
+
+pub fn now_ms() -> EpochMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as EpochMillis)
+}

@@ -1,0 +1,439 @@
+//! The supervisor: the one owner of consumer instance processes.
+//!
+//! [`Supervisor::spawn`] starts an actor task and returns a [`SupervisorHandle`], a cloneable
+//! sender of requests. Each instance gets its own task that owns the [`Child`], reads its
+//! reports, and applies stop and crash. What an instance does reaches its lab session as
+//! [`InstanceEvent`]s on the channel the session passed when it started the instance; the channel
+//! is bounded, so a fast instance is slowed down rather than having reports dropped.
+//!
+//! Processes cannot outlive the server: each child has its stdin held by its task (closing it asks
+//! the instance to stop, and the kernel closes it when the server dies), `kill_on_drop`, and its
+//! own `PR_SET_PDEATHSIG`. Each child runs in its own process group so that a Ctrl-C in the
+//! server's terminal reaches the server, which stops the instances in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use grouplab_protocol::{InstanceConfig, InstanceId, InstanceReport};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// Limits and locations for consumer instances.
+#[derive(Clone, Debug)]
+pub struct SupervisorConfig {
+    /// The `grouplab-consumer` executable.
+    pub program: PathBuf,
+    /// The most instances running at once on this server.
+    pub max_total: usize,
+    /// The most instances running at once for one owner (one lab session).
+    pub max_per_owner: usize,
+    /// How long a stopping instance may take to leave its group before it is killed.
+    pub stop_grace: Duration,
+}
+
+/// Something an instance did, for the session that started it.
+#[derive(Debug)]
+pub struct InstanceEvent {
+    pub id: InstanceId,
+    pub kind: InstanceEventKind,
+}
+
+#[derive(Debug)]
+pub enum InstanceEventKind {
+    /// A report the instance wrote.
+    Report(InstanceReport),
+    /// The process ended; this is always the instance's last event.
+    Exited(ExitReason),
+}
+
+/// Why a process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// It was asked to stop and exited cleanly.
+    Stopped,
+    /// It was killed on purpose by a crash request.
+    Crashed,
+    /// It ended on its own, or a stop took longer than the grace period.
+    Failed { reason: String },
+}
+
+/// Why an instance could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("{running} consumer instances are already running in this lab, the most allowed is {limit}. Stop one before starting another.")]
+    OwnerLimit { running: usize, limit: usize },
+    #[error("{running} consumer instances are already running on this server, the most allowed is {limit}. Stop one before starting another.")]
+    TotalLimit { running: usize, limit: usize },
+    #[error("The consumer program could not be started ({program}): {source}. Build it with `cargo build -p grouplab-consumer`, or name it with --consumer-program.")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("That instance is not running any more.")]
+    UnknownInstance,
+    #[error("The server is shutting down.")]
+    ShuttingDown,
+}
+
+enum Request {
+    Start {
+        owner: String,
+        config: Box<InstanceConfig>,
+        events: mpsc::Sender<InstanceEvent>,
+        reply: oneshot::Sender<Result<InstanceId, SupervisorError>>,
+    },
+    Control {
+        id: InstanceId,
+        control: Control,
+        reply: oneshot::Sender<Result<(), SupervisorError>>,
+    },
+    Finished {
+        id: InstanceId,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Stop,
+    Crash,
+}
+
+/// A cloneable way to ask the supervisor for things.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    requests: mpsc::Sender<Request>,
+}
+
+impl SupervisorHandle {
+    /// Starts an instance for `owner`; its events go to `events`.
+    pub async fn start(
+        &self,
+        owner: &str,
+        config: InstanceConfig,
+        events: mpsc::Sender<InstanceEvent>,
+    ) -> Result<InstanceId, SupervisorError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Start {
+            owner: owner.to_owned(),
+            config: Box::new(config),
+            events,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| SupervisorError::ShuttingDown)?
+    }
+
+    /// Asks an instance to leave its group and exit.
+    pub async fn stop(&self, id: InstanceId) -> Result<(), SupervisorError> {
+        self.control(id, Control::Stop).await
+    }
+
+    /// Kills an instance with SIGKILL.
+    pub async fn crash(&self, id: InstanceId) -> Result<(), SupervisorError> {
+        self.control(id, Control::Crash).await
+    }
+
+    async fn control(&self, id: InstanceId, control: Control) -> Result<(), SupervisorError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Control { id, control, reply }).await?;
+        answer.await.map_err(|_| SupervisorError::ShuttingDown)?
+    }
+
+    async fn send(&self, request: Request) -> Result<(), SupervisorError> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| SupervisorError::ShuttingDown)
+    }
+}
+
+struct Entry {
+    owner: String,
+    control: mpsc::Sender<Control>,
+}
+
+/// The actor that owns every instance.
+pub struct Supervisor {
+    config: SupervisorConfig,
+    instances: HashMap<InstanceId, Entry>,
+    next_id: u64,
+    requests: mpsc::Sender<Request>,
+    tasks: TaskTracker,
+}
+
+impl Supervisor {
+    /// Starts the supervisor. When `shutdown` is cancelled it stops every instance and its task ends;
+    /// await the returned tracker to know all processes are gone.
+    pub fn spawn(
+        config: SupervisorConfig,
+        shutdown: CancellationToken,
+    ) -> (SupervisorHandle, TaskTracker) {
+        let (requests, inbox) = mpsc::channel(64);
+        let tasks = TaskTracker::new();
+        let supervisor = Supervisor {
+            config,
+            instances: HashMap::new(),
+            next_id: 1,
+            requests: requests.clone(),
+            tasks: tasks.clone(),
+        };
+        tasks.spawn(supervisor.run(inbox, shutdown));
+        (SupervisorHandle { requests }, tasks)
+    }
+
+    async fn run(mut self, mut inbox: mpsc::Receiver<Request>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                request = inbox.recv() => match request {
+                    Some(request) => self.handle(request),
+                    None => break,
+                },
+            }
+        }
+        info!(
+            instances = self.instances.len(),
+            "stopping every consumer instance"
+        );
+        for entry in self.instances.values() {
+            let _ = entry.control.try_send(Control::Stop);
+        }
+        self.tasks.close();
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Start {
+                owner,
+                config,
+                events,
+                reply,
+            } => {
+                let result = self.start(owner, *config, events);
+                let _ = reply.send(result);
+            }
+            Request::Control { id, control, reply } => {
+                let result = match self.instances.get(&id) {
+                    // A full control channel means a stop or crash is already on its way.
+                    Some(entry) => {
+                        let _ = entry.control.try_send(control);
+                        Ok(())
+                    }
+                    None => Err(SupervisorError::UnknownInstance),
+                };
+                let _ = reply.send(result);
+            }
+            Request::Finished { id } => {
+                self.instances.remove(&id);
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        owner: String,
+        config: InstanceConfig,
+        events: mpsc::Sender<InstanceEvent>,
+    ) -> Result<InstanceId, SupervisorError> {
+        let running = self.instances.len();
+        if running >= self.config.max_total {
+            return Err(SupervisorError::TotalLimit {
+                running,
+                limit: self.config.max_total,
+            });
+        }
+        let owned = self.instances.values().filter(|e| e.owner == owner).count();
+        if owned >= self.config.max_per_owner {
+            return Err(SupervisorError::OwnerLimit {
+                running: owned,
+                limit: self.config.max_per_owner,
+            });
+        }
+
+        let config_json = serde_json::to_string(&config).expect("instance configs serialize");
+        let mut child = Command::new(&self.config.program)
+            .arg(config_json)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0)
+            .spawn()
+            .map_err(|source| SupervisorError::Spawn {
+                program: self.config.program.display().to_string(),
+                source,
+            })?;
+
+        let id = InstanceId(self.next_id);
+        self.next_id += 1;
+        let (control, controls) = mpsc::channel(4);
+        self.instances.insert(id, Entry { owner, control });
+        debug!(?id, pid = child.id(), "started consumer instance");
+
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let task = InstanceTask {
+            id,
+            child,
+            stdin: Some(stdin),
+            events,
+            grace: self.config.stop_grace,
+        };
+        let finished = self.requests.clone();
+        self.tasks.spawn(async move {
+            task.run(controls).await;
+            let _ = finished.send(Request::Finished { id }).await;
+        });
+        Ok(id)
+    }
+}
+
+/// Owns one child process from spawn to exit.
+struct InstanceTask {
+    id: InstanceId,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Sender<InstanceEvent>,
+    grace: Duration,
+}
+
+/// How many of the last stderr lines are kept to explain a failure.
+const STDERR_TAIL: usize = 8;
+
+impl InstanceTask {
+    async fn run(mut self, mut controls: mpsc::Receiver<Control>) {
+        let stdout = self.child.stdout.take().expect("stdout is piped");
+        let stderr = self.child.stderr.take().expect("stderr is piped");
+        let reader = tokio::spawn(forward_reports(self.id, stdout, self.events.clone()));
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let stderr_reader = tokio::spawn(keep_stderr_tail(self.id, stderr, Arc::clone(&tail)));
+
+        let mut asked: Option<Control> = None;
+        let grace = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(grace);
+        let status = loop {
+            tokio::select! {
+                status = self.child.wait() => break status,
+                control = controls.recv(), if asked != Some(Control::Crash) => match control {
+                    Some(Control::Stop) if asked.is_none() => {
+                        asked = Some(Control::Stop);
+                        // Closing stdin is the instance's signal to leave its group and exit.
+                        self.stdin = None;
+                        grace.as_mut().reset(tokio::time::Instant::now() + self.grace);
+                    }
+                    Some(Control::Stop) => {}
+                    Some(Control::Crash) => {
+                        asked = Some(Control::Crash);
+                        if let Err(err) = self.child.start_kill() {
+                            warn!(id = ?self.id, %err, "could not kill consumer instance");
+                        }
+                    }
+                    // The supervisor is gone: the server is shutting down without a stop request.
+                    None => {
+                        asked = Some(Control::Stop);
+                        self.stdin = None;
+                        grace.as_mut().reset(tokio::time::Instant::now() + self.grace);
+                    }
+                },
+                () = &mut grace => {
+                    warn!(id = ?self.id, "consumer instance did not stop in time; killing it");
+                    let _ = self.child.start_kill();
+                    grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                }
+            }
+        };
+
+        // Every report is delivered before the exit, so the session sees them in order.
+        let _ = reader.await;
+        let _ = stderr_reader.await;
+        let tail: Vec<String> = tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        let reason = exit_reason(asked, status, &tail);
+        debug!(id = ?self.id, ?reason, "consumer instance exited");
+        let _ = self
+            .events
+            .send(InstanceEvent {
+                id: self.id,
+                kind: InstanceEventKind::Exited(reason),
+            })
+            .await;
+    }
+}
+
+fn exit_reason(
+    asked: Option<Control>,
+    status: std::io::Result<ExitStatus>,
+    stderr_tail: &[String],
+) -> ExitReason {
+    match (asked, status) {
+        (Some(Control::Crash), _) => ExitReason::Crashed,
+        (Some(Control::Stop), Ok(status)) if status.success() => ExitReason::Stopped,
+        (_, Ok(status)) => {
+            let how = match status.code() {
+                Some(code) => format!("exited with code {code}"),
+                None => "was killed by a signal".to_owned(),
+            };
+            let said = if stderr_tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", stderr_tail.join(" / "))
+            };
+            ExitReason::Failed {
+                reason: format!("The instance {how}{said}"),
+            }
+        }
+        (_, Err(err)) => ExitReason::Failed {
+            reason: format!("The instance's exit could not be observed: {err}"),
+        },
+    }
+}
+
+async fn forward_reports(
+    id: InstanceId,
+    stdout: tokio::process::ChildStdout,
+    events: mpsc::Sender<InstanceEvent>,
+) {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let report = match serde_json::from_str::<InstanceReport>(&line) {
+            Ok(report) => report,
+            Err(err) => InstanceReport::Error {
+                message: format!("The instance wrote a line grouplab cannot read ({err}): {line}"),
+                fatal: false,
+            },
+        };
+        let event = InstanceEvent {
+            id,
+            kind: InstanceEventKind::Report(report),
+        };
+        if events.send(event).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn keep_stderr_tail(
+    id: InstanceId,
+    stderr: tokio::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        debug!(?id, %line, "consumer instance stderr");
+        // A std Mutex is fine: the section is a push and a pop and never crosses an await.
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP side: pages (rendered by Leptos), server functions, static files, the websocket route.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRef, Path, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use grouplab_app::{LabSource, Labs, shell};
+use grouplab_protocol::{LabContent, LabSummary};
+use leptos::prelude::{LeptosOptions, provide_context};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::labs::LabCatalog;
+use crate::session::Sessions;
+use crate::ws;
+
+/// What request handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos: LeptosOptions,
+    pub sessions: Arc<Sessions>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl LabSource for LabCatalog {
+    fn summaries(&self) -> Vec<LabSummary> {
+        LabCatalog::summaries(self)
+    }
+
+    fn lab(&self, id: &str) -> Option<LabContent> {
+        self.get(id).map(|lab| lab.content.clone())
+    }
+}
+
+/// The whole router; tests call it without a socket.
+pub fn app(state: AppState) -> Router {
+    let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
+    let routes = generate_route_list(grouplab_app::App);
+    let labs = Labs(Arc::clone(state.sessions.catalog()) as Arc<dyn LabSource>);
+    let options = state.leptos.clone();
+    Router::new()
+        .route("/ws/labs/{lab_id}", get(lab_socket))
+        .route("/healthz", get(|| async { "ok" }))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(labs.clone()),
+            move || shell(options.clone()),
+        )
+        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
+        .route_service("/grouplab.css", ServeFile::new(site_root.join("grouplab.css")))
+        .with_state(state)
+}
+
+async fn lab_socket(
+    ws: WebSocketUpgrade,
+    Path(lab_id): Path<String>,
+    State(state): State<AppState>,
+) -> Response {
+    let Some(session) = state.sessions.session(&lab_id) else {
+        return (StatusCode::NOT_FOUND, format!("There is no lab `{lab_id}`.")).into_response();
+    };
+    ws.max_message_size(ws::MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| ws::serve(socket, session))
+}

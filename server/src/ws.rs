@@ -1,0 +1,125 @@
+//! The lab websocket: decode commands, forward them to the session, encode events. Nothing else.
+//!
+//! Each socket gets a send task and a receive task. The send task writes the snapshot, then every
+//! broadcast event, then anything meant for this page only (notices about its own commands). A page
+//! that falls behind the broadcast gets a fresh snapshot instead of a silently incomplete view.
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use futures::{SinkExt, StreamExt};
+use grouplab_protocol::{ClientCommand, Notice, ServerEvent};
+use tokio::sync::{broadcast, mpsc};
+use tracing::debug;
+
+use crate::session::SessionHandle;
+
+/// The largest frame a page may send; commands are a few hundred bytes.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Serves one page's socket until either side closes.
+pub async fn serve(socket: WebSocket, session: SessionHandle) {
+    let Some((snapshot, events)) = session.subscribe().await else {
+        return;
+    };
+    let (sink, stream) = socket.split();
+    let (direct, direct_inbox) = mpsc::channel::<ServerEvent>(64);
+
+    let mut send_task = tokio::spawn(send_events(
+        sink,
+        session.clone(),
+        ServerEvent::Snapshot(Box::new(snapshot)),
+        events,
+        direct_inbox,
+    ));
+    let mut receive_task = tokio::spawn(receive_commands(stream, session, direct));
+    tokio::select! {
+        _ = &mut send_task => receive_task.abort(),
+        _ = &mut receive_task => send_task.abort(),
+    }
+}
+
+async fn send_events(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    session: SessionHandle,
+    first: ServerEvent,
+    mut events: broadcast::Receiver<ServerEvent>,
+    mut direct: mpsc::Receiver<ServerEvent>,
+) {
+    let mut next = Some(first);
+    loop {
+        if let Some(event) = next.take() {
+            let json = serde_json::to_string(&event).expect("events always serialize");
+            if sink.send(Message::Text(Utf8Bytes::from(json))).await.is_err() {
+                return;
+            }
+        }
+        next = tokio::select! {
+            received = events.recv() => match received {
+                Ok(event) => Some(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    debug!(missed, "a page fell behind; sending it a fresh snapshot");
+                    let Some((snapshot, fresh)) = session.subscribe().await else { return };
+                    events = fresh;
+                    Some(ServerEvent::Snapshot(Box::new(snapshot)))
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            Some(event) = direct.recv() => Some(event),
+        };
+    }
+}
+
+async fn receive_commands(
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    session: SessionHandle,
+    direct: mpsc::Sender<ServerEvent>,
+) {
+    while let Some(Ok(message)) = stream.next().await {
+        let command = match message {
+            Message::Text(text) => decode(&text),
+            Message::Binary(_) => Err(unreadable("it was binary, and grouplab speaks JSON text")),
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        match command {
+            Ok(command) => {
+                if !session.command(command, direct.clone()).await {
+                    return;
+                }
+            }
+            Err(notice) => {
+                if direct.send(ServerEvent::Notice(notice)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes one command; a frame that is not one becomes a notice for the page that sent it.
+pub fn decode(text: &str) -> Result<ClientCommand, Notice> {
+    serde_json::from_str(text).map_err(|err| unreadable(&err.to_string()))
+}
+
+fn unreadable(why: &str) -> Notice {
+    Notice::error(
+        "The server could not understand the page",
+        format!("A message from this page was ignored ({why}). If you did not send it yourself, reload the page: it may be older than the server."),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_frames_become_notices() {
+        for frame in ["", "{", "[]", r#"{"command":"explode"}"#, r#"{"command":"create_topic","topic":"t"}"#] {
+            let notice = decode(frame).expect_err(frame);
+            assert!(notice.detail.contains("ignored"), "{frame}: {notice:?}");
+        }
+        assert_eq!(decode(r#"{"command":"open_hint"}"#), Ok(ClientCommand::OpenHint));
+    }
+}
