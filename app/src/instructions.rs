@@ -12,8 +12,9 @@ pub fn Instructions(content: LabContent) -> AnyView {
     let step_count = content.steps.len();
     let passed = move || {
         progress.with(|p| {
-            p.as_ref()
-                .map_or(0, |p| p.steps.iter().filter(|s| s.passed_at.is_some()).count())
+            p.as_ref().map_or(0, |p| {
+                p.steps.iter().filter(|s| s.passed_at.is_some()).count()
+            })
         })
     };
 

@@ -38,14 +38,16 @@ pub struct Labs(pub std::sync::Arc<dyn LabSource>);
 /// Every lab, for the list page.
 #[server]
 pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
-    let labs = use_context::<Labs>().ok_or_else(|| ServerFnError::new("the labs are not loaded"))?;
+    let labs =
+        use_context::<Labs>().ok_or_else(|| ServerFnError::new("the labs are not loaded"))?;
     Ok(labs.0.summaries())
 }
 
 /// One lab's content, or `None` if there is no lab with that id.
 #[server]
 pub async fn get_lab(id: String) -> Result<Option<LabContent>, ServerFnError> {
-    let labs = use_context::<Labs>().ok_or_else(|| ServerFnError::new("the labs are not loaded"))?;
+    let labs =
+        use_context::<Labs>().ok_or_else(|| ServerFnError::new("the labs are not loaded"))?;
     Ok(labs.0.lab(&id))
 }
 

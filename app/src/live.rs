@@ -98,9 +98,15 @@ impl Live {
         ));
     }
 
+    /// Shows a notice. Errors stay until dismissed; confirmations go away after a few seconds.
     pub fn notify(&self, notice: Notice) {
         let id = self.next_notice.get_value();
         self.next_notice.set_value(id + 1);
+        #[cfg(feature = "hydrate")]
+        if notice.level == grouplab_protocol::NoticeLevel::Info {
+            let live = *self;
+            set_timeout(move || live.dismiss(id), std::time::Duration::from_secs(5));
+        }
         self.notices.update(|notices| {
             notices.push(ShownNotice { id, notice });
             if notices.len() > MAX_NOTICES {
@@ -110,7 +116,9 @@ impl Live {
     }
 
     pub fn dismiss(&self, id: u64) {
-        self.notices.update(|notices| notices.retain(|n| n.id != id));
+        // The page may be gone by the time a delayed dismissal runs.
+        self.notices
+            .try_update(|notices| notices.retain(|n| n.id != id));
     }
 
     /// Applies one event from the server.
@@ -143,12 +151,16 @@ mod browser {
     use wasm_bindgen::closure::Closure;
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-    use super::{Live, LinkStatus};
+    use super::{LinkStatus, Live};
 
     /// Opens the socket; on close, tries again after a back-off of up to five seconds.
     pub(super) fn open(live: Live, lab_id: String, attempt: u32) {
         let location = window().location();
-        let scheme = if location.protocol().as_deref() == Ok("https:") { "wss" } else { "ws" };
+        let scheme = if location.protocol().as_deref() == Ok("https:") {
+            "wss"
+        } else {
+            "ws"
+        };
         let host = location.host().unwrap_or_default();
         let url = format!("{scheme}://{host}/ws/labs/{lab_id}");
         let Ok(socket) = WebSocket::new(&url) else {
@@ -157,7 +169,9 @@ mod browser {
         };
 
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(text) = event.data().as_string() else { return };
+            let Some(text) = event.data().as_string() else {
+                return;
+            };
             match serde_json::from_str::<ServerEvent>(&text) {
                 Ok(event) => live.receive(event),
                 Err(err) => live.notify(Notice::error(
@@ -176,7 +190,11 @@ mod browser {
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
             if live.status.get_untracked() != LinkStatus::Outdated {
                 live.status.set(LinkStatus::Reconnecting);
-                let next = if live.view.with_untracked(Option::is_some) { 0 } else { attempt + 1 };
+                let next = if live.view.with_untracked(Option::is_some) {
+                    0
+                } else {
+                    attempt + 1
+                };
                 retry(live, lab_id.clone(), next);
             }
         });

@@ -10,7 +10,7 @@ use grouplab_protocol::{
 };
 use leptos::prelude::*;
 
-use crate::live::{Live, LinkStatus};
+use crate::live::{LinkStatus, Live};
 
 /// How many recent messages and timeline entries are listed.
 const SHOWN_MESSAGES: usize = 14;
@@ -29,7 +29,11 @@ pub fn BrokerBadge() -> impl IntoView {
     let live = expect_context::<Live>();
     let text = move || {
         with_view(live, |v| {
-            let kind = if v.broker.embedded { "embedded broker" } else { "Kafka cluster" };
+            let kind = if v.broker.embedded {
+                "embedded broker"
+            } else {
+                "Kafka cluster"
+            };
             let health = match &v.broker.health {
                 BrokerHealth::Unknown => "checking…",
                 BrokerHealth::Up => "up",
@@ -40,7 +44,10 @@ pub fn BrokerBadge() -> impl IntoView {
         .unwrap_or_default()
     };
     let down = move || {
-        with_view(live, |v| matches!(v.broker.health, BrokerHealth::Down { .. })).unwrap_or(false)
+        with_view(live, |v| {
+            matches!(v.broker.health, BrokerHealth::Down { .. })
+        })
+        .unwrap_or(false)
     };
     let reason = move || {
         with_view(live, |v| match &v.broker.health {
@@ -141,23 +148,34 @@ fn Controls(setup: LabSetup) -> AnyView {
     let distinct = RwSignal::new("6".to_owned());
     let target_partition = RwSignal::new(String::new());
     let group = RwSignal::new(setup.group.clone());
-    let session_s = RwSignal::new((ConsumerSettings::default().session_timeout_ms / 1000).to_string());
+    let session_s =
+        RwSignal::new((ConsumerSettings::default().session_timeout_ms / 1000).to_string());
     let assignor = RwSignal::new("range".to_owned());
     let auto_commit = RwSignal::new(true);
 
     let create_topic = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if let Some(partitions) = number(live, "partition count", &partitions.get_untracked()) {
-            live.send(ClientCommand::CreateTopic { topic: topic.get_untracked(), partitions });
+            live.send(ClientCommand::CreateTopic {
+                topic: topic.get_untracked(),
+                partitions,
+            });
         }
     };
     let produce = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(count) = number(live, "message count", &count.get_untracked()) else { return };
+        let Some(count) = number(live, "message count", &count.get_untracked()) else {
+            return;
+        };
         let keys = match key_mode.get_untracked().as_str() {
-            "fixed" => KeyMode::Fixed { key: fixed_key.get_untracked() },
+            "fixed" => KeyMode::Fixed {
+                key: fixed_key.get_untracked(),
+            },
             "rotating" => {
-                let Some(distinct) = number(live, "number of keys", &distinct.get_untracked()) else { return };
+                let Some(distinct) = number(live, "number of keys", &distinct.get_untracked())
+                else {
+                    return;
+                };
                 KeyMode::Rotating { distinct }
             }
             _ => KeyMode::None,
@@ -166,14 +184,24 @@ fn Controls(setup: LabSetup) -> AnyView {
         let partition = if typed.trim().is_empty() {
             None
         } else {
-            let Some(p) = number(live, "partition", &typed) else { return };
+            let Some(p) = number(live, "partition", &typed) else {
+                return;
+            };
             Some(p)
         };
-        live.send(ClientCommand::Produce { topic: topic.get_untracked(), count, keys, partition });
+        live.send(ClientCommand::Produce {
+            topic: topic.get_untracked(),
+            count,
+            keys,
+            partition,
+        });
     };
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(seconds) = number::<u32>(live, "session timeout", &session_s.get_untracked()) else { return };
+        let Some(seconds) = number::<u32>(live, "session timeout", &session_s.get_untracked())
+        else {
+            return;
+        };
         let assignor = Assignor::ALL
             .into_iter()
             .find(|a| a.librdkafka_name() == assignor.get_untracked())
@@ -193,14 +221,14 @@ fn Controls(setup: LabSetup) -> AnyView {
 
     view! {
         <div class="controls">
-            <form class="control" on:submit=create_topic>
+            <form class="control" novalidate on:submit=create_topic>
                 <h3>"Topic"</h3>
                 <label>"Name" <input data-testid="topic-name" bind:value=topic maxlength=limits::MAX_NAME_LEN /></label>
                 <label>"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
                 <button type="submit" data-testid="create-topic">"Create topic"</button>
             </form>
-            <form class="control" on:submit=produce>
-                <h3>"Produce"</h3>
+            <form class="control" novalidate on:submit=produce>
+                <h3>"Produce to " <code>{move || topic.get()}</code></h3>
                 <label>"Messages" <input data-testid="produce-count" type="number" min="1" max=limits::MAX_PRODUCE bind:value=count /></label>
                 <label>"Keys"
                     <select data-testid="produce-keys" bind:value=key_mode>
@@ -218,8 +246,8 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Partition" <input data-testid="produce-partition" placeholder="any" bind:value=target_partition /></label>
                 <button type="submit" data-testid="produce">"Produce"</button>
             </form>
-            <form class="control" on:submit=start>
-                <h3>"Consumer instance"</h3>
+            <form class="control" novalidate on:submit=start>
+                <h3>"Consumer of " <code>{move || topic.get()}</code></h3>
                 <label>"Group" <input data-testid="instance-group" bind:value=group maxlength=limits::MAX_NAME_LEN /></label>
                 <label>"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
                 <label>"Assignor"
@@ -260,7 +288,13 @@ fn Topics() -> impl IntoView {
 #[component]
 fn TopicLanes(topic: TopicView) -> AnyView {
     let live = expect_context::<Live>();
-    let most = topic.partitions.iter().map(|p| p.log_end).max().unwrap_or(0).max(1);
+    let most = topic
+        .partitions
+        .iter()
+        .map(|p| p.log_end)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let groups: Vec<String> = topic.groups.iter().map(|g| g.group.clone()).collect();
     let name = topic.name.clone();
     let rows = topic
@@ -360,23 +394,42 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
     let partitions = if instance.partitions.is_empty() {
         "none".to_owned()
     } else {
-        instance.partitions.iter().map(|tp| format!("P{}", tp.partition)).collect::<Vec<_>>().join(" ")
+        instance
+            .partitions
+            .iter()
+            .map(|tp| format!("P{}", tp.partition))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let state = instance.state.clone();
     let status = move || match &state {
-        InstanceState::Crashed { at, session_timeout_ms, noticed_at: None } => {
+        InstanceState::Crashed {
+            at,
+            session_timeout_ms,
+            noticed_at: None,
+        } => {
             let deadline = at + u64::from(*session_timeout_ms);
             let now = live.now.get();
             if now == 0 {
                 String::new()
             } else if now < deadline {
-                format!("The group will notice in {:.1} s (session timeout)", (deadline - now) as f64 / 1000.0)
+                format!(
+                    "The group will notice in {:.1} s (session timeout)",
+                    (deadline - now) as f64 / 1000.0
+                )
             } else {
                 "Session timed out: waiting for the group to rebalance".to_owned()
             }
         }
-        InstanceState::Crashed { at, noticed_at: Some(noticed), .. } => {
-            format!("The group noticed after {:.1} s", noticed.saturating_sub(*at) as f64 / 1000.0)
+        InstanceState::Crashed {
+            at,
+            noticed_at: Some(noticed),
+            ..
+        } => {
+            format!(
+                "The group noticed after {:.1} s",
+                noticed.saturating_sub(*at) as f64 / 1000.0
+            )
         }
         InstanceState::Failed { reason, .. } => reason.clone(),
         InstanceState::Joining => "Joining the group…".to_owned(),
@@ -390,7 +443,11 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
         instance.group,
         settings.session_timeout_ms / 1000,
         settings.assignor.label(),
-        if settings.auto_commit { " · auto commit" } else { " · commit per message" }
+        if settings.auto_commit {
+            " · auto commit"
+        } else {
+            " · commit per message"
+        }
     );
     view! {
         <article
@@ -507,15 +564,24 @@ fn partition_list(partitions: &[TopicPartition]) -> String {
     if partitions.is_empty() {
         return "no partitions".to_owned();
     }
-    partitions.iter().map(|tp| format!("P{}", tp.partition)).collect::<Vec<_>>().join(", ")
+    partitions
+        .iter()
+        .map(|tp| format!("P{}", tp.partition))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe(entry: &TimelineEntry) -> String {
     let parts = partition_list(&entry.partitions);
     match &entry.kind {
         TimelineKind::Started => format!("started in {}", entry.group),
-        TimelineKind::Assigned { unowned_ms: Some(ms) } if *ms >= 50 => {
-            format!("assigned {parts}, after {:.1} s without a working owner", *ms as f64 / 1000.0)
+        TimelineKind::Assigned {
+            unowned_ms: Some(ms),
+        } if *ms >= 50 => {
+            format!(
+                "assigned {parts}, after {:.1} s without a working owner",
+                *ms as f64 / 1000.0
+            )
         }
         TimelineKind::Assigned { .. } => format!("assigned {parts}"),
         TimelineKind::Revoked => format!("revoked {parts}"),
@@ -542,6 +608,12 @@ fn clock(at: u64) -> String {
     #[cfg(not(feature = "hydrate"))]
     {
         let ms = at % 86_400_000;
-        format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
     }
 }

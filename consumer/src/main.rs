@@ -24,9 +24,7 @@ use grouplab_protocol::{
     TopicPartition,
 };
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -69,7 +67,10 @@ fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
         .set("bootstrap.servers", &config.bootstrap_servers)
         .set("group.id", &config.group)
         .set("client.id", &config.client_id)
-        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
         .set(
             "heartbeat.interval.ms",
             settings.heartbeat_interval_ms.to_string(),

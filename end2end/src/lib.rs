@@ -38,11 +38,26 @@ pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
         .take(2)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-        .with_context(|| format!("`{name}` is not built: run `cargo build --bins` (the test command does)"))
+        .with_context(|| {
+            format!("`{name}` is not built: run `cargo build --bins` (the test command does)")
+        })
+}
+
+/// The built front end: `site/` in the cargo target folder this test executable was built in.
+pub fn site_root() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.ancestors()
+        .map(|dir| dir.join("site"))
+        .find(|site| site.join("pkg").join("grouplab.js").is_file())
+        .context("the front end is not built: run `cargo xtask site` (the test command does)")
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `deadline`.
-pub async fn poll_until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn poll_until<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -82,7 +97,7 @@ impl TestServer {
             .arg("--labs-dir")
             .arg(root.join("labs"))
             .arg("--site-root")
-            .arg(root.join("target").join("site"))
+            .arg(site_root()?)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--consumer-program")
@@ -91,7 +106,11 @@ impl TestServer {
             .stdout(Stdio::null())
             .spawn()
             .context("could not start grouplab")?;
-        let mut server = Self { child, addr, broker };
+        let mut server = Self {
+            child,
+            addr,
+            broker,
+        };
         let until = tokio::time::Instant::now() + START_DEADLINE;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -132,10 +151,14 @@ impl TestServer {
         use nix::unistd::Pid;
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
         let child = &mut self.child;
-        poll_until("the server to exit after SIGTERM", Duration::from_secs(30), || {
-            let exited = child.try_wait().ok().flatten().is_some();
-            async move { exited.then_some(()) }
-        })
+        poll_until(
+            "the server to exit after SIGTERM",
+            Duration::from_secs(30),
+            || {
+                let exited = child.try_wait().ok().flatten().is_some();
+                async move { exited.then_some(()) }
+            },
+        )
         .await
     }
 
@@ -152,7 +175,10 @@ impl TestServer {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .context("no HTTP status line")?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         Ok((status, body))
     }
 }
@@ -188,7 +214,10 @@ pub fn is_running(pid: u32) -> bool {
         .ok()
         .and_then(|stat| {
             let after = &stat[stat.rfind(')')? + 2..];
-            after.split_whitespace().next().map(|state| state != "Z" && state != "X")
+            after
+                .split_whitespace()
+                .next()
+                .map(|state| state != "Z" && state != "X")
         })
         .unwrap_or(false)
 }
@@ -201,7 +230,8 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> anyhow::Result<Self> {
-        let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromedriver =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_addr().port();
         let driver = Command::new(&chromedriver)
@@ -214,9 +244,16 @@ impl Browser {
         browser_args.insert(
             "args".into(),
             serde_json::json!([
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,900"
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1280,900"
             ]),
         );
         browser_args.insert("binary".into(), chromium.into());
@@ -224,17 +261,23 @@ impl Browser {
         capabilities.insert("goog:chromeOptions".into(), browser_args.into());
         let url = format!("http://127.0.0.1:{port}");
         let mut driver = DriverGuard(Some(driver));
-        let client = poll_until("chromedriver to accept a session", Duration::from_secs(30), || {
-            let capabilities = capabilities.clone();
-            let url = url.clone();
-            async move {
-                fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        let client = poll_until(
+            "chromedriver to accept a session",
+            Duration::from_secs(30),
+            || {
+                let capabilities = capabilities.clone();
+                let url = url.clone();
+                async move {
+                    fantoccini::ClientBuilder::new(
+                        hyper_util::client::legacy::connect::HttpConnector::new(),
+                    )
                     .capabilities(capabilities)
                     .connect(&url)
                     .await
                     .ok()
-            }
-        })
+                }
+            },
+        )
         .await?;
         Ok(Self {
             driver: driver.0.take().expect("the driver is still owned"),
@@ -271,7 +314,9 @@ impl Drop for DriverGuard {
 
 /// A websocket client that keeps a lab view the way the page does: by applying every event.
 pub struct LabClient {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     pub view: Option<grouplab_protocol::LabSnapshot>,
     /// Every notice received, oldest first.
     pub notices: Vec<grouplab_protocol::Notice>,
@@ -280,7 +325,11 @@ pub struct LabClient {
 impl LabClient {
     pub async fn connect(server: &TestServer, lab: &str) -> anyhow::Result<Self> {
         let (socket, _) = tokio_tungstenite::connect_async(server.ws_url(lab)).await?;
-        Ok(Self { socket, view: None, notices: Vec::new() })
+        Ok(Self {
+            socket,
+            view: None,
+            notices: Vec::new(),
+        })
     }
 
     pub async fn send(&mut self, command: &grouplab_protocol::ClientCommand) -> anyhow::Result<()> {
@@ -308,10 +357,17 @@ impl LabClient {
         use futures::StreamExt;
         use grouplab_protocol::ServerEvent;
         loop {
-            let message = self.socket.next().await.context("the server closed the socket")??;
-            let tokio_tungstenite::tungstenite::Message::Text(text) = message else { continue };
-            let event: ServerEvent = serde_json::from_str(&text)
-                .with_context(|| format!("the server sent an event the protocol cannot read: {text}"))?;
+            let message = self
+                .socket
+                .next()
+                .await
+                .context("the server closed the socket")??;
+            let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+                continue;
+            };
+            let event: ServerEvent = serde_json::from_str(&text).with_context(|| {
+                format!("the server sent an event the protocol cannot read: {text}")
+            })?;
             match (&event, &mut self.view) {
                 (ServerEvent::Snapshot(snapshot), _) => self.view = Some((**snapshot).clone()),
                 (ServerEvent::Notice(notice), _) => self.notices.push(notice.clone()),

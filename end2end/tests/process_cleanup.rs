@@ -9,11 +9,17 @@ const LAB: &str = "04-consumer-groups";
 const DEADLINE: Duration = Duration::from_secs(45);
 
 /// Starts a server with two running instances; returns it, with the instances' process ids.
-async fn server_with_two_instances(data: &std::path::Path) -> anyhow::Result<(TestServer, Vec<u32>)> {
+async fn server_with_two_instances(
+    data: &std::path::Path,
+) -> anyhow::Result<(TestServer, Vec<u32>)> {
     let server = TestServer::start(data).await?;
     let mut page = LabClient::connect(&server, LAB).await?;
     page.next_event().await?;
-    page.send(&ClientCommand::CreateTopic { topic: "user-clicks".into(), partitions: 3 }).await?;
+    page.send(&ClientCommand::CreateTopic {
+        topic: "user-clicks".into(),
+        partitions: 3,
+    })
+    .await?;
     for _ in 0..2 {
         page.send(&ClientCommand::StartInstance {
             group: "click-processors".into(),
@@ -23,7 +29,12 @@ async fn server_with_two_instances(data: &std::path::Path) -> anyhow::Result<(Te
         .await?;
     }
     page.wait_until("two running instances", DEADLINE, |p| {
-        p.view().instances.iter().filter(|i| i.state == InstanceState::Running).count() == 2
+        p.view()
+            .instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Running)
+            .count()
+            == 2
     })
     .await?;
     let server_pid = server.pid();
@@ -53,6 +64,9 @@ async fn sigterm_stops_the_instances_and_the_server() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let (mut server, instances) = server_with_two_instances(data.path()).await?;
     server.terminate().await?;
-    assert!(instances.iter().all(|pid| !is_running(*pid)), "instances were left running");
+    assert!(
+        instances.iter().all(|pid| !is_running(*pid)),
+        "instances were left running"
+    );
     Ok(())
 }

@@ -31,49 +31,111 @@ async fn a_page_gets_a_snapshot_then_events_and_survives_bad_frames() -> anyhow:
     assert_eq!(snapshot.broker.bootstrap_servers, server.broker.to_string());
 
     // Malformed frames get an error notice each, and the connection stays usable.
-    for bad in ["{not json", r#"{"command":"launch_rockets"}"#, r#"{"command":"create_topic"}"#] {
+    for bad in [
+        "{not json",
+        r#"{"command":"launch_rockets"}"#,
+        r#"{"command":"create_topic"}"#,
+    ] {
         page.send_text(bad).await?;
     }
     page.send_binary(vec![0, 159, 146, 150]).await?;
-    page.wait_until("four notices about unreadable frames", DEADLINE, |p| p.notices.len() == 4).await?;
-    assert!(page.notices.iter().all(|n| n.level == NoticeLevel::Error && n.detail.contains("ignored")));
+    page.wait_until("four notices about unreadable frames", DEADLINE, |p| {
+        p.notices.len() == 4
+    })
+    .await?;
+    assert!(
+        page.notices
+            .iter()
+            .all(|n| n.level == NoticeLevel::Error && n.detail.contains("ignored"))
+    );
 
     // Bad input is refused with a reason; nothing reaches the broker.
-    page.send(&ClientCommand::CreateTopic { topic: "no spaces; rm -rf /".into(), partitions: 3 }).await?;
-    page.send(&ClientCommand::CreateTopic { topic: "ok".into(), partitions: 65 }).await?;
-    page.send(&ClientCommand::Produce { topic: "missing".into(), count: 1, keys: KeyMode::None, partition: None }).await?;
-    page.send(&ClientCommand::Produce { topic: "missing".into(), count: 10_001, keys: KeyMode::None, partition: None }).await?;
-    page.wait_until("four more notices", DEADLINE, |p| p.notices.len() == 8).await?;
-    let details: Vec<&str> = page.notices[4..].iter().map(|n| n.detail.as_str()).collect();
-    assert!(details.iter().any(|d| d.contains("contains ` `")), "{details:?}");
-    assert!(details.iter().any(|d| d.contains("between 1 and 64")), "{details:?}");
-    assert!(details.iter().any(|d| d.contains("no topic named `missing`")), "{details:?}");
-    assert!(details.iter().any(|d| d.contains("between 1 and 10000")), "{details:?}");
+    page.send(&ClientCommand::CreateTopic {
+        topic: "no spaces; rm -rf /".into(),
+        partitions: 3,
+    })
+    .await?;
+    page.send(&ClientCommand::CreateTopic {
+        topic: "ok".into(),
+        partitions: 65,
+    })
+    .await?;
+    page.send(&ClientCommand::Produce {
+        topic: "missing".into(),
+        count: 1,
+        keys: KeyMode::None,
+        partition: None,
+    })
+    .await?;
+    page.send(&ClientCommand::Produce {
+        topic: "missing".into(),
+        count: 10_001,
+        keys: KeyMode::None,
+        partition: None,
+    })
+    .await?;
+    page.wait_until("four more notices", DEADLINE, |p| p.notices.len() == 8)
+        .await?;
+    let details: Vec<&str> = page.notices[4..]
+        .iter()
+        .map(|n| n.detail.as_str())
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains("contains ` `")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("between 1 and 64")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("no topic named `missing`")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("between 1 and 10000")),
+        "{details:?}"
+    );
 
     // A good command changes the view of every page, and a second page starts from the same state.
-    page.send(&ClientCommand::CreateTopic { topic: "user-clicks".into(), partitions: 3 }).await?;
+    page.send(&ClientCommand::CreateTopic {
+        topic: "user-clicks".into(),
+        partitions: 3,
+    })
+    .await?;
     page.wait_until("the topic's lanes", DEADLINE, |p| {
         topic(p, "user-clicks").is_some_and(|t| t.partitions.len() == 3)
     })
     .await?;
-    page.wait_until("the first step to pass", DEADLINE, |p| p.view().progress.steps[0].passed_at.is_some())
-        .await?;
+    page.wait_until("the first step to pass", DEADLINE, |p| {
+        p.view().progress.steps[0].passed_at.is_some()
+    })
+    .await?;
     let mut second = LabClient::connect(&server, LAB).await?;
     second.next_event().await?;
-    assert!(topic(&second, "user-clicks").is_some(), "a second page sees the topic in its snapshot");
+    assert!(
+        topic(&second, "user-clicks").is_some(),
+        "a second page sees the topic in its snapshot"
+    );
     assert!(second.view().progress.steps[0].passed_at.is_some());
 
     page.send(&ClientCommand::Produce {
         topic: "user-clicks".into(),
         count: 9,
-        keys: KeyMode::Fixed { key: "user-7".into() },
+        keys: KeyMode::Fixed {
+            key: "user-7".into(),
+        },
         partition: None,
     })
     .await?;
     // Every message has one key, so all of them land in one partition.
     second
         .wait_until("nine messages in one partition", DEADLINE, |p| {
-            topic(p, "user-clicks").is_some_and(|t| t.partitions.iter().any(|l| l.log_end == 9) && t.message_count() == 9)
+            topic(p, "user-clicks").is_some_and(|t| {
+                t.partitions.iter().any(|l| l.log_end == 9) && t.message_count() == 9
+            })
         })
         .await?;
     Ok(())
@@ -84,16 +146,31 @@ async fn an_unknown_lab_is_refused_and_pages_render_on_the_server() -> anyhow::R
     let data = tempfile::tempdir()?;
     let server = TestServer::start(data.path()).await?;
     let refused = tokio_tungstenite::connect_async(server.ws_url("no-such-lab")).await;
-    assert!(refused.is_err(), "a socket for an unknown lab must be refused");
+    assert!(
+        refused.is_err(),
+        "a socket for an unknown lab must be refused"
+    );
 
     let (status, list) = server.get("/").await?;
     assert_eq!(status, 200);
-    assert!(list.contains("Consumer groups"), "the lab list names the lab");
+    assert!(
+        list.contains("Consumer groups"),
+        "the lab list names the lab"
+    );
     let (status, page) = server.get(&format!("/labs/{LAB}")).await?;
     assert_eq!(status, 200);
-    assert!(page.contains("Create the topic"), "steps are in the first HTML");
-    assert!(page.contains("consume") || page.contains("Consumer("), "starter code is in the first HTML");
-    assert!(page.contains("/pkg/grouplab.js"), "the page loads the front end");
+    assert!(
+        page.contains("Create the topic"),
+        "steps are in the first HTML"
+    );
+    assert!(
+        page.contains("consume") || page.contains("Consumer("),
+        "starter code is in the first HTML"
+    );
+    assert!(
+        page.contains("/pkg/grouplab.js"),
+        "the page loads the front end"
+    );
     let (_, missing) = server.get("/labs/no-such-lab").await?;
     assert!(missing.contains("Page not found"));
     Ok(())

@@ -72,7 +72,9 @@ pub mod limits {
 /// Why a topic or group name is refused, in words a learner understands.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err(format!("The {kind} name is empty: type a name such as `user-clicks`."));
+        return Err(format!(
+            "The {kind} name is empty: type a name such as `user-clicks`."
+        ));
     }
     if name.len() > limits::MAX_NAME_LEN {
         return Err(format!(

@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    ConsumerSettings, EpochMillis, PROTOCOL_VERSION, ServerEvent, TopicPartition,
-};
+use crate::{ConsumerSettings, EpochMillis, PROTOCOL_VERSION, ServerEvent, TopicPartition};
 
 /// How many timeline entries a snapshot keeps.
 pub const MAX_TIMELINE: usize = 200;
@@ -54,7 +52,9 @@ impl LabSnapshot {
             ServerEvent::Instance(instance) => {
                 upsert(&mut self.instances, instance.clone(), |i| i.id);
             }
-            ServerEvent::InstanceRemoved { instance } => self.instances.retain(|i| i.id != *instance),
+            ServerEvent::InstanceRemoved { instance } => {
+                self.instances.retain(|i| i.id != *instance)
+            }
             ServerEvent::Timeline(entry) => {
                 self.timeline.push(entry.clone());
                 trim_front(&mut self.timeline, MAX_TIMELINE);
@@ -120,7 +120,9 @@ pub enum BrokerHealth {
     Unknown,
     Up,
     /// The broker did not answer; `reason` says what failed, in a learner's words.
-    Down { reason: String },
+    Down {
+        reason: String,
+    },
 }
 
 /// A topic's partitions drawn as lanes.
@@ -155,14 +157,19 @@ impl TopicView {
 
     /// Messages in the topic, counted from each partition's first retained offset.
     pub fn message_count(&self) -> i64 {
-        self.partitions.iter().map(|p| p.log_end - p.log_start).sum()
+        self.partitions
+            .iter()
+            .map(|p| p.log_end - p.log_start)
+            .sum()
     }
 }
 
 /// The lag of a group on one partition: what lies between its committed offset and the log end.
 /// Without a commit the group starts from the earliest retained offset (`auto.offset.reset=earliest`).
 pub fn lag(partition: &PartitionView, committed: Option<i64>) -> i64 {
-    let from = committed.unwrap_or(partition.log_start).max(partition.log_start);
+    let from = committed
+        .unwrap_or(partition.log_start)
+        .max(partition.log_start);
     (partition.log_end - from).max(0)
 }
 
@@ -183,9 +190,7 @@ pub struct GroupOffsets {
 }
 
 /// A lab-wide instance number; it never repeats within a server's life.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct InstanceId(pub u64);
 

@@ -19,7 +19,9 @@ const NODE_ID: i32 = 1;
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("The address {addr} is already in use, so the embedded broker cannot listen there. Another Kafka broker may be running: stop it, start grouplab with --broker-addr 127.0.0.1:<another port>, or use that broker with --bootstrap-servers {addr}.")]
+    #[error(
+        "The address {addr} is already in use, so the embedded broker cannot listen there. Another Kafka broker may be running: stop it, start grouplab with --broker-addr 127.0.0.1:<another port>, or use that broker with --bootstrap-servers {addr}."
+    )]
     AddressInUse { addr: SocketAddr },
     #[error("The embedded broker cannot listen on {addr}: {source}")]
     Listen {
@@ -54,7 +56,8 @@ impl EmbeddedBroker {
             Err(source) => return Err(BrokerError::Listen { addr, source }),
         }
 
-        let url = Url::parse(&format!("tcp://{addr}")).map_err(|e| BrokerError::Start(e.to_string()))?;
+        let url =
+            Url::parse(&format!("tcp://{addr}")).map_err(|e| BrokerError::Start(e.to_string()))?;
         let storage = Url::parse("memory://").expect("a constant URL parses");
         let mut broker = Broker::<Controller<ArcDynStorage>, ArcDynStorage>::builder()
             .node_id(NODE_ID)

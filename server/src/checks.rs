@@ -181,10 +181,12 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
     match check {
         Check::TopicExists { topic, partitions } => match (view.topic(topic), partitions) {
             (None, _) => Verdict::wait(format!("There is no topic `{topic}` yet.")),
-            (Some(found), Some(n)) if found.partitions.len() != *n as usize => Verdict::wait(format!(
-                "`{topic}` has {} partitions; this step needs {n}. Reset the lab and create it again.",
-                found.partitions.len()
-            )),
+            (Some(found), Some(n)) if found.partitions.len() != *n as usize => {
+                Verdict::wait(format!(
+                    "`{topic}` has {} partitions; this step needs {n}. Reset the lab and create it again.",
+                    found.partitions.len()
+                ))
+            }
             (Some(found), _) => Verdict::pass(format!(
                 "`{topic}` exists with {} partitions.",
                 found.partitions.len()
@@ -196,7 +198,9 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
             if count >= *at_least {
                 Verdict::pass(format!("`{topic}` holds {count} messages."))
             } else {
-                Verdict::wait(format!("`{topic}` holds {count} of the {at_least} messages needed."))
+                Verdict::wait(format!(
+                    "`{topic}` holds {count} of the {at_least} messages needed."
+                ))
             }
         }
         Check::GroupMembers {
@@ -229,7 +233,9 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
             }
         }
         Check::AssignmentComplete { group, topic } => assignment_complete(view, group, topic),
-        Check::ReceivedExactlyOnce { group, topic } => received_exactly_once(view, history, group, topic),
+        Check::ReceivedExactlyOnce { group, topic } => {
+            received_exactly_once(view, history, group, topic)
+        }
         Check::CrashReassigned { group } => handed_over(history, group, Departure::Crash),
         Check::StopReassigned { group } => handed_over(history, group, Departure::Stop),
         Check::StopFasterThanCrash { group } => {
@@ -296,11 +302,19 @@ fn assignment_complete(view: &LabSnapshot, group: &str, topic: &str) -> Verdict 
             .iter()
             .map(|(p, names)| format!("{p}→{}", names.join("")))
             .collect();
-        Verdict::pass(format!("Each partition has one owner: {}.", summary.join(", ")))
+        Verdict::pass(format!(
+            "Each partition has one owner: {}.",
+            summary.join(", ")
+        ))
     }
 }
 
-fn received_exactly_once(view: &LabSnapshot, history: &History, group: &str, topic: &str) -> Verdict {
+fn received_exactly_once(
+    view: &LabSnapshot,
+    history: &History,
+    group: &str,
+    topic: &str,
+) -> Verdict {
     let Some(found) = view.topic(topic) else {
         return Verdict::wait(format!("There is no topic `{topic}` yet."));
     };
@@ -400,7 +414,10 @@ mod tests {
                 topic: "t".into(),
                 settings: ConsumerSettings::default(),
                 state: state.clone(),
-                partitions: partitions.iter().map(|&p| TopicPartition::new("t", p)).collect(),
+                partitions: partitions
+                    .iter()
+                    .map(|&p| TopicPartition::new("t", p))
+                    .collect(),
                 received: 0,
                 started_at: 0,
             });
@@ -458,8 +475,20 @@ mod tests {
         };
         let none = History::default();
         check(c(Some(3)), &view(&[], &[]), &none, false, "no topic");
-        check(c(Some(3)), &view(&[0, 0], &[]), &none, false, "has 2 partitions");
-        check(c(Some(3)), &view(&[0, 0, 0], &[]), &none, true, "3 partitions");
+        check(
+            c(Some(3)),
+            &view(&[0, 0], &[]),
+            &none,
+            false,
+            "has 2 partitions",
+        );
+        check(
+            c(Some(3)),
+            &view(&[0, 0, 0], &[]),
+            &none,
+            true,
+            "3 partitions",
+        );
         check(c(None), &view(&[0], &[]), &none, true, "exists");
     }
 
@@ -470,7 +499,13 @@ mod tests {
             at_least: 10,
         };
         let none = History::default();
-        check(c.clone(), &view(&[3, 3, 3], &[]), &none, false, "9 of the 10");
+        check(
+            c.clone(),
+            &view(&[3, 3, 3], &[]),
+            &none,
+            false,
+            "9 of the 10",
+        );
         check(c, &view(&[4, 3, 3], &[]), &none, true, "10 messages");
     }
 
@@ -483,7 +518,13 @@ mod tests {
         };
         let none = History::default();
         let joining = InstanceState::Joining;
-        check(c.clone(), &view(&[0; 3], &[("A", RUNNING, &[0, 1, 2])]), &none, false, "1 running");
+        check(
+            c.clone(),
+            &view(&[0; 3], &[("A", RUNNING, &[0, 1, 2])]),
+            &none,
+            false,
+            "1 running",
+        );
         check(
             c.clone(),
             &view(&[0; 3], &[("A", RUNNING, &[0, 1, 2]), ("B", joining, &[])]),
@@ -500,7 +541,14 @@ mod tests {
         );
         check(
             c.clone(),
-            &view(&[0; 3], &[("A", RUNNING, &[0, 1]), ("B", RUNNING, &[2]), ("C", crashed(), &[])]),
+            &view(
+                &[0; 3],
+                &[
+                    ("A", RUNNING, &[0, 1]),
+                    ("B", RUNNING, &[2]),
+                    ("C", crashed(), &[]),
+                ],
+            ),
             &none,
             true,
             "2 running",
@@ -545,9 +593,27 @@ mod tests {
             topic: "t".into(),
         };
         let lanes = view(&[2, 1], &[]);
-        check(c.clone(), &view(&[0, 0], &[]), &History::default(), false, "no messages");
-        check(c.clone(), &lanes, &received(&[(0, &[0])]), false, "2 not received");
-        check(c.clone(), &lanes, &received(&[(0, &[0, 1]), (1, &[0])]), true, "All 3");
+        check(
+            c.clone(),
+            &view(&[0, 0], &[]),
+            &History::default(),
+            false,
+            "no messages",
+        );
+        check(
+            c.clone(),
+            &lanes,
+            &received(&[(0, &[0])]),
+            false,
+            "2 not received",
+        );
+        check(
+            c.clone(),
+            &lanes,
+            &received(&[(0, &[0, 1]), (1, &[0])]),
+            true,
+            "All 3",
+        );
         check(
             c.clone(),
             &lanes,
@@ -556,7 +622,9 @@ mod tests {
             "1 of 3 messages were received more than once",
         );
         let mut other_group = received(&[(0, &[0, 1]), (1, &[0])]);
-        other_group.received.insert("other".into(), other_group.received["g"].clone());
+        other_group
+            .received
+            .insert("other".into(), other_group.received["g"].clone());
         other_group.received.remove("g");
         check(c, &lanes, &other_group, false, "3 not received");
     }

@@ -24,7 +24,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// What went wrong talking to the broker, worded for a learner.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
-    #[error("The broker at {bootstrap} did not answer. If it is the embedded broker, restart grouplab; if it is your own cluster, check that it is running and reachable.")]
+    #[error(
+        "The broker at {bootstrap} did not answer. If it is the embedded broker, restart grouplab; if it is your own cluster, check that it is running and reachable."
+    )]
     Unreachable { bootstrap: String },
     #[error("A topic named `{0}` already exists.")]
     TopicExists(String),
@@ -240,10 +242,12 @@ impl Cluster {
                 .map_err(|e| inner.classify(e))?;
             Ok(partitions
                 .iter()
-                .map(|&p| match committed.find_partition(&topic, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(offset)) => Some(offset),
-                    _ => None,
-                })
+                .map(
+                    |&p| match committed.find_partition(&topic, p).map(|e| e.offset()) {
+                        Some(Offset::Offset(offset)) => Some(offset),
+                        _ => None,
+                    },
+                )
                 .collect())
         })
         .await
@@ -289,7 +293,8 @@ impl Cluster {
             })
             .collect();
         let deliveries = records.iter().map(|(key, value)| {
-            let mut record: FutureRecord<'_, String, String> = FutureRecord::to(topic).payload(value);
+            let mut record: FutureRecord<'_, String, String> =
+                FutureRecord::to(topic).payload(value);
             if let Some(key) = key {
                 record = record.key(key);
             }

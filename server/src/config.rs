@@ -23,7 +23,11 @@ pub struct Config {
     pub broker_addr: SocketAddr,
 
     /// How long the embedded broker holds a new group's first rebalance for more members, in milliseconds.
-    #[arg(long, env = "GROUPLAB_INITIAL_REBALANCE_DELAY_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "GROUPLAB_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 1000
+    )]
     pub initial_rebalance_delay_ms: u64,
 
     /// The folder holding the labs.

@@ -292,8 +292,16 @@ mod tests {
             let lab = catalog.get(&summary.id).expect("a listed lab is served");
             assert_eq!(lab.checks.len(), lab.content.steps.len());
             assert!(lab.checks.iter().all(|c| !c.is_empty()));
-            assert!(lab.content.hints_html.len() >= 1, "{} has no hints", summary.id);
-            assert!(lab.content.solution.is_some(), "{} has no solution", summary.id);
+            assert!(
+                !lab.content.hints_html.is_empty(),
+                "{} has no hints",
+                summary.id
+            );
+            assert!(
+                lab.content.solution.is_some(),
+                "{} has no solution",
+                summary.id
+            );
         }
     }
 
@@ -329,22 +337,53 @@ partitions = 2
         write_lab(dir.path(), "01-good", GOOD);
         write_lab(dir.path(), "02-bad", toml);
         let catalog = LabCatalog::load(dir.path()).expect("load");
-        assert!(catalog.get("01-good").is_some(), "a broken lab must not hide the good ones");
+        assert!(
+            catalog.get("01-good").is_some(),
+            "a broken lab must not hide the good ones"
+        );
         assert!(catalog.get("02-bad").is_none());
         let problems = catalog.problems();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].1.contains(expected), "{:?} lacks {expected:?}", problems[0].1);
+        assert!(
+            problems[0].1.contains(expected),
+            "{:?} lacks {expected:?}",
+            problems[0].1
+        );
     }
 
     #[test]
     fn broken_labs_are_listed_with_their_problem() {
         check_broken("title = ", "lab.toml");
-        check_broken(&GOOD.replace("topic_exists", "topic_is_there"), "unknown variant `topic_is_there`");
-        check_broken(&GOOD.replace("partitions = 2\ngroup", "partitions = 0\ngroup"), "between 1 and 64");
-        check_broken(&GOOD.replace("topic = \"t\"\npartitions = 2\ngroup", "topic = \"a b\"\npartitions = 2\ngroup"), "contains ` `");
-        check_broken(&format!("{GOOD}[starter]\nfile = \"missing.py\"\nlanguage = \"python\"\n"), "cannot read `missing.py`");
-        check_broken(&format!("{GOOD}[starter]\nfile = \"../../etc/passwd\"\nlanguage = \"python\"\n"), "not a path");
-        check_broken(&GOOD.replace("[[steps.checks]]\nkind = \"topic_exists\"\ntopic = \"t\"\npartitions = 2\n", "checks = []\n"), "has no checks");
+        check_broken(
+            &GOOD.replace("topic_exists", "topic_is_there"),
+            "unknown variant `topic_is_there`",
+        );
+        check_broken(
+            &GOOD.replace("partitions = 2\ngroup", "partitions = 0\ngroup"),
+            "between 1 and 64",
+        );
+        check_broken(
+            &GOOD.replace(
+                "topic = \"t\"\npartitions = 2\ngroup",
+                "topic = \"a b\"\npartitions = 2\ngroup",
+            ),
+            "contains ` `",
+        );
+        check_broken(
+            &format!("{GOOD}[starter]\nfile = \"missing.py\"\nlanguage = \"python\"\n"),
+            "cannot read `missing.py`",
+        );
+        check_broken(
+            &format!("{GOOD}[starter]\nfile = \"../../etc/passwd\"\nlanguage = \"python\"\n"),
+            "not a path",
+        );
+        check_broken(
+            &GOOD.replace(
+                "[[steps.checks]]\nkind = \"topic_exists\"\ntopic = \"t\"\npartitions = 2\n",
+                "checks = []\n",
+            ),
+            "has no checks",
+        );
     }
 
     #[test]
@@ -353,9 +392,15 @@ partitions = 2
         write_lab(dir.path(), "01-good", GOOD);
         let catalog = LabCatalog::load(dir.path()).expect("load");
         let lab = catalog.get("01-good").expect("loads");
-        assert_eq!(lab.content.steps[0].body_html, "<p>Create <code>t</code>.</p>\n");
+        assert_eq!(
+            lab.content.steps[0].body_html,
+            "<p>Create <code>t</code>.</p>\n"
+        );
         assert_eq!(lab.content.hints_html[1], "<p>second <em>hint</em></p>\n");
-        assert_eq!(lab.content.steps[0].checkpoint, "topic `t` exists with 2 partitions");
+        assert_eq!(
+            lab.content.steps[0].checkpoint,
+            "topic `t` exists with 2 partitions"
+        );
     }
 
     #[test]

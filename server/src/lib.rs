@@ -122,7 +122,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("cannot serve the page on {}: is another grouplab running? Choose another address with --addr", config.addr))?;
     let addr = listener.local_addr()?;
-    let kind = if broker.is_some() { "embedded broker" } else { "your Kafka cluster" };
+    let kind = if broker.is_some() {
+        "embedded broker"
+    } else {
+        "your Kafka cluster"
+    };
     println!("grouplab is ready: open http://{addr}");
     println!("Kafka bootstrap servers ({kind}): {bootstrap}");
 
@@ -134,7 +138,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     supervisor_shutdown.cancel();
     supervisor_tasks.wait().await;
     session_tasks.close();
-    if tokio::time::timeout(Duration::from_secs(5), session_tasks.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), session_tasks.wait())
+        .await
+        .is_err()
+    {
         warn!("some lab tasks did not finish in time");
     }
     drop(broker);

@@ -177,12 +177,27 @@ mod tests {
         let path = dir.path().join("nested/progress.sqlite3");
         {
             let store = ProgressStore::open(&path).expect("open");
-            store.record_passed("default", "lab", 0, 100).await.expect("record");
-            store.record_passed("default", "lab", 2, 300).await.expect("record");
+            store
+                .record_passed("default", "lab", 0, 100)
+                .await
+                .expect("record");
+            store
+                .record_passed("default", "lab", 2, 300)
+                .await
+                .expect("record");
             // Passing again keeps the first time.
-            store.record_passed("default", "lab", 0, 999).await.expect("record");
-            store.record_reveals("default", "lab", 2, true).await.expect("reveal");
-            store.record_passed("other", "lab", 1, 5).await.expect("record");
+            store
+                .record_passed("default", "lab", 0, 999)
+                .await
+                .expect("record");
+            store
+                .record_reveals("default", "lab", 2, true)
+                .await
+                .expect("reveal");
+            store
+                .record_passed("other", "lab", 1, 5)
+                .await
+                .expect("record");
         }
         let store = ProgressStore::open(&path).expect("reopen");
         let progress = store.load("default", "lab").await.expect("load");
@@ -195,7 +210,13 @@ mod tests {
             }
         );
         store.clear("default", "lab").await.expect("clear");
-        assert_eq!(store.load("default", "lab").await.expect("load"), StoredProgress::default());
-        assert_eq!(store.load("other", "lab").await.expect("load").passed, vec![(1, 5)]);
+        assert_eq!(
+            store.load("default", "lab").await.expect("load"),
+            StoredProgress::default()
+        );
+        assert_eq!(
+            store.load("other", "lab").await.expect("load").passed,
+            vec![(1, 5)]
+        );
     }
 }

@@ -107,7 +107,10 @@ impl SessionHandle {
     /// The current view and every event after it, with nothing missed in between.
     pub async fn subscribe(&self) -> Option<(LabSnapshot, broadcast::Receiver<ServerEvent>)> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Subscribe { reply }).await.ok()?;
+        self.requests
+            .send(Request::Subscribe { reply })
+            .await
+            .ok()?;
         answer.await.ok()
     }
 
@@ -255,7 +258,9 @@ impl Session {
                         status.passed_at = Some(at);
                     }
                 }
-                progress.hints_opened = stored.hints_opened.min(self.lab.content.hints_html.len() as u32);
+                progress.hints_opened = stored
+                    .hints_opened
+                    .min(self.lab.content.hints_html.len() as u32);
                 progress.solution_revealed = stored.solution_revealed;
             }
             Err(err) => warn!(%err, "progress could not be loaded"),
@@ -291,13 +296,19 @@ impl Session {
         }
         match command {
             ClientCommand::CreateTopic { topic, partitions } => {
-                validate_name("topic", &topic).map_err(|e| invalid("That topic name won't work", e))?;
-                validate_partitions(partitions).map_err(|e| invalid("That partition count won't work", e))?;
+                validate_name("topic", &topic)
+                    .map_err(|e| invalid("That topic name won't work", e))?;
+                validate_partitions(partitions)
+                    .map_err(|e| invalid("That partition count won't work", e))?;
                 let cluster = self.deps.cluster.clone();
                 let reply = reply.clone();
                 self.run_outcome(async move {
                     let result = cluster.create_topic(&topic, partitions).await;
-                    Outcome::TopicCreated { topic, result, reply }
+                    Outcome::TopicCreated {
+                        topic,
+                        result,
+                        reply,
+                    }
                 });
             }
             ClientCommand::Produce {
@@ -306,15 +317,22 @@ impl Session {
                 keys,
                 partition,
             } => {
-                validate_name("topic", &topic).map_err(|e| invalid("That topic name won't work", e))?;
+                validate_name("topic", &topic)
+                    .map_err(|e| invalid("That topic name won't work", e))?;
                 validate_produce(count, &keys)?;
                 let cluster = self.deps.cluster.clone();
                 let reply = reply.clone();
                 let first = self.produced + 1;
                 self.produced += u64::from(count);
                 self.run_outcome(async move {
-                    let result = cluster.produce(&topic, count, &keys, partition, first).await;
-                    Outcome::Produced { topic, result, reply }
+                    let result = cluster
+                        .produce(&topic, count, &keys, partition, first)
+                        .await;
+                    Outcome::Produced {
+                        topic,
+                        result,
+                        reply,
+                    }
                 });
             }
             ClientCommand::StartInstance {
@@ -324,11 +342,9 @@ impl Session {
             } => self.start_instance(group, topic, settings).await?,
             ClientCommand::StopInstance { instance } => {
                 let view = self.alive_instance(instance)?;
-                self.deps
-                    .supervisor
-                    .stop(instance)
-                    .await
-                    .map_err(|e| Notice::error("The instance could not be stopped", e.to_string()))?;
+                self.deps.supervisor.stop(instance).await.map_err(|e| {
+                    Notice::error("The instance could not be stopped", e.to_string())
+                })?;
                 let now = now_ms();
                 let mut view = view;
                 if !matches!(view.state, InstanceState::Stopping { .. }) {
@@ -340,24 +356,35 @@ impl Session {
             }
             ClientCommand::CrashInstance { instance } => {
                 self.alive_instance(instance)?;
-                self.deps
-                    .supervisor
-                    .crash(instance)
-                    .await
-                    .map_err(|e| Notice::error("The instance could not be crashed", e.to_string()))?;
+                self.deps.supervisor.crash(instance).await.map_err(|e| {
+                    Notice::error("The instance could not be crashed", e.to_string())
+                })?;
             }
             ClientCommand::ResetLab => self.start_reset(reply.clone()).await,
             ClientCommand::ClearProgress => {
-                if let Err(err) = self.deps.progress.clear(&self.namespace, &self.lab.content.id).await {
-                    return Err(Notice::error("Progress could not be cleared", err.to_string()));
+                if let Err(err) = self
+                    .deps
+                    .progress
+                    .clear(&self.namespace, &self.lab.content.id)
+                    .await
+                {
+                    return Err(Notice::error(
+                        "Progress could not be cleared",
+                        err.to_string(),
+                    ));
                 }
-                self.emit(ServerEvent::Progress(ProgressView::new(self.lab.content.steps.len())));
+                self.emit(ServerEvent::Progress(ProgressView::new(
+                    self.lab.content.steps.len(),
+                )));
                 self.progress_dirty = true;
             }
             ClientCommand::OpenHint => {
                 let mut progress = self.view.progress.clone();
                 if progress.hints_opened as usize >= self.lab.content.hints_html.len() {
-                    return Err(Notice::info("No more hints", "Every hint of this lab is open already."));
+                    return Err(Notice::info(
+                        "No more hints",
+                        "Every hint of this lab is open already.",
+                    ));
                 }
                 progress.hints_opened += 1;
                 self.save_reveals(&progress).await?;
@@ -396,7 +423,10 @@ impl Session {
                 format!("Instance {} is not running", view.name),
                 "It has already stopped or crashed.",
             )),
-            None => Err(Notice::info("No such instance", "Reload the page to see the current instances.")),
+            None => Err(Notice::info(
+                "No such instance",
+                "Reload the page to see the current instances.",
+            )),
         }
     }
 
@@ -461,7 +491,12 @@ impl Session {
 
     /// The first name from A, B, C… that no card in the page uses.
     fn next_name(&self) -> String {
-        let used: BTreeSet<&str> = self.view.instances.iter().map(|i| i.name.as_str()).collect();
+        let used: BTreeSet<&str> = self
+            .view
+            .instances
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
         (0..)
             .map(|n: u32| {
                 let letter = char::from(b'A' + (n % 26) as u8);
@@ -497,8 +532,14 @@ impl Session {
         match event.kind {
             InstanceEventKind::Report(InstanceReport::Message(message)) => {
                 let tp = TopicPartition::new(&message.topic, message.partition);
-                self.history.record_received(&view.group, tp, message.offset);
-                match self.batch.received.iter_mut().find(|(id, _)| *id == view.id) {
+                self.history
+                    .record_received(&view.group, tp, message.offset);
+                match self
+                    .batch
+                    .received
+                    .iter_mut()
+                    .find(|(id, _)| *id == view.id)
+                {
                     Some((_, count)) => *count += 1,
                     None => self.batch.received.push((view.id, 1)),
                 }
@@ -539,7 +580,12 @@ impl Session {
                     .max();
                 self.emit(ServerEvent::Instance(view.clone()));
                 self.take_from_crashed(&view, &partitions, now);
-                self.timeline(&view, TimelineKind::Assigned { unowned_ms }, partitions, now);
+                self.timeline(
+                    &view,
+                    TimelineKind::Assigned { unowned_ms },
+                    partitions,
+                    now,
+                );
                 self.complete_handovers(now);
                 self.progress_dirty = true;
                 return;
@@ -563,12 +609,18 @@ impl Session {
                 }
             }
             InstanceEventKind::Report(InstanceReport::Error { message, fatal }) => {
-                let last = self.last_instance_notice.get(&view.id).copied().unwrap_or(0);
+                let last = self
+                    .last_instance_notice
+                    .get(&view.id)
+                    .copied()
+                    .unwrap_or(0);
                 if fatal || now.saturating_sub(last) >= INSTANCE_NOTICE_GAP_MS {
                     self.last_instance_notice.insert(view.id, now);
                     let notice = Notice::error(
                         format!("Instance {} reports a problem", view.name),
-                        format!("{message}. If the broker is down, the instance keeps retrying; if this repeats, stop the instance and check the broker."),
+                        format!(
+                            "{message}. If the broker is down, the instance keeps retrying; if this repeats, stop the instance and check the broker."
+                        ),
                     );
                     let _ = self.events.send(ServerEvent::Notice(notice));
                 }
@@ -651,7 +703,12 @@ impl Session {
     }
 
     /// A crashed member keeps its partitions, as far as its group knows, until another member gets them.
-    fn take_from_crashed(&mut self, taker: &InstanceView, partitions: &[TopicPartition], now: EpochMillis) {
+    fn take_from_crashed(
+        &mut self,
+        taker: &InstanceView,
+        partitions: &[TopicPartition],
+        now: EpochMillis,
+    ) {
         let changed: Vec<InstanceView> = self
             .view
             .instances
@@ -699,7 +756,13 @@ impl Session {
         }
     }
 
-    fn timeline(&mut self, view: &InstanceView, kind: TimelineKind, partitions: Vec<TopicPartition>, at: EpochMillis) {
+    fn timeline(
+        &mut self,
+        view: &InstanceView,
+        kind: TimelineKind,
+        partitions: Vec<TopicPartition>,
+        at: EpochMillis,
+    ) {
         self.emit(ServerEvent::Timeline(TimelineEntry {
             at,
             group: view.group.clone(),
@@ -734,32 +797,50 @@ impl Session {
                 self.polling = false;
                 self.on_polled(result);
             }
-            Outcome::TopicCreated { topic, result, reply } => {
+            Outcome::TopicCreated {
+                topic,
+                result,
+                reply,
+            } => {
                 let notice = match result {
                     Ok(()) => {
                         self.topics.insert(topic.clone());
                         self.start_poll();
-                        Notice::info(format!("Topic `{topic}` created"), "Its partitions appear as lanes on the right.")
+                        Notice::info(
+                            format!("Topic `{topic}` created"),
+                            "Its partitions appear as lanes on the right.",
+                        )
                     }
-                    Err(err) => Notice::error(format!("Topic `{topic}` was not created"), err.to_string()),
+                    Err(err) => {
+                        Notice::error(format!("Topic `{topic}` was not created"), err.to_string())
+                    }
                 };
                 let _ = reply.try_send(ServerEvent::Notice(notice));
             }
-            Outcome::Produced { topic, result, reply } => {
+            Outcome::Produced {
+                topic,
+                result,
+                reply,
+            } => {
                 let notice = match result {
                     Ok(landed) => {
                         self.start_poll();
                         let mut parts: Vec<_> = landed.into_iter().collect();
                         parts.sort_unstable();
                         let total: u64 = parts.iter().map(|(_, n)| n).sum();
-                        let spread: Vec<String> =
-                            parts.iter().map(|(p, n)| format!("partition {p}: {n}")).collect();
+                        let spread: Vec<String> = parts
+                            .iter()
+                            .map(|(p, n)| format!("partition {p}: {n}"))
+                            .collect();
                         Notice::info(
                             format!("Produced {total} message(s) to `{topic}`"),
                             spread.join(", "),
                         )
                     }
-                    Err(err) => Notice::error(format!("Messages were not produced to `{topic}`"), err.to_string()),
+                    Err(err) => Notice::error(
+                        format!("Messages were not produced to `{topic}`"),
+                        err.to_string(),
+                    ),
                 };
                 let _ = reply.try_send(ServerEvent::Notice(notice));
             }
@@ -780,8 +861,14 @@ impl Session {
                 self.groups = BTreeSet::from([setup.group.clone()]);
                 self.emit(ServerEvent::Snapshot(Box::new(fresh)));
                 let notice = match result {
-                    Ok(()) => Notice::info("The lab was reset", "Its instances stopped and its topics and groups were deleted. Your progress is kept."),
-                    Err(err) => Notice::error("The lab was only partly reset", format!("Instances stopped, but: {err}")),
+                    Ok(()) => Notice::info(
+                        "The lab was reset",
+                        "Its instances stopped and its topics and groups were deleted. Your progress is kept.",
+                    ),
+                    Err(err) => Notice::error(
+                        "The lab was only partly reset",
+                        format!("Instances stopped, but: {err}"),
+                    ),
                 };
                 let _ = reply.try_send(ServerEvent::Notice(notice));
                 self.start_poll();
@@ -836,7 +923,9 @@ impl Session {
         let mut newly_passed = Vec::new();
         let mut blocked = false;
         for (index, checks) in self.lab.checks.iter().enumerate() {
-            let Some(status) = progress.steps.get_mut(index) else { break };
+            let Some(status) = progress.steps.get_mut(index) else {
+                break;
+            };
             if status.passed_at.is_some() {
                 continue;
             }
@@ -844,7 +933,10 @@ impl Session {
                 status.detail.clear();
                 continue;
             }
-            let verdicts: Vec<_> = checks.iter().map(|c| evaluate(c, &self.view, &self.history)).collect();
+            let verdicts: Vec<_> = checks
+                .iter()
+                .map(|c| evaluate(c, &self.view, &self.history))
+                .collect();
             if verdicts.iter().all(|v| v.passed) {
                 status.passed_at = Some(now);
                 newly_passed.push(index);
@@ -891,7 +983,8 @@ impl Session {
     }
 
     fn finish_reset(&mut self) {
-        let Reset::WaitingForExits(reply) = std::mem::replace(&mut self.reset, Reset::Deleting) else {
+        let Reset::WaitingForExits(reply) = std::mem::replace(&mut self.reset, Reset::Deleting)
+        else {
             return;
         };
         let cluster = self.deps.cluster.clone();
@@ -958,18 +1051,25 @@ fn validate_produce(count: u32, keys: &KeyMode) -> Result<(), Notice> {
     if !(1..=limits::MAX_PRODUCE).contains(&count) {
         return Err(invalid(
             "That number of messages won't work",
-            format!("Produce between 1 and {} messages at a time.", limits::MAX_PRODUCE),
+            format!(
+                "Produce between 1 and {} messages at a time.",
+                limits::MAX_PRODUCE
+            ),
         ));
     }
     match keys {
-        KeyMode::Fixed { key } if key.is_empty() || key.len() > limits::MAX_KEY_LEN => Err(invalid(
-            "That key won't work",
-            format!("A key needs 1 to {} characters.", limits::MAX_KEY_LEN),
-        )),
-        KeyMode::Rotating { distinct } if !(1..=limits::MAX_DISTINCT_KEYS).contains(distinct) => Err(invalid(
-            "That number of keys won't work",
-            format!("Rotate between 1 and {} keys.", limits::MAX_DISTINCT_KEYS),
-        )),
+        KeyMode::Fixed { key } if key.is_empty() || key.len() > limits::MAX_KEY_LEN => {
+            Err(invalid(
+                "That key won't work",
+                format!("A key needs 1 to {} characters.", limits::MAX_KEY_LEN),
+            ))
+        }
+        KeyMode::Rotating { distinct } if !(1..=limits::MAX_DISTINCT_KEYS).contains(distinct) => {
+            Err(invalid(
+                "That number of keys won't work",
+                format!("Rotate between 1 and {} keys.", limits::MAX_DISTINCT_KEYS),
+            ))
+        }
         _ => Ok(()),
     }
 }

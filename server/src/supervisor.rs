@@ -67,11 +67,17 @@ pub enum ExitReason {
 /// Why an instance could not be started or controlled.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
-    #[error("{running} consumer instances are already running in this lab, the most allowed is {limit}. Stop one before starting another.")]
+    #[error(
+        "{running} consumer instances are already running in this lab, the most allowed is {limit}. Stop one before starting another."
+    )]
     OwnerLimit { running: usize, limit: usize },
-    #[error("{running} consumer instances are already running on this server, the most allowed is {limit}. Stop one before starting another.")]
+    #[error(
+        "{running} consumer instances are already running on this server, the most allowed is {limit}. Stop one before starting another."
+    )]
     TotalLimit { running: usize, limit: usize },
-    #[error("The consumer program could not be started ({program}): {source}. Build it with `cargo build -p grouplab-consumer`, or name it with --consumer-program.")]
+    #[error(
+        "The consumer program could not be started ({program}): {source}. Build it with `cargo build -p grouplab-consumer`, or name it with --consumer-program."
+    )]
     Spawn {
         program: String,
         source: std::io::Error,

@@ -56,7 +56,10 @@ pub fn app(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
-        .route_service("/grouplab.css", ServeFile::new(site_root.join("grouplab.css")))
+        .route_service(
+            "/grouplab.css",
+            ServeFile::new(site_root.join("grouplab.css")),
+        )
         .with_state(state)
 }
 
@@ -66,7 +69,11 @@ async fn lab_socket(
     State(state): State<AppState>,
 ) -> Response {
     let Some(session) = state.sessions.session(&lab_id) else {
-        return (StatusCode::NOT_FOUND, format!("There is no lab `{lab_id}`.")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            format!("There is no lab `{lab_id}`."),
+        )
+            .into_response();
     };
     ws.max_message_size(ws::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| ws::serve(socket, session))

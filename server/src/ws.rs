@@ -48,7 +48,11 @@ async fn send_events(
     loop {
         if let Some(event) = next.take() {
             let json = serde_json::to_string(&event).expect("events always serialize");
-            if sink.send(Message::Text(Utf8Bytes::from(json))).await.is_err() {
+            if sink
+                .send(Message::Text(Utf8Bytes::from(json)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -106,7 +110,9 @@ pub fn decode(text: &str) -> Result<ClientCommand, Notice> {
 fn unreadable(why: &str) -> Notice {
     Notice::error(
         "The server could not understand the page",
-        format!("A message from this page was ignored ({why}). If you did not send it yourself, reload the page: it may be older than the server."),
+        format!(
+            "A message from this page was ignored ({why}). If you did not send it yourself, reload the page: it may be older than the server."
+        ),
     )
 }
 
@@ -116,10 +122,19 @@ mod tests {
 
     #[test]
     fn malformed_frames_become_notices() {
-        for frame in ["", "{", "[]", r#"{"command":"explode"}"#, r#"{"command":"create_topic","topic":"t"}"#] {
+        for frame in [
+            "",
+            "{",
+            "[]",
+            r#"{"command":"explode"}"#,
+            r#"{"command":"create_topic","topic":"t"}"#,
+        ] {
             let notice = decode(frame).expect_err(frame);
             assert!(notice.detail.contains("ignored"), "{frame}: {notice:?}");
         }
-        assert_eq!(decode(r#"{"command":"open_hint"}"#), Ok(ClientCommand::OpenHint));
+        assert_eq!(
+            decode(r#"{"command":"open_hint"}"#),
+            Ok(ClientCommand::OpenHint)
+        );
     }
 }

@@ -189,9 +189,20 @@ async fn two_members_split_the_partitions_and_each_message_reaches_one() {
     .await;
 
     for ((partition, offset), receivers) in &lab.received {
-        assert_eq!(receivers.len(), 1, "P{partition}@{offset} received by {receivers:?}");
-        let owner = if lab.owns(a).contains(partition) { a } else { b };
-        assert_eq!(receivers[0], owner, "P{partition}@{offset} went to a member that does not own it");
+        assert_eq!(
+            receivers.len(),
+            1,
+            "P{partition}@{offset} received by {receivers:?}"
+        );
+        let owner = if lab.owns(a).contains(partition) {
+            a
+        } else {
+            b
+        };
+        assert_eq!(
+            receivers[0], owner,
+            "P{partition}@{offset} went to a member that does not own it"
+        );
     }
 }
 
@@ -207,8 +218,10 @@ async fn crash_waits_for_session_timeout_then_moves_partitions_to_the_survivor()
 
     let crashed_at = Instant::now();
     lab.supervisor.crash(a).await.expect("the crash is sent");
-    lab.wait_for("the crashed process to exit", |lab| lab.exits.contains_key(&a))
-        .await;
+    lab.wait_for("the crashed process to exit", |lab| {
+        lab.exits.contains_key(&a)
+    })
+    .await;
     assert_eq!(lab.exits[&a], ExitReason::Crashed);
     lab.wait_for("the survivor to own every partition", |lab| {
         lab.owns(b) == all(3)
@@ -239,8 +252,10 @@ async fn graceful_stop_rebalances_at_once() {
     })
     .await;
     let gap = stopped_at.elapsed();
-    lab.wait_for("the stopped process to exit", |lab| lab.exits.contains_key(&a))
-        .await;
+    lab.wait_for("the stopped process to exit", |lab| {
+        lab.exits.contains_key(&a)
+    })
+    .await;
     assert_eq!(lab.exits[&a], ExitReason::Stopped);
     // LeaveGroup lets the group rebalance without waiting for the session to time out.
     assert!(
@@ -280,7 +295,10 @@ async fn instance_cap_is_enforced_with_a_clear_message() {
         .start("lab", config.clone(), sender.clone())
         .await
         .expect_err("the second instance of one lab is refused");
-    assert!(refused.to_string().contains("the most allowed is 1"), "{refused}");
+    assert!(
+        refused.to_string().contains("the most allowed is 1"),
+        "{refused}"
+    );
     supervisor
         .start("another lab", config, sender)
         .await
@@ -330,7 +348,13 @@ async fn a_missing_consumer_program_is_reported_not_fatal() {
         .expect_err("spawning a missing program fails");
     assert!(err.to_string().contains("could not be started"), "{err}");
     // The failure took no slot: the supervisor still answers.
-    let again = supervisor.start("lab", config, sender).await.expect_err("still missing");
-    assert!(again.to_string().contains("could not be started"), "{again}");
+    let again = supervisor
+        .start("lab", config, sender)
+        .await
+        .expect_err("still missing");
+    assert!(
+        again.to_string().contains("could not be started"),
+        "{again}"
+    );
     shutdown.cancel();
 }

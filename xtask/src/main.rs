@@ -11,8 +11,10 @@
 //! and pinned in Cargo.lock to the same version as the `wasm-bindgen` the front end links, so the
 //! two cannot disagree; `check_bindgen_versions` refuses to build if Cargo.lock says otherwise.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 
@@ -34,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         }
         "test" => {
             build(&root)?;
-            cargo(&root, &["test", "--locked", "--workspace", "--exclude", "grouplab-frontend"])
+            test(&root)
         }
         "lint" => lint(&root),
         _ => {
@@ -69,6 +71,52 @@ fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// Runs every test, echoing cargo's output, and ends with the total over all test binaries.
+fn test(root: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut child = Command::new(&cargo)
+        .args([
+            "test",
+            "--locked",
+            "--workspace",
+            "--exclude",
+            "grouplab-frontend",
+        ])
+        .current_dir(root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not run {cargo}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            passed += count_before(result, " passed");
+            failed += count_before(result, " failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("test time: {:.0} s", started.elapsed().as_secs_f64());
+    println!("tests: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("some tests failed");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// The number just before `label` in a cargo test result line, e.g. 12 in "ok. 12 passed; 0 failed".
+fn count_before(result: &str, label: &str) -> u64 {
+    result
+        .find(label)
+        .and_then(|end| result[..end].rsplit([' ', '.']).next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn build(root: &Path) -> anyhow::Result<()> {
@@ -141,7 +189,8 @@ fn site(root: &Path) -> anyhow::Result<()> {
 /// Refuses to build when Cargo.lock holds different versions of `wasm-bindgen` and
 /// `wasm-bindgen-cli-support`: the generated glue would not match the WASM module.
 fn check_bindgen_versions(root: &Path) -> anyhow::Result<()> {
-    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
+    let lock =
+        std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
     let version_of = |name: &str| -> Option<String> {
         let marker = format!("name = \"{name}\"\nversion = \"");
         let start = lock.find(&marker)? + marker.len();

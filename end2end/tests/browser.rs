@@ -1,0 +1,185 @@
+//! The Lab 04 journey in real headless Chromium: every step by clicking, every checkpoint green,
+//! and the progress kept across a page reload and a server restart.
+
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use grouplab_end2end::{Browser, TestServer, poll_until};
+
+const LAB: &str = "04-consumer-groups";
+/// Long enough for a crash to be noticed after the lab's 10 s session timeout, with room to spare.
+const STEP_DEADLINE: Duration = Duration::from_secs(60);
+
+fn testid(id: &str) -> String {
+    format!("[data-testid='{id}']")
+}
+
+/// Clicks an element once it is on the page and nothing covers it (a notice may, for a few seconds).
+async fn click(client: &Client, id: &str) -> anyhow::Result<()> {
+    let css = testid(id);
+    poll_until(&format!("{id} to be clickable"), STEP_DEADLINE, || async {
+        let element = client.find(Locator::Css(&css)).await.ok()?;
+        element.click().await.ok()
+    })
+    .await
+}
+
+/// The text of the element with this test id, if it is on the page.
+async fn text(client: &Client, id: &str) -> Option<String> {
+    client
+        .find(Locator::Css(&testid(id)))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+async fn wait_text(client: &Client, id: &str, wanted: &str) -> anyhow::Result<()> {
+    poll_until(&format!("`{wanted}` in {id}"), STEP_DEADLINE, || async {
+        text(client, id)
+            .await
+            .filter(|t| t.contains(wanted))
+            .map(|_| ())
+    })
+    .await
+}
+
+async fn wait_step_passed(client: &Client, step: usize) -> anyhow::Result<()> {
+    let css = testid(&format!("step-{step}"));
+    let result = poll_until(
+        &format!("step {} to pass", step + 1),
+        STEP_DEADLINE,
+        || async {
+            let element = client.find(Locator::Css(&css)).await.ok()?;
+            (element.attr("data-passed").await.ok()?? == "true").then_some(())
+        },
+    )
+    .await;
+    if result.is_err() {
+        let detail = text(client, &format!("step-{step}-detail")).await;
+        anyhow::bail!("step {} did not pass; the page says: {detail:?}", step + 1);
+    }
+    Ok(())
+}
+
+async fn open_lab(client: &Client, server: &TestServer) -> anyhow::Result<()> {
+    client.goto(&server.url(&format!("/labs/{LAB}"))).await?;
+    wait_text(client, "link-status", "live").await
+}
+
+async fn all_steps_passed(client: &Client) -> anyhow::Result<()> {
+    for step in 0..6 {
+        wait_step_passed(client, step).await?;
+    }
+    wait_text(client, "progress-count", "6 of 6").await
+}
+
+#[tokio::test]
+async fn lab_04_journey_turns_every_checkpoint_green_and_keeps_progress() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let mut server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+
+    // From the lab list, by the link, as a learner would.
+    client.goto(&server.url("/")).await?;
+    client
+        .wait()
+        .at_most(STEP_DEADLINE)
+        .for_element(Locator::LinkText("Consumer groups"))
+        .await?
+        .click()
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+
+    // Step 1: the form is filled in with the lab's topic.
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    client
+        .wait()
+        .at_most(STEP_DEADLINE)
+        .for_element(Locator::Css(&testid("topic-user-clicks")))
+        .await?;
+
+    // Step 2: two instances share the partitions.
+    click(client, "start-instance").await?;
+    wait_text(client, "instances", "A").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 1).await?;
+
+    // Step 3: produce, and every message is received once.
+    click(client, "produce").await?;
+    wait_step_passed(client, 2).await?;
+
+    // Step 4: crash A; its card counts down the session timeout, then B takes everything.
+    click(client, "crash-A").await?;
+    wait_text(client, "status-A", "will notice in").await?;
+    wait_step_passed(client, 3).await?;
+    wait_text(client, "owns-B", "P0 P1 P2").await?;
+    wait_text(client, "status-A", "noticed after").await?;
+
+    // Step 5: a new instance joins.
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 4).await?;
+
+    // Step 6: a graceful stop hands over at once.
+    click(client, "stop-B").await?;
+    wait_step_passed(client, 5).await?;
+    wait_text(client, "progress-count", "6 of 6").await?;
+
+    // Hints open one at a time; the solution is behind a reveal.
+    assert!(text(client, "hint-0").await.is_none(), "hints start closed");
+    click(client, "next-hint").await?;
+    wait_text(client, "hint-0", "partitions").await?;
+    assert!(
+        text(client, "hint-1").await.is_none(),
+        "only one hint opens per click"
+    );
+    assert!(
+        text(client, "solution").await.is_none(),
+        "the solution starts hidden"
+    );
+    click(client, "reveal-solution").await?;
+    wait_text(client, "solution", "on_assign").await?;
+
+    // A reload keeps everything.
+    open_lab(client, &server).await?;
+    all_steps_passed(client).await?;
+    wait_text(client, "hint-0", "partitions").await?;
+    wait_text(client, "solution", "on_assign").await?;
+
+    // So does a server restart: progress lives in SQLite.
+    server.terminate().await?;
+    let server = TestServer::start(data.path()).await?;
+    open_lab(client, &server).await?;
+    all_steps_passed(client).await?;
+    wait_text(client, "solution", "on_assign").await?;
+
+    browser.close().await
+}
+
+#[tokio::test]
+async fn bad_form_input_is_explained_in_the_page() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    open_lab(client, &server).await?;
+
+    let name = client.find(Locator::Css(&testid("topic-name"))).await?;
+    name.clear().await?;
+    name.send_keys("my topic").await?;
+    click(client, "create-topic").await?;
+    wait_text(client, "notices", "contains ` `").await?;
+
+    name.clear().await?;
+    name.send_keys("user-clicks").await?;
+    let count = client.find(Locator::Css(&testid("produce-count"))).await?;
+    count.clear().await?;
+    count.send_keys("0").await?;
+    click(client, "produce").await?;
+    wait_text(client, "notices", "between 1 and 10000").await?;
+
+    browser.close().await
+}
