@@ -404,3 +404,8 @@ impl LabClient {
         self.view.as_ref().expect("the snapshot arrived")
     }
 }
+
+/// The size of an event as the server sends it, in bytes of JSON.
+pub fn encoded_len(event: &grouplab_protocol::ServerEvent) -> u64 {
+    serde_json::to_string(event).map_or(0, |json| json.len() as u64)
+}

@@ -175,3 +175,78 @@ async fn an_unknown_lab_is_refused_and_pages_render_on_the_server() -> anyhow::R
     assert!(missing.contains("Page not found"));
     Ok(())
 }
+
+#[tokio::test]
+async fn reset_stops_instances_and_deletes_topics_but_keeps_progress() -> anyhow::Result<()> {
+    use grouplab_protocol::{ConsumerSettings, InstanceState};
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::connect(&server, LAB).await?;
+    page.next_event().await?;
+    page.send(&ClientCommand::CreateTopic {
+        topic: "user-clicks".into(),
+        partitions: 3,
+    })
+    .await?;
+    page.send(&ClientCommand::StartInstance {
+        group: "click-processors".into(),
+        topic: "user-clicks".into(),
+        settings: ConsumerSettings::default(),
+    })
+    .await?;
+    page.wait_until("the topic's lanes", DEADLINE, |p| {
+        topic(p, "user-clicks").is_some()
+    })
+    .await?;
+    page.send(&ClientCommand::Produce {
+        topic: "user-clicks".into(),
+        count: 5,
+        keys: KeyMode::None,
+        partition: None,
+    })
+    .await?;
+    page.wait_until("the instance to receive all five messages", DEADLINE, |p| {
+        p.view()
+            .instances
+            .first()
+            .is_some_and(|i| i.state == InstanceState::Running && i.received == 5)
+    })
+    .await?;
+    page.wait_until("the first step to pass", DEADLINE, |p| {
+        p.view().progress.steps[0].passed_at.is_some()
+    })
+    .await?;
+
+    page.send(&ClientCommand::ResetLab).await?;
+    page.wait_until("the reset to finish", DEADLINE, |p| {
+        p.notices.iter().any(|n| n.title.contains("reset"))
+    })
+    .await?;
+    let reset = page
+        .notices
+        .iter()
+        .find(|n| n.title.contains("reset"))
+        .expect("found above");
+    assert_eq!(reset.level, NoticeLevel::Info, "{reset:?}");
+    assert!(
+        page.view().instances.is_empty()
+            && page.view().topics.is_empty()
+            && page.view().timeline.is_empty()
+    );
+    assert!(
+        page.view().progress.steps[0].passed_at.is_some(),
+        "a reset keeps progress"
+    );
+
+    // The topic was really deleted: created again, it is empty.
+    page.send(&ClientCommand::CreateTopic {
+        topic: "user-clicks".into(),
+        partitions: 2,
+    })
+    .await?;
+    page.wait_until("the new, empty topic", DEADLINE, |p| {
+        topic(p, "user-clicks").is_some_and(|t| t.partitions.len() == 2 && t.message_count() == 0)
+    })
+    .await?;
+    Ok(())
+}
