@@ -65,11 +65,14 @@ pub fn Instructions(content: LabContent) -> AnyView {
                 <strong data-testid="progress-count">{passed} " of " {step_count}</strong>
                 " steps checked"
             </div>
-            <h2>"Objectives"</h2>
-            <ul class="objectives">
-                {content.objectives.iter().map(|o| view! { <li>{o.clone()}</li> }).collect_view()}
-            </ul>
-            <div class="intro" inner_html=content.intro_html.clone()></div>
+            <details class="about" open=move || passed() == 0>
+                <summary>"About this lab"</summary>
+                <h2>"Objectives"</h2>
+                <ul class="objectives">
+                    {content.objectives.iter().map(|o| view! { <li>{o.clone()}</li> }).collect_view()}
+                </ul>
+                <div class="intro" inner_html=content.intro_html.clone()></div>
+            </details>
             <h2>"Steps"</h2>
             <ol class="steps">{steps}</ol>
             {content.starter.clone().map(|code| view! {

@@ -73,7 +73,7 @@ pub fn LinkBadge() -> impl IntoView {
             LinkStatus::Reconnecting => "reconnecting…",
             LinkStatus::Outdated => "page outdated: reload",
         },
-        move || format!("badge link {:?}", live.status.get()).to_lowercase(),
+        move || format!("badge link-{:?}", live.status.get()).to_lowercase(),
     );
     view! { <span class=class data-testid="link-status">{text}</span> }
 }
@@ -107,6 +107,19 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
     view! {
         <section class="live" aria-label="Live view">
             <Controls setup />
+            <Show when=move || {
+                with_view(live, |v| matches!(v.broker.health, BrokerHealth::Down { .. })).unwrap_or(false)
+            }>
+                <div class="banner" role="alert" data-testid="broker-down">
+                    <strong>"The broker is not answering."</strong>
+                    <p>
+                        {move || with_view(live, |v| match &v.broker.health {
+                            BrokerHealth::Down { reason } => reason.clone(),
+                            _ => String::new(),
+                        })}
+                    </p>
+                </div>
+            </Show>
             <Show
                 when=connected
                 fallback=|| view! { <p class="muted waiting">"Connecting to the lab…"</p> }
@@ -226,6 +239,15 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Name" <input data-testid="topic-name" bind:value=topic maxlength=limits::MAX_NAME_LEN /></label>
                 <label>"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
                 <button type="submit" data-testid="create-topic">"Create topic"</button>
+                <button
+                    type="button"
+                    class="danger-outline reset"
+                    data-testid="reset-lab"
+                    title="Stops the instances and deletes the lab's topics and groups; your progress is kept."
+                    on:click=move |_| live.send(ClientCommand::ResetLab)
+                >
+                    "Reset lab"
+                </button>
             </form>
             <form class="control" novalidate on:submit=produce>
                 <h3>"Produce to " <code>{move || topic.get()}</code></h3>
@@ -258,12 +280,6 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label class="check"><input type="checkbox" bind:checked=auto_commit /> "Auto commit"</label>
                 <button type="submit" data-testid="start-instance">"Start instance"</button>
             </form>
-            <div class="control reset">
-                <button class="danger-outline" data-testid="reset-lab" on:click=move |_| live.send(ClientCommand::ResetLab)>
-                    "Reset lab"
-                </button>
-                <p class="muted">"Stops the instances and deletes the lab's topics and groups."</p>
-            </div>
         </div>
     }
     .into_any()

@@ -84,6 +84,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server whose progress lives in `data_dir`.
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(data_dir, &[]).await
+    }
+
+    /// Starts a server with extra command-line arguments.
+    pub async fn start_with(data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let root = workspace_root();
         let addr = free_addr();
         let broker = free_addr();
@@ -102,6 +107,7 @@ impl TestServer {
             .arg(data_dir)
             .arg("--consumer-program")
             .arg(workspace_binary("grouplab-consumer")?)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

@@ -250,3 +250,42 @@ async fn reset_stops_instances_and_deletes_topics_but_keeps_progress() -> anyhow
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_cluster_that_is_down_is_explained_and_the_server_keeps_running() -> anyhow::Result<()> {
+    use grouplab_protocol::BrokerHealth;
+    let data = tempfile::tempdir()?;
+    // Nothing listens there: the port was free a moment ago and is not bound again.
+    let nowhere = grouplab_end2end::free_addr().to_string();
+    let server = TestServer::start_with(data.path(), &["--bootstrap-servers", &nowhere]).await?;
+    let mut page = LabClient::connect(&server, LAB).await?;
+    page.next_event().await?;
+    assert!(!page.view().broker.embedded);
+    assert_eq!(page.view().broker.bootstrap_servers, nowhere);
+    page.wait_until("the broker to be reported down", DEADLINE, |p| {
+        matches!(p.view().broker.health, BrokerHealth::Down { .. })
+    })
+    .await?;
+    let BrokerHealth::Down { reason } = &page.view().broker.health else {
+        unreachable!()
+    };
+    assert!(reason.contains("did not answer"), "{reason}");
+
+    page.send(&ClientCommand::CreateTopic {
+        topic: "user-clicks".into(),
+        partitions: 3,
+    })
+    .await?;
+    page.wait_until("a notice about the failed command", DEADLINE, |p| {
+        !p.notices.is_empty()
+    })
+    .await?;
+    assert!(
+        page.notices[0].detail.contains("did not answer"),
+        "{:?}",
+        page.notices[0]
+    );
+    let (status, _) = server.get("/healthz").await?;
+    assert_eq!(status, 200, "the server keeps running");
+    Ok(())
+}

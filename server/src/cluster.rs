@@ -323,7 +323,12 @@ impl Inner {
     }
 
     fn classify(&self, err: KafkaError) -> ClusterError {
-        match err.rdkafka_error_code() {
+        // Admin results carry their code in the variant, not in `rdkafka_error_code`.
+        let code = match &err {
+            KafkaError::AdminOp(code) => Some(*code),
+            other => other.rdkafka_error_code(),
+        };
+        match code {
             Some(
                 RDKafkaErrorCode::MessageTimedOut
                 | RDKafkaErrorCode::OperationTimedOut

@@ -48,6 +48,8 @@ use crate::web::AppState;
 
 /// How long the embedded broker may take to answer its first request.
 const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long start-up waits for a named cluster before serving the page anyway.
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long instances get to leave their groups when the server stops.
 const STOP_GRACE: Duration = Duration::from_secs(8);
 
@@ -68,7 +70,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
     let cluster = Cluster::connect(&bootstrap)?;
-    match cluster.wait_until_ready(BROKER_READY_TIMEOUT).await {
+    // The embedded broker must come up; a named cluster may come up later, so the page is not held for it.
+    let patience = if broker.is_some() {
+        BROKER_READY_TIMEOUT
+    } else {
+        CLUSTER_READY_TIMEOUT
+    };
+    match cluster.wait_until_ready(patience).await {
         Ok(()) => info!(%bootstrap, "broker is up"),
         Err(err) if broker.is_some() => {
             return Err(err).context("the embedded broker did not become ready");

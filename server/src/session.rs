@@ -125,7 +125,11 @@ impl SessionHandle {
 
 /// The result of a broker call made in a task of its own.
 enum Outcome {
-    Polled(Result<Vec<(TopicView, bool)>, ClusterError>),
+    /// A poll's result, with the generation it started in: a reset makes older polls stale.
+    Polled {
+        generation: u64,
+        result: Result<Vec<(TopicView, bool)>, ClusterError>,
+    },
     TopicCreated {
         topic: String,
         result: Result<(), ClusterError>,
@@ -177,6 +181,8 @@ struct Session {
     unowned_since: HashMap<(String, TopicPartition), EpochMillis>,
     batch: MessageBatch,
     polling: bool,
+    /// Bumped by every reset, so that a poll started before it cannot bring back what it deleted.
+    generation: u64,
     produced: u64,
     reset: Reset,
     last_instance_notice: HashMap<InstanceId, EpochMillis>,
@@ -210,6 +216,7 @@ impl Session {
             unowned_since: HashMap::new(),
             batch: MessageBatch::default(),
             polling: false,
+            generation: 0,
             produced: 0,
             reset: Reset::Idle,
             last_instance_notice: HashMap::new(),
@@ -788,14 +795,20 @@ impl Session {
         let cluster = self.deps.cluster.clone();
         let topics: Vec<String> = self.topics.iter().cloned().collect();
         let groups: Vec<String> = self.groups.iter().cloned().collect();
-        self.run_outcome(async move { Outcome::Polled(poll(&cluster, &topics, &groups).await) });
+        let generation = self.generation;
+        self.run_outcome(async move {
+            let result = poll(&cluster, &topics, &groups).await;
+            Outcome::Polled { generation, result }
+        });
     }
 
     fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Polled(result) => {
+            Outcome::Polled { generation, result } => {
                 self.polling = false;
-                self.on_polled(result);
+                if generation == self.generation {
+                    self.on_polled(result);
+                }
             }
             Outcome::TopicCreated {
                 topic,
@@ -846,6 +859,7 @@ impl Session {
             }
             Outcome::ResetDone { result, reply } => {
                 self.reset = Reset::Idle;
+                self.generation += 1;
                 let fresh = LabSnapshot {
                     progress: self.view.progress.clone(),
                     broker: self.view.broker.clone(),

@@ -57,6 +57,9 @@ async fn send_events(
             }
         }
         next = tokio::select! {
+            // Broadcast first: a notice for this page must not overtake the change it talks about,
+            // and the session always broadcasts a change before it replies.
+            biased;
             received = events.recv() => match received {
                 Ok(event) => Some(event),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
