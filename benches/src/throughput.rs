@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use grouplab_end2end::{LabClient, TestServer, children_of};
-use grouplab_protocol::{ClientCommand, ConsumerSettings, InstanceState, KeyMode, ServerEvent};
+use grouplab_protocol::{ClientCommand, InstanceState, KeyMode, ServerEvent};
 
 const LAB: &str = "04-consumer-groups";
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -25,21 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let server = TestServer::start(data.path()).await?;
     let mut page = LabClient::connect(&server, LAB).await?;
     page.next_event().await?;
-    page.send(&ClientCommand::CreateTopic {
-        topic: "bench".into(),
-        partitions: 6,
-    })
-    .await?;
-    page.wait_until("the topic", DEADLINE, |p| p.view().topic("bench").is_some())
-        .await?;
-    for _ in 0..3 {
-        page.send(&ClientCommand::StartInstance {
-            group: "bench-group".into(),
-            topic: "bench".into(),
-            settings: ConsumerSettings::default(),
-        })
-        .await?;
-    }
+    page.create_topic("bench", 6).await?;
+    page.start_instances("bench-group", "bench", 3).await?;
     page.wait_until("three members owning two partitions each", DEADLINE, |p| {
         let running: Vec<_> = p
             .view()

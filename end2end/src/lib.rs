@@ -406,6 +406,37 @@ impl LabClient {
         Ok(())
     }
 
+    /// Creates a topic and waits until its lanes are in the view.
+    pub async fn create_topic(&mut self, topic: &str, partitions: i32) -> anyhow::Result<()> {
+        self.send(&grouplab_protocol::ClientCommand::CreateTopic {
+            topic: topic.into(),
+            partitions,
+        })
+        .await?;
+        self.wait_until(&format!("the lanes of `{topic}`"), START_DEADLINE, |p| {
+            p.view().topic(topic).is_some()
+        })
+        .await
+    }
+
+    /// Asks for `count` instances of `group` reading `topic`, with the default settings.
+    pub async fn start_instances(
+        &mut self,
+        group: &str,
+        topic: &str,
+        count: usize,
+    ) -> anyhow::Result<()> {
+        for _ in 0..count {
+            self.send(&grouplab_protocol::ClientCommand::StartInstance {
+                group: group.into(),
+                topic: topic.into(),
+                settings: grouplab_protocol::ConsumerSettings::default(),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     pub fn view(&self) -> &grouplab_protocol::LabSnapshot {
         self.view.as_ref().expect("the snapshot arrived")
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use grouplab_end2end::{LabClient, TestServer, children_of, is_running, poll_until};
-use grouplab_protocol::{ClientCommand, ConsumerSettings, InstanceState};
+use grouplab_protocol::InstanceState;
 
 const LAB: &str = "04-consumer-groups";
 const DEADLINE: Duration = Duration::from_secs(45);
@@ -15,19 +15,9 @@ async fn server_with_two_instances(
     let server = TestServer::start(data).await?;
     let mut page = LabClient::connect(&server, LAB).await?;
     page.next_event().await?;
-    page.send(&ClientCommand::CreateTopic {
-        topic: "user-clicks".into(),
-        partitions: 3,
-    })
-    .await?;
-    for _ in 0..2 {
-        page.send(&ClientCommand::StartInstance {
-            group: "click-processors".into(),
-            topic: "user-clicks".into(),
-            settings: ConsumerSettings::default(),
-        })
+    page.create_topic("user-clicks", 3).await?;
+    page.start_instances("click-processors", "user-clicks", 2)
         .await?;
-    }
     page.wait_until("two running instances", DEADLINE, |p| {
         p.view()
             .instances

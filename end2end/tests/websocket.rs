@@ -178,26 +178,14 @@ async fn an_unknown_lab_is_refused_and_pages_render_on_the_server() -> anyhow::R
 
 #[tokio::test]
 async fn reset_stops_instances_and_deletes_topics_but_keeps_progress() -> anyhow::Result<()> {
-    use grouplab_protocol::{ConsumerSettings, InstanceState};
+    use grouplab_protocol::InstanceState;
     let data = tempfile::tempdir()?;
     let server = TestServer::start(data.path()).await?;
     let mut page = LabClient::connect(&server, LAB).await?;
     page.next_event().await?;
-    page.send(&ClientCommand::CreateTopic {
-        topic: "user-clicks".into(),
-        partitions: 3,
-    })
-    .await?;
-    page.send(&ClientCommand::StartInstance {
-        group: "click-processors".into(),
-        topic: "user-clicks".into(),
-        settings: ConsumerSettings::default(),
-    })
-    .await?;
-    page.wait_until("the topic's lanes", DEADLINE, |p| {
-        topic(p, "user-clicks").is_some()
-    })
-    .await?;
+    page.create_topic("user-clicks", 3).await?;
+    page.start_instances("click-processors", "user-clicks", 1)
+        .await?;
     page.send(&ClientCommand::Produce {
         topic: "user-clicks".into(),
         count: 5,
