@@ -183,10 +183,6 @@ mod browser {
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         on_message.forget();
 
-        let on_open = Closure::<dyn FnMut()>::new(move || {});
-        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        on_open.forget();
-
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
             if live.status.get_untracked() != LinkStatus::Outdated {
                 live.status.set(LinkStatus::Reconnecting);

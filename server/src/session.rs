@@ -304,9 +304,9 @@ impl Session {
         match command {
             ClientCommand::CreateTopic { topic, partitions } => {
                 validate_name("topic", &topic)
-                    .map_err(|e| invalid("That topic name won't work", e))?;
+                    .map_err(|e| Notice::error("That topic name won't work", e))?;
                 validate_partitions(partitions)
-                    .map_err(|e| invalid("That partition count won't work", e))?;
+                    .map_err(|e| Notice::error("That partition count won't work", e))?;
                 let cluster = self.deps.cluster.clone();
                 let reply = reply.clone();
                 self.run_outcome(async move {
@@ -325,7 +325,7 @@ impl Session {
                 partition,
             } => {
                 validate_name("topic", &topic)
-                    .map_err(|e| invalid("That topic name won't work", e))?;
+                    .map_err(|e| Notice::error("That topic name won't work", e))?;
                 validate_produce(count, &keys)?;
                 let cluster = self.deps.cluster.clone();
                 let reply = reply.clone();
@@ -443,10 +443,12 @@ impl Session {
         topic: String,
         mut settings: ConsumerSettings,
     ) -> Result<(), Notice> {
-        validate_name("group", &group).map_err(|e| invalid("That group name won't work", e))?;
-        validate_name("topic", &topic).map_err(|e| invalid("That topic name won't work", e))?;
+        validate_name("group", &group)
+            .map_err(|e| Notice::error("That group name won't work", e))?;
+        validate_name("topic", &topic)
+            .map_err(|e| Notice::error("That topic name won't work", e))?;
         if !limits::SESSION_TIMEOUT_MS.contains(&settings.session_timeout_ms) {
-            return Err(invalid(
+            return Err(Notice::error(
                 "That session timeout won't work",
                 format!(
                     "Choose a session timeout between {} and {} seconds.",
@@ -1023,7 +1025,10 @@ async fn poll(
     topics: &[String],
     groups: &[String],
 ) -> Result<Vec<(TopicView, bool)>, ClusterError> {
-    cluster.ping().await?;
+    // Reading a topic's partitions already proves the broker answers; ping only when there is none.
+    if topics.is_empty() {
+        cluster.ping().await?;
+    }
     let mut views = Vec::with_capacity(topics.len());
     for topic in topics {
         let partitions: Vec<PartitionView> = match cluster.partitions(topic).await {
@@ -1063,7 +1068,7 @@ async fn poll(
 
 fn validate_produce(count: u32, keys: &KeyMode) -> Result<(), Notice> {
     if !(1..=limits::MAX_PRODUCE).contains(&count) {
-        return Err(invalid(
+        return Err(Notice::error(
             "That number of messages won't work",
             format!(
                 "Produce between 1 and {} messages at a time.",
@@ -1073,23 +1078,19 @@ fn validate_produce(count: u32, keys: &KeyMode) -> Result<(), Notice> {
     }
     match keys {
         KeyMode::Fixed { key } if key.is_empty() || key.len() > limits::MAX_KEY_LEN => {
-            Err(invalid(
+            Err(Notice::error(
                 "That key won't work",
                 format!("A key needs 1 to {} characters.", limits::MAX_KEY_LEN),
             ))
         }
         KeyMode::Rotating { distinct } if !(1..=limits::MAX_DISTINCT_KEYS).contains(distinct) => {
-            Err(invalid(
+            Err(Notice::error(
                 "That number of keys won't work",
                 format!("Rotate between 1 and {} keys.", limits::MAX_DISTINCT_KEYS),
             ))
         }
         _ => Ok(()),
     }
-}
-
-fn invalid(title: &str, detail: impl Into<String>) -> Notice {
-    Notice::error(title, detail)
 }
 
 /// The palette index for a name: A is 0, B is 1, and so on, so a name keeps its colour.
