@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what grouplab needs to build, skipping whatever is already there.
 #   scripts/setup.sh          the pinned Rust toolchain with its WASM target, and a C toolchain
-#   scripts/setup.sh --tests  the same, plus Debian's Chromium and ChromeDriver for browser tests
+#   scripts/setup.sh --tests  the same, plus Debian's Chromium and ChromeDriver for browser tests, and
+#                             the Kafka clients the tests run as a learner's own consumers: Debian's
+#                             kcat, Node.js with KafkaJS, and a Python virtual environment with
+#                             confluent-kafka and aiokafka (all in end2end/clients/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,8 +56,31 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--tests" ]; then
-  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-    say "Installing Chromium and ChromeDriver for the browser tests"
-    apt_install chromium chromium-driver
+  packages=()
+  command -v chromium >/dev/null || packages+=(chromium)
+  command -v chromedriver >/dev/null || packages+=(chromium-driver)
+  command -v kcat >/dev/null || packages+=(kcat)
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
+  if [ ${#packages[@]} -gt 0 ]; then
+    say "Installing ${packages[*]} for the tests"
+    apt_install "${packages[@]}"
+  fi
+
+  clients=end2end/clients
+  if [ ! -x "$clients/.venv/bin/python" ]; then
+    say "Creating a Python virtual environment for the test clients"
+    python3 -m venv "$clients/.venv"
+  fi
+  if ! cmp -s "$clients/requirements.txt" "$clients/.venv/installed.txt"; then
+    say "Installing confluent-kafka and aiokafka into $clients/.venv"
+    "$clients/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$clients/requirements.txt"
+    cp "$clients/requirements.txt" "$clients/.venv/installed.txt"
+  fi
+  if ! cmp -s "$clients/package-lock.json" "$clients/node_modules/.installed-lock.json"; then
+    say "Installing KafkaJS into $clients/node_modules"
+    (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$clients/package-lock.json" "$clients/node_modules/.installed-lock.json"
   fi
 fi

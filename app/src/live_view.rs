@@ -333,7 +333,7 @@ fn TopicLanes(topic: TopicView) -> AnyView {
                     let lag = topic.lag(group, lane.partition).unwrap_or(0);
                     let (group, tp) = (group.clone(), tp.clone());
                     let owner = move || {
-                        with_view(live, |v| v.owner(&group, &tp).map(|o| (o.name.clone(), o.colour, o.is_alive()))).flatten()
+                        with_view(live, |v| v.owner(&group, &tp).map(|o| (o.name.clone(), o.colour, v.is_working(o)))).flatten()
                     };
                     view! {
                         <td class="owner">
@@ -591,6 +591,14 @@ fn describe(entry: &TimelineEntry) -> String {
     let parts = partition_list(&entry.partitions);
     match &entry.kind {
         TimelineKind::Started => format!("started in {}", entry.group),
+        TimelineKind::Joined => format!("joined {}", entry.group),
+        TimelineKind::Departed { departure } => format!("{} holding {parts}", departure.describe()),
+        TimelineKind::Group { state, generation, .. } => format!(
+            "{} is {}{}",
+            entry.group,
+            state.name(),
+            generation.map_or(String::new(), |g| format!(" (generation {g})"))
+        ),
         TimelineKind::Assigned {
             unowned_ms: Some(ms),
         } if *ms >= 50 => {

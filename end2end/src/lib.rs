@@ -3,6 +3,7 @@
 //! [`TestServer`] starts the server with its own embedded broker on free ports, its own progress
 //! database, and the labs and built front end of this workspace, and kills it when dropped.
 //! [`Browser`] starts Debian's `chromedriver` and a headless Chromium session.
+//! [`external`] runs Lab 04's snippets as the learner's own consumers.
 //! Every wait polls for a condition under a deadline.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub mod external;
 
 /// How long the server may take to start: the broker, the clients, the router.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);

@@ -17,9 +17,12 @@ def run(group_id, topics):
     consumer = Consumer({
         "bootstrap.servers": BOOTSTRAP,
         "group.id": group_id,
+        # The name the lab page shows for this member.
+        "client.id": "lab04-python",
         "auto.offset.reset": "earliest",
         # Same as the instances in the page, so a crash is noticed after 10 seconds.
         "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 1000,
     })
     consumer.subscribe(topics, on_assign=show("assigned"), on_revoke=show("revoked"))
     try:

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BrokerView, InstanceView, LabSnapshot, MessageView, ProgressView, TimelineEntry, TopicView,
+    BrokerView, GroupView, InstanceView, LabSnapshot, MessageView, ProgressView, TimelineEntry,
+    TopicView,
 };
 
 /// A change to a lab's live view, or the whole view.
@@ -20,6 +21,10 @@ pub enum ServerEvent {
     Topic(TopicView),
     /// A topic is gone (the lab was reset).
     TopicRemoved { topic: String },
+    /// A group's state, generation or members changed; replaces the group of that name.
+    Group(GroupView),
+    /// A group is no longer shown (the lab was reset).
+    GroupRemoved { group: String },
     /// An instance changed state or partitions; replaces the instance with that id.
     Instance(InstanceView),
     /// An instance card is gone: old stopped and crashed instances are dropped to keep the page short.

@@ -16,19 +16,21 @@
 mod command;
 mod content;
 mod event;
+mod group;
 mod instance;
 mod view;
 
 pub use command::*;
 pub use content::*;
 pub use event::*;
+pub use group::*;
 pub use instance::*;
 pub use view::*;
 
 /// The version of the browser ↔ server protocol.
 ///
 /// It is sent in every snapshot; a page built for another version asks the learner to reload.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Milliseconds since the Unix epoch, the time stamp used everywhere in the protocol.
 pub type EpochMillis = u64;

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConsumerSettings, EpochMillis, PROTOCOL_VERSION, ServerEvent, TopicPartition};
+use crate::{
+    ConsumerSettings, Departure, EpochMillis, GroupState, GroupView, MemberView, PROTOCOL_VERSION,
+    ServerEvent, TopicPartition,
+};
 
 /// How many timeline entries a snapshot keeps.
 pub const MAX_TIMELINE: usize = 200;
@@ -17,6 +20,8 @@ pub struct LabSnapshot {
     pub broker: BrokerView,
     /// Topics, sorted by name.
     pub topics: Vec<TopicView>,
+    /// The lab's consumer groups with every member, whoever runs it; sorted by name.
+    pub groups: Vec<GroupView>,
     /// Instances, sorted by id; stopped and crashed ones stay until their name is reused.
     pub instances: Vec<InstanceView>,
     /// The newest [`MAX_TIMELINE`] entries, oldest first.
@@ -33,6 +38,7 @@ impl LabSnapshot {
             lab_id: lab_id.into(),
             broker,
             topics: Vec::new(),
+            groups: Vec::new(),
             instances: Vec::new(),
             timeline: Vec::new(),
             messages: Vec::new(),
@@ -49,6 +55,10 @@ impl LabSnapshot {
                 upsert(&mut self.topics, topic.clone(), |t| t.name.clone());
             }
             ServerEvent::TopicRemoved { topic } => self.topics.retain(|t| &t.name != topic),
+            ServerEvent::Group(group) => {
+                upsert(&mut self.groups, group.clone(), |g| g.name.clone());
+            }
+            ServerEvent::GroupRemoved { group } => self.groups.retain(|g| &g.name != group),
             ServerEvent::Instance(instance) => {
                 upsert(&mut self.instances, instance.clone(), |i| i.id);
             }
@@ -81,11 +91,33 @@ impl LabSnapshot {
         self.instances.iter().find(|i| i.id == id)
     }
 
-    /// The instance that owns a partition for a group: a live member, or a crashed one the group has not noticed yet.
-    pub fn owner(&self, group: &str, partition: &TopicPartition) -> Option<&InstanceView> {
-        self.instances
+    pub fn group(&self, name: &str) -> Option<&GroupView> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The member that owns a partition in a group, as the broker sees it: possibly a crashed
+    /// instance that the group has not noticed yet.
+    pub fn owner(&self, group: &str, partition: &TopicPartition) -> Option<&MemberView> {
+        self.group(group)?
+            .members
             .iter()
-            .find(|i| i.group == group && i.partitions.contains(partition))
+            .find(|m| m.partitions.contains(partition))
+    }
+
+    /// The group member an instance is, once it has joined.
+    pub fn member_of(&self, instance: InstanceId) -> Option<&MemberView> {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .find(|m| m.instance() == Some(instance))
+    }
+
+    /// Whether a member is doing work: in its group, and, if grouplab runs it, its process is running.
+    /// An external member counts until the coordinator removes it.
+    pub fn is_working(&self, member: &MemberView) -> bool {
+        member
+            .instance()
+            .is_none_or(|id| self.instance(id).is_some_and(|i| i.state == InstanceState::Running))
     }
 }
 
@@ -204,9 +236,12 @@ pub struct InstanceView {
     pub colour: u8,
     pub group: String,
     pub topic: String,
+    /// The `client.id` the instance uses, unique on this server, which links it to its group member.
+    pub client_id: String,
     pub settings: ConsumerSettings,
     pub state: InstanceState,
-    /// The partitions this member owns, as its group sees it: a crashed member keeps them until the group notices.
+    /// The partitions the instance's own rebalance callbacks say it holds.
+    /// The page shows ownership from the broker ([`MemberView::partitions`]); this is the consumer's side.
     pub partitions: Vec<TopicPartition>,
     /// Messages received, counted exactly.
     pub received: u64,
@@ -265,7 +300,7 @@ impl InstanceState {
     }
 }
 
-/// A consumed message shown in the page.
+/// A consumed message shown in the page; only grouplab's own instances report each message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
     pub instance: InstanceId,
@@ -283,8 +318,11 @@ pub struct TimelineEntry {
     pub at: EpochMillis,
     pub group: String,
     pub instance: Option<InstanceId>,
-    /// The instance's name, kept here because its card may be gone by the time the entry is read.
+    /// The group member concerned, if any.
+    pub member: Option<String>,
+    /// The instance's or member's name and colour, kept here because its card may be gone by the time the entry is read.
     pub name: String,
+    pub colour: u8,
     pub kind: TimelineKind,
     pub partitions: Vec<TopicPartition>,
 }
@@ -294,9 +332,21 @@ pub struct TimelineEntry {
 pub enum TimelineKind {
     /// An instance process started.
     Started,
-    /// A rebalance gave the instance partitions. `unowned_ms` is the longest any of them had no working owner before.
+    /// A member joined the group.
+    Joined,
+    /// A member is no longer in the group.
+    Departed { departure: Departure },
+    /// The group changed state or generation.
+    Group {
+        state: GroupState,
+        generation: Option<i32>,
+        assignor: Option<String>,
+        /// The leader's name as the page shows it.
+        leader: Option<String>,
+    },
+    /// A rebalance gave the member partitions. `unowned_ms` is the longest any of them had no working owner before.
     Assigned { unowned_ms: Option<u64> },
-    /// A rebalance took partitions away.
+    /// A rebalance took partitions away from the member.
     Revoked,
     /// The learner asked for a graceful stop.
     Stopping,
@@ -361,6 +411,7 @@ mod tests {
             colour: 0,
             group: "g".into(),
             topic: "t".into(),
+            client_id: format!("grouplab-{name}-{id}"),
             settings: ConsumerSettings::default(),
             state: InstanceState::Running,
             partitions: vec![TopicPartition::new("t", 0)],
@@ -380,7 +431,9 @@ mod tests {
                 at: 5,
                 group: "g".into(),
                 instance: Some(InstanceId(2)),
+                member: Some("grouplab-B-2-0f3c".into()),
                 name: "B".into(),
+                colour: 1,
                 kind: TimelineKind::Assigned {
                     unowned_ms: Some(10_250),
                 },
@@ -423,6 +476,61 @@ mod tests {
         assert_eq!(view.instances[1].received, 2_000);
     }
 
+    fn member(id: &str, origin: crate::MemberOrigin, partitions: &[i32]) -> MemberView {
+        MemberView {
+            member_id: id.into(),
+            client_id: id.into(),
+            host: None,
+            group_instance_id: None,
+            origin,
+            name: id.into(),
+            colour: 0,
+            partitions: partitions.iter().map(|&p| TopicPartition::new("t", p)).collect(),
+            joined_at: 0,
+            last_heartbeat: None,
+            session_timeout_ms: None,
+        }
+    }
+
+    #[test]
+    fn owners_come_from_group_members_whoever_runs_them() {
+        let mut view = LabSnapshot::new("lab", broker(), 1);
+        let mut crashed = instance(1, "A");
+        crashed.state = InstanceState::Crashed {
+            at: 1,
+            session_timeout_ms: 10_000,
+            noticed_at: None,
+        };
+        view.apply(&ServerEvent::Instance(crashed));
+        let group = GroupView {
+            name: "g".into(),
+            state: GroupState::Stable,
+            generation: Some(3),
+            assignor: Some("range".into()),
+            leader: Some("ext".into()),
+            members: vec![
+                member("a", crate::MemberOrigin::Instance { instance: InstanceId(1) }, &[0]),
+                member("ext", crate::MemberOrigin::External, &[1, 2]),
+            ],
+            source: crate::MembershipSource::Coordinator,
+        };
+        view.apply(&ServerEvent::Group(group.clone()));
+        view.apply(&ServerEvent::Group(group));
+        assert_eq!(view.groups.len(), 1);
+        let owner = |p| view.owner("g", &TopicPartition::new("t", p)).map(|m| m.name.as_str());
+        assert_eq!((owner(0), owner(2), owner(3)), (Some("a"), Some("ext"), None));
+        let working: Vec<_> = view.groups[0]
+            .members
+            .iter()
+            .filter(|m| view.is_working(m))
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(working, ["ext"], "a crashed instance's member does no work");
+        assert_eq!(view.member_of(InstanceId(1)).map(|m| m.name.as_str()), Some("a"));
+        view.apply(&ServerEvent::GroupRemoved { group: "g".into() });
+        assert!(view.groups.is_empty());
+    }
+
     #[test]
     fn timeline_and_messages_keep_only_the_newest() {
         let mut view = LabSnapshot::new("lab", broker(), 1);
@@ -431,7 +539,9 @@ mod tests {
                 at,
                 group: "g".into(),
                 instance: None,
+                member: None,
                 name: String::new(),
+                colour: 0,
                 kind: TimelineKind::Revoked,
                 partitions: Vec::new(),
             }));

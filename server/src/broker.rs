@@ -1,20 +1,67 @@
 //! The embedded broker: nisshi, in this process, with in-memory storage.
 //!
-//! It runs only when no cluster was named. It is started with nisshi's builder and `serve`
-//! (never its `main`, which installs signal handlers of its own), and stopped by aborting the task.
+//! It runs only when no cluster was named. grouplab assembles it from nisshi's public parts
+//! rather than its `Broker`, for three reasons:
+//!
+//! - **Membership.** nisshi answers DescribeGroups with no members, but its storage holds every
+//!   group's members, heartbeats and assignments. grouplab keeps the storage, wraps the group
+//!   coordinator ([`ObservedCoordinator`]) so that every join, sync, heartbeat and leave is seen as
+//!   it happens, and [`GroupWatch`] turns the stored groups into [`GroupObservation`]s.
+//! - **Old clients.** nisshi 0.8.1 answers ApiVersions v3 with four tagged fields at their default
+//!   values, which Apache Kafka leaves out; librdkafka before 2.2.0 (Debian's `kcat`) misreads them
+//!   (librdkafka issue #4253, fixed by PR #4278) and fails with "Read underflow".
+//!   [`KafkaApiVersions`] answers as Apache Kafka does. Drop it once nisshi stops sending them.
+//! - **A quiet console.** nisshi's `Broker` prints a ready line and draws a spinner per
+//!   connection; our own accept loop prints nothing.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nisshi_broker::broker::Broker;
+use async_trait::async_trait;
+use grouplab_protocol::{EpochMillis, GroupState, MembershipSource};
 use nisshi_broker::coordinator::group::administrator::{Controller, GroupCoordinatorConfig};
-use nisshi_storage::ArcDynStorage;
-use tokio::task::JoinHandle;
-use tracing::{error, info};
+use nisshi_broker::coordinator::group::{Coordinator, OffsetCommit};
+use nisshi_sans_io::join_group_request::JoinGroupRequestProtocol;
+use nisshi_sans_io::leave_group_request::MemberIdentity;
+use nisshi_sans_io::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic};
+use nisshi_sans_io::sync_group_request::SyncGroupRequestAssignment;
+use nisshi_sans_io::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, Body, Frame, FrameInput, JoinGroupResponse,
+};
+use nisshi_service::{
+    BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
+};
+use nisshi_storage::{
+    ArcDynStorage, BrokerRegistrationRequest, ConsumerGroupState, GroupDetail,
+    GroupDetailResponse, Storage, StorageContainer,
+};
+use rama::extensions::Extensions;
+use rama::service::BoxService;
+use rama::tcp::TcpStream;
+use rama::{Layer, Service};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, info, warn};
 use url::Url;
+
+use crate::membership::{GroupObservation, ObservedMember, decode_assignment};
 
 /// The node id the embedded broker uses; a single-node cluster needs only one.
 const NODE_ID: i32 = 1;
+const CLUSTER_ID: &str = "grouplab";
+/// How often the stored groups are read when nothing wakes the watcher: often enough to show a
+/// member's session expiring within a fraction of a second.
+const WATCH_TICK: Duration = Duration::from_millis(200);
+/// The least time between two reads of the stored groups, so a burst of heartbeats costs one read.
+const WATCH_GAP: Duration = Duration::from_millis(15);
+/// How long a LeaveGroup is remembered, to tell a graceful departure from an expiry.
+const LEAVE_MEMORY_MS: u64 = 120_000;
+/// How often nisshi's storage sweeps expired data and transactions, as nisshi's own broker does.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
+const TRANSACTION_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +79,16 @@ pub enum BrokerError {
     Start(String),
 }
 
-/// A running embedded broker; dropping it stops the broker.
+fn start_error(err: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Start(err.to_string())
+}
+
+/// A running embedded broker; dropping it stops the broker and closes every connection.
 pub struct EmbeddedBroker {
     addr: SocketAddr,
-    task: JoinHandle<()>,
+    groups: GroupWatch,
+    server: JoinHandle<()>,
+    watcher: JoinHandle<()>,
 }
 
 impl EmbeddedBroker {
@@ -47,41 +100,64 @@ impl EmbeddedBroker {
         addr: SocketAddr,
         initial_rebalance_delay: Duration,
     ) -> Result<Self, BrokerError> {
-        // nisshi reports a busy port only in its log; finding out first gives the learner a clear message.
-        match std::net::TcpListener::bind(addr) {
-            Ok(probe) => drop(probe),
-            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(BrokerError::AddressInUse { addr });
+        let listener = TcpListener::bind(addr).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                BrokerError::AddressInUse { addr }
+            } else {
+                BrokerError::Listen { addr, source }
             }
-            Err(source) => return Err(BrokerError::Listen { addr, source }),
-        }
+        })?;
+        let addr = listener.local_addr().map_err(start_error)?;
+        let advertised = Url::parse(&format!("tcp://{addr}")).map_err(start_error)?;
 
-        let url =
-            Url::parse(&format!("tcp://{addr}")).map_err(|e| BrokerError::Start(e.to_string()))?;
-        let storage = Url::parse("memory://").expect("a constant URL parses");
-        let mut broker = Broker::<Controller<ArcDynStorage>, ArcDynStorage>::builder()
+        let mut storage = StorageContainer::builder();
+        storage.with_factory(Arc::new(nisshi_storage_dynostore::MemoryEngineFactory));
+        let storage: ArcDynStorage = storage
+            .cluster_id(CLUSTER_ID)
             .node_id(NODE_ID)
-            .cluster_id("grouplab")
-            .incarnation_id(uuid::Uuid::new_v4())
-            .advertised_listener(url.clone())
-            .listener(url)
-            .storage(storage)
+            .advertised_listener(advertised)
+            .storage(Url::parse("memory://").expect("a constant URL parses"))
             .silent(true)
-            .group_coordinator(GroupCoordinatorConfig {
-                initial_rebalance_delay,
-                ..GroupCoordinatorConfig::default()
-            })
             .build()
             .await
-            .map_err(|e| BrokerError::Start(e.to_string()))?;
+            .map_err(start_error)?;
+        storage
+            .register_broker(BrokerRegistrationRequest {
+                broker_id: NODE_ID,
+                cluster_id: CLUSTER_ID.to_owned(),
+                incarnation_id: uuid::Uuid::new_v4(),
+                rack: None,
+            })
+            .await
+            .map_err(start_error)?;
 
-        let task = tokio::spawn(async move {
-            if let Err(err) = broker.serve(tokio::time::Instant::now()).await {
-                error!(%err, "the embedded broker stopped");
-            }
-        });
+        let signals = Arc::new(Signals::default());
+        let coordinator = ObservedCoordinator {
+            inner: Controller::new(
+                storage.clone(),
+                GroupCoordinatorConfig {
+                    initial_rebalance_delay,
+                    ..GroupCoordinatorConfig::default()
+                },
+            ),
+            signals: Arc::clone(&signals),
+        };
+        let route = routes(storage.clone(), coordinator).map_err(start_error)?;
+
+        let groups = GroupWatch::new();
+        let watcher = tokio::spawn(watch_groups(
+            storage.clone(),
+            Arc::clone(&signals),
+            groups.clone(),
+        ));
+        let server = tokio::spawn(serve(listener, route, storage));
         info!(%addr, ?initial_rebalance_delay, "embedded broker started");
-        Ok(Self { addr, task })
+        Ok(Self {
+            addr,
+            groups,
+            server,
+            watcher,
+        })
     }
 
     /// The address clients connect to.
@@ -89,14 +165,510 @@ impl EmbeddedBroker {
         self.addr.to_string()
     }
 
+    /// Every group's membership, as the coordinator changes it.
+    pub fn groups(&self) -> GroupWatch {
+        self.groups.clone()
+    }
+
     /// Whether the broker task has ended (it only ends on a fatal error).
     pub fn has_stopped(&self) -> bool {
-        self.task.is_finished()
+        self.server.is_finished()
     }
 }
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        self.task.abort();
+        self.server.abort();
+        self.watcher.abort();
+    }
+}
+
+/// nisshi's request routes, with ApiVersions answered as Apache Kafka answers it.
+fn routes(
+    storage: ArcDynStorage,
+    coordinator: ObservedCoordinator,
+) -> Result<FrameRouteService<nisshi_broker::Error>, nisshi_broker::Error> {
+    use nisshi_broker::service::{auth, coordinator as coordination, storage as stored};
+    let builder = FrameRouteService::<nisshi_broker::Error>::builder();
+    let builder = stored::services(builder, storage)?;
+    let builder = coordination::services(builder, coordinator)?;
+    let nisshi = auth::services(builder)?.build()?;
+    let routes: BTreeMap<i16, BoxService<FrameInput, Frame, nisshi_broker::Error>> = nisshi
+        .api_keys()
+        .map(|key| {
+            let service = if key == ApiVersionsRequest::KEY {
+                KafkaApiVersions {
+                    nisshi: nisshi.clone(),
+                }
+                .boxed()
+            } else {
+                nisshi.clone().boxed()
+            };
+            (key, service)
+        })
+        .collect();
+    Ok(FrameRouteService::new(Arc::new(routes)))
+}
+
+/// Accepts connections and serves each in a task of its own until the broker is dropped.
+async fn serve(
+    listener: TcpListener,
+    route: FrameRouteService<nisshi_broker::Error>,
+    storage: ArcDynStorage,
+) {
+    let mut connections = JoinSet::new();
+    let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut transactions = tokio::time::interval(TRANSACTION_MAINTENANCE_INTERVAL);
+    maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    transactions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors, usually: back off instead of spinning.
+                        warn!(%err, "the embedded broker could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = (
+                    TcpContextLayer::new(TcpContext::default().cluster_id(Some(CLUSTER_ID.into()))),
+                    TcpBytesLayer,
+                    BytesFrameLayer::default(),
+                )
+                    .into_layer(route.clone());
+                connections.spawn(async move {
+                    let stream = TcpStream::from_tokio_tcp_stream(stream, Extensions::default());
+                    if let Err(err) = service.serve(stream).await {
+                        debug!(%peer, ?err, "a broker connection ended");
+                    }
+                });
+            }
+            _ = maintenance.tick() => {
+                if let Err(err) = storage.maintain(SystemTime::now()).await {
+                    debug!(?err, "storage maintenance failed");
+                }
+            }
+            _ = transactions.tick() => {
+                if let Err(err) = storage.maintain_transactions(SystemTime::now()).await {
+                    debug!(?err, "transaction maintenance failed");
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// ApiVersions as Apache Kafka answers it: nisshi's answer without the tagged fields that hold
+/// only their default values (SupportedFeatures, FinalizedFeaturesEpoch, FinalizedFeatures,
+/// ZkMigrationReady), which librdkafka before 2.2.0 cannot skip.
+#[derive(Clone, Debug)]
+struct KafkaApiVersions {
+    nisshi: FrameRouteService<nisshi_broker::Error>,
+}
+
+impl Service<FrameInput> for KafkaApiVersions {
+    type Output = Frame;
+    type Error = nisshi_broker::Error;
+
+    async fn serve(&self, request: FrameInput) -> Result<Frame, Self::Error> {
+        let mut frame = self.nisshi.serve(request).await?;
+        if let Ok(response) = ApiVersionsResponse::try_from(frame.body.clone()) {
+            frame.body = response
+                .supported_features(None)
+                .finalized_features_epoch(None)
+                .finalized_features(None)
+                .zk_migration_ready(None)
+                .into();
+        }
+        Ok(frame)
+    }
+}
+
+/// What the coordinator wrapper tells the group watcher.
+#[derive(Debug, Default)]
+struct Signals {
+    /// Woken by every coordinator call that may change a group.
+    changed: Notify,
+    /// The client id each member joined with; the stored group does not keep it.
+    /// A std Mutex is fine here and below: held for a map operation, never across an await.
+    client_ids: Mutex<HashMap<String, String>>,
+    /// Per group, the members that sent LeaveGroup and when.
+    leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
+}
+
+impl Signals {
+    fn note_leave(&self, group: &str, members: impl IntoIterator<Item = String>) {
+        let now = epoch_ms(SystemTime::now());
+        if let Ok(mut leaves) = self.leaves.lock() {
+            let list = leaves.entry(group.to_owned()).or_default();
+            list.retain(|(_, at)| now.saturating_sub(*at) < LEAVE_MEMORY_MS);
+            list.extend(members.into_iter().map(|m| (m, now)));
+        }
+    }
+
+    fn leaves(&self, group: &str) -> Vec<(String, EpochMillis)> {
+        self.leaves
+            .lock()
+            .map(|leaves| leaves.get(group).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn client_id(&self, member_id: &str) -> Option<String> {
+        self.client_ids.lock().ok()?.get(member_id).cloned()
+    }
+}
+
+/// nisshi's group coordinator, unchanged, with every call that may change a group reported to
+/// the [`GroupWatch`] as it happens.
+#[derive(Clone, Debug)]
+struct ObservedCoordinator {
+    inner: Controller<ArcDynStorage>,
+    signals: Arc<Signals>,
+}
+
+impl ObservedCoordinator {
+    /// Wakes the watcher now, and again shortly, for a call that changes the group while it
+    /// waits (a JoinGroup is held for the whole join phase).
+    fn wake_during(&self) {
+        self.signals.changed.notify_one();
+        let signals = Arc::clone(&self.signals);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            signals.changed.notify_one();
+        });
+    }
+}
+
+#[async_trait]
+impl Coordinator for ObservedCoordinator {
+    async fn join(
+        &self,
+        api_version: i16,
+        client_id: Option<&str>,
+        group_id: &str,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: Option<i32>,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        protocol_type: &str,
+        protocols: Option<&[JoinGroupRequestProtocol]>,
+        reason: Option<&str>,
+    ) -> nisshi_broker::Result<Body> {
+        if let (Some(client_id), false) = (client_id, member_id.is_empty())
+            && let Ok(mut ids) = self.signals.client_ids.lock()
+        {
+            ids.insert(member_id.to_owned(), client_id.to_owned());
+        }
+        self.wake_during();
+        let body = self
+            .inner
+            .join(
+                api_version,
+                client_id,
+                group_id,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+                member_id,
+                group_instance_id,
+                protocol_type,
+                protocols,
+                reason,
+            )
+            .await;
+        if let (Ok(body), Some(client_id)) = (&body, client_id)
+            && let Ok(response) = JoinGroupResponse::try_from(body.clone())
+            && !response.member_id.is_empty()
+            && let Ok(mut ids) = self.signals.client_ids.lock()
+        {
+            ids.insert(response.member_id, client_id.to_owned());
+        }
+        self.signals.changed.notify_one();
+        body
+    }
+
+    async fn sync(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Option<&[SyncGroupRequestAssignment]>,
+    ) -> nisshi_broker::Result<Body> {
+        self.wake_during();
+        let body = self
+            .inner
+            .sync(
+                group_id,
+                generation_id,
+                member_id,
+                group_instance_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+            )
+            .await;
+        self.signals.changed.notify_one();
+        body
+    }
+
+    async fn heartbeat(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> nisshi_broker::Result<Body> {
+        let body = self
+            .inner
+            .heartbeat(group_id, generation_id, member_id, group_instance_id)
+            .await;
+        self.signals.changed.notify_one();
+        body
+    }
+
+    async fn leave(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        members: Option<&[MemberIdentity]>,
+    ) -> nisshi_broker::Result<Body> {
+        let leaving = member_id
+            .map(str::to_owned)
+            .into_iter()
+            .chain(members.unwrap_or_default().iter().map(|m| m.member_id.clone()))
+            .filter(|id| !id.is_empty());
+        self.signals.note_leave(group_id, leaving);
+        let body = self.inner.leave(group_id, member_id, members).await;
+        self.signals.changed.notify_one();
+        body
+    }
+
+    async fn offset_commit(&self, detail: OffsetCommit<'_>) -> nisshi_broker::Result<Body> {
+        self.inner.offset_commit(detail).await
+    }
+
+    async fn offset_fetch(
+        &self,
+        group_id: Option<&str>,
+        topics: Option<&[OffsetFetchRequestTopic]>,
+        groups: Option<&[OffsetFetchRequestGroup]>,
+        require_stable: Option<bool>,
+    ) -> nisshi_broker::Result<Body> {
+        self.inner
+            .offset_fetch(group_id, topics, groups, require_stable)
+            .await
+    }
+
+    async fn delete_groups(&self, group_ids: &[String]) -> nisshi_broker::Result<Body> {
+        let body = self.inner.delete_groups(group_ids).await;
+        self.signals.changed.notify_one();
+        body
+    }
+
+    async fn list_groups(&self, states_filter: Option<&[String]>) -> nisshi_broker::Result<Body> {
+        self.inner.list_groups(states_filter).await
+    }
+
+    async fn describe_groups(
+        &self,
+        group_ids: Option<&[String]>,
+        include_authorized_operations: bool,
+    ) -> nisshi_broker::Result<Body> {
+        self.inner
+            .describe_groups(group_ids, include_authorized_operations)
+            .await
+    }
+}
+
+/// The latest observation of every group on the embedded broker, and a feed of which changed.
+#[derive(Clone)]
+pub struct GroupWatch {
+    /// A std Mutex is fine: held to read or replace one entry, never across an await.
+    latest: Arc<Mutex<HashMap<String, Arc<GroupObservation>>>>,
+    changes: broadcast::Sender<String>,
+}
+
+impl GroupWatch {
+    fn new() -> Self {
+        Self {
+            latest: Arc::default(),
+            changes: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Names of groups as they change; a receiver that lags should re-read its groups.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// The group as last observed; a group the broker does not know is empty.
+    pub fn latest(&self, group: &str) -> Arc<GroupObservation> {
+        self.latest
+            .lock()
+            .ok()
+            .and_then(|latest| latest.get(group).cloned())
+            .unwrap_or_else(|| {
+                Arc::new(GroupObservation::empty(group, MembershipSource::Coordinator))
+            })
+    }
+
+    fn publish(&self, observation: GroupObservation) {
+        let name = observation.group.clone();
+        let changed = match self.latest.lock() {
+            Ok(mut latest) => {
+                let same = latest.get(&name).is_some_and(|old| **old == observation);
+                if !same {
+                    latest.insert(name.clone(), Arc::new(observation));
+                }
+                !same
+            }
+            Err(_) => false,
+        };
+        if changed {
+            // No session listening is fine.
+            let _ = self.changes.send(name);
+        }
+    }
+
+    fn known(&self) -> Vec<String> {
+        self.latest
+            .lock()
+            .map(|latest| latest.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads the stored groups whenever the coordinator changes one, and on a tick to see sessions
+/// expire, and publishes what changed.
+async fn watch_groups(storage: ArcDynStorage, signals: Arc<Signals>, watch: GroupWatch) {
+    let mut tick = tokio::time::interval(WATCH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = signals.changed.notified() => {}
+            _ = tick.tick() => {}
+        }
+        let details = match storage.list_groups().await {
+            Ok(details) => details,
+            Err(err) => {
+                debug!(?err, "the stored groups could not be read");
+                continue;
+            }
+        };
+        let now = SystemTime::now();
+        let mut seen = Vec::with_capacity(details.len());
+        for named in details {
+            if let GroupDetailResponse::Found(detail) = &named.response {
+                let leaves = signals.leaves(&named.name);
+                watch.publish(observe(&named.name, detail, &signals, leaves, now));
+                seen.push(named.name);
+            }
+        }
+        for gone in watch.known().into_iter().filter(|g| !seen.contains(g)) {
+            watch.publish(GroupObservation::empty(&gone, MembershipSource::Coordinator));
+        }
+        tokio::time::sleep(WATCH_GAP).await;
+    }
+}
+
+/// One stored group as an observation. A member of a formed group whose session has expired is
+/// left out at once, although nisshi removes it only when the group is next touched.
+fn observe(
+    group: &str,
+    detail: &GroupDetail,
+    signals: &Signals,
+    left: Vec<(String, EpochMillis)>,
+    now: SystemTime,
+) -> GroupObservation {
+    let session_timeout = Duration::from_millis(u64::try_from(detail.session_timeout_ms).unwrap_or(0));
+    let assignments = detail.state.assignments();
+    let formed = matches!(detail.state, nisshi_storage::GroupState::Formed { .. });
+    let members: Vec<ObservedMember> = detail
+        .members
+        .iter()
+        .filter(|(_, member)| {
+            !formed
+                || member.last_contact.is_none_or(|last| {
+                    now.duration_since(last).unwrap_or_default() <= session_timeout
+                })
+        })
+        .map(|(member_id, member)| ObservedMember {
+            member_id: member_id.clone(),
+            client_id: signals
+                .client_id(member_id)
+                .unwrap_or_else(|| client_id_of(member_id)),
+            host: None,
+            group_instance_id: member.join_response.group_instance_id.clone(),
+            partitions: formed.then(|| {
+                assignments
+                    .get(member_id)
+                    .and_then(|bytes| decode_assignment(bytes))
+                    .unwrap_or_default()
+            }),
+            last_heartbeat: member.last_contact.map(epoch_ms),
+            session_timeout_ms: u32::try_from(detail.session_timeout_ms).ok(),
+        })
+        .collect();
+    let state = if members.is_empty() {
+        GroupState::Empty
+    } else {
+        match ConsumerGroupState::from(detail) {
+            ConsumerGroupState::PreparingRebalance => GroupState::PreparingRebalance,
+            ConsumerGroupState::CompletingRebalance => GroupState::CompletingRebalance,
+            ConsumerGroupState::Stable => GroupState::Stable,
+            ConsumerGroupState::Empty => GroupState::Empty,
+            ConsumerGroupState::Dead => GroupState::Dead,
+            _ => GroupState::Unknown,
+        }
+    };
+    GroupObservation {
+        group: group.to_owned(),
+        state,
+        generation: Some(detail.generation_id),
+        assignor: detail.state.protocol_name().filter(|p| !p.is_empty()),
+        leader: detail.state.leader().filter(|l| !l.is_empty()),
+        members,
+        source: MembershipSource::Coordinator,
+        left,
+    }
+}
+
+/// A member id is `{client id}-{uuid}`: without a recorded client id, take everything before the uuid.
+fn client_id_of(member_id: &str) -> String {
+    const UUID_LEN: usize = 36;
+    member_id
+        .len()
+        .checked_sub(UUID_LEN + 1)
+        .and_then(|end| member_id.get(..end))
+        .unwrap_or(member_id)
+        .to_owned()
+}
+
+fn epoch_ms(at: SystemTime) -> EpochMillis {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as EpochMillis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_read_from_member_ids() {
+        assert_eq!(
+            client_id_of("rdkafka-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
+            "rdkafka"
+        );
+        assert_eq!(
+            client_id_of("my-app-1-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
+            "my-app-1"
+        );
+        assert_eq!(client_id_of("short"), "short");
     }
 }

@@ -7,8 +7,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use grouplab_protocol::{EpochMillis, InstanceId, InstanceState, LabSnapshot, TopicPartition};
+use grouplab_protocol::{Departure, LabSnapshot, MemberView, TopicPartition};
 use serde::Deserialize;
+
+pub use crate::membership::Handover;
 
 /// One condition a step waits for.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -21,17 +23,21 @@ pub enum Check {
     },
     /// At least this many messages were written to the topic.
     MessagesProduced { topic: String, at_least: u64 },
-    /// The group has exactly this many running members, each owning at least `each_owns_at_least` partitions.
+    /// The group has exactly this many working members (whoever runs them), each owning at least `each_owns_at_least` partitions.
     GroupMembers {
         group: String,
         members: usize,
         #[serde(default)]
         each_owns_at_least: usize,
     },
-    /// The running members of the group own every partition of the topic, and no partition twice.
+    /// The working members of the group own every partition of the topic, and no partition twice.
     AssignmentComplete { group: String, topic: String },
-    /// Every message in the topic was received by exactly one member of the group (and there is at least one).
+    /// Every message in the topic was received exactly once by the group's page instances
+    /// (and there is at least one). Only page instances report each message they receive.
     ReceivedExactlyOnce { group: String, topic: String },
+    /// Every message in the topic was consumed by the group, whoever its members are (and there is at least one):
+    /// per partition, either page instances received every message, or the group committed up to the log end.
+    AllConsumed { group: String, topic: String },
     /// A member of the group was crashed while owning partitions, and other members took all of them over.
     CrashReassigned { group: String },
     /// A member of the group was stopped gracefully while owning partitions, and other members took all of them over.
@@ -59,22 +65,26 @@ impl fmt::Display for Check {
                 group,
                 members,
                 each_owns_at_least: 0,
-            } => write!(f, "group `{group}` has {members} running members"),
+            } => write!(f, "group `{group}` has {members} working members"),
             Check::GroupMembers {
                 group,
                 members,
                 each_owns_at_least,
             } => write!(
                 f,
-                "group `{group}` has {members} running members, each owning at least {each_owns_at_least} partition(s)"
+                "group `{group}` has {members} working members, each owning at least {each_owns_at_least} partition(s)"
             ),
             Check::AssignmentComplete { group, topic } => write!(
                 f,
-                "every partition of `{topic}` is owned by exactly one running member of `{group}`"
+                "every partition of `{topic}` is owned by exactly one working member of `{group}`"
             ),
             Check::ReceivedExactlyOnce { group, topic } => write!(
                 f,
-                "every message in `{topic}` was received by exactly one member of `{group}`"
+                "every message in `{topic}` was received exactly once by `{group}`'s page instances"
+            ),
+            Check::AllConsumed { group, topic } => write!(
+                f,
+                "every message in `{topic}` was consumed by `{group}`"
             ),
             Check::CrashReassigned { group } => write!(
                 f,
@@ -115,37 +125,12 @@ impl Verdict {
     }
 }
 
-/// How a member lost its partitions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Departure {
-    Crash,
-    Stop,
-}
-
-/// Partitions a member lost by a crash or a stop, and other members took over.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Handover {
-    pub group: String,
-    pub from: InstanceId,
-    pub departure: Departure,
-    pub partitions: Vec<TopicPartition>,
-    pub left_at: EpochMillis,
-    pub taken_at: EpochMillis,
-}
-
-impl Handover {
-    /// How long the partitions had no working owner.
-    pub fn gap_ms(&self) -> u64 {
-        self.taken_at.saturating_sub(self.left_at)
-    }
-}
-
 /// What happened in a lab, beyond what its live view shows now.
 #[derive(Clone, Debug, Default)]
 pub struct History {
     /// Completed handovers, oldest first.
     pub handovers: Vec<Handover>,
-    /// For each group and partition: how many times a member of the group received each offset.
+    /// For each group and partition: how many times a page instance of the group received each offset.
     pub received: HashMap<String, HashMap<TopicPartition, OffsetCounts>>,
 }
 
@@ -208,20 +193,17 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
             members,
             each_owns_at_least,
         } => {
-            let running: Vec<_> = view
-                .instances
+            let working = working_members(view, group);
+            let short: Vec<&str> = working
                 .iter()
-                .filter(|i| i.group == *group && i.state == InstanceState::Running)
+                .filter(|m| m.partitions.len() < *each_owns_at_least)
+                .map(|m| m.name.as_str())
                 .collect();
-            let short: Vec<&str> = running
-                .iter()
-                .filter(|i| i.partitions.len() < *each_owns_at_least)
-                .map(|i| i.name.as_str())
-                .collect();
-            if running.len() != *members {
+            if working.len() != *members {
                 Verdict::wait(format!(
-                    "`{group}` has {} running member(s); this step needs {members}.",
-                    running.len()
+                    "`{group}` has {} working member(s){}; this step needs {members}.",
+                    working.len(),
+                    names(&working)
                 ))
             } else if !short.is_empty() {
                 Verdict::wait(format!(
@@ -229,15 +211,19 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                     short.join(", ")
                 ))
             } else {
-                Verdict::pass(format!("`{group}` has {members} running member(s)."))
+                Verdict::pass(format!(
+                    "`{group}` has {members} working member(s){}.",
+                    names(&working)
+                ))
             }
         }
         Check::AssignmentComplete { group, topic } => assignment_complete(view, group, topic),
         Check::ReceivedExactlyOnce { group, topic } => {
             received_exactly_once(view, history, group, topic)
         }
+        Check::AllConsumed { group, topic } => all_consumed(view, history, group, topic),
         Check::CrashReassigned { group } => handed_over(history, group, Departure::Crash),
-        Check::StopReassigned { group } => handed_over(history, group, Departure::Stop),
+        Check::StopReassigned { group } => handed_over(history, group, Departure::Graceful),
         Check::StopFasterThanCrash { group } => {
             let fastest = |departure| {
                 history
@@ -247,7 +233,7 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                     .map(Handover::gap_ms)
                     .min()
             };
-            match (fastest(Departure::Stop), fastest(Departure::Crash)) {
+            match (fastest(Departure::Graceful), fastest(Departure::Crash)) {
                 (Some(stop), Some(crash)) if stop < crash => Verdict::pass(format!(
                     "After a stop the partitions moved in {}; after a crash, in {}.",
                     seconds(stop),
@@ -270,13 +256,9 @@ fn assignment_complete(view: &LabSnapshot, group: &str, topic: &str) -> Verdict 
         return Verdict::wait(format!("There is no topic `{topic}` yet."));
     };
     let mut owners: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-    for instance in view
-        .instances
-        .iter()
-        .filter(|i| i.group == group && i.state == InstanceState::Running)
-    {
-        for tp in instance.partitions.iter().filter(|tp| tp.topic == topic) {
-            owners.entry(tp.partition).or_default().push(&instance.name);
+    for member in working_members(view, group) {
+        for tp in member.partitions.iter().filter(|tp| tp.topic == topic) {
+            owners.entry(tp.partition).or_default().push(&member.name);
         }
     }
     let unowned: Vec<String> = found
@@ -294,13 +276,13 @@ fn assignment_complete(view: &LabSnapshot, group: &str, topic: &str) -> Verdict 
         Verdict::wait(format!("Partition(s) owned twice: {}.", shared.join(", ")))
     } else if !unowned.is_empty() {
         Verdict::wait(format!(
-            "Partition(s) {} of `{topic}` have no running owner in `{group}`.",
+            "Partition(s) {} of `{topic}` have no working owner in `{group}`.",
             unowned.join(", ")
         ))
     } else {
         let summary: Vec<String> = owners
             .iter()
-            .map(|(p, names)| format!("{p}→{}", names.join("")))
+            .map(|(p, names)| format!("{p}→{}", names.join(" and ")))
             .collect();
         Verdict::pass(format!(
             "Each partition has one owner: {}.",
@@ -352,7 +334,7 @@ fn received_exactly_once(
 fn handed_over(history: &History, group: &str, departure: Departure) -> Verdict {
     let what = match departure {
         Departure::Crash => "crashed",
-        Departure::Stop => "stopped",
+        Departure::Graceful | Departure::Unknown => "stopped",
     };
     match history
         .handovers
@@ -361,12 +343,89 @@ fn handed_over(history: &History, group: &str, departure: Departure) -> Verdict 
         .find(|h| h.group == group && h.departure == departure)
     {
         Some(h) => Verdict::pass(format!(
-            "The {what} member's partitions moved to other members after {}.",
+            "{}, {what}; its partitions moved to other members after {}.",
+            h.from,
             seconds(h.gap_ms())
         )),
         None => Verdict::wait(format!(
             "Waiting for a member of `{group}` that owns partitions to be {what}, and for the others to take its partitions."
         )),
+    }
+}
+
+/// The members of a group doing work: in the group, and, for a page instance, with its process running.
+fn working_members<'a>(view: &'a LabSnapshot, group: &str) -> Vec<&'a MemberView> {
+    view.group(group)
+        .map(|g| g.members.iter().filter(|m| view.is_working(m)).collect())
+        .unwrap_or_default()
+}
+
+/// ` (A, rdkafka·3f2a)`, or nothing for no members.
+fn names(members: &[&MemberView]) -> String {
+    if members.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    format!(" ({})", names.join(", "))
+}
+
+/// Per partition, the best evidence that the group consumed every message: page instances
+/// report each message they receive; any member's commits show up at the broker.
+fn all_consumed(view: &LabSnapshot, history: &History, group: &str, topic: &str) -> Verdict {
+    let Some(found) = view.topic(topic) else {
+        return Verdict::wait(format!("There is no topic `{topic}` yet."));
+    };
+    if found.message_count() == 0 {
+        return Verdict::wait(format!("`{topic}` has no messages yet: produce some."));
+    }
+    let empty = HashMap::new();
+    let received = history.received.get(group).unwrap_or(&empty);
+    let committed = found.groups.iter().find(|g| g.group == group);
+    let (mut by_instances, mut by_commits, mut behind) = (Vec::new(), Vec::new(), Vec::new());
+    let mut duplicates = 0u64;
+    for (index, lane) in found.partitions.iter().enumerate() {
+        if lane.log_end == lane.log_start {
+            continue;
+        }
+        let name = format!("P{}", lane.partition);
+        let counts = received.get(&TopicPartition::new(topic, lane.partition));
+        let seen: Vec<u32> = (lane.log_start..lane.log_end)
+            .map(|offset| counts.map_or(0, |c| c.count(offset)))
+            .collect();
+        let commit = committed.and_then(|g| g.committed.get(index).copied().flatten());
+        if seen.iter().all(|&n| n > 0) {
+            duplicates += seen.iter().map(|&n| u64::from(n.saturating_sub(1))).sum::<u64>();
+            by_instances.push(name);
+        } else if commit.is_some_and(|c| c >= lane.log_end) {
+            by_commits.push(name);
+        } else {
+            let done = commit.unwrap_or(lane.log_start).max(lane.log_start);
+            behind.push(format!("{name} ({} of {})", (lane.log_end - done).max(0), lane.log_end - lane.log_start));
+        }
+    }
+    let mut evidence = Vec::new();
+    if !by_instances.is_empty() {
+        evidence.push(format!(
+            "{}: every message received by page instances",
+            by_instances.join(", ")
+        ));
+    }
+    if !by_commits.is_empty() {
+        evidence.push(format!(
+            "{}: `{group}` committed up to the log end (seen at the broker; your own consumers report nothing else)",
+            by_commits.join(", ")
+        ));
+    }
+    if duplicates > 0 {
+        evidence.push(format!("{duplicates} message(s) were received twice (at-least-once delivery)"));
+    }
+    if behind.is_empty() {
+        Verdict::pass(format!("All {} messages consumed. {}.", found.message_count(), evidence.join("; ")))
+    } else {
+        Verdict::wait(format!(
+            "Not consumed yet: {}. A consumer commits a little after it reads, so give it a second.",
+            behind.join(", ")
+        ))
     }
 }
 
@@ -378,7 +437,9 @@ fn seconds(ms: u64) -> String {
 mod tests {
     use super::*;
     use grouplab_protocol::{
-        BrokerHealth, BrokerView, ConsumerSettings, InstanceView, PartitionView, TopicView,
+        BrokerHealth, BrokerView, ConsumerSettings, GroupOffsets, GroupState, GroupView,
+        InstanceId, InstanceState, InstanceView, MemberOrigin, MembershipSource, PartitionView,
+        TopicView,
     };
 
     /// A lab view with topic `t` (one entry per partition: its log end) and instances
@@ -405,23 +466,62 @@ mod tests {
                 groups: Vec::new(),
             });
         }
+        let mut members = Vec::new();
         for (n, (name, state, partitions)) in instances.iter().enumerate() {
+            let id = InstanceId(n as u64 + 1);
+            let partitions: Vec<TopicPartition> = partitions
+                .iter()
+                .map(|&p| TopicPartition::new("t", p))
+                .collect();
             view.instances.push(InstanceView {
-                id: InstanceId(n as u64 + 1),
+                id,
                 name: (*name).into(),
                 colour: n as u8,
                 group: "g".into(),
                 topic: "t".into(),
+                client_id: format!("grouplab-{name}-{}", id.0),
                 settings: ConsumerSettings::default(),
                 state: state.clone(),
-                partitions: partitions
-                    .iter()
-                    .map(|&p| TopicPartition::new("t", p))
-                    .collect(),
+                partitions: partitions.clone(),
                 received: 0,
                 started_at: 0,
             });
+            members.push(member(name, MemberOrigin::Instance { instance: id }, partitions));
         }
+        view.groups.push(GroupView {
+            name: "g".into(),
+            state: GroupState::Stable,
+            generation: Some(1),
+            assignor: None,
+            leader: None,
+            members,
+            source: MembershipSource::Coordinator,
+        });
+        view
+    }
+
+    fn member(name: &str, origin: MemberOrigin, partitions: Vec<TopicPartition>) -> MemberView {
+        MemberView {
+            member_id: format!("{name}-id"),
+            client_id: name.into(),
+            host: None,
+            group_instance_id: None,
+            origin,
+            name: name.into(),
+            colour: 0,
+            partitions,
+            joined_at: 0,
+            last_heartbeat: None,
+            session_timeout_ms: None,
+        }
+    }
+
+    /// Adds an external member of `g` owning `partitions` of `t`.
+    fn with_external(mut view: LabSnapshot, name: &str, partitions: &[i32]) -> LabSnapshot {
+        let partitions = partitions.iter().map(|&p| TopicPartition::new("t", p)).collect();
+        view.groups[0]
+            .members
+            .push(member(name, MemberOrigin::External, partitions));
         view
     }
 
@@ -438,7 +538,8 @@ mod tests {
     fn handover(departure: Departure, gap: u64) -> Handover {
         Handover {
             group: "g".into(),
-            from: InstanceId(1),
+            from: "A".into(),
+            external: false,
             departure,
             partitions: vec![TopicPartition::new("t", 0)],
             left_at: 1_000,
@@ -523,14 +624,14 @@ mod tests {
             &view(&[0; 3], &[("A", RUNNING, &[0, 1, 2])]),
             &none,
             false,
-            "1 running",
+            "1 working",
         );
         check(
             c.clone(),
             &view(&[0; 3], &[("A", RUNNING, &[0, 1, 2]), ("B", joining, &[])]),
             &none,
             false,
-            "1 running",
+            "1 working",
         );
         check(
             c.clone(),
@@ -551,7 +652,22 @@ mod tests {
             ),
             &none,
             true,
-            "2 running",
+            "2 working",
+        );
+        // The learner's own consumers count like page instances.
+        check(
+            c.clone(),
+            &with_external(view(&[0; 3], &[("A", RUNNING, &[0, 1])]), "rdkafka·3f2a", &[2]),
+            &none,
+            true,
+            "(A, rdkafka·3f2a)",
+        );
+        check(
+            c,
+            &with_external(with_external(view(&[0; 3], &[]), "x", &[0, 1]), "y", &[]),
+            &none,
+            false,
+            "y own(s) fewer",
         );
     }
 
@@ -568,6 +684,13 @@ mod tests {
             &none,
             true,
             "0→A, 1→A, 2→B",
+        );
+        check(
+            c.clone(),
+            &with_external(view(&[0; 3], &[("A", RUNNING, &[0, 1])]), "ext", &[1, 2]),
+            &none,
+            false,
+            "1 (A and ext)",
         );
         check(
             c.clone(),
@@ -630,21 +753,67 @@ mod tests {
     }
 
     #[test]
+    fn consumption_is_proven_by_instance_receipts_or_by_commits_at_the_broker() {
+        let c = Check::AllConsumed {
+            group: "g".into(),
+            topic: "t".into(),
+        };
+        let lanes = |committed: Vec<Option<i64>>| {
+            let mut v = view(&[2, 1, 0], &[]);
+            v.topics[0].groups.push(GroupOffsets {
+                group: "g".into(),
+                committed,
+            });
+            v
+        };
+        let none = History::default();
+        check(c.clone(), &view(&[0, 0], &[]), &none, false, "no messages");
+        check(
+            c.clone(),
+            &lanes(vec![Some(2), Some(0), None]),
+            &none,
+            false,
+            "Not consumed yet: P1 (1 of 1)",
+        );
+        check(
+            c.clone(),
+            &lanes(vec![Some(2), Some(1), None]),
+            &none,
+            true,
+            "P0, P1: `g` committed up to the log end",
+        );
+        check(
+            c.clone(),
+            &lanes(vec![None, Some(1), None]),
+            &received(&[(0, &[0, 1, 1])]),
+            true,
+            "P0: every message received by page instances; P1: `g` committed",
+        );
+        check(
+            c,
+            &lanes(vec![Some(1), Some(1), None]),
+            &received(&[(0, &[0, 1, 1])]),
+            true,
+            "1 message(s) were received twice",
+        );
+    }
+
+    #[test]
     fn handovers_are_told_apart_by_how_the_member_left() {
         let crash = Check::CrashReassigned { group: "g".into() };
         let stop = Check::StopReassigned { group: "g".into() };
         let lanes = view(&[0], &[]);
         let mut history = History::default();
         check(crash.clone(), &lanes, &history, false, "Waiting");
-        history.handovers.push(handover(Departure::Stop, 300));
+        history.handovers.push(handover(Departure::Graceful, 300));
         check(crash.clone(), &lanes, &history, false, "crashed");
-        check(stop.clone(), &lanes, &history, true, "after 0.3 s");
+        check(stop.clone(), &lanes, &history, true, "A, stopped; its partitions moved to other members after 0.3 s");
         history.handovers.push(handover(Departure::Crash, 10_400));
         check(crash, &lanes, &history, true, "after 10.4 s");
         let mut other = History::default();
         other.handovers.push(Handover {
             group: "other".into(),
-            ..handover(Departure::Stop, 1)
+            ..handover(Departure::Graceful, 1)
         });
         check(stop, &lanes, &other, false, "Waiting");
     }
@@ -657,9 +826,9 @@ mod tests {
         check(c.clone(), &lanes, &history, false, "No crash");
         history.handovers.push(handover(Departure::Crash, 10_000));
         check(c.clone(), &lanes, &history, false, "No graceful stop");
-        history.handovers.push(handover(Departure::Stop, 12_000));
+        history.handovers.push(handover(Departure::Graceful, 12_000));
         check(c.clone(), &lanes, &history, false, "not sooner");
-        history.handovers.push(handover(Departure::Stop, 250));
+        history.handovers.push(handover(Departure::Graceful, 250));
         check(c, &lanes, &history, true, "0.2 s; after a crash, in 10.0 s");
     }
 

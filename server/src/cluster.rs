@@ -1,14 +1,15 @@
 //! The server's own Kafka clients: create and delete topics, produce, and read offsets.
 //!
-//! Group membership is not read from the broker: nisshi answers DescribeGroups with no members,
-//! so who owns what comes from the instances' own reports. Offsets and watermarks come from here.
-//! librdkafka's metadata and offset calls block, so they run on tokio's blocking pool.
+//! On a named cluster, group membership is read here too, with DescribeGroups
+//! ([`Cluster::describe_group`]); the embedded broker's groups are read in-process instead
+//! (`broker::GroupWatch`), since nisshi answers DescribeGroups with no members.
+//! librdkafka's metadata, offset and group calls block, so they run on tokio's blocking pool.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grouplab_protocol::{KeyMode, PartitionView};
+use grouplab_protocol::{GroupState, KeyMode, MembershipSource, PartitionView};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -17,6 +18,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+
+use crate::membership::{GroupObservation, ObservedMember, decode_assignment};
 
 /// How long one request to the broker may take before the broker is reported as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -249,6 +252,59 @@ impl Cluster {
                     },
                 )
                 .collect())
+        })
+        .await
+    }
+
+    /// The group's members and their assignments, with DescribeGroups.
+    /// A named cluster does not say the generation, the leader, or when members last heartbeated.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupObservation, ClusterError> {
+        let inner = Arc::clone(&self.inner);
+        let group = group.to_owned();
+        blocking(move || {
+            let list = inner
+                .probe
+                .fetch_group_list(Some(&group), REQUEST_TIMEOUT)
+                .map_err(|e| inner.classify(e))?;
+            let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
+                return Ok(GroupObservation::empty(&group, MembershipSource::Described));
+            };
+            let state = GroupState::parse(info.state());
+            // Outside a stable group the assignments are being recomputed and read as empty.
+            let stable = state == GroupState::Stable;
+            let mut members: Vec<ObservedMember> = info
+                .members()
+                .iter()
+                .map(|m| ObservedMember {
+                    member_id: m.id().to_owned(),
+                    client_id: m.client_id().to_owned(),
+                    host: Some(m.client_host().trim_start_matches('/').to_owned())
+                        .filter(|h| !h.is_empty()),
+                    group_instance_id: None,
+                    partitions: stable.then(|| {
+                        m.assignment()
+                            .and_then(decode_assignment)
+                            .unwrap_or_default()
+                    }),
+                    last_heartbeat: None,
+                    session_timeout_ms: None,
+                })
+                .collect();
+            members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+            Ok(GroupObservation {
+                group,
+                state: if members.is_empty() && state == GroupState::Unknown {
+                    GroupState::Empty
+                } else {
+                    state
+                },
+                generation: None,
+                assignor: Some(info.protocol().to_owned()).filter(|p| !p.is_empty()),
+                leader: None,
+                members,
+                source: MembershipSource::Described,
+                left: Vec::new(),
+            })
         })
         .await
     }

@@ -4,8 +4,9 @@
 //! named), and supervises the consumer instance processes. Its parts, one module each:
 //!
 //! - [`config`]: command line and environment.
-//! - [`broker`]: the embedded nisshi broker.
-//! - [`cluster`]: the server's own Kafka clients (admin, producer, offset reader).
+//! - [`broker`]: the embedded nisshi broker, and its groups read in-process.
+//! - [`cluster`]: the server's own Kafka clients (admin, producer, offsets, DescribeGroups).
+//! - [`membership`]: every group member, whoever runs it, from the broker's view of the group.
 //! - [`supervisor`]: the actor that owns every consumer instance process.
 //! - [`labs`] and [`checks`]: lab content from `labs/`, and checkpoint evaluation.
 //! - [`session`]: one actor per lab that owns its live view, fed by instances and broker polls.
@@ -22,6 +23,7 @@ pub mod checks;
 pub mod cluster;
 pub mod config;
 pub mod labs;
+pub mod membership;
 pub mod progress;
 pub mod session;
 pub mod supervisor;
@@ -108,6 +110,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             supervisor,
             progress,
             embedded_broker: broker.is_some(),
+            groups: broker.as_ref().map(EmbeddedBroker::groups),
             shutdown: shutdown.clone(),
             tasks: session_tasks.clone(),
         },

@@ -3,8 +3,12 @@
 //! The session is the only writer of its [`LabSnapshot`]: every change is made by building a
 //! [`ServerEvent`], applying it to the snapshot, and broadcasting it, so every page that applies the
 //! same events shows the same view. Inputs are learners' commands, the reports of the lab's consumer
-//! instances, and a poll of the broker for offsets. Slow broker calls run in tasks of their own and
-//! report back, so the session never waits on the network.
+//! instances, the broker's view of the lab's groups (pushed by the embedded broker, polled from a
+//! named cluster) and a poll of the broker for offsets. Slow broker calls run in tasks of their own
+//! and report back, so the session never waits on the network.
+//!
+//! Group membership, for page instances and the learner's own consumers alike, comes from the
+//! broker through [`Tracker`]; instance reports add what only grouplab's own processes can say.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,13 +20,16 @@ use grouplab_protocol::{
     MessageBatch, MessageView, Notice, PartitionView, ProgressView, ServerEvent, TimelineEntry,
     TimelineKind, TopicPartition, TopicView, limits, validate_name, validate_partitions,
 };
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::checks::{Departure, Handover, History, evaluate};
+use crate::broker::GroupWatch;
+use crate::checks::{History, evaluate};
 use crate::cluster::{Cluster, ClusterError};
+use crate::membership::{Change, GroupObservation, Tracker};
 use crate::labs::{Lab, LabCatalog};
 use crate::progress::ProgressStore;
 use crate::supervisor::{ExitReason, InstanceEvent, InstanceEventKind, SupervisorHandle};
@@ -46,6 +53,9 @@ pub struct SessionDeps {
     pub supervisor: SupervisorHandle,
     pub progress: ProgressStore,
     pub embedded_broker: bool,
+    /// The embedded broker's groups, pushed as they change; `None` on a named cluster, whose
+    /// groups are polled with DescribeGroups instead.
+    pub groups: Option<GroupWatch>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -128,7 +138,7 @@ enum Outcome {
     /// A poll's result, with the generation it started in: a reset makes older polls stale.
     Polled {
         generation: u64,
-        result: Result<Vec<(TopicView, bool)>, ClusterError>,
+        result: Result<Polled, ClusterError>,
     },
     TopicCreated {
         topic: String,
@@ -155,13 +165,12 @@ enum Reset {
     Deleting,
 }
 
-/// Partitions a member gave up by a crash or a stop, not yet taken over by others.
-struct Departing {
-    group: String,
-    from: InstanceId,
-    departure: Departure,
-    partitions: Vec<TopicPartition>,
-    left_at: EpochMillis,
+/// What one poll of the broker read.
+struct Polled {
+    /// Each topic, with whether it exists.
+    topics: Vec<(TopicView, bool)>,
+    /// The groups' membership, read only from a named cluster.
+    groups: Vec<GroupObservation>,
 }
 
 struct Session {
@@ -175,10 +184,9 @@ struct Session {
     outcomes: mpsc::Sender<Outcome>,
     /// Topics the page shows: the lab's own, and any created from the page.
     topics: BTreeSet<String>,
-    /// Groups whose offsets the page shows.
+    /// Groups whose members and offsets the page shows.
     groups: BTreeSet<String>,
-    departing: Vec<Departing>,
-    unowned_since: HashMap<(String, TopicPartition), EpochMillis>,
+    membership: Tracker,
     batch: MessageBatch,
     polling: bool,
     /// Bumped by every reset, so that a poll started before it cannot bring back what it deleted.
@@ -212,8 +220,7 @@ impl Session {
             events,
             instance_events,
             outcomes,
-            departing: Vec::new(),
-            unowned_since: HashMap::new(),
+            membership: Tracker::default(),
             batch: MessageBatch::default(),
             polling: false,
             generation: 0,
@@ -234,6 +241,8 @@ impl Session {
         mut outcome_inbox: mpsc::Receiver<Outcome>,
     ) {
         self.load_progress().await;
+        let mut group_changes = self.deps.groups.as_ref().map(GroupWatch::subscribe);
+        self.observe_all_groups();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -245,6 +254,11 @@ impl Session {
                 Some(request) = inbox.recv() => self.on_request(request).await,
                 Some(event) = instance_inbox.recv() => self.on_instance_event(event),
                 Some(outcome) = outcome_inbox.recv() => self.on_outcome(outcome),
+                change = next_change(&mut group_changes) => match change {
+                    Ok(group) => self.observe_group(&group),
+                    Err(RecvError::Lagged(_)) => self.observe_all_groups(),
+                    Err(RecvError::Closed) => group_changes = None,
+                },
                 _ = poll.tick() => self.start_poll(),
                 _ = flush.tick() => self.flush(),
             }
@@ -355,7 +369,6 @@ impl Session {
                 let now = now_ms();
                 let mut view = view;
                 if !matches!(view.state, InstanceState::Stopping { .. }) {
-                    self.depart(&view, Departure::Stop, now);
                     view.state = InstanceState::Stopping { since: now };
                     self.timeline(&view, TimelineKind::Stopping, view.partitions.clone(), now);
                     self.emit(ServerEvent::Instance(view));
@@ -464,11 +477,14 @@ impl Session {
         settings.auto_commit_interval_ms = settings.auto_commit_interval_ms.clamp(100, 60_000);
 
         let name = self.next_name();
+        // Unique on this server, so the instance's group member can be found by its client id.
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let client_id = format!("grouplab-{name}-{}", &unique[..6]);
         let config = InstanceConfig {
             bootstrap_servers: self.deps.cluster.bootstrap_servers().to_owned(),
             group: group.clone(),
             topics: vec![topic.clone()],
-            client_id: format!("grouplab-{name}"),
+            client_id: client_id.clone(),
             settings: settings.clone(),
         };
         let id = self
@@ -484,17 +500,21 @@ impl Session {
             name,
             group: group.clone(),
             topic: topic.clone(),
+            client_id,
             settings,
             state: InstanceState::Starting,
             partitions: Vec::new(),
             received: 0,
             started_at: now,
         };
-        self.groups.insert(group);
+        let new_group = self.groups.insert(group.clone());
         self.topics.insert(topic);
         self.timeline(&view, TimelineKind::Started, Vec::new(), now);
         self.emit(ServerEvent::Instance(view));
         self.forget_old_instances();
+        if new_group {
+            self.observe_group(&group);
+        }
         Ok(())
     }
 
@@ -572,44 +592,23 @@ impl Session {
                     view.state = InstanceState::Joining;
                 }
             }
+            // The instance's own side of a rebalance: its state and card. The group's side
+            // (who owns what, the timeline) comes from the broker, as for every member.
             InstanceEventKind::Report(InstanceReport::Assigned { partitions }) => {
                 if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
                     view.state = InstanceState::Running;
                 }
-                for tp in &partitions {
-                    if !view.partitions.contains(tp) {
-                        view.partitions.push(tp.clone());
+                for tp in partitions {
+                    if !view.partitions.contains(&tp) {
+                        view.partitions.push(tp);
                     }
                 }
                 view.partitions.sort();
-                let unowned_ms = partitions
-                    .iter()
-                    .filter_map(|tp| self.unowned_since.remove(&(view.group.clone(), tp.clone())))
-                    .map(|since| now.saturating_sub(since))
-                    .max();
-                self.emit(ServerEvent::Instance(view.clone()));
-                self.take_from_crashed(&view, &partitions, now);
-                self.timeline(
-                    &view,
-                    TimelineKind::Assigned { unowned_ms },
-                    partitions,
-                    now,
-                );
-                self.complete_handovers(now);
                 self.progress_dirty = true;
-                return;
             }
             InstanceEventKind::Report(InstanceReport::Revoked { partitions }) => {
                 view.partitions.retain(|tp| !partitions.contains(tp));
-                for tp in &partitions {
-                    self.unowned_since
-                        .entry((view.group.clone(), tp.clone()))
-                        .or_insert(now);
-                }
-                self.emit(ServerEvent::Instance(view.clone()));
-                self.timeline(&view, TimelineKind::Revoked, partitions, now);
                 self.progress_dirty = true;
-                return;
             }
             InstanceEventKind::Report(InstanceReport::Committed { .. }) => return,
             InstanceEventKind::Report(InstanceReport::Leaving) => {
@@ -645,27 +644,18 @@ impl Session {
 
     fn on_exit(&mut self, mut view: InstanceView, reason: ExitReason, now: EpochMillis) {
         self.last_instance_notice.remove(&view.id);
+        let held = std::mem::take(&mut view.partitions);
         let (state, kind) = match reason {
-            ExitReason::Stopped => {
-                view.partitions.clear();
-                (InstanceState::Stopped { at: now }, TimelineKind::Stopped)
-            }
-            ExitReason::Crashed => {
-                self.depart(&view, Departure::Crash, now);
-                (
+            ExitReason::Stopped => (InstanceState::Stopped { at: now }, TimelineKind::Stopped),
+            ExitReason::Crashed => (
                     InstanceState::Crashed {
                         at: now,
                         session_timeout_ms: view.settings.session_timeout_ms,
                         noticed_at: None,
                     },
-                    TimelineKind::Crashed,
-                )
-            }
+                TimelineKind::Crashed,
+            ),
             ExitReason::Failed { reason } => {
-                // The process is gone without leaving: to its group this is a crash.
-                if !matches!(view.state, InstanceState::Stopping { .. }) {
-                    self.depart(&view, Departure::Crash, now);
-                }
                 let _ = self.events.send(ServerEvent::Notice(Notice::error(
                     format!("Instance {} ended unexpectedly", view.name),
                     format!("{reason}. Start another instance to continue."),
@@ -680,8 +670,7 @@ impl Session {
             }
         };
         view.state = state;
-        let partitions = view.partitions.clone();
-        self.timeline(&view, kind, partitions, now);
+        self.timeline(&view, kind, held, now);
         self.emit(ServerEvent::Instance(view));
         self.progress_dirty = true;
         if matches!(self.reset, Reset::WaitingForExits(_))
@@ -691,78 +680,46 @@ impl Session {
         }
     }
 
-    /// Notes that a member gave up its partitions, to time how long until others own them.
-    fn depart(&mut self, view: &InstanceView, departure: Departure, now: EpochMillis) {
-        if view.partitions.is_empty() {
+    /// Reads a group's membership from the embedded broker, if it is one of this lab's.
+    fn observe_group(&mut self, group: &str) {
+        if !self.groups.contains(group) {
             return;
         }
-        for tp in &view.partitions {
-            self.unowned_since
-                .entry((view.group.clone(), tp.clone()))
-                .or_insert(now);
+        if let Some(watch) = &self.deps.groups {
+            let observation = watch.latest(group);
+            self.on_membership(&observation);
         }
-        self.departing.retain(|d| d.from != view.id);
-        self.departing.push(Departing {
-            group: view.group.clone(),
-            from: view.id,
-            departure,
-            partitions: view.partitions.clone(),
-            left_at: now,
-        });
     }
 
-    /// A crashed member keeps its partitions, as far as its group knows, until another member gets them.
-    fn take_from_crashed(
-        &mut self,
-        taker: &InstanceView,
-        partitions: &[TopicPartition],
-        now: EpochMillis,
-    ) {
-        let changed: Vec<InstanceView> = self
-            .view
-            .instances
-            .iter()
-            .filter(|i| i.id != taker.id && i.group == taker.group && !i.is_alive())
-            .filter(|i| i.partitions.iter().any(|tp| partitions.contains(tp)))
-            .map(|i| {
-                let mut i = i.clone();
-                i.partitions.retain(|tp| !partitions.contains(tp));
-                if let InstanceState::Crashed { noticed_at, .. } = &mut i.state {
-                    noticed_at.get_or_insert(now);
+    fn observe_all_groups(&mut self) {
+        let groups: Vec<String> = self.groups.iter().cloned().collect();
+        for group in groups {
+            self.observe_group(&group);
+        }
+    }
+
+    /// Applies what an observation of a group changed.
+    fn on_membership(&mut self, observation: &GroupObservation) {
+        let now = now_ms();
+        for change in self
+            .membership
+            .observe(observation, &self.view.instances, now)
+        {
+            match change {
+                Change::Group(group) => self.emit(ServerEvent::Group(group)),
+                Change::Timeline(entry) => self.emit(ServerEvent::Timeline(entry)),
+                Change::Noticed { instance, at } => {
+                    if let Some(mut view) = self.view.instance(instance).cloned()
+                        && let InstanceState::Crashed { noticed_at, .. } = &mut view.state
+                    {
+                        noticed_at.get_or_insert(at);
+                        self.emit(ServerEvent::Instance(view));
+                    }
                 }
-                i
-            })
-            .collect();
-        for view in changed {
-            self.emit(ServerEvent::Instance(view));
+                Change::Handover(handover) => self.history.handovers.push(handover),
+            }
         }
-    }
-
-    /// Records a handover once running members own all the partitions a departed member had.
-    fn complete_handovers(&mut self, now: EpochMillis) {
-        let view = &self.view;
-        let owned_by_others = |d: &Departing, tp: &TopicPartition| {
-            view.instances.iter().any(|i| {
-                i.id != d.from
-                    && i.group == d.group
-                    && i.state == InstanceState::Running
-                    && i.partitions.contains(tp)
-            })
-        };
-        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.departing)
-            .into_iter()
-            .partition(|d| d.partitions.iter().all(|tp| owned_by_others(d, tp)));
-        self.departing = waiting;
-        for d in done {
-            self.history.handovers.push(Handover {
-                group: d.group,
-                from: d.from,
-                departure: d.departure,
-                partitions: d.partitions,
-                left_at: d.left_at,
-                taken_at: now,
-            });
-        }
+        self.progress_dirty = true;
     }
 
     fn timeline(
@@ -772,11 +729,14 @@ impl Session {
         partitions: Vec<TopicPartition>,
         at: EpochMillis,
     ) {
+        let member = self.view.member_of(view.id).map(|m| m.member_id.clone());
         self.emit(ServerEvent::Timeline(TimelineEntry {
             at,
             group: view.group.clone(),
             instance: Some(view.id),
+            member,
             name: view.name.clone(),
+            colour: view.colour,
             kind,
             partitions,
         }));
@@ -798,8 +758,9 @@ impl Session {
         let topics: Vec<String> = self.topics.iter().cloned().collect();
         let groups: Vec<String> = self.groups.iter().cloned().collect();
         let generation = self.generation;
+        let describe = self.deps.groups.is_none();
         self.run_outcome(async move {
-            let result = poll(&cluster, &topics, &groups).await;
+            let result = poll(&cluster, &topics, &groups, describe).await;
             Outcome::Polled { generation, result }
         });
     }
@@ -868,14 +829,14 @@ impl Session {
                     ..LabSnapshot::new(&self.lab.content.id, self.view.broker.clone(), 0)
                 };
                 self.history = History::default();
-                self.departing.clear();
-                self.unowned_since.clear();
+                self.membership.clear();
                 self.batch = MessageBatch::default();
                 self.produced = 0;
                 let setup = &self.lab.content.setup;
                 self.topics = BTreeSet::from([setup.topic.clone()]);
                 self.groups = BTreeSet::from([setup.group.clone()]);
                 self.emit(ServerEvent::Snapshot(Box::new(fresh)));
+                self.observe_all_groups();
                 let notice = match result {
                     Ok(()) => Notice::info(
                         "The lab was reset",
@@ -892,7 +853,7 @@ impl Session {
         }
     }
 
-    fn on_polled(&mut self, result: Result<Vec<(TopicView, bool)>, ClusterError>) {
+    fn on_polled(&mut self, result: Result<Polled, ClusterError>) {
         let health = match &result {
             Ok(_) => BrokerHealth::Up,
             Err(err) => BrokerHealth::Down {
@@ -906,7 +867,12 @@ impl Session {
             };
             self.emit(ServerEvent::Broker(broker));
         }
-        let Ok(topics) = result else { return };
+        let Ok(Polled { topics, groups }) = result else {
+            return;
+        };
+        for observation in groups {
+            self.on_membership(&observation);
+        }
         for (topic, exists) in topics {
             let known = self.view.topic(&topic.name);
             match (exists, known) {
@@ -1018,13 +984,14 @@ impl Session {
     }
 }
 
-/// Reads the watermarks of `topics` and the committed offsets of `groups` on them.
-/// Each topic comes back with whether it exists.
+/// Reads the watermarks of `topics` and the committed offsets of `groups` on them, and, if
+/// `describe`, the groups' members. Each topic comes back with whether it exists.
 async fn poll(
     cluster: &Cluster,
     topics: &[String],
     groups: &[String],
-) -> Result<Vec<(TopicView, bool)>, ClusterError> {
+    describe: bool,
+) -> Result<Polled, ClusterError> {
     // Reading a topic's partitions already proves the broker answers; ping only when there is none.
     if topics.is_empty() {
         cluster.ping().await?;
@@ -1063,7 +1030,24 @@ async fn poll(
             true,
         ));
     }
-    Ok(views)
+    let mut members = Vec::new();
+    if describe {
+        for group in groups {
+            members.push(cluster.describe_group(group).await?);
+        }
+    }
+    Ok(Polled {
+        topics: views,
+        groups: members,
+    })
+}
+
+/// The next group change from the embedded broker, or never on a named cluster.
+async fn next_change(changes: &mut Option<broadcast::Receiver<String>>) -> Result<String, RecvError> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn validate_produce(count: u32, keys: &KeyMode) -> Result<(), Notice> {

@@ -1,0 +1,228 @@
+//! The learner's own consumers, in any client, are group members like the page's instances:
+//! Lab 04's snippets run against the real embedded broker, and the page's view (a websocket
+//! client applying every event, as the page does) must show each of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use grouplab_end2end::external::{Client, ExternalConsumer};
+use grouplab_end2end::{LabClient, TestServer};
+use grouplab_protocol::{
+    ClientCommand, ConsumerSettings, Departure, GroupState, LabSnapshot, MemberOrigin,
+    MembershipSource, TimelineKind,
+};
+
+const LAB: &str = "04-consumer-groups";
+const GROUP: &str = "click-processors";
+const TOPIC: &str = "user-clicks";
+/// Joining needs the client's start-up, the broker's rebalance delay and a rebalance per newcomer.
+const JOIN_DEADLINE: Duration = Duration::from_secs(60);
+/// The snippets' session timeout (10 s), with room for the rebalance after it.
+const EXPIRY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The client ids of the group's members, each with the partitions of the topic it owns.
+fn owners(view: &LabSnapshot) -> BTreeMap<String, BTreeSet<i32>> {
+    view.group(GROUP)
+        .map(|g| {
+            g.members
+                .iter()
+                .map(|m| {
+                    let partitions = m.partitions.iter().map(|tp| tp.partition).collect();
+                    (m.client_id.clone(), partitions)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether exactly `clients` are the members, and they own `0..partitions` with no overlap.
+fn split_between(view: &LabSnapshot, clients: &[&str], partitions: i32) -> bool {
+    let owners = owners(view);
+    let members: BTreeSet<&str> = owners.keys().map(String::as_str).collect();
+    let wanted: BTreeSet<&str> = clients.iter().copied().collect();
+    let owned: Vec<i32> = owners.values().flatten().copied().collect();
+    let distinct: BTreeSet<i32> = owned.iter().copied().collect();
+    members == wanted
+        && owned.len() == distinct.len()
+        && distinct == (0..partitions).collect()
+        && view.group(GROUP).is_some_and(|g| g.state == GroupState::Stable)
+}
+
+/// Whether the timeline says the member with this client id left the group this way.
+fn departed(view: &LabSnapshot, client_id: &str, how: Departure) -> bool {
+    view.timeline.iter().any(|e| {
+        e.kind == TimelineKind::Departed { departure: how } && e.name.starts_with(client_id)
+    })
+}
+
+/// Starts the server, opens Lab 04's view and creates its topic with `partitions`.
+async fn lab(partitions: i32) -> anyhow::Result<(tempfile::TempDir, TestServer, LabClient)> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::connect(&server, LAB).await?;
+    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
+        p.view.is_some()
+    })
+    .await?;
+    page.create_topic(TOPIC, partitions).await?;
+    Ok((data, server, page))
+}
+
+fn outputs(consumers: &[&ExternalConsumer]) -> String {
+    consumers
+        .iter()
+        .map(|c| format!("--- {:?} printed:\n{}", c.client, c.output()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn four_clients_share_a_topic_a_kill_is_an_expiry_and_ctrl_c_is_a_leave() -> anyhow::Result<()>
+{
+    let (data, server, mut page) = lab(4).await?;
+    let bootstrap = server.broker.to_string();
+    let clients = [Client::Python, Client::Aiokafka, Client::Kafkajs, Client::Kcat];
+    let mut running = Vec::new();
+    for client in clients {
+        running.push(ExternalConsumer::start(client, &bootstrap, data.path())?);
+    }
+    let ids: Vec<&str> = clients.iter().map(|c| c.client_id()).collect();
+    page.wait_until(
+        "four external members sharing the four partitions",
+        JOIN_DEADLINE,
+        |p| split_between(p.view(), &ids, 4),
+    )
+    .await
+    .with_context(|| outputs(&running.iter().collect::<Vec<_>>()))?;
+    let group = page.view().group(GROUP).context("the group is shown")?;
+    assert_eq!(group.source, MembershipSource::Coordinator);
+    assert!(group.generation.is_some() && group.leader.is_some());
+    assert!(group.members.iter().all(|m| m.origin == MemberOrigin::External));
+    assert!(
+        group.members.iter().all(|m| m.name.starts_with(&m.client_id)),
+        "each external member is named after its client id: {:?}",
+        group.members
+    );
+
+    // kill -9 of kcat: nothing is sent, so only the session timeout removes it.
+    let killed = Instant::now();
+    running[3].kill()?;
+    page.wait_until(
+        "kcat's member to be removed after its session timeout",
+        EXPIRY_DEADLINE,
+        |p| departed(p.view(), "lab04-kcat", Departure::Crash),
+    )
+    .await?;
+    let noticed = killed.elapsed();
+    assert!(
+        noticed >= Duration::from_secs(5),
+        "a killed member stays until its session times out (10 s), but it was removed after {noticed:?}"
+    );
+    page.wait_until(
+        "the three others to own the four partitions",
+        EXPIRY_DEADLINE,
+        |p| split_between(p.view(), &ids[..3], 4),
+    )
+    .await?;
+    println!("kill -9 of kcat: removed from the group after {noticed:?}");
+
+    // Ctrl-C of aiokafka: it sends LeaveGroup, and the group knows at once.
+    let interrupted = Instant::now();
+    running[1].interrupt()?;
+    page.wait_until(
+        "aiokafka's LeaveGroup",
+        Duration::from_secs(10),
+        |p| departed(p.view(), "lab04-aiokafka", Departure::Graceful),
+    )
+    .await
+    .with_context(|| running[1].output())?;
+    let left = interrupted.elapsed();
+    page.wait_until(
+        "the two others to own the four partitions",
+        EXPIRY_DEADLINE,
+        |p| split_between(p.view(), &ids[..1].iter().chain(&ids[2..3]).copied().collect::<Vec<_>>(), 4),
+    )
+    .await?;
+    println!("Ctrl-C of aiokafka: a graceful leave shown after {left:?}");
+    assert!(
+        !departed(page.view(), "lab04-aiokafka", Departure::Crash),
+        "a LeaveGroup is never reported as a crash"
+    );
+    running[1].wait_exit(Duration::from_secs(10)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_page_instance_and_the_learners_own_consumers_split_one_topic() -> anyhow::Result<()> {
+    let (data, server, mut page) = lab(3).await?;
+    let bootstrap = server.broker.to_string();
+    let starter = ExternalConsumer::start(Client::PythonStarter, &bootstrap, data.path())?;
+    let rust = ExternalConsumer::start(Client::Rust, &bootstrap, data.path())?;
+    page.send(&ClientCommand::StartInstance {
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        settings: ConsumerSettings::default(),
+    })
+    .await?;
+    page.wait_until(
+        "a page instance and two external consumers sharing three partitions",
+        JOIN_DEADLINE,
+        |p| {
+            let Some(group) = p.view().group(GROUP) else {
+                return false;
+            };
+            let instances = group.members.iter().filter(|m| !m.is_external()).count();
+            let ids: Vec<&str> = group.members.iter().map(|m| m.client_id.as_str()).collect();
+            instances == 1
+                && ids.contains(&"lab04-starter")
+                && ids.contains(&"lab04-rust")
+                && split_between(p.view(), &ids, 3)
+        },
+    )
+    .await
+    .with_context(|| outputs(&[&starter, &rust]))?;
+    let view = page.view();
+    let member = view
+        .group(GROUP)
+        .and_then(|g| g.members.iter().find(|m| !m.is_external()))
+        .cloned()
+        .context("the instance is a member")?;
+    let instance = view.instances.first().context("the instance has a card")?;
+    assert_eq!(member.instance(), Some(instance.id));
+    assert_eq!(member.name, instance.name, "the member shows the instance's name");
+    assert_eq!(member.colour, instance.colour, "and its colour");
+    let instance_client = member.client_id.clone();
+
+    rust.interrupt()?;
+    page.wait_until(
+        "the Rust consumer's LeaveGroup",
+        Duration::from_secs(10),
+        |p| departed(p.view(), "lab04-rust", Departure::Graceful),
+    )
+    .await
+    .with_context(|| rust.output())?;
+    let ids = ["lab04-starter", instance_client.as_str()];
+    page.wait_until("the starter and the instance to own all three", EXPIRY_DEADLINE, |p| {
+        split_between(p.view(), &ids, 3)
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_snippet_of_lab_04_joins_its_group() -> anyhow::Result<()> {
+    let (data, server, mut page) = lab(6).await?;
+    let bootstrap = server.broker.to_string();
+    let mut running = Vec::new();
+    for client in Client::ALL {
+        running.push(ExternalConsumer::start(client, &bootstrap, data.path())?);
+    }
+    let ids: Vec<&str> = Client::ALL.iter().map(|c| c.client_id()).collect();
+    page.wait_until("all six snippets sharing six partitions", JOIN_DEADLINE, |p| {
+        split_between(p.view(), &ids, 6)
+    })
+    .await
+    .with_context(|| outputs(&running.iter().collect::<Vec<_>>()))?;
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Consumer groups and their members, whoever runs them.
+//!
+//! A member is anything that joined a group through the broker: a consumer instance grouplab
+//! supervises, or the learner's own code (any client, any language). Both are [`MemberView`]s,
+//! read from the broker; what grouplab knows only about its own instances (process state, every
+//! message received) stays on [`crate::InstanceView`], linked by [`MemberOrigin::Instance`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EpochMillis, InstanceId, TopicPartition};
+
+/// One consumer group as the broker describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupView {
+    pub name: String,
+    pub state: GroupState,
+    /// The generation of the current assignment; a named cluster's DescribeGroups does not give it.
+    pub generation: Option<i32>,
+    /// The assignor the members agreed on (`range`, `roundrobin`, `cooperative-sticky`).
+    pub assignor: Option<String>,
+    /// The member id of the leader, which computed the assignment; not known on a named cluster.
+    pub leader: Option<String>,
+    /// Members, sorted by member id.
+    pub members: Vec<MemberView>,
+    pub source: MembershipSource,
+}
+
+impl GroupView {
+    pub fn member(&self, member_id: &str) -> Option<&MemberView> {
+        self.members.iter().find(|m| m.member_id == member_id)
+    }
+}
+
+/// Where a group's membership was read from, so the page can say how exact it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipSource {
+    /// The embedded broker's own group coordinator: every join, leave and expiry as it happens.
+    Coordinator,
+    /// DescribeGroups polled from a named cluster: members and assignments, about once a second.
+    Described,
+}
+
+/// Kafka's classic group states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupState {
+    #[default]
+    Unknown,
+    /// No members.
+    Empty,
+    /// Members are (re)joining; the coordinator waits for all of them.
+    PreparingRebalance,
+    /// Everyone joined; the coordinator waits for the leader's assignment.
+    CompletingRebalance,
+    /// Every member has its partitions.
+    Stable,
+    /// The group is being removed.
+    Dead,
+}
+
+impl GroupState {
+    /// Kafka's name for the state, as `kafka-consumer-groups.sh --describe` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "Unknown",
+            Self::Empty => "Empty",
+            Self::PreparingRebalance => "PreparingRebalance",
+            Self::CompletingRebalance => "CompletingRebalance",
+            Self::Stable => "Stable",
+            Self::Dead => "Dead",
+        }
+    }
+
+    /// Reads Kafka's name for a state; anything else is `Unknown`.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "Empty" => Self::Empty,
+            "PreparingRebalance" => Self::PreparingRebalance,
+            "CompletingRebalance" | "AwaitingSync" => Self::CompletingRebalance,
+            "Stable" => Self::Stable,
+            "Dead" => Self::Dead,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// Who started a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "origin", rename_all = "snake_case")]
+pub enum MemberOrigin {
+    /// A consumer instance grouplab started and supervises.
+    Instance { instance: InstanceId },
+    /// Anything else: the learner's own consumer, in any language.
+    External,
+}
+
+/// One member of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// The id the coordinator gave the member (`{client id}-{uuid}`).
+    pub member_id: String,
+    /// The `client.id` the member's client sent.
+    pub client_id: String,
+    /// Where the member connects from; the embedded broker does not record it.
+    pub host: Option<String>,
+    /// Set for static membership (`group.instance.id`).
+    pub group_instance_id: Option<String>,
+    pub origin: MemberOrigin,
+    /// The name the page shows: an instance's letter, or the client id and the start of the member id.
+    pub name: String,
+    /// An index into the page's palette, kept for the member's life.
+    pub colour: u8,
+    /// The partitions the group's current generation gave this member.
+    pub partitions: Vec<TopicPartition>,
+    pub joined_at: EpochMillis,
+    /// When the coordinator last heard from the member; only the embedded broker knows it.
+    pub last_heartbeat: Option<EpochMillis>,
+    /// How long the coordinator waits for a heartbeat before it removes the member.
+    pub session_timeout_ms: Option<u32>,
+}
+
+impl MemberView {
+    pub fn is_external(&self) -> bool {
+        self.origin == MemberOrigin::External
+    }
+
+    pub fn instance(&self) -> Option<InstanceId> {
+        match self.origin {
+            MemberOrigin::Instance { instance } => Some(instance),
+            MemberOrigin::External => None,
+        }
+    }
+}
+
+/// How a member left its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Departure {
+    /// It sent LeaveGroup (a clean close), so the group rebalanced at once.
+    Graceful,
+    /// It went silent (killed, or its process hung) and the coordinator removed it after its session timeout.
+    Crash,
+    /// It is gone, and the cluster does not say how: DescribeGroups shows no difference between the two.
+    Unknown,
+}
+
+impl Departure {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Graceful => "left the group (LeaveGroup)",
+            Self::Crash => "removed after its session timeout (no heartbeat)",
+            Self::Unknown => "left the group",
+        }
+    }
+}

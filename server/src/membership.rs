@@ -1,0 +1,771 @@
+//! Group membership: what the broker says about each group, turned into the page's group views,
+//! timeline entries, and the handovers that checkpoints read.
+//!
+//! The broker is the one source of membership for every member, whoever runs it: the embedded
+//! broker's coordinator (`broker::GroupWatch`) or a named cluster's DescribeGroups
+//! (`cluster::Cluster::describe_group`) produce a [`GroupObservation`]; [`Tracker::observe`]
+//! compares it with the previous one and says what changed. It is a pure function of its
+//! inputs, tested as tables of observations.
+//!
+//! What only grouplab's own instances can say (the process was killed at this instant, it was
+//! asked to stop) comes in as the instances' views and refines how a departure is told.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use grouplab_protocol::{
+    Departure, EpochMillis, GroupState, GroupView, InstanceId, InstanceState, InstanceView,
+    MemberOrigin, MemberView, MembershipSource, TimelineEntry, TimelineKind, TopicPartition,
+};
+
+/// One reading of a group from the broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupObservation {
+    pub group: String,
+    pub state: GroupState,
+    pub generation: Option<i32>,
+    pub assignor: Option<String>,
+    pub leader: Option<String>,
+    pub members: Vec<ObservedMember>,
+    pub source: MembershipSource,
+    /// Members the coordinator saw send LeaveGroup, with when; only the embedded broker knows this.
+    pub left: Vec<(String, EpochMillis)>,
+}
+
+impl GroupObservation {
+    /// A group the broker does not know (never joined, or deleted).
+    pub fn empty(group: &str, source: MembershipSource) -> Self {
+        Self {
+            group: group.to_owned(),
+            state: GroupState::Empty,
+            generation: None,
+            assignor: None,
+            leader: None,
+            members: Vec::new(),
+            source,
+            left: Vec::new(),
+        }
+    }
+}
+
+/// One member in a [`GroupObservation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedMember {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: Option<String>,
+    pub group_instance_id: Option<String>,
+    /// `None` while the group rebalances and the broker holds no assignment for the member:
+    /// the member keeps what the last generation gave it until the next one is formed.
+    pub partitions: Option<Vec<TopicPartition>>,
+    pub last_heartbeat: Option<EpochMillis>,
+    pub session_timeout_ms: Option<u32>,
+}
+
+/// Partitions a member gave up by leaving or crashing, and when others owned all of them again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handover {
+    pub group: String,
+    /// The departed member's name as the page showed it.
+    pub from: String,
+    pub external: bool,
+    pub departure: Departure,
+    pub partitions: Vec<TopicPartition>,
+    pub left_at: EpochMillis,
+    pub taken_at: EpochMillis,
+}
+
+impl Handover {
+    /// How long the partitions had no working owner.
+    pub fn gap_ms(&self) -> u64 {
+        self.taken_at.saturating_sub(self.left_at)
+    }
+}
+
+/// What an observation changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The group as the page should show it now.
+    Group(GroupView),
+    Timeline(TimelineEntry),
+    /// The group removed a crashed instance's member: the crash has been noticed.
+    Noticed {
+        instance: InstanceId,
+        at: EpochMillis,
+    },
+    Handover(Handover),
+}
+
+/// A departed member's partitions, not yet owned again by working members.
+#[derive(Clone, Debug)]
+struct Departing {
+    group: String,
+    from: String,
+    external: bool,
+    departure: Departure,
+    partitions: Vec<TopicPartition>,
+    left_at: EpochMillis,
+}
+
+/// The membership of a lab's groups, as last observed.
+#[derive(Default)]
+pub struct Tracker {
+    groups: BTreeMap<String, GroupView>,
+    departing: Vec<Departing>,
+    /// Since when each partition has had no working owner, per group.
+    unowned_since: HashMap<(String, TopicPartition), EpochMillis>,
+}
+
+/// The most departures waiting for a handover; older ones are dropped (their group never recovered).
+const MAX_DEPARTING: usize = 64;
+
+impl Tracker {
+    /// Forgets everything: the lab was reset.
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Compares `observation` with what was known of its group, and says what changed.
+    /// `instances` are the lab's instance cards, to link members to them and refine departures.
+    pub fn observe(
+        &mut self,
+        observation: &GroupObservation,
+        instances: &[InstanceView],
+        now: EpochMillis,
+    ) -> Vec<Change> {
+        let group = observation.group.as_str();
+        let previous = self.groups.get(group).cloned();
+        let old_members: &[MemberView] = previous.as_ref().map_or(&[], |g| &g.members);
+        let mut changes = Vec::new();
+        let entry = |member: &MemberView, kind: TimelineKind, partitions: Vec<TopicPartition>| {
+            Change::Timeline(TimelineEntry {
+                at: now,
+                group: group.to_owned(),
+                instance: member.instance(),
+                member: Some(member.member_id.clone()),
+                name: member.name.clone(),
+                colour: member.colour,
+                kind,
+                partitions,
+            })
+        };
+
+        // Members that are gone: how they left, and the partitions they leave without an owner.
+        let present: BTreeSet<&str> = observation
+            .members
+            .iter()
+            .map(|m| m.member_id.as_str())
+            .collect();
+        for gone in old_members
+            .iter()
+            .filter(|m| !present.contains(m.member_id.as_str()))
+        {
+            let (departure, left_at) = departure(gone, observation, instances, now);
+            changes.push(entry(
+                gone,
+                TimelineKind::Departed { departure },
+                gone.partitions.clone(),
+            ));
+            if let Some(instance) = gone.instance()
+                && instances
+                    .iter()
+                    .any(|i| i.id == instance && matches!(i.state, InstanceState::Crashed { .. }))
+            {
+                changes.push(Change::Noticed { instance, at: now });
+            }
+            if !gone.partitions.is_empty() {
+                for tp in &gone.partitions {
+                    self.unowned_since
+                        .entry((group.to_owned(), tp.clone()))
+                        .or_insert(left_at);
+                }
+                self.departing.push(Departing {
+                    group: group.to_owned(),
+                    from: gone.name.clone(),
+                    external: gone.is_external(),
+                    departure,
+                    partitions: gone.partitions.clone(),
+                    left_at,
+                });
+                if self.departing.len() > MAX_DEPARTING {
+                    self.departing.remove(0);
+                }
+            }
+        }
+
+        // The members now, with the names and colours they keep for life.
+        let mut taken: BTreeSet<u8> = instances
+            .iter()
+            .filter(|i| i.is_alive())
+            .map(|i| i.colour % PALETTE)
+            .chain(
+                self.groups
+                    .values()
+                    .flat_map(|g| &g.members)
+                    .map(|m| m.colour % PALETTE),
+            )
+            .collect();
+        let mut members: Vec<MemberView> = observation
+            .members
+            .iter()
+            .map(|seen| {
+                let old = old_members.iter().find(|m| m.member_id == seen.member_id);
+                let linked = instances.iter().find(|i| i.client_id == seen.client_id);
+                let (origin, name, colour) = match (linked, old) {
+                    (Some(instance), _) => (
+                        MemberOrigin::Instance {
+                            instance: instance.id,
+                        },
+                        instance.name.clone(),
+                        instance.colour,
+                    ),
+                    (None, Some(old)) => (old.origin, old.name.clone(), old.colour),
+                    (None, None) => {
+                        let colour = (0..PALETTE)
+                            .find(|c| !taken.contains(c))
+                            .unwrap_or(taken.len() as u8 % PALETTE);
+                        taken.insert(colour);
+                        (
+                            MemberOrigin::External,
+                            external_name(&seen.client_id, &seen.member_id),
+                            colour,
+                        )
+                    }
+                };
+                let mut partitions = match &seen.partitions {
+                    Some(partitions) => partitions.clone(),
+                    None => old.map(|m| m.partitions.clone()).unwrap_or_default(),
+                };
+                partitions.sort();
+                MemberView {
+                    member_id: seen.member_id.clone(),
+                    client_id: seen.client_id.clone(),
+                    host: seen.host.clone(),
+                    group_instance_id: seen.group_instance_id.clone(),
+                    origin,
+                    name,
+                    colour,
+                    partitions,
+                    joined_at: old.map_or(now, |m| m.joined_at),
+                    last_heartbeat: seen.last_heartbeat,
+                    session_timeout_ms: seen.session_timeout_ms,
+                }
+            })
+            .collect();
+        members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+
+        for member in members
+            .iter()
+            .filter(|m| !old_members.iter().any(|o| o.member_id == m.member_id))
+        {
+            changes.push(entry(member, TimelineKind::Joined, Vec::new()));
+        }
+
+        let leader_name = observation.leader.as_ref().map(|leader| {
+            members
+                .iter()
+                .find(|m| &m.member_id == leader)
+                .map_or_else(|| leader.clone(), |m| m.name.clone())
+        });
+        let state_changed = previous.as_ref().is_none_or(|p| {
+            p.state != observation.state || p.generation != observation.generation
+        });
+        if state_changed && (previous.is_some() || observation.state != GroupState::Empty) {
+            changes.push(Change::Timeline(TimelineEntry {
+                at: now,
+                group: group.to_owned(),
+                instance: None,
+                member: None,
+                name: group.to_owned(),
+                colour: GROUP_COLOUR,
+                kind: TimelineKind::Group {
+                    state: observation.state,
+                    generation: observation.generation,
+                    assignor: observation.assignor.clone(),
+                    leader: leader_name,
+                },
+                partitions: Vec::new(),
+            }));
+        }
+
+        // Partitions that moved between the members that stayed or joined: every revocation
+        // first, so that a partition handed from one member to another in the same generation
+        // counts as never unowned.
+        let before = |member: &MemberView| -> Vec<TopicPartition> {
+            old_members
+                .iter()
+                .find(|m| m.member_id == member.member_id)
+                .map(|m| m.partitions.clone())
+                .unwrap_or_default()
+        };
+        for member in &members {
+            let revoked: Vec<TopicPartition> = before(member)
+                .into_iter()
+                .filter(|tp| !member.partitions.contains(tp))
+                .collect();
+            if !revoked.is_empty() {
+                for tp in &revoked {
+                    self.unowned_since
+                        .entry((group.to_owned(), tp.clone()))
+                        .or_insert(now);
+                }
+                changes.push(entry(member, TimelineKind::Revoked, revoked));
+            }
+        }
+        for member in &members {
+            let had = before(member);
+            let assigned: Vec<TopicPartition> = member
+                .partitions
+                .iter()
+                .filter(|tp| !had.contains(tp))
+                .cloned()
+                .collect();
+            if !assigned.is_empty() {
+                let unowned_ms = assigned
+                    .iter()
+                    .filter_map(|tp| self.unowned_since.remove(&(group.to_owned(), tp.clone())))
+                    .map(|since| now.saturating_sub(since))
+                    .max();
+                changes.push(entry(member, TimelineKind::Assigned { unowned_ms }, assigned));
+            }
+        }
+
+        let view = GroupView {
+            name: group.to_owned(),
+            state: observation.state,
+            generation: observation.generation,
+            assignor: observation.assignor.clone(),
+            leader: observation.leader.clone(),
+            members,
+            source: observation.source,
+        };
+        if previous.as_ref() != Some(&view) {
+            changes.push(Change::Group(view.clone()));
+        }
+        self.groups.insert(group.to_owned(), view);
+        changes.extend(self.complete_handovers(instances, now));
+        changes
+    }
+
+    /// Records a handover once working members own every partition a departed member had.
+    fn complete_handovers(&mut self, instances: &[InstanceView], now: EpochMillis) -> Vec<Change> {
+        let groups = &self.groups;
+        let owned = |d: &Departing, tp: &TopicPartition| {
+            groups.get(&d.group).is_some_and(|g| {
+                g.members
+                    .iter()
+                    .any(|m| m.partitions.contains(tp) && is_working(m, instances))
+            })
+        };
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.departing)
+            .into_iter()
+            .partition(|d| d.partitions.iter().all(|tp| owned(d, tp)));
+        self.departing = waiting;
+        done.into_iter()
+            .map(|d| {
+                Change::Handover(Handover {
+                    group: d.group,
+                    from: d.from,
+                    external: d.external,
+                    departure: d.departure,
+                    partitions: d.partitions,
+                    left_at: d.left_at,
+                    taken_at: now,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How many colours the page's palette has.
+const PALETTE: u8 = 8;
+/// The colour of group-wide timeline entries, outside the members' palette.
+pub const GROUP_COLOUR: u8 = 255;
+
+/// Whether a member is doing work: an instance's member only while its process runs.
+fn is_working(member: &MemberView, instances: &[InstanceView]) -> bool {
+    member.instance().is_none_or(|id| {
+        instances
+            .iter()
+            .any(|i| i.id == id && i.state == InstanceState::Running)
+    })
+}
+
+/// How a member that is no longer in the group left it, and when it stopped working.
+fn departure(
+    gone: &MemberView,
+    observation: &GroupObservation,
+    instances: &[InstanceView],
+    now: EpochMillis,
+) -> (Departure, EpochMillis) {
+    if let Some((_, at)) = observation.left.iter().find(|(id, _)| *id == gone.member_id) {
+        return (Departure::Graceful, *at);
+    }
+    let instance = gone
+        .instance()
+        .and_then(|id| instances.iter().find(|i| i.id == id));
+    match instance.map(|i| &i.state) {
+        Some(InstanceState::Crashed { at, .. } | InstanceState::Failed { at, .. }) => {
+            (Departure::Crash, *at)
+        }
+        Some(InstanceState::Stopping { since }) => (Departure::Graceful, *since),
+        Some(InstanceState::Stopped { at }) => (Departure::Graceful, *at),
+        _ => match observation.source {
+            // The embedded coordinator saw every LeaveGroup: a member that sent none was expired.
+            MembershipSource::Coordinator => (Departure::Crash, gone.last_heartbeat.unwrap_or(now)),
+            MembershipSource::Described => (Departure::Unknown, now),
+        },
+    }
+}
+
+/// The page's name for a member grouplab did not start: its client id and the start of the
+/// part of its member id the coordinator made up, so two copies of one script differ.
+fn external_name(client_id: &str, member_id: &str) -> String {
+    let unique = member_id
+        .strip_prefix(client_id)
+        .map(|rest| rest.trim_start_matches('-'))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(member_id);
+    let short: String = unique.chars().take(4).collect();
+    let client = if client_id.is_empty() {
+        "consumer"
+    } else {
+        client_id
+    };
+    format!("{client}·{short}")
+}
+
+/// Decodes a consumer group member's assignment, as a consumer's leader writes it in SyncGroup
+/// (Kafka's `ConsumerProtocolAssignment`): a version, then topics with their partitions, then
+/// user data, which is ignored. Both the embedded broker and DescribeGroups hand over these bytes.
+pub fn decode_assignment(bytes: &[u8]) -> Option<Vec<TopicPartition>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut reader = Reader { bytes };
+    let _version = reader.i16()?;
+    let topics = reader.i32()?;
+    let mut partitions = Vec::new();
+    for _ in 0..topics.max(0) {
+        let len = usize::try_from(reader.i16()?).ok()?;
+        let topic = std::str::from_utf8(reader.take(len)?).ok()?.to_owned();
+        let count = reader.i32()?;
+        for _ in 0..count.max(0) {
+            partitions.push(TopicPartition::new(&topic, reader.i32()?));
+        }
+    }
+    partitions.sort();
+    Some(partitions)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Some(head)
+    }
+
+    fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grouplab_protocol::ConsumerSettings;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn member(id: &str, partitions: Option<&[i32]>, heartbeat: EpochMillis) -> ObservedMember {
+        ObservedMember {
+            member_id: format!("{id}-0a1b2c3d"),
+            client_id: id.to_owned(),
+            host: None,
+            group_instance_id: None,
+            partitions: partitions.map(|ps| ps.iter().map(|&p| tp(p)).collect()),
+            last_heartbeat: Some(heartbeat),
+            session_timeout_ms: Some(10_000),
+        }
+    }
+
+    fn observed(state: GroupState, generation: i32, members: Vec<ObservedMember>) -> GroupObservation {
+        GroupObservation {
+            group: "g".into(),
+            state,
+            generation: Some(generation),
+            assignor: Some("range".into()),
+            leader: members.first().map(|m| m.member_id.clone()),
+            members,
+            source: MembershipSource::Coordinator,
+            left: Vec::new(),
+        }
+    }
+
+    fn instance(id: u64, name: &str, state: InstanceState) -> InstanceView {
+        InstanceView {
+            id: InstanceId(id),
+            name: name.into(),
+            colour: name.as_bytes()[0] - b'A',
+            group: "g".into(),
+            topic: "t".into(),
+            client_id: format!("grouplab-{name}-{id}"),
+            settings: ConsumerSettings::default(),
+            state,
+            partitions: Vec::new(),
+            received: 0,
+            started_at: 0,
+        }
+    }
+
+    /// The changes in words, so tables read like the timeline.
+    fn words(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Timeline(e) => {
+                    let parts: Vec<String> =
+                        e.partitions.iter().map(|tp| tp.partition.to_string()).collect();
+                    Some(match &e.kind {
+                        TimelineKind::Group {
+                            state, generation, ..
+                        } => format!("group {} {}", state.name(), generation.unwrap_or(-1)),
+                        TimelineKind::Joined => format!("{} joined", e.name),
+                        TimelineKind::Departed { departure } => {
+                            format!("{} {departure:?} [{}]", e.name, parts.join(","))
+                        }
+                        TimelineKind::Assigned { unowned_ms } => format!(
+                            "{} +[{}] {}",
+                            e.name,
+                            parts.join(","),
+                            unowned_ms.map_or("-".to_owned(), |ms| ms.to_string())
+                        ),
+                        TimelineKind::Revoked => format!("{} -[{}]", e.name, parts.join(",")),
+                        other => format!("{} {other:?}", e.name),
+                    })
+                }
+                Change::Handover(h) => Some(format!(
+                    "handover {:?} from {} after {}",
+                    h.departure,
+                    h.from,
+                    h.gap_ms()
+                )),
+                Change::Noticed { instance, .. } => Some(format!("noticed {}", instance.0)),
+                Change::Group(_) => None,
+            })
+            .collect()
+    }
+
+    /// Feeds observations at the given times and checks the words each one produced.
+    #[track_caller]
+    fn check(
+        instances: &[InstanceView],
+        steps: Vec<(EpochMillis, GroupObservation)>,
+        expected: &[&[&str]],
+    ) -> Tracker {
+        let mut tracker = Tracker::default();
+        for ((at, observation), expected) in steps.into_iter().zip(expected) {
+            let changes = tracker.observe(&observation, instances, at);
+            assert_eq!(words(&changes), *expected, "at {at}");
+        }
+        tracker
+    }
+
+    #[test]
+    fn external_members_join_split_partitions_and_keep_them_through_a_rebalance() {
+        let tracker = check(
+            &[],
+            vec![
+                (100, observed(GroupState::PreparingRebalance, 0, vec![member("rdkafka", None, 100)])),
+                (
+                    1_100,
+                    observed(GroupState::Stable, 1, vec![member("rdkafka", Some(&[0, 1, 2]), 1_100)]),
+                ),
+                (
+                    2_000,
+                    observed(
+                        GroupState::PreparingRebalance,
+                        1,
+                        vec![member("rdkafka", None, 2_000), member("kafkajs", None, 2_000)],
+                    ),
+                ),
+                (
+                    2_100,
+                    observed(
+                        GroupState::Stable,
+                        2,
+                        vec![
+                            member("rdkafka", Some(&[0, 1]), 2_100),
+                            member("kafkajs", Some(&[2]), 2_100),
+                        ],
+                    ),
+                ),
+            ],
+            &[
+                &["rdkafka·0a1b joined", "group PreparingRebalance 0"],
+                &["group Stable 1", "rdkafka·0a1b +[0,1,2] -"],
+                &["kafkajs·0a1b joined", "group PreparingRebalance 1"],
+                &["group Stable 2", "rdkafka·0a1b -[2]", "kafkajs·0a1b +[2] 0"],
+            ],
+        );
+        let group = &tracker.groups["g"];
+        assert!(group.members.iter().all(MemberView::is_external));
+        assert_ne!(group.members[0].colour, group.members[1].colour);
+    }
+
+    #[test]
+    fn an_external_crash_is_an_expiry_timed_from_its_last_heartbeat() {
+        let both = |hb_b| {
+            vec![
+                member("a", Some(&[0, 1]), 5_000),
+                member("b", Some(&[2]), hb_b),
+            ]
+        };
+        check(
+            &[],
+            vec![
+                (1_000, observed(GroupState::Stable, 1, both(1_000))),
+                (5_000, observed(GroupState::Stable, 1, both(2_000))),
+                (12_100, observed(GroupState::Stable, 1, vec![member("a", Some(&[0, 1]), 12_000)])),
+                (
+                    12_300,
+                    observed(GroupState::Stable, 2, vec![member("a", Some(&[0, 1, 2]), 12_300)]),
+                ),
+            ],
+            &[
+                &["a·0a1b joined", "b·0a1b joined", "group Stable 1", "a·0a1b +[0,1] -", "b·0a1b +[2] -"],
+                &[],
+                &["b·0a1b Crash [2]"],
+                &["group Stable 2", "a·0a1b +[2] 10300", "handover Crash from b·0a1b after 10300"],
+            ],
+        );
+    }
+
+    #[test]
+    fn a_leave_group_is_graceful_and_timed_from_the_leave() {
+        let mut left = observed(GroupState::PreparingRebalance, 1, vec![member("a", None, 3_000)]);
+        left.left.push(("b-0a1b2c3d".into(), 2_950));
+        check(
+            &[],
+            vec![
+                (
+                    1_000,
+                    observed(
+                        GroupState::Stable,
+                        1,
+                        vec![member("a", Some(&[0]), 1_000), member("b", Some(&[1]), 1_000)],
+                    ),
+                ),
+                (3_000, left),
+                (3_400, observed(GroupState::Stable, 2, vec![member("a", Some(&[0, 1]), 3_400)])),
+            ],
+            &[
+                &["a·0a1b joined", "b·0a1b joined", "group Stable 1", "a·0a1b +[0] -", "b·0a1b +[1] -"],
+                &["b·0a1b Graceful [1]", "group PreparingRebalance 1"],
+                &["group Stable 2", "a·0a1b +[1] 450", "handover Graceful from b·0a1b after 450"],
+            ],
+        );
+    }
+
+    #[test]
+    fn a_crashed_instance_is_linked_by_client_id_and_timed_from_the_kill() {
+        let a = instance(1, "A", InstanceState::Running);
+        let b_crashed = instance(
+            2,
+            "B",
+            InstanceState::Crashed {
+                at: 2_000,
+                session_timeout_ms: 10_000,
+                noticed_at: None,
+            },
+        );
+        let observed_a = |partitions: &[i32]| member("grouplab-A-1", Some(partitions), 0);
+        let observed_b = member("grouplab-B-2", Some(&[2]), 0);
+        let mut tracker = Tracker::default();
+        let running = [a.clone(), instance(2, "B", InstanceState::Running)];
+        let first = tracker.observe(
+            &observed(GroupState::Stable, 1, vec![observed_a(&[0, 1]), observed_b]),
+            &running,
+            1_000,
+        );
+        assert_eq!(
+            words(&first),
+            ["A joined", "B joined", "group Stable 1", "A +[0,1] -", "B +[2] -"]
+        );
+        let crashed = [a, b_crashed];
+        let expired = tracker.observe(
+            &observed(GroupState::Stable, 2, vec![observed_a(&[0, 1, 2])]),
+            &crashed,
+            12_500,
+        );
+        assert_eq!(
+            words(&expired),
+            [
+                "B Crash [2]",
+                "noticed 2",
+                "group Stable 2",
+                "A +[2] 10500",
+                "handover Crash from B after 10500"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_named_cluster_cannot_tell_how_an_external_member_left() {
+        let mut before = observed(
+            GroupState::Stable,
+            1,
+            vec![member("a", Some(&[0]), 0), member("b", Some(&[1]), 0)],
+        );
+        before.source = MembershipSource::Described;
+        let mut after = observed(GroupState::Stable, 1, vec![member("a", Some(&[0, 1]), 0)]);
+        after.source = MembershipSource::Described;
+        check(
+            &[],
+            vec![(0, before), (900, after)],
+            &[
+                &["a·0a1b joined", "b·0a1b joined", "group Stable 1", "a·0a1b +[0] -", "b·0a1b +[1] -"],
+                &["b·0a1b Unknown [1]", "a·0a1b +[1] 0", "handover Unknown from b·0a1b after 0"],
+            ],
+        );
+    }
+
+    #[track_caller]
+    fn check_decode(bytes: &[u8], expected: Option<&[(&str, i32)]>) {
+        let decoded = decode_assignment(bytes);
+        let expected = expected.map(|e| {
+            e.iter()
+                .map(|(t, p)| TopicPartition::new(*t, *p))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn assignments_decode_from_the_consumer_protocol() {
+        #[rustfmt::skip]
+        let two_topics = [
+            0, 1,                   // version 1
+            0, 0, 0, 2,             // two topics
+            0, 1, b'b', 0, 0, 0, 1, 0, 0, 0, 4,
+            0, 1, b'a', 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0,
+            0, 0, 0, 0,             // empty user data
+        ];
+        check_decode(&two_topics, Some(&[("a", 0), ("a", 2), ("b", 4)]));
+        check_decode(&[], Some(&[]));
+        check_decode(&[0, 0, 0, 0, 0, 0], Some(&[]));
+        check_decode(&[0, 0, 0, 0, 0, 1, 0, 5, b'x'], None);
+    }
+}
