@@ -1,6 +1,8 @@
 //! The left column: objectives, steps with their checkpoints, starter code, hints and the solution.
 
-use grouplab_protocol::{ClientCommand, CodeBlock, LabContent, ProgressView};
+use grouplab_protocol::{
+    BOOTSTRAP_PLACEHOLDER, ClientCommand, CodeBlock, ConsumerSnippet, LabContent, ProgressView,
+};
 use leptos::prelude::*;
 
 use crate::live::Live;
@@ -75,10 +77,14 @@ pub fn Instructions(content: LabContent) -> AnyView {
             </details>
             <h2>"Steps"</h2>
             <ol class="steps">{steps}</ol>
-            {content.starter.clone().map(|code| view! {
-                <h2>"Starter code"</h2>
-                <Code block=code testid="starter" />
-            })}
+            {if content.consumers.is_empty() {
+                content.starter.clone().map(|code| view! {
+                    <h2>"Starter code"</h2>
+                    <Code block=code testid="starter" />
+                }.into_any())
+            } else {
+                Some(view! { <OwnConsumer snippets=content.consumers.clone() /> }.into_any())
+            }}
             <h2>"Hints"</h2>
             <ol class="hints">
                 {hints
@@ -130,6 +136,63 @@ pub fn Instructions(content: LabContent) -> AnyView {
                 </button>
             </div>
         </section>
+    }
+    .into_any()
+}
+
+/// The learner's own consumer: one tab per client, with the lab's broker address in the run line.
+#[component]
+fn OwnConsumer(snippets: Vec<ConsumerSnippet>) -> AnyView {
+    let live = expect_context::<Live>();
+    let chosen = RwSignal::new(0usize);
+    let bootstrap = move || {
+        live.view
+            .with(|v| v.as_ref().map(|v| v.broker.bootstrap_servers.clone()))
+            .unwrap_or_else(|| "BOOTSTRAP".to_owned())
+    };
+    let tabs = snippets
+        .iter()
+        .enumerate()
+        .map(|(index, snippet)| {
+            view! {
+                <button
+                    role="tab"
+                    class="tab"
+                    class:chosen=move || chosen.get() == index
+                    aria-selected=move || (chosen.get() == index).to_string()
+                    data-testid=format!("consumer-tab-{index}")
+                    on:click=move |_| chosen.set(index)
+                >
+                    {snippet.label.clone()}
+                </button>
+            }
+        })
+        .collect_view();
+    let panels = snippets
+        .into_iter()
+        .enumerate()
+        .map(|(index, snippet)| {
+            let run = snippet.run.clone();
+            let run_line = move || run.replace(BOOTSTRAP_PLACEHOLDER, &bootstrap());
+            view! {
+                <Show when=move || chosen.get() == index>
+                    <div class="consumer" role="tabpanel" data-testid=format!("consumer-{index}")>
+                        <p><span class="label">"Install: "</span><code>{snippet.install.clone()}</code></p>
+                        <p><span class="label">"Run: "</span><code data-testid="consumer-run">{run_line.clone()}</code></p>
+                        <Code block=snippet.code.clone() testid="consumer-code" />
+                    </div>
+                </Show>
+            }
+        })
+        .collect_view();
+    view! {
+        <h2>"Your own consumer"</h2>
+        <p class="muted">
+            "Run it from a terminal against this lab's broker: it joins the group beside the page's instances, shows up on the right with its client id, and counts in every check. "
+            "Ctrl-C closes it cleanly; kill -9 crashes it."
+        </p>
+        <div class="tabs" role="tablist">{tabs}</div>
+        {panels}
     }
     .into_any()
 }

@@ -1,12 +1,13 @@
 //! The right column: controls, partition lanes, instance cards, messages and the timeline.
 //!
-//! Each instance keeps one colour (`c0`…`c7` in the style sheet) wherever it appears: its card,
-//! the partitions it owns in the lanes, its messages and its timeline entries.
+//! Each group member keeps one colour (`c0`…`c7` in the style sheet) wherever it appears: its card,
+//! the partitions it owns in the lanes, its messages and its timeline entries. Members grouplab
+//! started are instance cards; the learner's own consumers are external cards, drawn dashed.
 
 use grouplab_protocol::{
-    Assignor, BrokerHealth, ClientCommand, ConsumerSettings, InstanceState, InstanceView, KeyMode,
-    LabSetup, LabSnapshot, NoticeLevel, TimelineEntry, TimelineKind, TopicPartition, TopicView,
-    limits,
+    Assignor, BrokerHealth, ClientCommand, ConsumerSettings, GroupView, InstanceState,
+    InstanceView, KeyMode, LabSetup, LabSnapshot, MemberView, MembershipSource, NoticeLevel,
+    TimelineEntry, TimelineKind, TopicPartition, TopicView, limits,
 };
 use leptos::prelude::*;
 
@@ -16,8 +17,27 @@ use crate::live::{LinkStatus, Live};
 const SHOWN_MESSAGES: usize = 14;
 const SHOWN_TIMELINE: usize = 40;
 
+/// The colour of group-wide timeline entries, outside the members' palette.
+const GROUP_COLOUR: u8 = 255;
+
 fn colour_class(colour: u8) -> String {
-    format!("c{}", colour % 8)
+    if colour == GROUP_COLOUR {
+        "cg".to_owned()
+    } else {
+        format!("c{}", colour % 8)
+    }
+}
+
+fn partition_names(partitions: &[TopicPartition]) -> String {
+    if partitions.is_empty() {
+        "none".to_owned()
+    } else {
+        partitions
+            .iter()
+            .map(|tp| format!("P{}", tp.partition))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 fn with_view<T>(live: Live, f: impl FnOnce(&LabSnapshot) -> T) -> Option<T> {
@@ -125,6 +145,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
                 fallback=|| view! { <p class="muted waiting">"Connecting to the lab…"</p> }
             >
                 <Topics />
+                <Groups />
                 <Instances />
                 <div class="feeds">
                     <Messages />
@@ -254,7 +275,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Messages" <input data-testid="produce-count" type="number" min="1" max=limits::MAX_PRODUCE bind:value=count /></label>
                 <label>"Keys"
                     <select data-testid="produce-keys" bind:value=key_mode>
-                        <option value="none">"none (spread)"</option>
+                        <option value="none">"none (sticky: a batch to one partition)"</option>
                         <option value="fixed">"one key"</option>
                         <option value="rotating">"rotating keys"</option>
                     </select>
@@ -333,13 +354,18 @@ fn TopicLanes(topic: TopicView) -> AnyView {
                     let lag = topic.lag(group, lane.partition).unwrap_or(0);
                     let (group, tp) = (group.clone(), tp.clone());
                     let owner = move || {
-                        with_view(live, |v| v.owner(&group, &tp).map(|o| (o.name.clone(), o.colour, v.is_working(o)))).flatten()
+                        with_view(live, |v| v.owner(&group, &tp).map(|o| (o.name.clone(), o.colour, v.is_working(o), o.is_external()))).flatten()
                     };
                     view! {
                         <td class="owner">
                             {move || match owner() {
-                                Some((name, colour, alive)) => view! {
-                                    <span class=format!("chip {}", colour_class(colour)) class:dead=!alive title=if alive { "owner" } else { "owner has crashed: the group has not noticed yet" }>
+                                Some((name, colour, alive, external)) => view! {
+                                    <span
+                                        class=format!("chip {}", colour_class(colour))
+                                        class:dead=!alive
+                                        class:ext=external
+                                        title=if !alive { "owner has crashed: the group has not noticed yet" } else if external { "owner: your own consumer" } else { "owner" }
+                                    >
                                         {name}
                                     </span>
                                 }.into_any(),
@@ -386,6 +412,104 @@ fn TopicLanes(topic: TopicView) -> AnyView {
 }
 
 #[component]
+fn Groups() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let groups = move || with_view(live, |v| v.groups.clone()).unwrap_or_default();
+    view! {
+        <div class="groups" data-testid="groups">
+            <For each=groups key=|g: &GroupView| format!("{g:?}") let:group>
+                <GroupPanel group />
+            </For>
+        </div>
+    }
+}
+
+/// A group's state as the broker sees it, and its members that grouplab did not start.
+#[component]
+fn GroupPanel(group: GroupView) -> AnyView {
+    let leader = group
+        .leader
+        .as_ref()
+        .map(|id| group.member(id).map_or_else(|| id.clone(), |m| m.name.clone()));
+    let mut facts = vec![format!("{} member(s)", group.members.len())];
+    if let Some(generation) = group.generation {
+        facts.push(format!("generation {generation}"));
+    }
+    if let Some(assignor) = &group.assignor {
+        facts.push(format!("assignor {assignor}"));
+    }
+    if let Some(leader) = leader {
+        facts.push(format!("leader {leader}"));
+    }
+    let source = match group.source {
+        MembershipSource::Coordinator => "read from the embedded broker's coordinator as it changes",
+        MembershipSource::Described => "read with DescribeGroups from your cluster about once a second",
+    };
+    let externals: Vec<MemberView> = group.members.iter().filter(|m| m.is_external()).cloned().collect();
+    view! {
+        <section class="group" data-testid=format!("group-{}", group.name)>
+            <header title=source>
+                <strong>{group.name.clone()}</strong>
+                <span class=format!("state {}", group.state.name().to_lowercase()) data-testid=format!("group-state-{}", group.name)>
+                    {group.state.name()}
+                </span>
+                <span class="muted">{facts.join(" · ")}</span>
+            </header>
+            <div class="instances">
+                {externals.into_iter().map(|member| view! { <ExternalCard member /> }).collect_view()}
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+/// A member grouplab did not start: the learner's own consumer, seen only through the broker.
+#[component]
+fn ExternalCard(member: MemberView) -> AnyView {
+    let live = expect_context::<Live>();
+    let (heartbeat, timeout) = (member.last_heartbeat, member.session_timeout_ms);
+    let status = move || {
+        let now = live.now.get();
+        let (Some(at), true) = (heartbeat, now > 0) else {
+            return String::new();
+        };
+        let silent = now.saturating_sub(at);
+        match timeout {
+            Some(timeout) if silent > 3_000 => format!(
+                "No heartbeat for {:.1} s: removed in {:.1} s unless it speaks (session timeout)",
+                silent as f64 / 1000.0,
+                u64::from(timeout).saturating_sub(silent) as f64 / 1000.0
+            ),
+            _ => format!("Last heartbeat {:.1} s ago", silent as f64 / 1000.0),
+        }
+    };
+    let mut about = vec![format!("client.id {}", member.client_id)];
+    if let Some(host) = &member.host {
+        about.push(format!("host {host}"));
+    }
+    if let Some(id) = &member.group_instance_id {
+        about.push(format!("static member {id}"));
+    }
+    view! {
+        <article
+            class=format!("instance external {}", colour_class(member.colour))
+            data-testid=format!("member-{}", member.client_id)
+            title=format!("member id {}", member.member_id)
+        >
+            <header>
+                <span class="name">{member.name.clone()}</span>
+                <span class="state">"your consumer"</span>
+            </header>
+            <p class="owns">"Owns: " <strong data-testid=format!("member-owns-{}", member.client_id)>{partition_names(&member.partitions)}</strong></p>
+            <p class="settings muted">{about.join(" · ")}</p>
+            <p class="heartbeat" class:silent=move || status().starts_with("No heartbeat")>{status}</p>
+            <p class="muted tip">"Stop it from its terminal: Ctrl-C leaves the group, kill -9 crashes it."</p>
+        </article>
+    }
+    .into_any()
+}
+
+#[component]
 fn Instances() -> impl IntoView {
     let live = expect_context::<Live>();
     let instances = move || with_view(live, |v| v.instances.clone()).unwrap_or_default();
@@ -394,8 +518,10 @@ fn Instances() -> impl IntoView {
             <For each=instances key=|i: &InstanceView| format!("{i:?}") let:instance>
                 <InstanceCard instance />
             </For>
-            <Show when=move || with_view(live, |v| v.instances.is_empty()).unwrap_or(false)>
-                <p class="muted">"No consumer instances yet. Start one above."</p>
+            <Show when=move || {
+                with_view(live, |v| v.instances.is_empty() && v.groups.iter().all(|g| g.members.is_empty())).unwrap_or(false)
+            }>
+                <p class="muted">"No consumers yet. Start an instance above, or run your own consumer from a terminal."</p>
             </Show>
         </div>
     }
@@ -407,15 +533,11 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
     let id = instance.id;
     let alive = instance.is_alive();
     let stopping = matches!(instance.state, InstanceState::Stopping { .. });
-    let partitions = if instance.partitions.is_empty() {
-        "none".to_owned()
-    } else {
-        instance
-            .partitions
-            .iter()
-            .map(|tp| format!("P{}", tp.partition))
-            .collect::<Vec<_>>()
-            .join(" ")
+    // What the broker gave the instance's member: the same truth as for every other member.
+    let partitions = move || {
+        with_view(live, |v| v.member_of(id).map(|m| partition_names(&m.partitions)))
+            .flatten()
+            .unwrap_or_else(|| "none".to_owned())
     };
     let state = instance.state.clone();
     let status = move || match &state {
@@ -541,13 +663,7 @@ fn Timeline() -> impl IntoView {
                 .iter()
                 .rev()
                 .take(SHOWN_TIMELINE)
-                .map(|e| {
-                    let colour = e
-                        .instance
-                        .and_then(|id| v.instance(id))
-                        .map_or(7, |i| i.colour);
-                    (colour, e.clone())
-                })
+                .map(|e| (e.colour, e.clone()))
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default()
@@ -570,8 +686,13 @@ fn Timeline() -> impl IntoView {
 
 fn timeline_class(kind: &TimelineKind) -> &'static str {
     match kind {
-        TimelineKind::Crashed | TimelineKind::Failed { .. } => "bad",
+        TimelineKind::Crashed
+        | TimelineKind::Failed { .. }
+        | TimelineKind::Departed {
+            departure: grouplab_protocol::Departure::Crash,
+        } => "bad",
         TimelineKind::Assigned { .. } => "good",
+        TimelineKind::Group { .. } => "group",
         _ => "",
     }
 }
@@ -593,12 +714,24 @@ fn describe(entry: &TimelineEntry) -> String {
         TimelineKind::Started => format!("started in {}", entry.group),
         TimelineKind::Joined => format!("joined {}", entry.group),
         TimelineKind::Departed { departure } => format!("{} holding {parts}", departure.describe()),
-        TimelineKind::Group { state, generation, .. } => format!(
-            "{} is {}{}",
-            entry.group,
-            state.name(),
-            generation.map_or(String::new(), |g| format!(" (generation {g})"))
-        ),
+        TimelineKind::Group {
+            state,
+            generation,
+            assignor,
+            leader,
+        } => {
+            let mut text = format!("is {}", state.name());
+            if let Some(generation) = generation {
+                text.push_str(&format!(", generation {generation}"));
+            }
+            if let Some(assignor) = assignor {
+                text.push_str(&format!(", {assignor}"));
+            }
+            if let Some(leader) = leader {
+                text.push_str(&format!(", leader {leader}"));
+            }
+            text
+        }
         TimelineKind::Assigned {
             unowned_ms: Some(ms),
         } if *ms >= 50 => {

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -120,7 +121,9 @@ pub struct ExternalConsumer {
 impl ExternalConsumer {
     /// Starts `client` against `bootstrap`, its output in a file under `logs`.
     pub fn start(client: Client, bootstrap: &str, logs: &Path) -> anyhow::Result<Self> {
-        let log = logs.join(format!("{}.log", client.client_id()));
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log = logs.join(format!("{}-{n}.log", client.client_id()));
         let out = std::fs::File::create(&log)?;
         let child = client
             .command(bootstrap)?

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
+use grouplab_end2end::external::{Client as Consumer, ExternalConsumer};
 use grouplab_end2end::{Browser, TestServer, poll_until};
 
 const LAB: &str = "04-consumer-groups";
@@ -181,5 +182,101 @@ async fn bad_form_input_is_explained_in_the_page() -> anyhow::Result<()> {
     click(client, "produce").await?;
     wait_text(client, "notices", "between 1 and 10000").await?;
 
+    browser.close().await
+}
+
+/// Saves what the page shows when `GROUPLAB_SCREENSHOTS` names a folder, to look at by eye.
+async fn screenshot(client: &Client, name: &str) -> anyhow::Result<()> {
+    if let Some(dir) = std::env::var_os("GROUPLAB_SCREENSHOTS") {
+        std::fs::write(
+            std::path::Path::new(&dir).join(format!("{name}.png")),
+            client.screenshot().await?,
+        )?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn lab_04_can_be_done_with_two_copies_of_the_learners_own_script() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let bootstrap = server.broker.to_string();
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    open_lab(client, &server).await?;
+
+    // The page offers the learner's own consumer with this lab's broker filled in.
+    wait_text(client, "consumer-run", &format!("python3 starter.py {bootstrap}")).await?;
+    click(client, "consumer-tab-2").await?;
+    wait_text(client, "consumer-code", "kafkajs").await?;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+
+    // Two terminals, one script.
+    let first = ExternalConsumer::start(Consumer::Python, &bootstrap, data.path())?;
+    let second = ExternalConsumer::start(Consumer::Python, &bootstrap, data.path())?;
+    wait_step_passed(client, 1)
+        .await
+        .map_err(|e| e.context(format!("{}\n{}", first.output(), second.output())))?;
+    wait_text(client, "groups", "lab04-python·").await?;
+    wait_text(client, "groups", "client.id lab04-python").await?;
+    screenshot(client, "external-two-members").await?;
+
+    // Every message is consumed: the broker's committed offsets are the evidence.
+    click(client, "produce").await?;
+    wait_step_passed(client, 2).await?;
+    wait_text(client, "step-2-detail", "committed up to the log end").await?;
+
+    // kill -9 of one: removed after its session timeout, and the other takes everything.
+    first.kill()?;
+    wait_step_passed(client, 3).await?;
+    screenshot(client, "external-after-crash").await?;
+
+    // A third copy joins; then Ctrl-C of one leaves at once.
+    let third = ExternalConsumer::start(Consumer::Python, &bootstrap, data.path())?;
+    wait_step_passed(client, 4).await?;
+    third.interrupt()?;
+    wait_step_passed(client, 5).await?;
+    wait_text(client, "progress-count", "6 of 6").await?;
+    drop(second);
+    browser.close().await
+}
+
+#[tokio::test]
+async fn lab_04_can_be_done_with_a_page_instance_and_an_external_consumer() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let bootstrap = server.broker.to_string();
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    open_lab(client, &server).await?;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    click(client, "start-instance").await?;
+    let external = ExternalConsumer::start(Consumer::Aiokafka, &bootstrap, data.path())?;
+    wait_step_passed(client, 1)
+        .await
+        .map_err(|e| e.context(external.output()))?;
+    wait_text(client, "member-lab04-aiokafka", "lab04-aiokafka").await?;
+    wait_text(client, "owns-A", "P").await?;
+
+    click(client, "produce").await?;
+    wait_step_passed(client, 2).await?;
+
+    // Crash the page's instance: the external consumer takes its partitions after the timeout.
+    click(client, "crash-A").await?;
+    wait_step_passed(client, 3).await?;
+    wait_text(client, "member-owns-lab04-aiokafka", "P0 P1 P2").await?;
+
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 4).await?;
+    screenshot(client, "mixed-members").await?;
+
+    // Ctrl-C of the learner's consumer is a graceful stop like the page's Stop button.
+    external.interrupt()?;
+    wait_step_passed(client, 5).await?;
+    wait_text(client, "progress-count", "6 of 6").await?;
     browser.close().await
 }

@@ -226,3 +226,38 @@ async fn every_snippet_of_lab_04_joins_its_group() -> anyhow::Result<()> {
     .with_context(|| outputs(&running.iter().collect::<Vec<_>>()))?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_consumer_refused_for_its_assignors_is_explained_not_invisible() -> anyhow::Result<()> {
+    let (data, server, mut page) = lab(3).await?;
+    page.send(&ClientCommand::StartInstance {
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        settings: ConsumerSettings {
+            assignor: grouplab_protocol::Assignor::CooperativeSticky,
+            ..ConsumerSettings::default()
+        },
+    })
+    .await?;
+    page.wait_until("the instance to own the topic", JOIN_DEADLINE, |p| {
+        owners(p.view()).values().flatten().count() == 3
+    })
+    .await?;
+    // The Python snippet offers librdkafka's defaults, range and roundrobin: neither is the group's.
+    let python = ExternalConsumer::start(Client::Python, &server.broker.to_string(), data.path())?;
+    page.wait_until("a notice explaining the refusal", JOIN_DEADLINE, |p| {
+        p.notices.iter().any(|n| {
+            n.title.contains("`lab04-python` could not join")
+                && n.detail.contains("range, roundrobin")
+                && n.detail.contains("cooperative-sticky")
+        })
+    })
+    .await
+    .with_context(|| python.output())?;
+    assert_eq!(
+        owners(page.view()).len(),
+        1,
+        "the refused consumer never became a member"
+    );
+    Ok(())
+}

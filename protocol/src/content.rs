@@ -27,6 +27,8 @@ pub struct LabContent {
     pub intro_html: String,
     pub steps: Vec<StepContent>,
     pub starter: Option<CodeBlock>,
+    /// Consumers the learner can run from a terminal against the lab's broker, one per client.
+    pub consumers: Vec<ConsumerSnippet>,
     pub hints_html: Vec<String>,
     pub solution: Option<CodeBlock>,
     pub solution_html: String,
@@ -48,6 +50,21 @@ pub struct CodeBlock {
     pub file_name: String,
     pub code: String,
 }
+
+/// A consumer the learner runs from a terminal, in one client library.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerSnippet {
+    /// The language and client, e.g. "Python · confluent-kafka".
+    pub label: String,
+    /// How to install the client.
+    pub install: String,
+    /// How to run the file; the page puts the broker's address in place of [`BOOTSTRAP_PLACEHOLDER`].
+    pub run: String,
+    pub code: CodeBlock,
+}
+
+/// Where a snippet's run line takes the broker's bootstrap address.
+pub const BOOTSTRAP_PLACEHOLDER: &str = "{bootstrap}";
 
 /// The names a lab works with; the forms are filled in with them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,8 @@ use nisshi_sans_io::leave_group_request::MemberIdentity;
 use nisshi_sans_io::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic};
 use nisshi_sans_io::sync_group_request::SyncGroupRequestAssignment;
 use nisshi_sans_io::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, Body, Frame, FrameInput, JoinGroupResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, Body, ErrorCode, Frame, FrameInput,
+    JoinGroupResponse,
 };
 use nisshi_service::{
     BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
@@ -131,8 +132,15 @@ impl EmbeddedBroker {
             .await
             .map_err(start_error)?;
 
-        let signals = Arc::new(Signals::default());
+        let groups = GroupWatch::new();
+        let signals = Arc::new(Signals {
+            changed: Notify::new(),
+            client_ids: Mutex::default(),
+            leaves: Mutex::default(),
+            refusals: groups.refusals.clone(),
+        });
         let coordinator = ObservedCoordinator {
+            storage: storage.clone(),
             inner: Controller::new(
                 storage.clone(),
                 GroupCoordinatorConfig {
@@ -144,7 +152,6 @@ impl EmbeddedBroker {
         };
         let route = routes(storage.clone(), coordinator).map_err(start_error)?;
 
-        let groups = GroupWatch::new();
         let watcher = tokio::spawn(watch_groups(
             storage.clone(),
             Arc::clone(&signals),
@@ -289,7 +296,7 @@ impl Service<FrameInput> for KafkaApiVersions {
 }
 
 /// What the coordinator wrapper tells the group watcher.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Signals {
     /// Woken by every coordinator call that may change a group.
     changed: Notify,
@@ -298,6 +305,18 @@ struct Signals {
     client_ids: Mutex<HashMap<String, String>>,
     /// Per group, the members that sent LeaveGroup and when.
     leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
+    /// Where refused joins are told.
+    refusals: broadcast::Sender<Refusal>,
+}
+
+/// A consumer the coordinator would not let into a group: it never becomes a member, so without
+/// this the learner would see nothing at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub group: String,
+    pub client_id: String,
+    /// Why, in a learner's words.
+    pub reason: String,
 }
 
 impl Signals {
@@ -327,10 +346,57 @@ impl Signals {
 #[derive(Clone, Debug)]
 struct ObservedCoordinator {
     inner: Controller<ArcDynStorage>,
+    storage: ArcDynStorage,
     signals: Arc<Signals>,
 }
 
 impl ObservedCoordinator {
+    /// Tells the lab why a JoinGroup was refused, for the refusals a learner can fix.
+    async fn explain_refusal(
+        &self,
+        group: &str,
+        client_id: Option<&str>,
+        protocols: Option<&[JoinGroupRequestProtocol]>,
+        session_timeout_ms: i32,
+        code: i16,
+    ) {
+        let offered: Vec<&str> = protocols
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let reason = match ErrorCode::try_from(code) {
+            Ok(ErrorCode::InconsistentGroupProtocol) => {
+                let chosen = self
+                    .storage
+                    .describe_groups(Some(&[group.to_owned()]), false)
+                    .await
+                    .ok()
+                    .and_then(|groups| groups.into_iter().next())
+                    .and_then(|named| match named.response {
+                        GroupDetailResponse::Found(detail) => detail.state.protocol_name(),
+                        GroupDetailResponse::ErrorCode(_) => None,
+                    })
+                    .filter(|name| !name.is_empty());
+                format!(
+                    "it offers the assignor(s) {}, but the group's members use {}. Members of one group must agree on an assignor, by name: configure one the others have.",
+                    offered.join(", "),
+                    chosen.as_deref().unwrap_or("another one")
+                )
+            }
+            Ok(ErrorCode::InvalidSessionTimeout) => format!(
+                "its session timeout of {session_timeout_ms} ms is outside what the broker allows. Choose one between 6 and 300 seconds."
+            ),
+            _ => return,
+        };
+        // No lab listening is fine.
+        let _ = self.signals.refusals.send(Refusal {
+            group: group.to_owned(),
+            client_id: client_id.unwrap_or("a consumer").to_owned(),
+            reason,
+        });
+    }
+
     /// Wakes the watcher now, and again shortly, for a call that changes the group while it
     /// waits (a JoinGroup is held for the whole join phase).
     fn wake_during(&self) {
@@ -379,12 +445,24 @@ impl Coordinator for ObservedCoordinator {
                 reason,
             )
             .await;
-        if let (Ok(body), Some(client_id)) = (&body, client_id)
+        if let Ok(body) = &body
             && let Ok(response) = JoinGroupResponse::try_from(body.clone())
-            && !response.member_id.is_empty()
-            && let Ok(mut ids) = self.signals.client_ids.lock()
         {
-            ids.insert(response.member_id, client_id.to_owned());
+            if let (Some(client_id), false) = (client_id, response.member_id.is_empty())
+                && let Ok(mut ids) = self.signals.client_ids.lock()
+            {
+                ids.insert(response.member_id.clone(), client_id.to_owned());
+            }
+            if response.error_code != 0 {
+                self.explain_refusal(
+                    group_id,
+                    client_id,
+                    protocols,
+                    session_timeout_ms,
+                    response.error_code,
+                )
+                .await;
+            }
         }
         self.signals.changed.notify_one();
         body
@@ -492,6 +570,7 @@ pub struct GroupWatch {
     /// A std Mutex is fine: held to read or replace one entry, never across an await.
     latest: Arc<Mutex<HashMap<String, Arc<GroupObservation>>>>,
     changes: broadcast::Sender<String>,
+    refusals: broadcast::Sender<Refusal>,
 }
 
 impl GroupWatch {
@@ -499,7 +578,13 @@ impl GroupWatch {
         Self {
             latest: Arc::default(),
             changes: broadcast::channel(1024).0,
+            refusals: broadcast::channel(64).0,
         }
+    }
+
+    /// Joins the coordinator refused, as they happen.
+    pub fn refusals(&self) -> broadcast::Receiver<Refusal> {
+        self.refusals.subscribe()
     }
 
     /// Names of groups as they change; a receiver that lags should re-read its groups.

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use grouplab_protocol::{
-    CodeBlock, LabContent, LabSetup, LabSummary, StepContent, validate_name, validate_partitions,
+    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSnippet, LabContent, LabSetup, LabSummary, StepContent,
+    validate_name, validate_partitions,
 };
 use serde::Deserialize;
 
@@ -135,6 +136,8 @@ struct LabFile {
     setup: SetupFile,
     starter: Option<CodeFile>,
     #[serde(default)]
+    consumers: Vec<ConsumerFile>,
+    #[serde(default)]
     hints: Vec<String>,
     solution: Option<SolutionFile>,
     steps: Vec<StepFile>,
@@ -153,6 +156,16 @@ struct SetupFile {
 struct CodeFile {
     file: String,
     language: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsumerFile {
+    label: String,
+    file: String,
+    language: String,
+    install: String,
+    run: String,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +234,24 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
         .as_ref()
         .map(|s| code(&s.file, &s.language))
         .transpose()?;
+    let consumers = file
+        .consumers
+        .iter()
+        .map(|c| {
+            if !c.run.contains(BOOTSTRAP_PLACEHOLDER) {
+                return Err(fail(format!(
+                    "the run line of consumer \"{}\" must contain {BOOTSTRAP_PLACEHOLDER}, where the page puts the broker's address",
+                    c.label
+                )));
+            }
+            Ok(ConsumerSnippet {
+                label: c.label.clone(),
+                install: c.install.clone(),
+                run: c.run.clone(),
+                code: code(&c.file, &c.language)?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let checks = file.steps.iter().map(|s| s.checks.clone()).collect();
     let steps = file
@@ -248,6 +279,7 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
             intro_html: markdown(&file.intro),
             steps,
             starter,
+            consumers,
             hints_html: file.hints.iter().map(|h| markdown(h)).collect(),
             solution,
             solution_html: file

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::broker::GroupWatch;
+use crate::broker::{GroupWatch, Refusal};
 use crate::checks::{History, evaluate};
 use crate::cluster::{Cluster, ClusterError};
 use crate::membership::{Change, GroupObservation, Tracker};
@@ -44,7 +44,7 @@ const SAMPLE_PER_FLUSH: usize = 12;
 const KEEP_GONE_INSTANCES: usize = 4;
 /// How many events a page may fall behind before it is sent a fresh snapshot.
 const EVENT_BUFFER: usize = 1024;
-/// The least time between two error notices from one instance.
+/// The least time between two error notices from one instance, or two refusals of one consumer.
 const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;
 
 /// What every session shares.
@@ -194,6 +194,9 @@ struct Session {
     produced: u64,
     reset: Reset,
     last_instance_notice: HashMap<InstanceId, EpochMillis>,
+    /// When each refused consumer (group and client id) was last told about, so a client that
+    /// retries every second is explained once in a while, not every second.
+    last_refusal_notice: HashMap<(String, String), EpochMillis>,
     progress_dirty: bool,
 }
 
@@ -227,6 +230,7 @@ impl Session {
             produced: 0,
             reset: Reset::Idle,
             last_instance_notice: HashMap::new(),
+            last_refusal_notice: HashMap::new(),
             progress_dirty: true,
         };
         deps.tasks
@@ -242,6 +246,7 @@ impl Session {
     ) {
         self.load_progress().await;
         let mut group_changes = self.deps.groups.as_ref().map(GroupWatch::subscribe);
+        let mut refusals = self.deps.groups.as_ref().map(GroupWatch::refusals);
         self.observe_all_groups();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
@@ -258,6 +263,11 @@ impl Session {
                     Ok(group) => self.observe_group(&group),
                     Err(RecvError::Lagged(_)) => self.observe_all_groups(),
                     Err(RecvError::Closed) => group_changes = None,
+                },
+                refusal = next_change(&mut refusals) => match refusal {
+                    Ok(refusal) => self.on_refusal(refusal),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => refusals = None,
                 },
                 _ = poll.tick() => self.start_poll(),
                 _ = flush.tick() => self.flush(),
@@ -496,7 +506,7 @@ impl Session {
         let now = now_ms();
         let view = InstanceView {
             id,
-            colour: name_colour(&name),
+            colour: self.free_colour(name_colour(&name)),
             name,
             group: group.clone(),
             topic: topic.clone(),
@@ -516,6 +526,30 @@ impl Session {
             self.observe_group(&group);
         }
         Ok(())
+    }
+
+    /// `preferred` unless a running instance or a group member shows it already, else the first
+    /// colour nobody shows, so two members on the page never share a colour while there are enough.
+    fn free_colour(&self, preferred: u8) -> u8 {
+        const PALETTE: u8 = 8;
+        let taken: BTreeSet<u8> = self
+            .view
+            .instances
+            .iter()
+            .filter(|i| i.is_alive())
+            .map(|i| i.colour % PALETTE)
+            .chain(
+                self.view
+                    .groups
+                    .iter()
+                    .flat_map(|g| &g.members)
+                    .map(|m| m.colour % PALETTE),
+            )
+            .collect();
+        std::iter::once(preferred % PALETTE)
+            .chain(0..PALETTE)
+            .find(|c| !taken.contains(c))
+            .unwrap_or(preferred)
     }
 
     /// The first name from A, B, C… that no card in the page uses.
@@ -696,6 +730,31 @@ impl Session {
         for group in groups {
             self.observe_group(&group);
         }
+    }
+
+    /// Explains to the lab's pages why the broker refused one of its consumers.
+    fn on_refusal(&mut self, refusal: Refusal) {
+        if !self.groups.contains(&refusal.group) {
+            return;
+        }
+        let now = now_ms();
+        let key = (refusal.group.clone(), refusal.client_id.clone());
+        if self
+            .last_refusal_notice
+            .get(&key)
+            .is_some_and(|at| now.saturating_sub(*at) < INSTANCE_NOTICE_GAP_MS)
+        {
+            return;
+        }
+        self.last_refusal_notice.insert(key, now);
+        let notice = Notice::error(
+            format!(
+                "`{}` could not join `{}`",
+                refusal.client_id, refusal.group
+            ),
+            format!("The broker refused it: {}", refusal.reason),
+        );
+        let _ = self.events.send(ServerEvent::Notice(notice));
     }
 
     /// Applies what an observation of a group changed.
@@ -1042,8 +1101,8 @@ async fn poll(
     })
 }
 
-/// The next group change from the embedded broker, or never on a named cluster.
-async fn next_change(changes: &mut Option<broadcast::Receiver<String>>) -> Result<String, RecvError> {
+/// The next change from the embedded broker, or never on a named cluster.
+async fn next_change<T: Clone>(changes: &mut Option<broadcast::Receiver<T>>) -> Result<T, RecvError> {
     match changes {
         Some(changes) => changes.recv().await,
         None => std::future::pending().await,
