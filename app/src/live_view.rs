@@ -427,10 +427,11 @@ fn Groups() -> impl IntoView {
 /// A group's state as the broker sees it, and its members that grouplab did not start.
 #[component]
 fn GroupPanel(group: GroupView) -> AnyView {
-    let leader = group
-        .leader
-        .as_ref()
-        .map(|id| group.member(id).map_or_else(|| id.clone(), |m| m.name.clone()));
+    let leader = group.leader.as_ref().map(|id| {
+        group
+            .member(id)
+            .map_or_else(|| id.clone(), |m| m.name.clone())
+    });
     let mut facts = vec![format!("{} member(s)", group.members.len())];
     if let Some(generation) = group.generation {
         facts.push(format!("generation {generation}"));
@@ -442,10 +443,19 @@ fn GroupPanel(group: GroupView) -> AnyView {
         facts.push(format!("leader {leader}"));
     }
     let source = match group.source {
-        MembershipSource::Coordinator => "read from the embedded broker's coordinator as it changes",
-        MembershipSource::Described => "read with DescribeGroups from your cluster about once a second",
+        MembershipSource::Coordinator => {
+            "read from the embedded broker's coordinator as it changes"
+        }
+        MembershipSource::Described => {
+            "read with DescribeGroups from your cluster about once a second"
+        }
     };
-    let externals: Vec<MemberView> = group.members.iter().filter(|m| m.is_external()).cloned().collect();
+    let externals: Vec<MemberView> = group
+        .members
+        .iter()
+        .filter(|m| m.is_external())
+        .cloned()
+        .collect();
     view! {
         <section class="group" data-testid=format!("group-{}", group.name)>
             <header title=source>
@@ -535,9 +545,11 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
     let stopping = matches!(instance.state, InstanceState::Stopping { .. });
     // What the broker gave the instance's member: the same truth as for every other member.
     let partitions = move || {
-        with_view(live, |v| v.member_of(id).map(|m| partition_names(&m.partitions)))
-            .flatten()
-            .unwrap_or_else(|| "none".to_owned())
+        with_view(live, |v| {
+            v.member_of(id).map(|m| partition_names(&m.partitions))
+        })
+        .flatten()
+        .unwrap_or_else(|| "none".to_owned())
     };
     let state = instance.state.clone();
     let status = move || match &state {

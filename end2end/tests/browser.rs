@@ -206,7 +206,12 @@ async fn lab_04_can_be_done_with_two_copies_of_the_learners_own_script() -> anyh
     open_lab(client, &server).await?;
 
     // The page offers the learner's own consumer with this lab's broker filled in.
-    wait_text(client, "consumer-run", &format!("python3 starter.py {bootstrap}")).await?;
+    wait_text(
+        client,
+        "consumer-run",
+        &format!("python3 starter.py {bootstrap}"),
+    )
+    .await?;
     click(client, "consumer-tab-2").await?;
     wait_text(client, "consumer-code", "kafkajs").await?;
 

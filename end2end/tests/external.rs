@@ -46,7 +46,24 @@ fn split_between(view: &LabSnapshot, clients: &[&str], partitions: i32) -> bool 
     members == wanted
         && owned.len() == distinct.len()
         && distinct == (0..partitions).collect()
-        && view.group(GROUP).is_some_and(|g| g.state == GroupState::Stable)
+        && view
+            .group(GROUP)
+            .is_some_and(|g| g.state == GroupState::Stable)
+}
+
+/// How long ago, on this machine's clock, the server stamped the newest timeline entry about
+/// the member with this client id: the time from the server seeing it to this page applying it.
+fn since_stamped(view: &LabSnapshot, client_id: &str) -> Option<u64> {
+    let entry = view
+        .timeline
+        .iter()
+        .rev()
+        .find(|e| e.name.starts_with(client_id))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    Some(now.saturating_sub(entry.at))
 }
 
 /// Whether the timeline says the member with this client id left the group this way.
@@ -82,7 +99,12 @@ async fn four_clients_share_a_topic_a_kill_is_an_expiry_and_ctrl_c_is_a_leave() 
 {
     let (data, server, mut page) = lab(4).await?;
     let bootstrap = server.broker.to_string();
-    let clients = [Client::Python, Client::Aiokafka, Client::Kafkajs, Client::Kcat];
+    let clients = [
+        Client::Python,
+        Client::Aiokafka,
+        Client::Kafkajs,
+        Client::Kcat,
+    ];
     let mut running = Vec::new();
     for client in clients {
         running.push(ExternalConsumer::start(client, &bootstrap, data.path())?);
@@ -98,9 +120,17 @@ async fn four_clients_share_a_topic_a_kill_is_an_expiry_and_ctrl_c_is_a_leave() 
     let group = page.view().group(GROUP).context("the group is shown")?;
     assert_eq!(group.source, MembershipSource::Coordinator);
     assert!(group.generation.is_some() && group.leader.is_some());
-    assert!(group.members.iter().all(|m| m.origin == MemberOrigin::External));
     assert!(
-        group.members.iter().all(|m| m.name.starts_with(&m.client_id)),
+        group
+            .members
+            .iter()
+            .all(|m| m.origin == MemberOrigin::External)
+    );
+    assert!(
+        group
+            .members
+            .iter()
+            .all(|m| m.name.starts_with(&m.client_id)),
         "each external member is named after its client id: {:?}",
         group.members
     );
@@ -130,21 +160,32 @@ async fn four_clients_share_a_topic_a_kill_is_an_expiry_and_ctrl_c_is_a_leave() 
     // Ctrl-C of aiokafka: it sends LeaveGroup, and the group knows at once.
     let interrupted = Instant::now();
     running[1].interrupt()?;
-    page.wait_until(
-        "aiokafka's LeaveGroup",
-        Duration::from_secs(10),
-        |p| departed(p.view(), "lab04-aiokafka", Departure::Graceful),
-    )
+    page.wait_until("aiokafka's LeaveGroup", Duration::from_secs(10), |p| {
+        departed(p.view(), "lab04-aiokafka", Departure::Graceful)
+    })
     .await
     .with_context(|| running[1].output())?;
     let left = interrupted.elapsed();
+    let to_page = since_stamped(page.view(), "lab04-aiokafka");
     page.wait_until(
         "the two others to own the four partitions",
         EXPIRY_DEADLINE,
-        |p| split_between(p.view(), &ids[..1].iter().chain(&ids[2..3]).copied().collect::<Vec<_>>(), 4),
+        |p| {
+            split_between(
+                p.view(),
+                &ids[..1]
+                    .iter()
+                    .chain(&ids[2..3])
+                    .copied()
+                    .collect::<Vec<_>>(),
+                4,
+            )
+        },
     )
     .await?;
-    println!("Ctrl-C of aiokafka: a graceful leave shown after {left:?}");
+    println!(
+        "Ctrl-C of aiokafka: a graceful leave shown after {left:?} (aiokafka's own close included); server to page: {to_page:?} ms"
+    );
     assert!(
         !departed(page.view(), "lab04-aiokafka", Departure::Crash),
         "a LeaveGroup is never reported as a crash"
@@ -190,7 +231,10 @@ async fn a_page_instance_and_the_learners_own_consumers_split_one_topic() -> any
         .context("the instance is a member")?;
     let instance = view.instances.first().context("the instance has a card")?;
     assert_eq!(member.instance(), Some(instance.id));
-    assert_eq!(member.name, instance.name, "the member shows the instance's name");
+    assert_eq!(
+        member.name, instance.name,
+        "the member shows the instance's name"
+    );
     assert_eq!(member.colour, instance.colour, "and its colour");
     let instance_client = member.client_id.clone();
 
@@ -203,9 +247,11 @@ async fn a_page_instance_and_the_learners_own_consumers_split_one_topic() -> any
     .await
     .with_context(|| rust.output())?;
     let ids = ["lab04-starter", instance_client.as_str()];
-    page.wait_until("the starter and the instance to own all three", EXPIRY_DEADLINE, |p| {
-        split_between(p.view(), &ids, 3)
-    })
+    page.wait_until(
+        "the starter and the instance to own all three",
+        EXPIRY_DEADLINE,
+        |p| split_between(p.view(), &ids, 3),
+    )
     .await?;
     Ok(())
 }
@@ -219,9 +265,11 @@ async fn every_snippet_of_lab_04_joins_its_group() -> anyhow::Result<()> {
         running.push(ExternalConsumer::start(client, &bootstrap, data.path())?);
     }
     let ids: Vec<&str> = Client::ALL.iter().map(|c| c.client_id()).collect();
-    page.wait_until("all six snippets sharing six partitions", JOIN_DEADLINE, |p| {
-        split_between(p.view(), &ids, 6)
-    })
+    page.wait_until(
+        "all six snippets sharing six partitions",
+        JOIN_DEADLINE,
+        |p| split_between(p.view(), &ids, 6),
+    )
     .await
     .with_context(|| outputs(&running.iter().collect::<Vec<_>>()))?;
     Ok(())
@@ -259,5 +307,52 @@ async fn a_consumer_refused_for_its_assignors_is_explained_not_invisible() -> an
         1,
         "the refused consumer never became a member"
     );
+    Ok(())
+}
+
+/// No Apache Kafka can be installed here, so the named-cluster path (DescribeGroups, polled) is
+/// tested against another grouplab's embedded broker, as far as nisshi's DescribeGroups goes.
+#[tokio::test]
+async fn a_named_cluster_shows_its_groups_members_from_describe_groups() -> anyhow::Result<()> {
+    let cluster_data = tempfile::tempdir()?;
+    let cluster = TestServer::start(cluster_data.path()).await?;
+    let bootstrap = cluster.broker.to_string();
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start_with(data.path(), &["--bootstrap-servers", &bootstrap]).await?;
+    let mut page = LabClient::connect(&server, LAB).await?;
+    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
+        p.view.is_some()
+    })
+    .await?;
+    assert!(!page.view().broker.embedded);
+    page.create_topic(TOPIC, 3).await?;
+
+    let python = ExternalConsumer::start(Client::Python, &bootstrap, data.path())?;
+    page.wait_until("the member, read with DescribeGroups", JOIN_DEADLINE, |p| {
+        p.view().group(GROUP).is_some_and(|g| {
+            g.source == MembershipSource::Described
+                && g.members.len() == 1
+                && g.members[0].client_id == "lab04-python"
+                && g.members[0].is_external()
+        })
+    })
+    .await
+    .with_context(|| python.output())?;
+    let group = page
+        .view()
+        .group(GROUP)
+        .context("the group is shown")?
+        .clone();
+    println!("a named cluster (nisshi) describes the group as: {group:?}");
+    assert_eq!(
+        group.generation, None,
+        "DescribeGroups does not say the generation"
+    );
+
+    python.interrupt()?;
+    page.wait_until("the member to be gone", EXPIRY_DEADLINE, |p| {
+        departed(p.view(), "lab04-python", Departure::Unknown)
+    })
+    .await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConsumerSettings, InstanceId};
+use crate::{ConsumerSettings, InstanceId, Notice};
 
 /// A learner's action on the lab page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +106,34 @@ pub fn validate_partitions(partitions: i32) -> Result<(), String> {
             "A topic needs between 1 and {} partitions; {partitions} is outside that range.",
             limits::MAX_PARTITIONS
         ))
+    }
+}
+
+/// Why a Produce command is refused, as the notice a learner sees.
+pub fn validate_produce(count: u32, keys: &KeyMode) -> Result<(), Notice> {
+    if !(1..=limits::MAX_PRODUCE).contains(&count) {
+        return Err(Notice::error(
+            "That number of messages won't work",
+            format!(
+                "Produce between 1 and {} messages at a time.",
+                limits::MAX_PRODUCE
+            ),
+        ));
+    }
+    match keys {
+        KeyMode::Fixed { key } if key.is_empty() || key.len() > limits::MAX_KEY_LEN => {
+            Err(Notice::error(
+                "That key won't work",
+                format!("A key needs 1 to {} characters.", limits::MAX_KEY_LEN),
+            ))
+        }
+        KeyMode::Rotating { distinct } if !(1..=limits::MAX_DISTINCT_KEYS).contains(distinct) => {
+            Err(Notice::error(
+                "That number of keys won't work",
+                format!("Rotate between 1 and {} keys.", limits::MAX_DISTINCT_KEYS),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

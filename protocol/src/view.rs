@@ -115,9 +115,10 @@ impl LabSnapshot {
     /// Whether a member is doing work: in its group, and, if grouplab runs it, its process is running.
     /// An external member counts until the coordinator removes it.
     pub fn is_working(&self, member: &MemberView) -> bool {
-        member
-            .instance()
-            .is_none_or(|id| self.instance(id).is_some_and(|i| i.state == InstanceState::Running))
+        member.instance().is_none_or(|id| {
+            self.instance(id)
+                .is_some_and(|i| i.state == InstanceState::Running)
+        })
     }
 }
 
@@ -485,7 +486,10 @@ mod tests {
             origin,
             name: id.into(),
             colour: 0,
-            partitions: partitions.iter().map(|&p| TopicPartition::new("t", p)).collect(),
+            partitions: partitions
+                .iter()
+                .map(|&p| TopicPartition::new("t", p))
+                .collect(),
             joined_at: 0,
             last_heartbeat: None,
             session_timeout_ms: None,
@@ -509,7 +513,13 @@ mod tests {
             assignor: Some("range".into()),
             leader: Some("ext".into()),
             members: vec![
-                member("a", crate::MemberOrigin::Instance { instance: InstanceId(1) }, &[0]),
+                member(
+                    "a",
+                    crate::MemberOrigin::Instance {
+                        instance: InstanceId(1),
+                    },
+                    &[0],
+                ),
                 member("ext", crate::MemberOrigin::External, &[1, 2]),
             ],
             source: crate::MembershipSource::Coordinator,
@@ -517,8 +527,14 @@ mod tests {
         view.apply(&ServerEvent::Group(group.clone()));
         view.apply(&ServerEvent::Group(group));
         assert_eq!(view.groups.len(), 1);
-        let owner = |p| view.owner("g", &TopicPartition::new("t", p)).map(|m| m.name.as_str());
-        assert_eq!((owner(0), owner(2), owner(3)), (Some("a"), Some("ext"), None));
+        let owner = |p| {
+            view.owner("g", &TopicPartition::new("t", p))
+                .map(|m| m.name.as_str())
+        };
+        assert_eq!(
+            (owner(0), owner(2), owner(3)),
+            (Some("a"), Some("ext"), None)
+        );
         let working: Vec<_> = view.groups[0]
             .members
             .iter()
@@ -526,7 +542,10 @@ mod tests {
             .map(|m| m.name.as_str())
             .collect();
         assert_eq!(working, ["ext"], "a crashed instance's member does no work");
-        assert_eq!(view.member_of(InstanceId(1)).map(|m| m.name.as_str()), Some("a"));
+        assert_eq!(
+            view.member_of(InstanceId(1)).map(|m| m.name.as_str()),
+            Some("a")
+        );
         view.apply(&ServerEvent::GroupRemoved { group: "g".into() });
         assert!(view.groups.is_empty());
     }

@@ -35,8 +35,8 @@ use nisshi_service::{
     BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
 };
 use nisshi_storage::{
-    ArcDynStorage, BrokerRegistrationRequest, ConsumerGroupState, GroupDetail,
-    GroupDetailResponse, Storage, StorageContainer,
+    ArcDynStorage, BrokerRegistrationRequest, ConsumerGroupState, GroupDetail, GroupDetailResponse,
+    Storage, StorageContainer,
 };
 use rama::extensions::Extensions;
 use rama::service::BoxService;
@@ -48,7 +48,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 use url::Url;
 
-use crate::membership::{GroupObservation, ObservedMember, decode_assignment};
+use crate::membership::{GroupObservation, ObservedMember, client_id_of, decode_assignment};
 
 /// The node id the embedded broker uses; a single-node cluster needs only one.
 const NODE_ID: i32 = 1;
@@ -519,7 +519,12 @@ impl Coordinator for ObservedCoordinator {
         let leaving = member_id
             .map(str::to_owned)
             .into_iter()
-            .chain(members.unwrap_or_default().iter().map(|m| m.member_id.clone()))
+            .chain(
+                members
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| m.member_id.clone()),
+            )
             .filter(|id| !id.is_empty());
         self.signals.note_leave(group_id, leaving);
         let body = self.inner.leave(group_id, member_id, members).await;
@@ -599,7 +604,10 @@ impl GroupWatch {
             .ok()
             .and_then(|latest| latest.get(group).cloned())
             .unwrap_or_else(|| {
-                Arc::new(GroupObservation::empty(group, MembershipSource::Coordinator))
+                Arc::new(GroupObservation::empty(
+                    group,
+                    MembershipSource::Coordinator,
+                ))
             })
     }
 
@@ -656,7 +664,10 @@ async fn watch_groups(storage: ArcDynStorage, signals: Arc<Signals>, watch: Grou
             }
         }
         for gone in watch.known().into_iter().filter(|g| !seen.contains(g)) {
-            watch.publish(GroupObservation::empty(&gone, MembershipSource::Coordinator));
+            watch.publish(GroupObservation::empty(
+                &gone,
+                MembershipSource::Coordinator,
+            ));
         }
         tokio::time::sleep(WATCH_GAP).await;
     }
@@ -671,7 +682,8 @@ fn observe(
     left: Vec<(String, EpochMillis)>,
     now: SystemTime,
 ) -> GroupObservation {
-    let session_timeout = Duration::from_millis(u64::try_from(detail.session_timeout_ms).unwrap_or(0));
+    let session_timeout =
+        Duration::from_millis(u64::try_from(detail.session_timeout_ms).unwrap_or(0));
     let assignments = detail.state.assignments();
     let formed = matches!(detail.state, nisshi_storage::GroupState::Formed { .. });
     let members: Vec<ObservedMember> = detail
@@ -687,7 +699,7 @@ fn observe(
             member_id: member_id.clone(),
             client_id: signals
                 .client_id(member_id)
-                .unwrap_or_else(|| client_id_of(member_id)),
+                .unwrap_or_else(|| client_id_of(member_id).to_owned()),
             host: None,
             group_instance_id: member.join_response.group_instance_id.clone(),
             partitions: formed.then(|| {
@@ -724,36 +736,7 @@ fn observe(
     }
 }
 
-/// A member id is `{client id}-{uuid}`: without a recorded client id, take everything before the uuid.
-fn client_id_of(member_id: &str) -> String {
-    const UUID_LEN: usize = 36;
-    member_id
-        .len()
-        .checked_sub(UUID_LEN + 1)
-        .and_then(|end| member_id.get(..end))
-        .unwrap_or(member_id)
-        .to_owned()
-}
-
 fn epoch_ms(at: SystemTime) -> EpochMillis {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as EpochMillis)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_ids_are_read_from_member_ids() {
-        assert_eq!(
-            client_id_of("rdkafka-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
-            "rdkafka"
-        );
-        assert_eq!(
-            client_id_of("my-app-1-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
-            "my-app-1"
-        );
-        assert_eq!(client_id_of("short"), "short");
-    }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use grouplab_protocol::{Departure, LabSnapshot, MemberView, TopicPartition};
+use grouplab_protocol::{Departure, LabSnapshot, MemberView, TopicPartition, TopicView};
 use serde::Deserialize;
 
 pub use crate::membership::Handover;
@@ -82,10 +82,9 @@ impl fmt::Display for Check {
                 f,
                 "every message in `{topic}` was received exactly once by `{group}`'s page instances"
             ),
-            Check::AllConsumed { group, topic } => write!(
-                f,
-                "every message in `{topic}` was consumed by `{group}`"
-            ),
+            Check::AllConsumed { group, topic } => {
+                write!(f, "every message in `{topic}` was consumed by `{group}`")
+            }
             Check::CrashReassigned { group } => write!(
                 f,
                 "a crashed member's partitions were taken over by the rest of `{group}`"
@@ -297,12 +296,10 @@ fn received_exactly_once(
     group: &str,
     topic: &str,
 ) -> Verdict {
-    let Some(found) = view.topic(topic) else {
-        return Verdict::wait(format!("There is no topic `{topic}` yet."));
+    let found = match topic_with_messages(view, topic) {
+        Ok(found) => found,
+        Err(verdict) => return verdict,
     };
-    if found.message_count() == 0 {
-        return Verdict::wait(format!("`{topic}` has no messages yet: produce some."));
-    }
     let empty = HashMap::new();
     let received = history.received.get(group).unwrap_or(&empty);
     let (mut missing, mut duplicated, mut total) = (0u64, 0u64, 0u64);
@@ -353,6 +350,17 @@ fn handed_over(history: &History, group: &str, departure: Departure) -> Verdict 
     }
 }
 
+/// The topic, if it exists and holds messages; otherwise what the learner should do first.
+fn topic_with_messages<'a>(view: &'a LabSnapshot, topic: &str) -> Result<&'a TopicView, Verdict> {
+    match view.topic(topic) {
+        None => Err(Verdict::wait(format!("There is no topic `{topic}` yet."))),
+        Some(found) if found.message_count() == 0 => Err(Verdict::wait(format!(
+            "`{topic}` has no messages yet: produce some."
+        ))),
+        Some(found) => Ok(found),
+    }
+}
+
 /// The members of a group doing work: in the group, and, for a page instance, with its process running.
 fn working_members<'a>(view: &'a LabSnapshot, group: &str) -> Vec<&'a MemberView> {
     view.group(group)
@@ -372,12 +380,10 @@ fn names(members: &[&MemberView]) -> String {
 /// Per partition, the best evidence that the group consumed every message: page instances
 /// report each message they receive; any member's commits show up at the broker.
 fn all_consumed(view: &LabSnapshot, history: &History, group: &str, topic: &str) -> Verdict {
-    let Some(found) = view.topic(topic) else {
-        return Verdict::wait(format!("There is no topic `{topic}` yet."));
+    let found = match topic_with_messages(view, topic) {
+        Ok(found) => found,
+        Err(verdict) => return verdict,
     };
-    if found.message_count() == 0 {
-        return Verdict::wait(format!("`{topic}` has no messages yet: produce some."));
-    }
     let empty = HashMap::new();
     let received = history.received.get(group).unwrap_or(&empty);
     let committed = found.groups.iter().find(|g| g.group == group);
@@ -394,13 +400,20 @@ fn all_consumed(view: &LabSnapshot, history: &History, group: &str, topic: &str)
             .collect();
         let commit = committed.and_then(|g| g.committed.get(index).copied().flatten());
         if seen.iter().all(|&n| n > 0) {
-            duplicates += seen.iter().map(|&n| u64::from(n.saturating_sub(1))).sum::<u64>();
+            duplicates += seen
+                .iter()
+                .map(|&n| u64::from(n.saturating_sub(1)))
+                .sum::<u64>();
             by_instances.push(name);
         } else if commit.is_some_and(|c| c >= lane.log_end) {
             by_commits.push(name);
         } else {
             let done = commit.unwrap_or(lane.log_start).max(lane.log_start);
-            behind.push(format!("{name} ({} of {})", (lane.log_end - done).max(0), lane.log_end - lane.log_start));
+            behind.push(format!(
+                "{name} ({} of {})",
+                (lane.log_end - done).max(0),
+                lane.log_end - lane.log_start
+            ));
         }
     }
     let mut evidence = Vec::new();
@@ -417,10 +430,16 @@ fn all_consumed(view: &LabSnapshot, history: &History, group: &str, topic: &str)
         ));
     }
     if duplicates > 0 {
-        evidence.push(format!("{duplicates} message(s) were received twice (at-least-once delivery)"));
+        evidence.push(format!(
+            "{duplicates} message(s) were received twice (at-least-once delivery)"
+        ));
     }
     if behind.is_empty() {
-        Verdict::pass(format!("All {} messages consumed. {}.", found.message_count(), evidence.join("; ")))
+        Verdict::pass(format!(
+            "All {} messages consumed. {}.",
+            found.message_count(),
+            evidence.join("; ")
+        ))
     } else {
         Verdict::wait(format!(
             "Not consumed yet: {}. A consumer commits a little after it reads, so give it a second.",
@@ -486,7 +505,11 @@ mod tests {
                 received: 0,
                 started_at: 0,
             });
-            members.push(member(name, MemberOrigin::Instance { instance: id }, partitions));
+            members.push(member(
+                name,
+                MemberOrigin::Instance { instance: id },
+                partitions,
+            ));
         }
         view.groups.push(GroupView {
             name: "g".into(),
@@ -518,7 +541,10 @@ mod tests {
 
     /// Adds an external member of `g` owning `partitions` of `t`.
     fn with_external(mut view: LabSnapshot, name: &str, partitions: &[i32]) -> LabSnapshot {
-        let partitions = partitions.iter().map(|&p| TopicPartition::new("t", p)).collect();
+        let partitions = partitions
+            .iter()
+            .map(|&p| TopicPartition::new("t", p))
+            .collect();
         view.groups[0]
             .members
             .push(member(name, MemberOrigin::External, partitions));
@@ -657,7 +683,11 @@ mod tests {
         // The learner's own consumers count like page instances.
         check(
             c.clone(),
-            &with_external(view(&[0; 3], &[("A", RUNNING, &[0, 1])]), "rdkafka·3f2a", &[2]),
+            &with_external(
+                view(&[0; 3], &[("A", RUNNING, &[0, 1])]),
+                "rdkafka·3f2a",
+                &[2],
+            ),
             &none,
             true,
             "(A, rdkafka·3f2a)",
@@ -807,7 +837,13 @@ mod tests {
         check(crash.clone(), &lanes, &history, false, "Waiting");
         history.handovers.push(handover(Departure::Graceful, 300));
         check(crash.clone(), &lanes, &history, false, "crashed");
-        check(stop.clone(), &lanes, &history, true, "A, stopped; its partitions moved to other members after 0.3 s");
+        check(
+            stop.clone(),
+            &lanes,
+            &history,
+            true,
+            "A, stopped; its partitions moved to other members after 0.3 s",
+        );
         history.handovers.push(handover(Departure::Crash, 10_400));
         check(crash, &lanes, &history, true, "after 10.4 s");
         let mut other = History::default();
@@ -826,7 +862,9 @@ mod tests {
         check(c.clone(), &lanes, &history, false, "No crash");
         history.handovers.push(handover(Departure::Crash, 10_000));
         check(c.clone(), &lanes, &history, false, "No graceful stop");
-        history.handovers.push(handover(Departure::Graceful, 12_000));
+        history
+            .handovers
+            .push(handover(Departure::Graceful, 12_000));
         check(c.clone(), &lanes, &history, false, "not sooner");
         history.handovers.push(handover(Departure::Graceful, 250));
         check(c, &lanes, &history, true, "0.2 s; after a crash, in 10.0 s");

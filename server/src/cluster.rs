@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grouplab_protocol::{GroupState, KeyMode, MembershipSource, PartitionView};
+use grouplab_protocol::{
+    GroupOffsets, GroupState, KeyMode, MembershipSource, PartitionView, TopicView,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -19,7 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::membership::{GroupObservation, ObservedMember, decode_assignment};
+use crate::membership::{GroupObservation, ObservedMember, client_id_of, decode_assignment};
 
 /// How long one request to the broker may take before the broker is reported as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +45,14 @@ pub enum ClusterError {
     },
     #[error("The broker refused: {0}")]
     Refused(String),
+}
+
+/// What one poll of the broker read.
+pub struct Polled {
+    /// Each topic, with whether it exists.
+    pub topics: Vec<(TopicView, bool)>,
+    /// The groups' membership, read only from a named cluster.
+    pub groups: Vec<GroupObservation>,
 }
 
 /// Clients for one cluster.
@@ -277,7 +287,12 @@ impl Cluster {
                 .iter()
                 .map(|m| ObservedMember {
                     member_id: m.id().to_owned(),
-                    client_id: m.client_id().to_owned(),
+                    // nisshi's DescribeGroups leaves the client id empty; its member ids start with it.
+                    client_id: if m.client_id().is_empty() {
+                        client_id_of(m.id()).to_owned()
+                    } else {
+                        m.client_id().to_owned()
+                    },
                     host: Some(m.client_host().trim_start_matches('/').to_owned())
                         .filter(|h| !h.is_empty()),
                     group_instance_id: None,
@@ -307,6 +322,65 @@ impl Cluster {
             })
         })
         .await
+    }
+
+    /// Reads the watermarks of `topics` and the committed offsets of `groups` on them, and, if
+    /// `describe`, the groups' members. Each topic comes back with whether it exists.
+    pub async fn poll_lab(
+        &self,
+        topics: &[String],
+        groups: &[String],
+        describe: bool,
+    ) -> Result<Polled, ClusterError> {
+        let cluster = self;
+        // Reading a topic's partitions already proves the broker answers; ping only when there is none.
+        if topics.is_empty() {
+            cluster.ping().await?;
+        }
+        let mut views = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let partitions: Vec<PartitionView> = match cluster.partitions(topic).await {
+                Ok(partitions) => partitions,
+                Err(ClusterError::UnknownTopic(_)) => {
+                    views.push((
+                        TopicView {
+                            name: topic.clone(),
+                            partitions: Vec::new(),
+                            groups: Vec::new(),
+                        },
+                        false,
+                    ));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+            let mut offsets = Vec::with_capacity(groups.len());
+            for group in groups {
+                offsets.push(GroupOffsets {
+                    group: group.clone(),
+                    committed: cluster.committed(group, topic, &ids).await?,
+                });
+            }
+            views.push((
+                TopicView {
+                    name: topic.clone(),
+                    partitions,
+                    groups: offsets,
+                },
+                true,
+            ));
+        }
+        let mut members = Vec::new();
+        if describe {
+            for group in groups {
+                members.push(cluster.describe_group(group).await?);
+            }
+        }
+        Ok(Polled {
+            topics: views,
+            groups: members,
+        })
     }
 
     /// Produces `count` messages and waits until the broker has them all.

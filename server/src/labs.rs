@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use grouplab_protocol::{
-    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSnippet, LabContent, LabSetup, LabSummary, StepContent,
-    validate_name, validate_partitions,
+    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSnippet, LabContent, LabSetup, LabSummary,
+    StepContent, validate_name, validate_partitions,
 };
 use serde::Deserialize;
 

@@ -266,9 +266,9 @@ impl Tracker {
                 .find(|m| &m.member_id == leader)
                 .map_or_else(|| leader.clone(), |m| m.name.clone())
         });
-        let state_changed = previous.as_ref().is_none_or(|p| {
-            p.state != observation.state || p.generation != observation.generation
-        });
+        let state_changed = previous
+            .as_ref()
+            .is_none_or(|p| p.state != observation.state || p.generation != observation.generation);
         if state_changed && (previous.is_some() || observation.state != GroupState::Empty) {
             changes.push(Change::Timeline(TimelineEntry {
                 at: now,
@@ -325,7 +325,11 @@ impl Tracker {
                     .filter_map(|tp| self.unowned_since.remove(&(group.to_owned(), tp.clone())))
                     .map(|since| now.saturating_sub(since))
                     .max();
-                changes.push(entry(member, TimelineKind::Assigned { unowned_ms }, assigned));
+                changes.push(entry(
+                    member,
+                    TimelineKind::Assigned { unowned_ms },
+                    assigned,
+                ));
             }
         }
 
@@ -397,7 +401,11 @@ fn departure(
     instances: &[InstanceView],
     now: EpochMillis,
 ) -> (Departure, EpochMillis) {
-    if let Some((_, at)) = observation.left.iter().find(|(id, _)| *id == gone.member_id) {
+    if let Some((_, at)) = observation
+        .left
+        .iter()
+        .find(|(id, _)| *id == gone.member_id)
+    {
         return (Departure::Graceful, *at);
     }
     let instance = gone
@@ -432,6 +440,16 @@ fn external_name(client_id: &str, member_id: &str) -> String {
         client_id
     };
     format!("{client}·{short}")
+}
+
+/// A member id is `{client id}-{uuid}`: without a recorded client id, take everything before the uuid.
+pub fn client_id_of(member_id: &str) -> &str {
+    const UUID_LEN: usize = 36;
+    member_id
+        .len()
+        .checked_sub(UUID_LEN + 1)
+        .and_then(|end| member_id.get(..end))
+        .unwrap_or(member_id)
 }
 
 /// Decodes a consumer group member's assignment, as a consumer's leader writes it in SyncGroup
@@ -501,7 +519,11 @@ mod tests {
         }
     }
 
-    fn observed(state: GroupState, generation: i32, members: Vec<ObservedMember>) -> GroupObservation {
+    fn observed(
+        state: GroupState,
+        generation: i32,
+        members: Vec<ObservedMember>,
+    ) -> GroupObservation {
         GroupObservation {
             group: "g".into(),
             state,
@@ -536,8 +558,11 @@ mod tests {
             .iter()
             .filter_map(|c| match c {
                 Change::Timeline(e) => {
-                    let parts: Vec<String> =
-                        e.partitions.iter().map(|tp| tp.partition.to_string()).collect();
+                    let parts: Vec<String> = e
+                        .partitions
+                        .iter()
+                        .map(|tp| tp.partition.to_string())
+                        .collect();
                     Some(match &e.kind {
                         TimelineKind::Group {
                             state, generation, ..
@@ -588,17 +613,31 @@ mod tests {
         let tracker = check(
             &[],
             vec![
-                (100, observed(GroupState::PreparingRebalance, 0, vec![member("rdkafka", None, 100)])),
+                (
+                    100,
+                    observed(
+                        GroupState::PreparingRebalance,
+                        0,
+                        vec![member("rdkafka", None, 100)],
+                    ),
+                ),
                 (
                     1_100,
-                    observed(GroupState::Stable, 1, vec![member("rdkafka", Some(&[0, 1, 2]), 1_100)]),
+                    observed(
+                        GroupState::Stable,
+                        1,
+                        vec![member("rdkafka", Some(&[0, 1, 2]), 1_100)],
+                    ),
                 ),
                 (
                     2_000,
                     observed(
                         GroupState::PreparingRebalance,
                         1,
-                        vec![member("rdkafka", None, 2_000), member("kafkajs", None, 2_000)],
+                        vec![
+                            member("rdkafka", None, 2_000),
+                            member("kafkajs", None, 2_000),
+                        ],
                     ),
                 ),
                 (
@@ -638,24 +677,49 @@ mod tests {
             vec![
                 (1_000, observed(GroupState::Stable, 1, both(1_000))),
                 (5_000, observed(GroupState::Stable, 1, both(2_000))),
-                (12_100, observed(GroupState::Stable, 1, vec![member("a", Some(&[0, 1]), 12_000)])),
+                (
+                    12_100,
+                    observed(
+                        GroupState::Stable,
+                        1,
+                        vec![member("a", Some(&[0, 1]), 12_000)],
+                    ),
+                ),
                 (
                     12_300,
-                    observed(GroupState::Stable, 2, vec![member("a", Some(&[0, 1, 2]), 12_300)]),
+                    observed(
+                        GroupState::Stable,
+                        2,
+                        vec![member("a", Some(&[0, 1, 2]), 12_300)],
+                    ),
                 ),
             ],
             &[
-                &["a·0a1b joined", "b·0a1b joined", "group Stable 1", "a·0a1b +[0,1] -", "b·0a1b +[2] -"],
+                &[
+                    "a·0a1b joined",
+                    "b·0a1b joined",
+                    "group Stable 1",
+                    "a·0a1b +[0,1] -",
+                    "b·0a1b +[2] -",
+                ],
                 &[],
                 &["b·0a1b Crash [2]"],
-                &["group Stable 2", "a·0a1b +[2] 10300", "handover Crash from b·0a1b after 10300"],
+                &[
+                    "group Stable 2",
+                    "a·0a1b +[2] 10300",
+                    "handover Crash from b·0a1b after 10300",
+                ],
             ],
         );
     }
 
     #[test]
     fn a_leave_group_is_graceful_and_timed_from_the_leave() {
-        let mut left = observed(GroupState::PreparingRebalance, 1, vec![member("a", None, 3_000)]);
+        let mut left = observed(
+            GroupState::PreparingRebalance,
+            1,
+            vec![member("a", None, 3_000)],
+        );
         left.left.push(("b-0a1b2c3d".into(), 2_950));
         check(
             &[],
@@ -665,16 +729,36 @@ mod tests {
                     observed(
                         GroupState::Stable,
                         1,
-                        vec![member("a", Some(&[0]), 1_000), member("b", Some(&[1]), 1_000)],
+                        vec![
+                            member("a", Some(&[0]), 1_000),
+                            member("b", Some(&[1]), 1_000),
+                        ],
                     ),
                 ),
                 (3_000, left),
-                (3_400, observed(GroupState::Stable, 2, vec![member("a", Some(&[0, 1]), 3_400)])),
+                (
+                    3_400,
+                    observed(
+                        GroupState::Stable,
+                        2,
+                        vec![member("a", Some(&[0, 1]), 3_400)],
+                    ),
+                ),
             ],
             &[
-                &["a·0a1b joined", "b·0a1b joined", "group Stable 1", "a·0a1b +[0] -", "b·0a1b +[1] -"],
+                &[
+                    "a·0a1b joined",
+                    "b·0a1b joined",
+                    "group Stable 1",
+                    "a·0a1b +[0] -",
+                    "b·0a1b +[1] -",
+                ],
                 &["b·0a1b Graceful [1]", "group PreparingRebalance 1"],
-                &["group Stable 2", "a·0a1b +[1] 450", "handover Graceful from b·0a1b after 450"],
+                &[
+                    "group Stable 2",
+                    "a·0a1b +[1] 450",
+                    "handover Graceful from b·0a1b after 450",
+                ],
             ],
         );
     }
@@ -702,7 +786,13 @@ mod tests {
         );
         assert_eq!(
             words(&first),
-            ["A joined", "B joined", "group Stable 1", "A +[0,1] -", "B +[2] -"]
+            [
+                "A joined",
+                "B joined",
+                "group Stable 1",
+                "A +[0,1] -",
+                "B +[2] -"
+            ]
         );
         let crashed = [a, b_crashed];
         let expired = tracker.observe(
@@ -736,10 +826,33 @@ mod tests {
             &[],
             vec![(0, before), (900, after)],
             &[
-                &["a·0a1b joined", "b·0a1b joined", "group Stable 1", "a·0a1b +[0] -", "b·0a1b +[1] -"],
-                &["b·0a1b Unknown [1]", "a·0a1b +[1] 0", "handover Unknown from b·0a1b after 0"],
+                &[
+                    "a·0a1b joined",
+                    "b·0a1b joined",
+                    "group Stable 1",
+                    "a·0a1b +[0] -",
+                    "b·0a1b +[1] -",
+                ],
+                &[
+                    "b·0a1b Unknown [1]",
+                    "a·0a1b +[1] 0",
+                    "handover Unknown from b·0a1b after 0",
+                ],
             ],
         );
+    }
+
+    #[test]
+    fn client_ids_are_read_from_member_ids() {
+        assert_eq!(
+            client_id_of("rdkafka-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
+            "rdkafka"
+        );
+        assert_eq!(
+            client_id_of("my-app-1-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
+            "my-app-1"
+        );
+        assert_eq!(client_id_of("short"), "short");
     }
 
     #[track_caller]

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grouplab_protocol::{
-    BrokerHealth, BrokerView, ClientCommand, ConsumerSettings, EpochMillis, GroupOffsets,
-    InstanceConfig, InstanceId, InstanceReport, InstanceState, InstanceView, KeyMode, LabSnapshot,
-    MessageBatch, MessageView, Notice, PartitionView, ProgressView, ServerEvent, TimelineEntry,
-    TimelineKind, TopicPartition, TopicView, limits, validate_name, validate_partitions,
+    BrokerHealth, BrokerView, ClientCommand, ConsumerSettings, EpochMillis, InstanceConfig,
+    InstanceId, InstanceReport, InstanceState, InstanceView, LabSnapshot, MessageBatch,
+    MessageView, Notice, ProgressView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition,
+    limits, validate_name, validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -28,9 +28,9 @@ use tracing::{debug, warn};
 
 use crate::broker::{GroupWatch, Refusal};
 use crate::checks::{History, evaluate};
-use crate::cluster::{Cluster, ClusterError};
-use crate::membership::{Change, GroupObservation, Tracker};
+use crate::cluster::{Cluster, ClusterError, Polled};
 use crate::labs::{Lab, LabCatalog};
+use crate::membership::{Change, GroupObservation, Tracker};
 use crate::progress::ProgressStore;
 use crate::supervisor::{ExitReason, InstanceEvent, InstanceEventKind, SupervisorHandle};
 
@@ -163,14 +163,6 @@ enum Reset {
     WaitingForExits(Reply),
     /// Deleting the lab's groups and topics.
     Deleting,
-}
-
-/// What one poll of the broker read.
-struct Polled {
-    /// Each topic, with whether it exists.
-    topics: Vec<(TopicView, bool)>,
-    /// The groups' membership, read only from a named cluster.
-    groups: Vec<GroupObservation>,
 }
 
 struct Session {
@@ -682,11 +674,11 @@ impl Session {
         let (state, kind) = match reason {
             ExitReason::Stopped => (InstanceState::Stopped { at: now }, TimelineKind::Stopped),
             ExitReason::Crashed => (
-                    InstanceState::Crashed {
-                        at: now,
-                        session_timeout_ms: view.settings.session_timeout_ms,
-                        noticed_at: None,
-                    },
+                InstanceState::Crashed {
+                    at: now,
+                    session_timeout_ms: view.settings.session_timeout_ms,
+                    noticed_at: None,
+                },
                 TimelineKind::Crashed,
             ),
             ExitReason::Failed { reason } => {
@@ -748,10 +740,7 @@ impl Session {
         }
         self.last_refusal_notice.insert(key, now);
         let notice = Notice::error(
-            format!(
-                "`{}` could not join `{}`",
-                refusal.client_id, refusal.group
-            ),
+            format!("`{}` could not join `{}`", refusal.client_id, refusal.group),
             format!("The broker refused it: {}", refusal.reason),
         );
         let _ = self.events.send(ServerEvent::Notice(notice));
@@ -819,7 +808,7 @@ impl Session {
         let generation = self.generation;
         let describe = self.deps.groups.is_none();
         self.run_outcome(async move {
-            let result = poll(&cluster, &topics, &groups, describe).await;
+            let result = cluster.poll_lab(&topics, &groups, describe).await;
             Outcome::Polled { generation, result }
         });
     }
@@ -1043,96 +1032,13 @@ impl Session {
     }
 }
 
-/// Reads the watermarks of `topics` and the committed offsets of `groups` on them, and, if
-/// `describe`, the groups' members. Each topic comes back with whether it exists.
-async fn poll(
-    cluster: &Cluster,
-    topics: &[String],
-    groups: &[String],
-    describe: bool,
-) -> Result<Polled, ClusterError> {
-    // Reading a topic's partitions already proves the broker answers; ping only when there is none.
-    if topics.is_empty() {
-        cluster.ping().await?;
-    }
-    let mut views = Vec::with_capacity(topics.len());
-    for topic in topics {
-        let partitions: Vec<PartitionView> = match cluster.partitions(topic).await {
-            Ok(partitions) => partitions,
-            Err(ClusterError::UnknownTopic(_)) => {
-                views.push((
-                    TopicView {
-                        name: topic.clone(),
-                        partitions: Vec::new(),
-                        groups: Vec::new(),
-                    },
-                    false,
-                ));
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
-        let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
-        let mut offsets = Vec::with_capacity(groups.len());
-        for group in groups {
-            offsets.push(GroupOffsets {
-                group: group.clone(),
-                committed: cluster.committed(group, topic, &ids).await?,
-            });
-        }
-        views.push((
-            TopicView {
-                name: topic.clone(),
-                partitions,
-                groups: offsets,
-            },
-            true,
-        ));
-    }
-    let mut members = Vec::new();
-    if describe {
-        for group in groups {
-            members.push(cluster.describe_group(group).await?);
-        }
-    }
-    Ok(Polled {
-        topics: views,
-        groups: members,
-    })
-}
-
 /// The next change from the embedded broker, or never on a named cluster.
-async fn next_change<T: Clone>(changes: &mut Option<broadcast::Receiver<T>>) -> Result<T, RecvError> {
+async fn next_change<T: Clone>(
+    changes: &mut Option<broadcast::Receiver<T>>,
+) -> Result<T, RecvError> {
     match changes {
         Some(changes) => changes.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-fn validate_produce(count: u32, keys: &KeyMode) -> Result<(), Notice> {
-    if !(1..=limits::MAX_PRODUCE).contains(&count) {
-        return Err(Notice::error(
-            "That number of messages won't work",
-            format!(
-                "Produce between 1 and {} messages at a time.",
-                limits::MAX_PRODUCE
-            ),
-        ));
-    }
-    match keys {
-        KeyMode::Fixed { key } if key.is_empty() || key.len() > limits::MAX_KEY_LEN => {
-            Err(Notice::error(
-                "That key won't work",
-                format!("A key needs 1 to {} characters.", limits::MAX_KEY_LEN),
-            ))
-        }
-        KeyMode::Rotating { distinct } if !(1..=limits::MAX_DISTINCT_KEYS).contains(distinct) => {
-            Err(Notice::error(
-                "That number of keys won't work",
-                format!("Rotate between 1 and {} keys.", limits::MAX_DISTINCT_KEYS),
-            ))
-        }
-        _ => Ok(()),
     }
 }
 
