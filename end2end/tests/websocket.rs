@@ -277,3 +277,44 @@ async fn a_cluster_that_is_down_is_explained_and_the_server_keeps_running() -> a
     assert_eq!(status, 200, "the server keeps running");
     Ok(())
 }
+
+/// Cross-site websocket hijacking: any page the learner opens could otherwise drive the lab
+/// through the learner's own browser, which always sends the page's origin.
+#[tokio::test]
+async fn only_the_pages_own_origin_may_open_a_lab_socket() -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let url = server.ws_url("04-consumer-groups");
+    let open = |origin: String| {
+        let url = url.clone();
+        async move {
+            let mut request = url.into_client_request()?;
+            request
+                .headers_mut()
+                .insert("Origin", HeaderValue::from_str(&origin)?);
+            anyhow::Ok(tokio_tungstenite::connect_async(request).await)
+        }
+    };
+
+    match open("http://evil.example".to_owned()).await? {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("another site"), "{body}");
+        }
+        Err(other) => anyhow::bail!("a foreign origin failed for another reason: {other}"),
+        Ok(_) => anyhow::bail!("a page from another site opened a lab socket"),
+    }
+
+    let (mut socket, _) = open(format!("http://{}", server.addr)).await??;
+    use futures::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the socket closed"))??;
+    assert!(first.to_text()?.contains("\"event\":\"snapshot\""));
+    Ok(())
+}

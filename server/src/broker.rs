@@ -14,7 +14,7 @@
 //! - **A quiet console.** nisshi's `Broker` prints a ready line and draws a spinner per
 //!   connection; our own accept loop prints nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,7 +58,8 @@ const CLUSTER_ID: &str = "grouplab";
 const WATCH_TICK: Duration = Duration::from_millis(200);
 /// The least time between two reads of the stored groups, so a burst of heartbeats costs one read.
 const WATCH_GAP: Duration = Duration::from_millis(15);
-/// How long a LeaveGroup is remembered, to tell a graceful departure from an expiry.
+/// How long a LeaveGroup is remembered, to tell a graceful departure from an expiry; also how
+/// long a joining member's client id is kept before it appears in its group.
 const LEAVE_MEMORY_MS: u64 = 120_000;
 /// How often nisshi's storage sweeps expired data and transactions, as nisshi's own broker does.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
@@ -300,9 +301,9 @@ impl Service<FrameInput> for KafkaApiVersions {
 struct Signals {
     /// Woken by every coordinator call that may change a group.
     changed: Notify,
-    /// The client id each member joined with; the stored group does not keep it.
+    /// The client id each member joined with, and when; the stored group does not keep it.
     /// A std Mutex is fine here and below: held for a map operation, never across an await.
-    client_ids: Mutex<HashMap<String, String>>,
+    client_ids: Mutex<HashMap<String, (String, EpochMillis)>>,
     /// Per group, the members that sent LeaveGroup and when.
     leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
     /// Where refused joins are told.
@@ -337,7 +338,33 @@ impl Signals {
     }
 
     fn client_id(&self, member_id: &str) -> Option<String> {
-        self.client_ids.lock().ok()?.get(member_id).cloned()
+        Some(self.client_ids.lock().ok()?.get(member_id)?.0.clone())
+    }
+
+    fn note_client_id(&self, member_id: &str, client_id: &str) {
+        if let Ok(mut ids) = self.client_ids.lock() {
+            ids.insert(
+                member_id.to_owned(),
+                (client_id.to_owned(), epoch_ms(SystemTime::now())),
+            );
+        }
+    }
+
+    /// Forgets what is no longer needed, so a server that runs for a whole course stays small:
+    /// client ids of members no group has (after a grace period for members still joining),
+    /// and LeaveGroups older than [`LEAVE_MEMORY_MS`].
+    fn prune(&self, members: &BTreeSet<&str>, now: EpochMillis) {
+        if let Ok(mut ids) = self.client_ids.lock() {
+            ids.retain(|id, (_, at)| {
+                members.contains(id.as_str()) || now.saturating_sub(*at) < LEAVE_MEMORY_MS
+            });
+        }
+        if let Ok(mut leaves) = self.leaves.lock() {
+            for list in leaves.values_mut() {
+                list.retain(|(_, at)| now.saturating_sub(*at) < LEAVE_MEMORY_MS);
+            }
+            leaves.retain(|_, list| !list.is_empty());
+        }
     }
 }
 
@@ -424,10 +451,8 @@ impl Coordinator for ObservedCoordinator {
         protocols: Option<&[JoinGroupRequestProtocol]>,
         reason: Option<&str>,
     ) -> nisshi_broker::Result<Body> {
-        if let (Some(client_id), false) = (client_id, member_id.is_empty())
-            && let Ok(mut ids) = self.signals.client_ids.lock()
-        {
-            ids.insert(member_id.to_owned(), client_id.to_owned());
+        if let (Some(client_id), false) = (client_id, member_id.is_empty()) {
+            self.signals.note_client_id(member_id, client_id);
         }
         self.wake_during();
         let body = self
@@ -448,10 +473,8 @@ impl Coordinator for ObservedCoordinator {
         if let Ok(body) = &body
             && let Ok(response) = JoinGroupResponse::try_from(body.clone())
         {
-            if let (Some(client_id), false) = (client_id, response.member_id.is_empty())
-                && let Ok(mut ids) = self.signals.client_ids.lock()
-            {
-                ids.insert(response.member_id.clone(), client_id.to_owned());
+            if let (Some(client_id), false) = (client_id, response.member_id.is_empty()) {
+                self.signals.note_client_id(&response.member_id, client_id);
             }
             if response.error_code != 0 {
                 self.explain_refusal(
@@ -656,13 +679,16 @@ async fn watch_groups(storage: ArcDynStorage, signals: Arc<Signals>, watch: Grou
         };
         let now = SystemTime::now();
         let mut seen = Vec::with_capacity(details.len());
-        for named in details {
+        let mut members = BTreeSet::new();
+        for named in &details {
             if let GroupDetailResponse::Found(detail) = &named.response {
                 let leaves = signals.leaves(&named.name);
                 watch.publish(observe(&named.name, detail, &signals, leaves, now));
-                seen.push(named.name);
+                members.extend(detail.members.keys().map(String::as_str));
+                seen.push(named.name.clone());
             }
         }
+        signals.prune(&members, epoch_ms(now));
         for gone in watch.known().into_iter().filter(|g| !seen.contains(g)) {
             watch.publish(GroupObservation::empty(
                 &gone,

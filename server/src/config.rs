@@ -53,6 +53,15 @@ pub struct Config {
     /// The most consumer instances running at once on this server.
     #[arg(long, env = "GROUPLAB_MAX_INSTANCES", default_value_t = 32)]
     pub max_instances: usize,
+
+    /// Another origin whose pages may drive the labs, such as `https://lab.school.example`
+    /// (repeat it, or separate with commas). The page's own address is always allowed.
+    #[arg(
+        long = "allowed-origin",
+        env = "GROUPLAB_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {

@@ -11,13 +11,14 @@
 //! - [`labs`] and [`checks`]: lab content from `labs/`, and checkpoint evaluation.
 //! - [`session`]: one actor per lab that owns its live view, fed by instances and broker polls.
 //! - [`progress`]: learners' progress in SQLite.
-//! - [`web`] and [`ws`]: the router, and the websocket transport.
+//! - [`web`] and [`ws`]: the router, and the websocket transport; [`access`]: who may drive a lab.
 //!
 //! Shutdown is decide (a [`CancellationToken`]), tell (sessions end, the supervisor stops every
 //! instance), and wait (task trackers).
 
 #![recursion_limit = "512"]
 
+pub mod access;
 pub mod broker;
 pub mod checks;
 pub mod cluster;
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::access::SiteAccess;
 use crate::broker::EmbeddedBroker;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -127,12 +129,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
         .build();
-    let router = web::app(AppState { leptos, sessions });
-
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot serve the page on {}: is another grouplab running? Choose another address with --addr", config.addr))?;
     let addr = listener.local_addr()?;
+    let access = Arc::new(SiteAccess::new(addr, &config.allowed_origins)?);
+    let router = web::app(AppState {
+        leptos,
+        sessions,
+        access,
+    });
     let kind = if broker.is_some() {
         "embedded broker"
     } else {

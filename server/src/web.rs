@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, Path, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use grouplab_app::{LabSource, Labs, shell};
@@ -13,6 +14,9 @@ use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::services::{ServeDir, ServeFile};
 
+use tracing::warn;
+
+use crate::access::SiteAccess;
 use crate::labs::LabCatalog;
 use crate::session::Sessions;
 use crate::ws;
@@ -22,6 +26,7 @@ use crate::ws;
 pub struct AppState {
     pub leptos: LeptosOptions,
     pub sessions: Arc<Sessions>,
+    pub access: Arc<SiteAccess>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -67,7 +72,13 @@ async fn lab_socket(
     ws: WebSocketUpgrade,
     Path(lab_id): Path<String>,
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Response {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(refused) = state.access.check(header(HOST), header(ORIGIN)) {
+        warn!(host = ?header(HOST), origin = ?header(ORIGIN), %refused, "a lab websocket was refused");
+        return (StatusCode::FORBIDDEN, refused.to_string()).into_response();
+    }
     let Some(session) = state.sessions.session(&lab_id) else {
         return (
             StatusCode::NOT_FOUND,
