@@ -202,12 +202,20 @@ fn describe(err: &KafkaError) -> String {
     err.to_string()
 }
 
-/// Writes one report line. If the server is gone there is no one to report to, so the instance exits.
+/// Whether stdout broke: then there is no one to report to.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes one report line. A broken stdout only stops the reports: this may run inside a
+/// rebalance or commit callback of a consumer that is closing, which must still commit and
+/// leave its group. The stdin watcher ends the instance when the server is gone.
 fn report(report: &InstanceReport) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
     let line = serde_json::to_string(report).expect("reports always serialize");
     let mut out = io::stdout().lock();
     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-        std::process::exit(1);
+        STDOUT_GONE.store(true, Ordering::Relaxed);
     }
 }
 

@@ -156,12 +156,17 @@ impl TestServer {
 
     /// Stops the server with SIGTERM and waits for it to exit.
     pub async fn terminate(&mut self) -> anyhow::Result<()> {
-        use nix::sys::signal::{Signal, kill};
+        self.stop_with(nix::sys::signal::Signal::SIGTERM).await
+    }
+
+    /// Sends `signal` (SIGTERM, or SIGINT as Ctrl-C does) and waits for the server to exit.
+    pub async fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        use nix::sys::signal::kill;
         use nix::unistd::Pid;
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
+        kill(Pid::from_raw(self.child.id() as i32), signal)?;
         let child = &mut self.child;
         poll_until(
-            "the server to exit after SIGTERM",
+            "the server to exit after a stop signal",
             Duration::from_secs(30),
             || {
                 let exited = child.try_wait().ok().flatten().is_some();

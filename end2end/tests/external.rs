@@ -356,3 +356,90 @@ async fn a_named_cluster_shows_its_groups_members_from_describe_groups() -> anyh
     .await?;
     Ok(())
 }
+
+/// Stops a grouplab running two instances next to the learner's own consumer, and returns how
+/// long until the learner's consumer owned every partition. The broker must outlive the stopping
+/// server, so that server uses another grouplab's embedded broker, whose page watches the group.
+async fn handover_when_the_server_stops(
+    signal: nix::sys::signal::Signal,
+) -> anyhow::Result<Duration> {
+    let (data, cluster, mut watcher) = lab(3).await?;
+    let bootstrap = cluster.broker.to_string();
+    let mut server =
+        TestServer::start_with(data.path(), &["--bootstrap-servers", &bootstrap]).await?;
+    let mut page = LabClient::connect(&server, LAB).await?;
+    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
+        p.view.is_some()
+    })
+    .await?;
+    for _ in 0..2 {
+        page.send(&ClientCommand::StartInstance {
+            group: GROUP.into(),
+            topic: TOPIC.into(),
+            settings: ConsumerSettings::default(),
+        })
+        .await?;
+    }
+    let python = ExternalConsumer::start(Client::Python, &bootstrap, data.path())?;
+    watcher
+        .wait_until(
+            "two instances and the learner's consumer sharing three partitions",
+            JOIN_DEADLINE,
+            |p| {
+                let owners = owners(p.view());
+                owners.len() == 3 && owners.values().all(|partitions| partitions.len() == 1)
+            },
+        )
+        .await
+        .with_context(|| python.output())?;
+
+    let stopping = Instant::now();
+    server.stop_with(signal).await?;
+    watcher
+        .wait_until(
+            "the learner's consumer to own every partition",
+            EXPIRY_DEADLINE,
+            |p| {
+                owners(p.view())
+                    .get("lab04-python")
+                    .is_some_and(|owned| owned.len() == 3)
+            },
+        )
+        .await?;
+    let handover = stopping.elapsed();
+    let view = watcher.view();
+    let left: Vec<&str> = view
+        .timeline
+        .iter()
+        .filter(|e| e.name.starts_with("grouplab-"))
+        .filter_map(|e| match e.kind {
+            TimelineKind::Departed { departure } => Some(if departure == Departure::Graceful {
+                "left"
+            } else {
+                "expired"
+            }),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        left,
+        ["left", "left"],
+        "both instances sent LeaveGroup before exiting"
+    );
+    Ok(handover)
+}
+
+#[tokio::test]
+async fn on_sigterm_the_instances_leave_their_group_before_the_server_exits() -> anyhow::Result<()>
+{
+    let handover = handover_when_the_server_stops(nix::sys::signal::Signal::SIGTERM).await?;
+    println!("SIGTERM: the learner's consumer owned every partition after {handover:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_ctrl_c_the_instances_leave_their_group_before_the_server_exits() -> anyhow::Result<()> {
+    let handover = handover_when_the_server_stops(nix::sys::signal::Signal::SIGINT).await?;
+    println!("Ctrl-C: the learner's consumer owned every partition after {handover:?}");
+    Ok(())
+}

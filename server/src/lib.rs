@@ -95,7 +95,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if !program.is_file() {
         warn!(program = %program.display(), "the consumer instance program was not found; starting instances will fail until it is built");
     }
+    // Shutdown is in order: the instances leave their groups while the sessions still read their
+    // reports, then the sessions end, then the broker stops; each part has its own token.
     let supervisor_shutdown = CancellationToken::new();
+    let sessions_shutdown = CancellationToken::new();
     let (supervisor, supervisor_tasks) = Supervisor::spawn(
         SupervisorConfig {
             program,
@@ -113,7 +116,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             progress,
             embedded_broker: broker.is_some(),
             groups: broker.as_ref().map(EmbeddedBroker::groups),
-            shutdown: shutdown.clone(),
+            shutdown: sessions_shutdown.clone(),
             tasks: session_tasks.clone(),
         },
         Arc::clone(&catalog),
@@ -154,6 +157,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     info!("shutting down: stopping consumer instances");
     supervisor_shutdown.cancel();
     supervisor_tasks.wait().await;
+    sessions_shutdown.cancel();
     session_tasks.close();
     if tokio::time::timeout(Duration::from_secs(5), session_tasks.wait())
         .await

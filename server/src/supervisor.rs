@@ -420,8 +420,10 @@ async fn forward_reports(
             id,
             kind: InstanceEventKind::Report(report),
         };
-        if events.send(event).await.is_err() {
-            break;
+        // With its session gone the reports have no reader, but stdout is still drained: an
+        // instance that cannot write would die before it has left its group.
+        if !events.is_closed() {
+            let _ = events.send(event).await;
         }
     }
 }
