@@ -78,7 +78,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <NotFound /> }>
                 <Route path=path!("/") view=LabList />
-                <Route path=path!("/labs/:id") view=LabPage />
+                // Async: the server waits for the lab before it answers, so an unknown lab is a 404.
+                <Route path=path!("/labs/:id") view=LabPage ssr=leptos_router::SsrMode::Async />
             </Routes>
         </Router>
     }
@@ -86,6 +87,10 @@ pub fn App() -> impl IntoView {
 
 #[component]
 fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
     view! {
         <main class="page narrow">
             <h1>"Page not found"</h1>

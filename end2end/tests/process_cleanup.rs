@@ -60,3 +60,33 @@ async fn sigterm_stops_the_instances_and_the_server() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_refusal_to_start_is_one_clear_line_without_a_backtrace() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let busy = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    let output = tokio::process::Command::new(grouplab_end2end::workspace_binary("grouplab")?)
+        .arg("--addr")
+        .arg(busy.local_addr()?.to_string())
+        .arg("--broker-addr")
+        .arg(grouplab_end2end::free_addr().to_string())
+        .arg("--data-dir")
+        .arg(data.path())
+        .current_dir(grouplab_end2end::workspace_root())
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LOG", "off")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not start") && stderr.contains("Choose another address with --addr"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line, no backtrace: {stderr}"
+    );
+    Ok(())
+}

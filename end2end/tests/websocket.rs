@@ -171,8 +171,11 @@ async fn an_unknown_lab_is_refused_and_pages_render_on_the_server() -> anyhow::R
         page.contains("/pkg/grouplab.js"),
         "the page loads the front end"
     );
-    let (_, missing) = server.get("/labs/no-such-lab").await?;
-    assert!(missing.contains("Page not found"));
+    let (status, missing) = server.get("/labs/no-such-lab").await?;
+    assert_eq!(status, 404, "an unknown lab is not found");
+    assert!(missing.contains("Page not found") && missing.contains("See all labs"));
+    let (status, _) = server.get("/no/such/page").await?;
+    assert_eq!(status, 404);
     Ok(())
 }
 

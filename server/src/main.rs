@@ -3,8 +3,26 @@
 use clap::Parser;
 use grouplab_server::config::Config;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// A refusal to start (a port in use, a bad flag) is one clear message and exit code 1, with no
+/// backtrace even under `RUST_BACKTRACE=1`: it is for a learner, not for a debugger.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("grouplab could not start: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("grouplab could not start: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
