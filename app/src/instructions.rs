@@ -56,10 +56,12 @@ pub fn Instructions(content: LabContent) -> AnyView {
         })
         .collect_view();
 
-    let hints = content.hints_html.clone();
-    let hint_count = hints.len();
-    let opened = move || progress.with(|p| p.as_ref().map_or(0, |p| p.hints_opened as usize));
-    let revealed = move || progress.with(|p| p.as_ref().is_some_and(|p| p.solution_revealed));
+    // Hints and the solution come from the server only once opened, in the learner's progress.
+    let hint_count = content.hint_count as usize;
+    let opened_hints =
+        move || progress.with(|p| p.as_ref().map(|p| p.hints.clone()).unwrap_or_default());
+    let opened = move || progress.with(|p| p.as_ref().map_or(0, |p| p.hints.len()));
+    let solution = move || progress.with(|p| p.as_ref().and_then(|p| p.solution.clone()));
 
     view! {
         <section class="instructions" aria-label="Instructions">
@@ -87,15 +89,11 @@ pub fn Instructions(content: LabContent) -> AnyView {
             }}
             <h2>"Hints"</h2>
             <ol class="hints">
-                {hints
+                {move || opened_hints()
                     .into_iter()
                     .enumerate()
-                    .map(|(index, html)| {
-                        view! {
-                            <Show when=move || { index < opened() }>
-                                <li class="hint" data-testid=format!("hint-{index}") inner_html=html.clone()></li>
-                            </Show>
-                        }
+                    .map(|(index, html)| view! {
+                        <li class="hint" data-testid=format!("hint-{index}") inner_html=html></li>
                     })
                     .collect_view()}
             </ol>
@@ -107,24 +105,21 @@ pub fn Instructions(content: LabContent) -> AnyView {
                     {move || format!("Show hint {} of {hint_count}", opened() + 1)}
                 </button>
             </Show>
-            {content.solution.clone().map(|code| {
-                let notes = content.solution_html.clone();
-                view! {
-                    <h2>"Solution"</h2>
-                    <Show
-                        when=revealed
-                        fallback=move || view! {
-                            <button class="secondary" data-testid="reveal-solution" on:click=move |_| live.send(ClientCommand::RevealSolution)>
-                                "Reveal the solution"
-                            </button>
-                        }
-                    >
+            {content.has_solution.then(|| view! {
+                <h2>"Solution"</h2>
+                {move || match solution() {
+                    Some(solution) => view! {
                         <div class="solution" data-testid="solution">
-                            <Code block=code.clone() testid="solution-code" />
-                            <div inner_html=notes.clone()></div>
+                            <Code block=solution.code.clone() testid="solution-code" />
+                            <div inner_html=solution.notes_html.clone()></div>
                         </div>
-                    </Show>
-                }
+                    }.into_any(),
+                    None => view! {
+                        <button class="secondary" data-testid="reveal-solution" on:click=move |_| live.send(ClientCommand::RevealSolution)>
+                            "Reveal the solution"
+                        </button>
+                    }.into_any(),
+                }}
             })}
             <div class="lab-actions">
                 <button

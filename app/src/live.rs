@@ -3,7 +3,9 @@
 //! [`Live`] holds the lab's [`LabSnapshot`] as a signal and changes it only with
 //! [`LabSnapshot::apply`], the same function the server uses. On the server (`ssr`) nothing
 //! connects and the view stays empty; in the browser (`hydrate`) the socket opens after
-//! hydration, and reopens with a back-off if it drops.
+//! hydration, and reopens with a capped exponential back-off ([`backoff`]) if it drops; the
+//! back-off starts over only after a connection has stayed up. Leaving the page closes the
+//! socket and clears every timer it set.
 
 use grouplab_protocol::{ClientCommand, LabSnapshot, Notice, PROTOCOL_VERSION, ServerEvent};
 use leptos::prelude::*;
@@ -28,6 +30,17 @@ pub struct ShownNotice {
 
 /// The most notices shown at once; older ones give way.
 const MAX_NOTICES: usize = 4;
+/// A connection that stayed up this long starts the back-off over when it drops.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+const STAYED_UP_MS: f64 = 10_000.0;
+
+/// How long to wait before reconnect attempt `attempt` (counted from 1): 0.5 s, doubling,
+/// at most 10 s, so a server that is down for long is not hammered and one that restarts
+/// quickly is found quickly.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    let doublings = attempt.saturating_sub(1).min(5);
+    std::time::Duration::from_millis((500u64 << doublings).min(10_000))
+}
 
 /// The live state of one lab page, provided as context.
 #[derive(Clone, Copy)]
@@ -40,6 +53,9 @@ pub struct Live {
     next_notice: StoredValue<u64>,
     #[cfg(feature = "hydrate")]
     socket: StoredValue<Option<web_sys::WebSocket>, LocalStorage>,
+    /// The pending reconnect and the clock's ticker, cleared when the page goes away.
+    #[cfg(feature = "hydrate")]
+    timers: StoredValue<(Option<TimeoutHandle>, Option<IntervalHandle>), LocalStorage>,
 }
 
 impl Live {
@@ -53,6 +69,8 @@ impl Live {
             next_notice: StoredValue::new(0),
             #[cfg(feature = "hydrate")]
             socket: StoredValue::new_local(None),
+            #[cfg(feature = "hydrate")]
+            timers: StoredValue::new_local((None, None)),
         };
         #[cfg(feature = "hydrate")]
         {
@@ -60,14 +78,20 @@ impl Live {
                 browser::open(live, lab_id.clone(), 0);
                 browser::tick(live);
             });
-            // Leaving the page closes its socket, with its handlers removed so it is not reopened.
+            // Leaving the page closes its socket, with its handlers removed so it is not reopened,
+            // and clears its timers, so nothing runs for a page that is gone.
             on_cleanup(move || {
                 live.socket.try_with_value(|socket| {
                     if let Some(socket) = socket {
+                        socket.set_onopen(None);
                         socket.set_onmessage(None);
                         socket.set_onclose(None);
                         let _ = socket.close();
                     }
+                });
+                live.timers.try_with_value(|(retry, ticker)| {
+                    retry.iter().for_each(|t| t.clear());
+                    ticker.iter().for_each(|t| t.clear());
                 });
             });
         }
@@ -151,9 +175,13 @@ mod browser {
     use wasm_bindgen::closure::Closure;
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-    use super::{LinkStatus, Live};
+    use std::cell::Cell;
+    use std::rc::Rc;
 
-    /// Opens the socket; on close, tries again after a back-off of up to five seconds.
+    use super::{LinkStatus, Live, STAYED_UP_MS, backoff};
+
+    /// Opens the socket; on close, tries again after [`backoff`]. `attempt` counts the failed
+    /// attempts since the last connection that stayed up.
     pub(super) fn open(live: Live, lab_id: String, attempt: u32) {
         let location = window().location();
         let scheme = if location.protocol().as_deref() == Ok("https:") {
@@ -164,9 +192,17 @@ mod browser {
         let host = location.host().unwrap_or_default();
         let url = format!("{scheme}://{host}/ws/labs/{lab_id}");
         let Ok(socket) = WebSocket::new(&url) else {
-            retry(live, lab_id, attempt);
+            retry(live, lab_id, attempt + 1);
             return;
         };
+
+        let opened_at = Rc::new(Cell::new(None::<f64>));
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new({
+            let opened_at = Rc::clone(&opened_at);
+            move |_: web_sys::Event| opened_at.set(Some(js_sys::Date::now()))
+        });
+        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        on_open.forget();
 
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let Some(text) = event.data().as_string() else {
@@ -184,15 +220,15 @@ mod browser {
         on_message.forget();
 
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
-            if live.status.get_untracked() != LinkStatus::Outdated {
-                live.status.set(LinkStatus::Reconnecting);
-                let next = if live.view.with_untracked(Option::is_some) {
-                    0
-                } else {
-                    attempt + 1
-                };
-                retry(live, lab_id.clone(), next);
+            if live.status.try_get_untracked() == Some(LinkStatus::Outdated) {
+                return;
             }
+            live.status.try_set(LinkStatus::Reconnecting);
+            let stayed_up = opened_at
+                .get()
+                .is_some_and(|at| js_sys::Date::now() - at >= STAYED_UP_MS);
+            let next = if stayed_up { 1 } else { attempt + 1 };
+            retry(live, lab_id.clone(), next);
         });
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         on_close.forget();
@@ -201,14 +237,35 @@ mod browser {
     }
 
     fn retry(live: Live, lab_id: String, attempt: u32) {
-        let delay = Duration::from_millis(500 * u64::from(attempt.clamp(1, 10)));
-        set_timeout(move || open(live, lab_id, attempt), delay);
+        let handle = set_timeout_with_handle(move || open(live, lab_id, attempt), backoff(attempt));
+        live.timers
+            .try_update_value(|(retry, _)| *retry = handle.ok());
     }
 
     /// Keeps `live.now` current, for countdowns.
     pub(super) fn tick(live: Live) {
-        let update = move || live.now.set(js_sys::Date::now() as u64);
+        let update = move || {
+            live.now.try_set(js_sys::Date::now() as u64);
+        };
         update();
-        set_interval(update, Duration::from_millis(200));
+        let handle = set_interval_with_handle(update, Duration::from_millis(200));
+        live.timers
+            .try_update_value(|(_, ticker)| *ticker = handle.ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn reconnects_back_off_exponentially_up_to_ten_seconds() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(
+            delays,
+            [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000]
+        );
+        assert_eq!(backoff(0).as_millis(), 500);
+        assert_eq!(backoff(u32::MAX).as_millis(), 10_000);
     }
 }

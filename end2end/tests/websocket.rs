@@ -321,3 +321,62 @@ async fn only_the_pages_own_origin_may_open_a_lab_socket() -> anyhow::Result<()>
     assert!(first.to_text()?.contains("\"event\":\"snapshot\""));
     Ok(())
 }
+
+/// Hints and the solution are sent only once the learner opens them, never with the page.
+#[tokio::test]
+async fn hints_and_the_solution_stay_on_the_server_until_opened() -> anyhow::Result<()> {
+    const FIRST_HINT: &str = "can never use more consumers than the topic has partitions";
+    const SECOND_HINT: &str = "give <code>subscribe()</code> two callbacks";
+    const SOLUTION: &str = "def show(action):";
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+
+    let (status, page) = server.get(&format!("/labs/{LAB}")).await?;
+    assert_eq!(status, 200);
+    for secret in [FIRST_HINT, SECOND_HINT, SOLUTION] {
+        assert!(
+            !page.contains(secret),
+            "the page carries `{secret}` before it is opened"
+        );
+    }
+    let mut client = LabClient::connect(&server, LAB).await?;
+    client
+        .wait_until("the snapshot", Duration::from_secs(10), |c| {
+            c.view.is_some()
+        })
+        .await?;
+    let snapshot = serde_json::to_string(client.view())?;
+    for secret in [FIRST_HINT, SECOND_HINT, SOLUTION] {
+        assert!(
+            !snapshot.contains(secret),
+            "the snapshot carries `{secret}`"
+        );
+    }
+
+    client.send(&ClientCommand::OpenHint).await?;
+    client
+        .wait_until("the first hint", Duration::from_secs(10), |c| {
+            c.view().progress.hints.len() == 1
+        })
+        .await?;
+    let progress = serde_json::to_string(&client.view().progress)?;
+    assert!(progress.contains(FIRST_HINT) && !progress.contains(SECOND_HINT));
+    assert!(!progress.contains(SOLUTION));
+    client.send(&ClientCommand::OpenHint).await?;
+    client
+        .wait_until("the second hint", Duration::from_secs(10), |c| {
+            c.view().progress.hints.len() == 2
+        })
+        .await?;
+    assert!(client.view().progress.hints[1].contains(SECOND_HINT));
+
+    client.send(&ClientCommand::RevealSolution).await?;
+    client
+        .wait_until("the solution", Duration::from_secs(10), |c| {
+            c.view().progress.solution.is_some()
+        })
+        .await?;
+    let solution = client.view().progress.solution.clone().expect("revealed");
+    assert!(solution.code.code.contains(SOLUTION));
+    Ok(())
+}

@@ -29,9 +29,12 @@ pub struct LabContent {
     pub starter: Option<CodeBlock>,
     /// Consumers the learner can run from a terminal against the lab's broker, one per client.
     pub consumers: Vec<ConsumerSnippet>,
-    pub hints_html: Vec<String>,
-    pub solution: Option<CodeBlock>,
-    pub solution_html: String,
+    /// How many hints the lab has. Their text stays on the server until each is opened, and then
+    /// arrives in the learner's progress ([`crate::ProgressView::hints`]).
+    pub hint_count: u32,
+    /// Whether the lab has a solution. It stays on the server until revealed
+    /// ([`crate::ProgressView::solution`]).
+    pub has_solution: bool,
     /// Values the live panel's forms start with.
     pub setup: LabSetup,
 }
@@ -49,6 +52,13 @@ pub struct CodeBlock {
     pub language: String,
     pub file_name: String,
     pub code: String,
+}
+
+/// A lab's solution: its code and the notes under it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Solution {
+    pub code: CodeBlock,
+    pub notes_html: String,
 }
 
 /// A consumer the learner runs from a terminal, in one client library.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ConsumerSettings, Departure, EpochMillis, GroupState, GroupView, MemberView, PROTOCOL_VERSION,
-    ServerEvent, TopicPartition,
+    ServerEvent, Solution, TopicPartition,
 };
 
 /// How many timeline entries a snapshot keeps.
@@ -364,17 +364,18 @@ pub enum TimelineKind {
 pub struct ProgressView {
     /// One entry per step, in order.
     pub steps: Vec<StepStatus>,
-    /// How many hints are open, counted from the first.
-    pub hints_opened: u32,
-    pub solution_revealed: bool,
+    /// The hints opened so far, in order, as HTML: the page has no other copy of them.
+    pub hints: Vec<String>,
+    /// The solution, once revealed: the page has no other copy of it.
+    pub solution: Option<Solution>,
 }
 
 impl ProgressView {
     pub fn new(steps: usize) -> Self {
         Self {
             steps: vec![StepStatus::default(); steps],
-            hints_opened: 0,
-            solution_revealed: false,
+            hints: Vec::new(),
+            solution: None,
         }
     }
 

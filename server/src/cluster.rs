@@ -21,6 +21,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use tracing::warn;
+
 use crate::membership::{GroupObservation, ObservedMember, client_id_of, decode_assignment};
 
 /// How long one request to the broker may take before the broker is reported as unreachable.
@@ -45,6 +47,16 @@ pub enum ClusterError {
     },
     #[error("The broker refused: {0}")]
     Refused(String),
+    #[error(
+        "grouplab hit a problem of its own while talking to the broker (the details are in its log). Try again, and restart grouplab if it repeats."
+    )]
+    Internal,
+}
+
+/// A failure inside grouplab rather than at the broker: logged for the operator, worded for the learner.
+fn internal(detail: impl std::fmt::Display) -> ClusterError {
+    warn!(%detail, "internal error in the cluster client");
+    ClusterError::Internal
 }
 
 /// What one poll of the broker read.
@@ -477,7 +489,7 @@ impl Inner {
         let mut readers = self
             .offset_readers
             .lock()
-            .map_err(|_| ClusterError::Refused("offset readers poisoned".to_owned()))?;
+            .map_err(|_| internal("the offset readers' lock was poisoned"))?;
         if let Some(reader) = readers.get(group) {
             return Ok(Arc::clone(reader));
         }
@@ -485,7 +497,7 @@ impl Inner {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .create()
-            .map_err(|e| ClusterError::Refused(e.to_string()))?;
+            .map_err(internal)?;
         let reader = Arc::new(reader);
         readers.insert(group.to_owned(), Arc::clone(&reader));
         Ok(reader)
@@ -505,7 +517,5 @@ fn base_config(bootstrap: &str) -> ClientConfig {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ClusterError> + Send + 'static,
 ) -> Result<T, ClusterError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ClusterError::Refused(format!("internal task failed: {e}")))?
+    tokio::task::spawn_blocking(work).await.map_err(internal)?
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use grouplab_protocol::{
-    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSnippet, LabContent, LabSetup, LabSummary,
+    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSnippet, LabContent, LabSetup, LabSummary, Solution,
     StepContent, validate_name, validate_partitions,
 };
 use serde::Deserialize;
@@ -18,7 +18,11 @@ use crate::checks::Check;
 /// A lab ready to serve: its page content and the checks of each step.
 #[derive(Debug)]
 pub struct Lab {
+    /// What every page of the lab gets.
     pub content: LabContent,
+    /// What a learner gets only by opening it, one by one (see `ProgressView`).
+    pub hints_html: Vec<String>,
+    pub solution: Option<Solution>,
     /// The checks of each step, in step order.
     pub checks: Vec<Vec<Check>>,
     pub summary: String,
@@ -280,13 +284,8 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
             steps,
             starter,
             consumers,
-            hints_html: file.hints.iter().map(|h| markdown(h)).collect(),
-            solution,
-            solution_html: file
-                .solution
-                .as_ref()
-                .map(|s| markdown(&s.notes))
-                .unwrap_or_default(),
+            hint_count: file.hints.len() as u32,
+            has_solution: solution.is_some(),
             setup: LabSetup {
                 topic: file.setup.topic,
                 partitions: file.setup.partitions,
@@ -294,6 +293,15 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
             },
         },
         checks,
+        hints_html: file.hints.iter().map(|h| markdown(h)).collect(),
+        solution: solution.map(|code| Solution {
+            code,
+            notes_html: file
+                .solution
+                .as_ref()
+                .map(|s| markdown(&s.notes))
+                .unwrap_or_default(),
+        }),
         summary: file.summary,
     })
 }
@@ -324,16 +332,8 @@ mod tests {
             let lab = catalog.get(&summary.id).expect("a listed lab is served");
             assert_eq!(lab.checks.len(), lab.content.steps.len());
             assert!(lab.checks.iter().all(|c| !c.is_empty()));
-            assert!(
-                !lab.content.hints_html.is_empty(),
-                "{} has no hints",
-                summary.id
-            );
-            assert!(
-                lab.content.solution.is_some(),
-                "{} has no solution",
-                summary.id
-            );
+            assert!(!lab.hints_html.is_empty(), "{} has no hints", summary.id);
+            assert!(lab.solution.is_some(), "{} has no solution", summary.id);
         }
     }
 
@@ -428,7 +428,7 @@ partitions = 2
             lab.content.steps[0].body_html,
             "<p>Create <code>t</code>.</p>\n"
         );
-        assert_eq!(lab.content.hints_html[1], "<p>second <em>hint</em></p>\n");
+        assert_eq!(lab.hints_html[1], "<p>second <em>hint</em></p>\n");
         assert_eq!(
             lab.content.steps[0].checkpoint,
             "topic `t` exists with 2 partitions"

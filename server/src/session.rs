@@ -47,6 +47,9 @@ const EVENT_BUFFER: usize = 1024;
 /// The least time between two error notices from one instance, or two refusals of one consumer.
 const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;
 
+/// What a learner reads when the progress database fails; the error itself goes to the log.
+const PROGRESS_STORE_TROUBLE: &str = "grouplab keeps progress in a small database in its data folder (`--data-dir`, `.grouplab` by default), and could not write it. Check that the disk has space and the folder is writable; the details are in grouplab's log.";
+
 /// What every session shares.
 pub struct SessionDeps {
     pub cluster: Cluster,
@@ -281,10 +284,16 @@ impl Session {
                         status.passed_at = Some(at);
                     }
                 }
-                progress.hints_opened = stored
-                    .hints_opened
-                    .min(self.lab.content.hints_html.len() as u32);
-                progress.solution_revealed = stored.solution_revealed;
+                progress.hints = self
+                    .lab
+                    .hints_html
+                    .iter()
+                    .take(stored.hints_opened as usize)
+                    .cloned()
+                    .collect();
+                if stored.solution_revealed {
+                    progress.solution = self.lab.solution.clone();
+                }
             }
             Err(err) => warn!(%err, "progress could not be loaded"),
         }
@@ -390,9 +399,10 @@ impl Session {
                     .clear(&self.namespace, &self.lab.content.id)
                     .await
                 {
+                    warn!(%err, "progress could not be cleared");
                     return Err(Notice::error(
                         "Progress could not be cleared",
-                        err.to_string(),
+                        PROGRESS_STORE_TROUBLE,
                     ));
                 }
                 self.emit(ServerEvent::Progress(ProgressView::new(
@@ -402,19 +412,19 @@ impl Session {
             }
             ClientCommand::OpenHint => {
                 let mut progress = self.view.progress.clone();
-                if progress.hints_opened as usize >= self.lab.content.hints_html.len() {
+                let Some(next) = self.lab.hints_html.get(progress.hints.len()) else {
                     return Err(Notice::info(
                         "No more hints",
                         "Every hint of this lab is open already.",
                     ));
-                }
-                progress.hints_opened += 1;
+                };
+                progress.hints.push(next.clone());
                 self.save_reveals(&progress).await?;
                 self.emit(ServerEvent::Progress(progress));
             }
             ClientCommand::RevealSolution => {
                 let mut progress = self.view.progress.clone();
-                progress.solution_revealed = true;
+                progress.solution = self.lab.solution.clone();
                 self.save_reveals(&progress).await?;
                 self.emit(ServerEvent::Progress(progress));
             }
@@ -431,11 +441,14 @@ impl Session {
             .record_reveals(
                 &self.namespace,
                 &self.lab.content.id,
-                progress.hints_opened,
-                progress.solution_revealed,
+                progress.hints.len() as u32,
+                progress.solution.is_some(),
             )
             .await
-            .map_err(|e| Notice::error("Your progress could not be saved", e.to_string()))
+            .map_err(|err| {
+                warn!(%err, "progress could not be saved");
+                Notice::error("Your progress could not be saved", PROGRESS_STORE_TROUBLE)
+            })
     }
 
     fn alive_instance(&self, id: InstanceId) -> Result<InstanceView, Notice> {
