@@ -133,20 +133,132 @@ pub struct History {
     pub received: HashMap<String, HashMap<TopicPartition, OffsetCounts>>,
 }
 
-/// How many times each offset of one partition was received. Offsets are dense from the first one seen.
+/// How many times each offset of one partition was received, as runs of consecutive offsets
+/// received the same number of times. Normal consumption is one run per partition however many
+/// messages flow; each redelivery adds a run or two; so memory and the checks' work grow with
+/// what happened, not with the number of messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetCounts {
-    counts: BTreeMap<i64, u32>,
+    /// Run start → (end, exclusive; how many times each offset in it was received, at least 1).
+    runs: BTreeMap<i64, (i64, u32)>,
+    /// Set when a receipt was dropped because [`MAX_RUNS`] was reached: counts are then a floor.
+    overflowed: bool,
+}
+
+/// The most runs one partition keeps: far more than any lab makes, and a bound on a pathological one.
+pub const MAX_RUNS: usize = 10_000;
+
+/// What a range of offsets received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Receipts {
+    /// Offsets never received.
+    pub missing: u64,
+    /// Offsets received more than once.
+    pub duplicated: u64,
+    /// Receipts beyond the first, summed over the range.
+    pub extra: u64,
+    /// False when the record overflowed and the numbers may be short.
+    pub exact: bool,
 }
 
 impl OffsetCounts {
     pub fn record(&mut self, offset: i64) {
-        *self.counts.entry(offset).or_insert(0) += 1;
+        let found = self
+            .runs
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, (end, _))| offset < *end)
+            .map(|(&start, &(end, count))| (start, end, count));
+        let pieces = match found {
+            Some((start, end, count)) => [
+                (start, offset, count),
+                (offset, offset + 1, count + 1),
+                (offset + 1, end, count),
+            ],
+            None => [
+                (offset, offset, 0),
+                (offset, offset + 1, 1),
+                (offset + 1, offset + 1, 0),
+            ],
+        };
+        if self.runs.len() + 2 > MAX_RUNS {
+            self.overflowed = true;
+            return;
+        }
+        if let Some((start, ..)) = found {
+            self.runs.remove(&start);
+        }
+        for (start, end, count) in pieces {
+            if start < end {
+                self.runs.insert(start, (end, count));
+            }
+        }
+        self.merge_at(offset + 1);
+        self.merge_at(offset);
+    }
+
+    /// Joins the run starting at `start` to the run just before it, if they touch and agree.
+    fn merge_at(&mut self, start: i64) {
+        let Some(&(end, count)) = self.runs.get(&start) else {
+            return;
+        };
+        let before = self
+            .runs
+            .range(..start)
+            .next_back()
+            .map(|(&s, &(e, c))| (s, e, c));
+        if let Some((previous, previous_end, previous_count)) = before
+            && previous_end == start
+            && previous_count == count
+        {
+            self.runs.remove(&start);
+            self.runs.insert(previous, (end, count));
+        }
     }
 
     pub fn count(&self, offset: i64) -> u32 {
-        self.counts.get(&offset).copied().unwrap_or(0)
+        self.runs
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, (end, _))| offset < *end)
+            .map_or(0, |(_, (_, count))| *count)
     }
+
+    /// What the offsets `from..to` received, walking runs rather than offsets.
+    pub fn receipts(&self, from: i64, to: i64) -> Receipts {
+        let mut receipts = Receipts {
+            exact: !self.overflowed,
+            ..Receipts::default()
+        };
+        let mut covered = 0u64;
+        let first = self
+            .runs
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(&start, _)| start);
+        for (&start, &(end, count)) in self.runs.range(first..to) {
+            let overlap = (end.min(to) - start.max(from)).max(0) as u64;
+            covered += overlap;
+            if count > 1 {
+                receipts.duplicated += overlap;
+                receipts.extra += overlap * u64::from(count - 1);
+            }
+        }
+        receipts.missing = ((to - from).max(0) as u64).saturating_sub(covered);
+        receipts
+    }
+}
+
+/// What `counts`, if any, says about `from..to`: everything missing when nothing was received.
+fn receipts(counts: Option<&OffsetCounts>, from: i64, to: i64) -> Receipts {
+    counts.map_or(
+        Receipts {
+            missing: (to - from).max(0) as u64,
+            exact: true,
+            ..Receipts::default()
+        },
+        |c| c.receipts(from, to),
+    )
 }
 
 impl History {
@@ -302,19 +414,20 @@ fn received_exactly_once(
     };
     let empty = HashMap::new();
     let received = history.received.get(group).unwrap_or(&empty);
-    let (mut missing, mut duplicated, mut total) = (0u64, 0u64, 0u64);
+    let (mut missing, mut duplicated, mut total, mut exact) = (0u64, 0u64, 0u64, true);
     for lane in &found.partitions {
         let counts = received.get(&TopicPartition::new(topic, lane.partition));
-        for offset in lane.log_start..lane.log_end {
-            total += 1;
-            match counts.map_or(0, |c| c.count(offset)) {
-                0 => missing += 1,
-                1 => {}
-                _ => duplicated += 1,
-            }
-        }
+        let seen = receipts(counts, lane.log_start, lane.log_end);
+        total += (lane.log_end - lane.log_start).max(0) as u64;
+        missing += seen.missing;
+        duplicated += seen.duplicated;
+        exact &= seen.exact;
     }
-    if duplicated > 0 {
+    if !exact {
+        Verdict::wait(format!(
+            "`{group}` received too many scattered redeliveries to check one by one; reset the lab to try again."
+        ))
+    } else if duplicated > 0 {
         Verdict::wait(format!(
             "{duplicated} of {total} messages were received more than once by `{group}` (at-least-once delivery after a rebalance); reset the lab to try again."
         ))
@@ -395,15 +508,10 @@ fn all_consumed(view: &LabSnapshot, history: &History, group: &str, topic: &str)
         }
         let name = format!("P{}", lane.partition);
         let counts = received.get(&TopicPartition::new(topic, lane.partition));
-        let seen: Vec<u32> = (lane.log_start..lane.log_end)
-            .map(|offset| counts.map_or(0, |c| c.count(offset)))
-            .collect();
+        let seen = receipts(counts, lane.log_start, lane.log_end);
         let commit = committed.and_then(|g| g.committed.get(index).copied().flatten());
-        if seen.iter().all(|&n| n > 0) {
-            duplicates += seen
-                .iter()
-                .map(|&n| u64::from(n.saturating_sub(1)))
-                .sum::<u64>();
+        if seen.missing == 0 {
+            duplicates += seen.extra;
             by_instances.push(name);
         } else if commit.is_some_and(|c| c >= lane.log_end) {
             by_commits.push(name);
@@ -826,6 +934,51 @@ mod tests {
             true,
             "1 message(s) were received twice",
         );
+    }
+
+    #[test]
+    fn receipts_are_kept_as_runs_however_many_messages_flow() {
+        let mut counts = OffsetCounts::default();
+        for offset in 0..100_000 {
+            counts.record(offset);
+        }
+        assert_eq!(counts.runs.len(), 1, "in-order consumption is one run");
+        // A crash redelivers 40..50; one more offset arrives out of order past a gap.
+        for offset in 40..50 {
+            counts.record(offset);
+        }
+        counts.record(100_005);
+        assert_eq!(counts.runs.len(), 4);
+        assert_eq!(
+            (counts.count(39), counts.count(45), counts.count(50)),
+            (1, 2, 1)
+        );
+        assert_eq!(counts.count(100_002), 0);
+        let all = counts.receipts(0, 100_010);
+        assert_eq!(
+            (all.missing, all.duplicated, all.extra, all.exact),
+            (9, 10, 10, true)
+        );
+        assert_eq!(counts.receipts(45, 47).duplicated, 2);
+        assert_eq!(counts.receipts(100_000, 100_005).missing, 5);
+        // Filling the gap joins the runs again.
+        for offset in 100_000..100_010 {
+            if offset != 100_005 {
+                counts.record(offset);
+            }
+        }
+        assert_eq!(counts.runs.len(), 3);
+        assert_eq!(counts.receipts(0, 100_010).missing, 0);
+    }
+
+    #[test]
+    fn a_pathological_pattern_stops_at_the_cap_and_says_so() {
+        let mut counts = OffsetCounts::default();
+        for offset in (0..(MAX_RUNS as i64 * 4)).step_by(2) {
+            counts.record(offset);
+        }
+        assert!(counts.runs.len() <= MAX_RUNS);
+        assert!(!counts.receipts(0, 10).exact);
     }
 
     #[test]
