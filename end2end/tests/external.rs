@@ -443,3 +443,126 @@ async fn on_ctrl_c_the_instances_leave_their_group_before_the_server_exits() -> 
     println!("Ctrl-C: the learner's consumer owned every partition after {handover:?}");
     Ok(())
 }
+
+/// On a shared cluster, Reset deletes only what the lab was set up with or created, says so
+/// before it does, and leaves a topic and group it merely named (someone else's) alone.
+#[tokio::test]
+async fn reset_on_a_named_cluster_leaves_what_the_lab_did_not_create() -> anyhow::Result<()> {
+    let cluster_data = tempfile::tempdir()?;
+    let cluster = TestServer::start(cluster_data.path()).await?;
+    let mut owner = LabClient::connect(&cluster, LAB).await?;
+    owner
+        .wait_until("the snapshot", Duration::from_secs(10), |p| {
+            p.view.is_some()
+        })
+        .await?;
+    // Someone else's topic and group, with committed offsets.
+    owner.create_topic("payments", 1).await?;
+    owner
+        .send(&ClientCommand::Produce {
+            topic: "payments".into(),
+            count: 3,
+            keys: grouplab_protocol::KeyMode::None,
+            partition: None,
+        })
+        .await?;
+    owner
+        .send(&ClientCommand::StartInstance {
+            group: "billing".into(),
+            topic: "payments".into(),
+            settings: ConsumerSettings::default(),
+        })
+        .await?;
+    let committed = |p: &LabClient| {
+        p.view()
+            .topic("payments")
+            .and_then(|t| t.groups.iter().find(|g| g.group == "billing"))
+            .and_then(|g| g.committed.first().copied().flatten())
+    };
+    owner
+        .wait_until("billing's commits on payments", JOIN_DEADLINE, |p| {
+            committed(p) == Some(3)
+        })
+        .await?;
+
+    let data = tempfile::tempdir()?;
+    let bootstrap = cluster.broker.to_string();
+    let server = TestServer::start_with(data.path(), &["--bootstrap-servers", &bootstrap]).await?;
+    let mut page = LabClient::connect(&server, LAB).await?;
+    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
+        p.view.is_some()
+    })
+    .await?;
+    page.create_topic(TOPIC, 3).await?;
+    // Naming someone else's topic and group in a command does not make them the lab's.
+    page.send(&ClientCommand::StartInstance {
+        group: "billing".into(),
+        topic: "payments".into(),
+        settings: ConsumerSettings::default(),
+    })
+    .await?;
+    owner
+        .wait_until(
+            "the lab's topic on the shared cluster",
+            JOIN_DEADLINE,
+            |p| p.view().topic(TOPIC).is_some(),
+        )
+        .await?;
+
+    page.send(&ClientCommand::ResetLab).await?;
+    page.wait_until(
+        "Reset to say what it will delete",
+        Duration::from_secs(10),
+        |p| {
+            p.notices
+                .iter()
+                .any(|n| n.title.contains("Press Reset again"))
+        },
+    )
+    .await?;
+    let warning = page
+        .notices
+        .iter()
+        .find(|n| n.title.contains("Press Reset again"))
+        .context("the warning")?
+        .detail
+        .clone();
+    assert!(
+        warning.contains("`user-clicks`") && warning.contains("`click-processors`"),
+        "{warning}"
+    );
+    assert!(
+        !warning.contains("payments") && !warning.contains("billing"),
+        "{warning}"
+    );
+    assert!(
+        owner.view().topic(TOPIC).is_some(),
+        "nothing is deleted before the second press"
+    );
+
+    page.send(&ClientCommand::ResetLab).await?;
+    page.wait_until("the reset", JOIN_DEADLINE, |p| {
+        p.notices.iter().any(|n| n.title == "The lab was reset")
+    })
+    .await?;
+    owner
+        .wait_until("the lab's own topic to be deleted", JOIN_DEADLINE, |p| {
+            p.view().topic(TOPIC).is_none()
+        })
+        .await?;
+    assert!(
+        owner.view().topic("payments").is_some(),
+        "someone else's topic survives"
+    );
+    owner
+        .wait_until("a poll after the reset", Duration::from_secs(10), |p| {
+            committed(p).is_some()
+        })
+        .await?;
+    assert_eq!(
+        committed(&owner),
+        Some(3),
+        "someone else's group keeps its offsets"
+    );
+    Ok(())
+}

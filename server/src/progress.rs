@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS step_passed (
     passed_at INTEGER NOT NULL,
     PRIMARY KEY (namespace, lab, step)
 );
+CREATE TABLE IF NOT EXISTS lab_created_topics (
+    namespace TEXT NOT NULL,
+    lab TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    PRIMARY KEY (namespace, lab, topic)
+);
 CREATE TABLE IF NOT EXISTS lab_reveals (
     namespace TEXT NOT NULL,
     lab TEXT NOT NULL,
@@ -135,6 +141,60 @@ impl ProgressStore {
         .await
     }
 
+    /// Remembers that this lab created `topic`, so that Reset may delete it, also after a restart.
+    pub async fn record_created_topic(
+        &self,
+        namespace: &str,
+        lab: &str,
+        topic: &str,
+    ) -> Result<(), ProgressError> {
+        let (namespace, lab, topic) = (namespace.to_owned(), lab.to_owned(), topic.to_owned());
+        self.with_db(move |db| {
+            db.execute(
+                "INSERT OR IGNORE INTO lab_created_topics (namespace, lab, topic) VALUES (?1, ?2, ?3)",
+                params![namespace, lab, topic],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The topics this lab created and has not deleted since.
+    pub async fn created_topics(
+        &self,
+        namespace: &str,
+        lab: &str,
+    ) -> Result<Vec<String>, ProgressError> {
+        let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
+        self.with_db(move |db| {
+            let mut statement = db.prepare(
+                "SELECT topic FROM lab_created_topics WHERE namespace = ?1 AND lab = ?2 ORDER BY topic",
+            )?;
+            let topics = statement
+                .query_map(params![namespace, lab], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(topics)
+        })
+        .await
+    }
+
+    /// Forgets the topics a reset deleted.
+    pub async fn forget_created_topics(
+        &self,
+        namespace: &str,
+        lab: &str,
+    ) -> Result<(), ProgressError> {
+        let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
+        self.with_db(move |db| {
+            db.execute(
+                "DELETE FROM lab_created_topics WHERE namespace = ?1 AND lab = ?2",
+                params![namespace, lab],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn clear(&self, namespace: &str, lab: &str) -> Result<(), ProgressError> {
         let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
         self.with_db(move |db| {
@@ -217,6 +277,46 @@ mod tests {
         assert_eq!(
             store.load("other", "lab").await.expect("load").passed,
             vec![(1, 5)]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_topics_a_lab_created_are_remembered_across_restarts_until_a_reset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("progress.sqlite3");
+        {
+            let store = ProgressStore::open(&path).expect("open");
+            for topic in ["b", "a", "a"] {
+                store
+                    .record_created_topic("default", "lab", topic)
+                    .await
+                    .expect("record");
+            }
+            store
+                .record_created_topic("default", "other", "c")
+                .await
+                .expect("record");
+        }
+        let store = ProgressStore::open(&path).expect("reopen");
+        let created = store.created_topics("default", "lab").await.expect("read");
+        assert_eq!(created, ["a", "b"]);
+        store
+            .forget_created_topics("default", "lab")
+            .await
+            .expect("forget");
+        assert!(
+            store
+                .created_topics("default", "lab")
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .created_topics("default", "other")
+                .await
+                .expect("read"),
+            ["c"]
         );
     }
 }

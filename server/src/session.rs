@@ -47,6 +47,19 @@ const EVENT_BUFFER: usize = 1024;
 /// The least time between two error notices from one instance, or two refusals of one consumer.
 const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;
 
+/// How long a first press of Reset on a named cluster waits for the second.
+const RESET_CONFIRM_MS: u64 = 10_000;
+
+/// `a`, `b` and `c`, for a notice.
+fn names(list: &[String]) -> String {
+    let quoted: Vec<String> = list.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.as_slice() {
+        [] => "(none)".to_owned(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// What a learner reads when the progress database fails; the error itself goes to the log.
 const PROGRESS_STORE_TROUBLE: &str = "grouplab keeps progress in a small database in its data folder (`--data-dir`, `.grouplab` by default), and could not write it. Check that the disk has space and the folder is writable; the details are in grouplab's log.";
 
@@ -181,6 +194,11 @@ struct Session {
     topics: BTreeSet<String>,
     /// Groups whose members and offsets the page shows.
     groups: BTreeSet<String>,
+    /// Topics this lab created with Create topic (kept in the progress store): Reset may delete
+    /// them. A topic merely named in a command is shown, never deleted.
+    created_topics: BTreeSet<String>,
+    /// On a named cluster, when the learner first pressed Reset: a second press confirms.
+    reset_asked_at: Option<EpochMillis>,
     membership: Tracker,
     batch: MessageBatch,
     polling: bool,
@@ -219,6 +237,8 @@ impl Session {
             instance_events,
             outcomes,
             membership: Tracker::default(),
+            created_topics: BTreeSet::new(),
+            reset_asked_at: None,
             batch: MessageBatch::default(),
             polling: false,
             generation: 0,
@@ -296,6 +316,18 @@ impl Session {
                 }
             }
             Err(err) => warn!(%err, "progress could not be loaded"),
+        }
+        match self
+            .deps
+            .progress
+            .created_topics(&self.namespace, &self.lab.content.id)
+            .await
+        {
+            Ok(created) => {
+                self.topics.extend(created.iter().cloned());
+                self.created_topics = created.into_iter().collect();
+            }
+            Err(err) => warn!(%err, "the topics this lab created could not be read"),
         }
     }
 
@@ -391,7 +423,29 @@ impl Session {
                     Notice::error("The instance could not be crashed", e.to_string())
                 })?;
             }
-            ClientCommand::ResetLab => self.start_reset(reply.clone()).await,
+            ClientCommand::ResetLab => {
+                let now = now_ms();
+                let confirmed = self.deps.embedded_broker
+                    || self
+                        .reset_asked_at
+                        .take()
+                        .is_some_and(|at| now.saturating_sub(at) <= RESET_CONFIRM_MS);
+                if !confirmed {
+                    // A named cluster may be shared: say exactly what will go before anything does.
+                    self.reset_asked_at = Some(now);
+                    let (topics, groups) = self.resettable();
+                    return Err(Notice::info(
+                        "Press Reset again to confirm",
+                        format!(
+                            "Reset stops this lab's instances and deletes, on your cluster, the topic(s) {} and the group(s) {}: what this lab was set up with or created. Nothing else is touched, even what the page shows. Press Reset again within {} seconds to go ahead.",
+                            names(&topics),
+                            names(&groups),
+                            RESET_CONFIRM_MS / 1000
+                        ),
+                    ));
+                }
+                self.start_reset(reply.clone()).await;
+            }
             ClientCommand::ClearProgress => {
                 if let Err(err) = self
                     .deps
@@ -842,6 +896,19 @@ impl Session {
                 let notice = match result {
                     Ok(()) => {
                         self.topics.insert(topic.clone());
+                        if self.created_topics.insert(topic.clone()) {
+                            let store = self.deps.progress.clone();
+                            let (namespace, lab) =
+                                (self.namespace.clone(), self.lab.content.id.clone());
+                            let created = topic.clone();
+                            self.deps.tasks.spawn(async move {
+                                if let Err(err) =
+                                    store.record_created_topic(&namespace, &lab, &created).await
+                                {
+                                    warn!(%err, "a created topic could not be recorded");
+                                }
+                            });
+                        }
                         self.start_poll();
                         Notice::info(
                             format!("Topic `{topic}` created"),
@@ -893,8 +960,13 @@ impl Session {
                 self.membership.clear();
                 self.batch = MessageBatch::default();
                 self.produced = 0;
+                if result.is_ok() {
+                    self.created_topics.clear();
+                }
                 let setup = &self.lab.content.setup;
-                self.topics = BTreeSet::from([setup.topic.clone()]);
+                self.topics = std::iter::once(setup.topic.clone())
+                    .chain(self.created_topics.iter().cloned())
+                    .collect();
                 self.groups = BTreeSet::from([setup.group.clone()]);
                 self.emit(ServerEvent::Snapshot(Box::new(fresh)));
                 self.observe_all_groups();
@@ -1025,14 +1097,30 @@ impl Session {
         }
     }
 
+    /// What Reset deletes: the topic and group the lab is set up with, the topics it created,
+    /// and, on the embedded broker (grouplab's own), the groups its instances used.
+    fn resettable(&self) -> (Vec<String>, Vec<String>) {
+        let setup = &self.lab.content.setup;
+        let topics: BTreeSet<String> = std::iter::once(setup.topic.clone())
+            .chain(self.created_topics.iter().cloned())
+            .collect();
+        let groups: BTreeSet<String> = if self.deps.embedded_broker {
+            self.groups.clone()
+        } else {
+            BTreeSet::from([setup.group.clone()])
+        };
+        (topics.into_iter().collect(), groups.into_iter().collect())
+    }
+
     fn finish_reset(&mut self) {
         let Reset::WaitingForExits(reply) = std::mem::replace(&mut self.reset, Reset::Deleting)
         else {
             return;
         };
         let cluster = self.deps.cluster.clone();
-        let topics: Vec<String> = self.topics.iter().cloned().collect();
-        let groups: Vec<String> = self.groups.iter().cloned().collect();
+        let (topics, groups) = self.resettable();
+        let store = self.deps.progress.clone();
+        let (namespace, lab) = (self.namespace.clone(), self.lab.content.id.clone());
         self.run_outcome(async move {
             let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
@@ -1040,6 +1128,11 @@ impl Session {
                 Ok(()) => cluster.delete_topics(&topic_refs).await,
                 Err(err) => Err(err),
             };
+            if result.is_ok()
+                && let Err(err) = store.forget_created_topics(&namespace, &lab).await
+            {
+                warn!(%err, "the deleted topics could not be forgotten");
+            }
             Outcome::ResetDone { result, reply }
         });
     }
