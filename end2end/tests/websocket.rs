@@ -380,3 +380,57 @@ async fn hints_and_the_solution_stay_on_the_server_until_opened() -> anyhow::Res
     assert!(solution.code.code.contains(SOLUTION));
     Ok(())
 }
+
+/// A lab asked for more than it can do at once says it is busy, loses nothing it accepted, and
+/// takes commands again once its requests finish.
+#[tokio::test]
+async fn a_flood_of_commands_is_answered_busy_and_nothing_accepted_is_lost() -> anyhow::Result<()> {
+    const SENT: usize = 30;
+    const EACH: u32 = 2_000;
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut client = LabClient::connect(&server, LAB).await?;
+    client
+        .wait_until("the snapshot", Duration::from_secs(10), |c| {
+            c.view.is_some()
+        })
+        .await?;
+    client.create_topic("flood", 2).await?;
+    let produce = ClientCommand::Produce {
+        topic: "flood".into(),
+        count: EACH,
+        keys: KeyMode::None,
+        partition: None,
+    };
+    for _ in 0..SENT {
+        client.send(&produce).await?;
+    }
+    let answered =
+        |c: &LabClient, what: &str| c.notices.iter().filter(|n| n.title.contains(what)).count();
+    client
+        .wait_until("an answer to every command", DEADLINE, |c| {
+            answered(c, "Produced") + answered(c, "The lab is busy") == SENT
+        })
+        .await?;
+    let (produced, busy) = (
+        answered(&client, "Produced"),
+        answered(&client, "The lab is busy"),
+    );
+    assert!(busy > 0, "30 produce commands at once must meet the limit");
+    let expected = (produced as i64) * i64::from(EACH);
+    client
+        .wait_until("the accepted messages in the topic", DEADLINE, |c| {
+            c.view()
+                .topic("flood")
+                .is_some_and(|t| t.message_count() == expected)
+        })
+        .await?;
+    client.send(&produce).await?;
+    client
+        .wait_until("the lab to take commands again", DEADLINE, |c| {
+            answered(c, "Produced") == produced + 1
+        })
+        .await?;
+    println!("{SENT} produce commands at once: {produced} done, {busy} answered busy");
+    Ok(())
+}

@@ -79,10 +79,18 @@ struct Inner {
     producer: FutureProducer,
     /// A consumer that never subscribes: it reads metadata and watermarks.
     probe: BaseConsumer,
-    /// One consumer per group, that never subscribes: it reads the group's committed offsets.
+    /// One consumer per group, that never subscribes: it reads the group's committed offsets
+    /// (rdkafka has no admin call for them). At most [`MAX_OFFSET_READERS`], the least recently
+    /// used going first, each with when it was last used.
     /// A std Mutex is fine: it is held only to look up or insert, never across an await.
-    offset_readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    offset_readers: Mutex<HashMap<String, (Arc<BaseConsumer>, u64)>>,
+    /// Counts uses of the offset readers, to tell which was used least recently.
+    reads: std::sync::atomic::AtomicU64,
 }
+
+/// The most offset readers kept: each is a librdkafka client with threads of its own, and a
+/// learner can type any number of group names.
+const MAX_OFFSET_READERS: usize = 32;
 
 impl Cluster {
     pub fn connect(bootstrap: &str) -> Result<Self, ClusterError> {
@@ -101,6 +109,7 @@ impl Cluster {
                 producer,
                 probe,
                 offset_readers: Mutex::new(HashMap::new()),
+                reads: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -490,8 +499,20 @@ impl Inner {
             .offset_readers
             .lock()
             .map_err(|_| internal("the offset readers' lock was poisoned"))?;
-        if let Some(reader) = readers.get(group) {
+        let now = self
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some((reader, used)) = readers.get_mut(group) {
+            *used = now;
             return Ok(Arc::clone(reader));
+        }
+        if readers.len() >= MAX_OFFSET_READERS
+            && let Some(oldest) = readers
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(group, _)| group.clone())
+        {
+            readers.remove(&oldest);
         }
         let reader: BaseConsumer = base_config(&self.bootstrap)
             .set("group.id", group)
@@ -499,7 +520,7 @@ impl Inner {
             .create()
             .map_err(internal)?;
         let reader = Arc::new(reader);
-        readers.insert(group.to_owned(), Arc::clone(&reader));
+        readers.insert(group.to_owned(), (Arc::clone(&reader), now));
         Ok(reader)
     }
 }
@@ -518,4 +539,30 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ClusterError> + Send + 'static,
 ) -> Result<T, ClusterError> {
     tokio::task::spawn_blocking(work).await.map_err(internal)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_readers_are_capped_and_the_least_recently_used_goes_first() {
+        // Creating clients needs no broker: nothing connects until a request is made.
+        let cluster = Cluster::connect("127.0.0.1:9").expect("clients are created offline");
+        let inner = &cluster.inner;
+        inner.offset_reader("kept").expect("a reader");
+        for n in 0..(MAX_OFFSET_READERS * 2) {
+            inner
+                .offset_reader(&format!("typed-{n}"))
+                .expect("a reader");
+            inner.offset_reader("kept").expect("a reader");
+        }
+        let readers = inner.offset_readers.lock().expect("not poisoned");
+        assert_eq!(readers.len(), MAX_OFFSET_READERS);
+        assert!(
+            readers.contains_key("kept"),
+            "a group in use keeps its reader"
+        );
+        assert!(!readers.contains_key("typed-0"));
+    }
 }

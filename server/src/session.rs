@@ -47,6 +47,11 @@ const EVENT_BUFFER: usize = 1024;
 /// The least time between two error notices from one instance, or two refusals of one consumer.
 const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;
 
+/// The most learner commands (create topic, produce) of one lab running at once.
+const MAX_COMMANDS_IN_FLIGHT: usize = 8;
+/// How long a lab keeps polling the broker after its last page closed.
+const UNWATCHED_POLL: Duration = Duration::from_secs(60);
+
 /// How long a first press of Reset on a named cluster waits for the second.
 const RESET_CONFIRM_MS: u64 = 10_000;
 
@@ -199,6 +204,10 @@ struct Session {
     created_topics: BTreeSet<String>,
     /// On a named cluster, when the learner first pressed Reset: a second press confirms.
     reset_asked_at: Option<EpochMillis>,
+    /// Slots for learner commands that talk to the broker.
+    commands_in_flight: Arc<tokio::sync::Semaphore>,
+    /// Since when no page has been subscribed.
+    unwatched_since: Option<tokio::time::Instant>,
     membership: Tracker,
     batch: MessageBatch,
     polling: bool,
@@ -239,6 +248,8 @@ impl Session {
             membership: Tracker::default(),
             created_topics: BTreeSet::new(),
             reset_asked_at: None,
+            commands_in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_COMMANDS_IN_FLIGHT)),
+            unwatched_since: None,
             batch: MessageBatch::default(),
             polling: false,
             generation: 0,
@@ -284,7 +295,7 @@ impl Session {
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => refusals = None,
                 },
-                _ = poll.tick() => self.start_poll(),
+                _ = poll.tick() => if self.watched() { self.start_poll() },
                 _ = flush.tick() => self.flush(),
             }
         }
@@ -342,6 +353,9 @@ impl Session {
         match request {
             Request::Subscribe { reply } => {
                 let _ = reply.send((self.view.clone(), self.events.subscribe()));
+                // A lab that stopped polling while nobody watched catches up at once.
+                self.unwatched_since = None;
+                self.start_poll();
             }
             Request::Command { command, reply } => {
                 if let Err(notice) = self.on_command(command, &reply).await {
@@ -364,10 +378,12 @@ impl Session {
                     .map_err(|e| Notice::error("That topic name won't work", e))?;
                 validate_partitions(partitions)
                     .map_err(|e| Notice::error("That partition count won't work", e))?;
+                let permit = self.command_permit()?;
                 let cluster = self.deps.cluster.clone();
                 let reply = reply.clone();
                 self.run_outcome(async move {
                     let result = cluster.create_topic(&topic, partitions).await;
+                    drop(permit);
                     Outcome::TopicCreated {
                         topic,
                         result,
@@ -384,6 +400,7 @@ impl Session {
                 validate_name("topic", &topic)
                     .map_err(|e| Notice::error("That topic name won't work", e))?;
                 validate_produce(count, &keys)?;
+                let permit = self.command_permit()?;
                 let cluster = self.deps.cluster.clone();
                 let reply = reply.clone();
                 let first = self.produced + 1;
@@ -392,6 +409,7 @@ impl Session {
                     let result = cluster
                         .produce(&topic, count, &keys, partition, first)
                         .await;
+                    drop(permit);
                     Outcome::Produced {
                         topic,
                         result,
@@ -855,6 +873,34 @@ impl Session {
             kind,
             partitions,
         }));
+    }
+
+    /// A slot for one learner command that talks to the broker; a lab with
+    /// [`MAX_COMMANDS_IN_FLIGHT`] of them still running is busy, rather than queueing without end.
+    fn command_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Notice> {
+        Arc::clone(&self.commands_in_flight)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Notice::info(
+                    "The lab is busy",
+                    format!(
+                        "{MAX_COMMANDS_IN_FLIGHT} of this lab's requests to the broker are still running. Try again in a moment."
+                    ),
+                )
+            })
+    }
+
+    /// Whether to poll the broker: yes while a page is open, and for [`UNWATCHED_POLL`] after
+    /// the last one closed; a lab nobody watches stops polling until the next page subscribes.
+    fn watched(&mut self) -> bool {
+        if self.events.receiver_count() > 0 {
+            self.unwatched_since = None;
+            return true;
+        }
+        let since = *self
+            .unwatched_since
+            .get_or_insert_with(tokio::time::Instant::now);
+        since.elapsed() < UNWATCHED_POLL
     }
 
     fn run_outcome(&self, work: impl Future<Output = Outcome> + Send + 'static) {
