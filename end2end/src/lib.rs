@@ -92,12 +92,25 @@ impl TestServer {
 
     /// Starts a server with extra command-line arguments.
     pub async fn start_with(data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_at(data_dir, free_addr(), extra).await
+    }
+
+    /// Starts a server listening on `bind` (such as `0.0.0.0:port`); tests reach it on loopback.
+    pub async fn start_at(
+        data_dir: &Path,
+        bind: SocketAddr,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let root = workspace_root();
-        let addr = free_addr();
+        let addr = if bind.ip().is_unspecified() {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, bind.port()))
+        } else {
+            bind
+        };
         let broker = free_addr();
         let child = Command::new(workspace_binary("grouplab")?)
             .arg("--addr")
-            .arg(addr.to_string())
+            .arg(bind.to_string())
             .arg("--broker-addr")
             .arg(broker.to_string())
             .arg("--initial-rebalance-delay-ms")
@@ -178,9 +191,26 @@ impl TestServer {
 
     /// A plain HTTP/1.0 GET, returning the status and body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let (status, _, body) = self.request(path, "").await?;
+        Ok((status, body))
+    }
+
+    /// A plain HTTP/1.0 GET with extra header lines (each ending in `\r\n`), returning the
+    /// status, the response's header block and its body.
+    pub async fn request(
+        &self,
+        path: &str,
+        headers: &str,
+    ) -> anyhow::Result<(u16, String, String)> {
         let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
         stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).as_bytes())
+            .write_all(
+                format!(
+                    "GET {path} HTTP/1.0\r\nHost: {}\r\n{headers}\r\n",
+                    self.addr
+                )
+                .as_bytes(),
+            )
             .await?;
         let mut response = String::new();
         stream.read_to_string(&mut response).await?;
@@ -189,11 +219,11 @@ impl TestServer {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .context("no HTTP status line")?;
-        let body = response
+        let (head, body) = response
             .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
+            .map(|(h, b)| (h.to_owned(), b.to_owned()))
             .unwrap_or_default();
-        Ok((status, body))
+        Ok((status, head, body))
     }
 }
 

@@ -90,3 +90,74 @@ async fn a_refusal_to_start_is_one_clear_line_without_a_backtrace() -> anyhow::R
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_address_other_machines_reach_needs_public_and_then_the_access_link()
+-> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let everywhere =
+        std::net::SocketAddr::from(([0, 0, 0, 0], grouplab_end2end::free_addr().port()));
+    let data = tempfile::tempdir()?;
+    let refused = tokio::process::Command::new(grouplab_end2end::workspace_binary("grouplab")?)
+        .arg("--addr")
+        .arg(everywhere.to_string())
+        .arg("--broker-addr")
+        .arg(grouplab_end2end::free_addr().to_string())
+        .arg("--data-dir")
+        .arg(data.path())
+        .current_dir(grouplab_end2end::workspace_root())
+        .env("RUST_LOG", "off")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--public"), "{stderr}");
+
+    const TOKEN: &str = "classroom-token-0123456789";
+    let server = TestServer::start_at(
+        data.path(),
+        everywhere,
+        &["--public", "--access-token", TOKEN],
+    )
+    .await?;
+    let (status, _, page) = server.request("/", "").await?;
+    assert_eq!(status, 401);
+    assert!(page.contains("access link"), "{page}");
+    let (status, head, _) = server.request(&format!("/?token={TOKEN}"), "").await?;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains(&format!("grouplab_token={TOKEN}")) && head.contains("HttpOnly"),
+        "{head}"
+    );
+    let cookie = format!("Cookie: grouplab_token={TOKEN}\r\n");
+    let (status, _, page) = server.request(&format!("/labs/{LAB}"), &cookie).await?;
+    assert_eq!(status, 200);
+    assert!(page.contains("Create the topic"));
+    let (status, _, _) = server
+        .request(&format!("/labs/{LAB}"), "Cookie: grouplab_token=guess\r\n")
+        .await?;
+    assert_eq!(status, 401);
+
+    let url = server.ws_url(LAB);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
+        Err(other) => anyhow::bail!("the socket failed for another reason: {other}"),
+        Ok(_) => anyhow::bail!("a socket without the access token was opened"),
+    }
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "Cookie",
+        HeaderValue::from_str(&format!("grouplab_token={TOKEN}"))?,
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    use futures::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the socket closed"))??;
+    assert!(first.to_text()?.contains("\"event\":\"snapshot\""));
+    Ok(())
+}

@@ -6,13 +6,69 @@
 //! hostile name can be pointed at 127.0.0.1 (DNS rebinding). Browsers always send `Origin` on a
 //! websocket handshake and the `Host` they dialled, so both are checked against the names this
 //! server answers to. A client that sends no `Origin` is not a browser, so no web page drives it.
+//!
+//! Listening where other machines can reach it needs `--public` and an access token: the link
+//! `/?token=…` sets an HttpOnly, SameSite=Strict cookie, and every request but `/healthz` must
+//! carry it. Then the names are not checked (a class reaches the server by any name), but the
+//! origin must still be the page's own.
 
 use std::net::SocketAddr;
 
-/// The `host[:port]` names this server answers to.
+/// The `host[:port]` names this server answers to, and its access token when it is public.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteAccess {
     hosts: Vec<String>,
+    token: Option<String>,
+}
+
+/// The cookie that carries the access token.
+pub const TOKEN_COOKIE: &str = "grouplab_token";
+
+/// Why grouplab will not listen where it was asked to.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExposureError {
+    #[error(
+        "{0} can be reached from other machines, and anyone who reaches it could start processes and delete the lab's topics. To serve a class, start grouplab with --public (it then asks every visitor for an access link); to keep it to this machine, use --addr 127.0.0.1:3000."
+    )]
+    NotLoopback(SocketAddr),
+    #[error("the access token must be at least 16 letters, digits, `-` or `_`")]
+    WeakToken,
+}
+
+/// The access token a server listening on `addr` needs: none on loopback; on any other address,
+/// only with `public`, and then the one given or a fresh random one.
+pub fn access_token(
+    addr: SocketAddr,
+    public: bool,
+    given: Option<String>,
+) -> Result<Option<String>, ExposureError> {
+    if addr.ip().is_loopback() && !public {
+        return Ok(None);
+    }
+    if !public {
+        return Err(ExposureError::NotLoopback(addr));
+    }
+    match given {
+        Some(token)
+            if token.len() >= 16
+                && token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) =>
+        {
+            Ok(Some(token))
+        }
+        Some(_) => Err(ExposureError::WeakToken),
+        None => Ok(Some(uuid::Uuid::new_v4().simple().to_string())),
+    }
+}
+
+/// Whether a request may go on, and whether it should set the token cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// It came with the access link: admit it and set the cookie for the page's later requests.
+    AdmittedSetCookie,
+    Refused,
 }
 
 /// Why a handshake was refused, for the server log and the HTTP answer.
@@ -36,6 +92,15 @@ pub struct BadOrigin(pub String);
 impl SiteAccess {
     /// The names for a server listening on `addr`, and the `allowed` origins.
     pub fn new(addr: SocketAddr, allowed: &[String]) -> Result<Self, BadOrigin> {
+        Self::with_token(addr, allowed, None)
+    }
+
+    /// As [`SiteAccess::new`], for a server that asks every visitor for `token`.
+    pub fn with_token(
+        addr: SocketAddr,
+        allowed: &[String],
+        token: Option<String>,
+    ) -> Result<Self, BadOrigin> {
         let port = addr.port();
         let mut hosts = vec![match addr {
             SocketAddr::V4(v4) => format!("{}:{port}", v4.ip()),
@@ -59,13 +124,44 @@ impl SiteAccess {
             host.make_ascii_lowercase();
         }
         hosts.dedup();
-        Ok(Self { hosts })
+        Ok(Self { hosts, token })
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Whether a request with this `Cookie` header and `token` query parameter may go on.
+    pub fn admit(&self, cookies: Option<&str>, query_token: Option<&str>) -> Admission {
+        let Some(token) = &self.token else {
+            return Admission::Admitted;
+        };
+        let from_cookie = cookies
+            .into_iter()
+            .flat_map(|c| c.split(';'))
+            .find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                (name == TOKEN_COOKIE).then_some(value)
+            });
+        if from_cookie.is_some_and(|value| same(value, token)) {
+            Admission::Admitted
+        } else if query_token.is_some_and(|value| same(value, token)) {
+            Admission::AdmittedSetCookie
+        } else {
+            Admission::Refused
+        }
     }
 
     /// Whether a websocket handshake with these headers may drive a lab.
     pub fn check(&self, host: Option<&str>, origin: Option<&str>) -> Result<(), Refused> {
-        let known = |name: &str| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
-        if !host.is_some_and(known) {
+        let listed = |name: &str| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
+        // A public server is reached by whatever name a class uses, and its cookie already
+        // keeps out other sites; the page's own origin is then the name it was reached by.
+        let public = self.token.is_some();
+        let known = |name: &str| {
+            listed(name) || (public && host.is_some_and(|h| h.eq_ignore_ascii_case(name)))
+        };
+        if !public && !host.is_some_and(listed) {
             return Err(Refused::UnknownHost);
         }
         match origin {
@@ -74,6 +170,16 @@ impl SiteAccess {
             Some(_) => Err(Refused::ForeignOrigin),
         }
     }
+}
+
+/// Compares without stopping at the first difference, so the time taken does not tell how much
+/// of a guessed token was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// `host[:port]` of an `http(s)://host[:port]` origin.
@@ -143,6 +249,67 @@ mod tests {
             Err(Refused::UnknownHost),
         );
         check(&access, None, None, Err(Refused::UnknownHost));
+    }
+
+    #[test]
+    fn only_loopback_may_be_served_without_public_and_a_token() {
+        let loopback: SocketAddr = "127.0.0.1:3000".parse().expect("an address");
+        let everywhere: SocketAddr = "0.0.0.0:3000".parse().expect("an address");
+        assert_eq!(access_token(loopback, false, None), Ok(None));
+        assert_eq!(
+            access_token(everywhere, false, None),
+            Err(ExposureError::NotLoopback(everywhere))
+        );
+        let strong = "a-strong_token-0123456789".to_owned();
+        assert_eq!(
+            access_token(everywhere, true, Some(strong.clone())),
+            Ok(Some(strong))
+        );
+        assert_eq!(
+            access_token(everywhere, true, Some("short".into())),
+            Err(ExposureError::WeakToken)
+        );
+        let made = access_token(everywhere, true, None).expect("a token is made");
+        assert!(made.is_some_and(|t| t.len() == 32));
+    }
+
+    #[test]
+    fn a_public_server_admits_the_link_then_the_cookie_and_nothing_else() {
+        let token = "0123456789abcdef0123".to_owned();
+        let access = SiteAccess::with_token(
+            "0.0.0.0:3000".parse().expect("an address"),
+            &[],
+            Some(token.clone()),
+        )
+        .expect("no origins to read");
+        assert_eq!(access.admit(None, None), Admission::Refused);
+        assert_eq!(access.admit(None, Some("guess")), Admission::Refused);
+        assert_eq!(
+            access.admit(None, Some(&token)),
+            Admission::AdmittedSetCookie
+        );
+        let cookie = format!("theme=dark; {TOKEN_COOKIE}={token}");
+        assert_eq!(access.admit(Some(&cookie), None), Admission::Admitted);
+        assert_eq!(
+            access.admit(Some(&format!("{TOKEN_COOKIE}=wrong")), None),
+            Admission::Refused
+        );
+        // Reached by the classroom's name: the page's own origin is that name.
+        check(
+            &access,
+            Some("lab.local:3000"),
+            Some("http://lab.local:3000"),
+            Ok(()),
+        );
+        check(
+            &access,
+            Some("lab.local:3000"),
+            Some("http://evil.example"),
+            Err(Refused::ForeignOrigin),
+        );
+        let private = SiteAccess::new("127.0.0.1:3000".parse().expect("an address"), &[])
+            .expect("no origins to read");
+        assert_eq!(private.admit(None, None), Admission::Admitted);
     }
 
     #[test]

@@ -62,6 +62,16 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// Allow --addr to be an address other machines can reach (a classroom server). Every
+    /// visitor then needs the access link that grouplab prints.
+    #[arg(long)]
+    pub public: bool,
+
+    /// The token in the access link of a --public server (at least 16 letters, digits, `-`, `_`);
+    /// a random one is made when none is given.
+    #[arg(long, env = "GROUPLAB_ACCESS_TOKEN")]
+    pub access_token: Option<String>,
 }
 
 impl Config {

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::access::SiteAccess;
+use crate::access::{SiteAccess, access_token};
 use crate::broker::EmbeddedBroker;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -59,6 +59,8 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Refuse an exposed address before anything starts.
+    let token = access_token(config.addr, config.public, config.access_token.clone())?;
     let catalog = Arc::new(LabCatalog::load(&config.labs_dir)?);
     for (id, problem) in catalog.problems() {
         warn!(lab = %id, %problem, "this lab is listed as broken");
@@ -136,7 +138,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("cannot serve the page on {}: is another grouplab running? Choose another address with --addr", config.addr))?;
     let addr = listener.local_addr()?;
-    let access = Arc::new(SiteAccess::new(addr, &config.allowed_origins)?);
+    let access = Arc::new(SiteAccess::with_token(
+        addr,
+        &config.allowed_origins,
+        token.clone(),
+    )?);
     let router = web::app(AppState {
         leptos,
         sessions,
@@ -147,7 +153,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     } else {
         "your Kafka cluster"
     };
-    println!("grouplab is ready: open http://{addr}");
+    match &token {
+        None => println!("grouplab is ready: open http://{addr}"),
+        Some(token) => {
+            println!("grouplab is ready, reachable from other machines at {addr}.");
+            println!(
+                "Anyone with this link can start and stop consumers and reset labs; share it only with your class:"
+            );
+            println!("  http://{addr}/?token={token}");
+            if addr.ip().is_unspecified() {
+                println!(
+                    "  (put this machine's address, as the class reaches it, in place of {})",
+                    addr.ip()
+                );
+            }
+        }
+    }
     println!("Kafka bootstrap servers ({kind}): {bootstrap}");
 
     axum::serve(listener, router)

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, Path, State, WebSocketUpgrade};
-use axum::http::header::{HOST, ORIGIN};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Html;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use grouplab_app::{LabSource, Labs, shell};
@@ -16,7 +17,7 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use tracing::warn;
 
-use crate::access::SiteAccess;
+use crate::access::{Admission, SiteAccess, TOKEN_COOKIE};
 use crate::labs::LabCatalog;
 use crate::session::Sessions;
 use crate::ws;
@@ -65,7 +66,49 @@ pub fn app(state: AppState) -> Router {
             "/grouplab.css",
             ServeFile::new(site_root.join("grouplab.css")),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_access,
+        ))
         .with_state(state)
+}
+
+/// On a public server, every request but the health check needs the access token: from the
+/// cookie, or from the access link, which then sets the cookie.
+async fn require_access(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let cookies = request.headers().get(COOKIE).and_then(|v| v.to_str().ok());
+    let query_token = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
+    match state.access.admit(cookies, query_token) {
+        Admission::Admitted => next.run(request).await,
+        Admission::AdmittedSetCookie => {
+            let cookie = format!(
+                "{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+                state.access.token().unwrap_or_default()
+            );
+            let mut response = next.run(request).await;
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(SET_COOKIE, value);
+            }
+            response
+        }
+        Admission::Refused => (
+            StatusCode::UNAUTHORIZED,
+            Html(
+                "<!doctype html><meta charset=utf-8><title>grouplab</title><main style=\"font-family:system-ui;max-width:40rem;margin:3rem auto\"><h1>This grouplab needs its access link</h1><p>It is shared with a class. Open it with the link its operator printed when it started (it ends in <code>?token=…</code>).</p></main>",
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn lab_socket(
