@@ -434,3 +434,114 @@ async fn a_flood_of_commands_is_answered_busy_and_nothing_accepted_is_lost() -> 
     println!("{SENT} produce commands at once: {produced} done, {busy} answered busy");
     Ok(())
 }
+
+/// The server's resident memory, from /proc.
+fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
+}
+
+/// 10,000 bad frames over four connections: each is answered with a notice or dropped, another
+/// page keeps getting its events all along, and the server's memory comes back down.
+#[tokio::test]
+async fn ten_thousand_bad_frames_leave_the_server_serving_and_its_memory_flat() -> anyhow::Result<()>
+{
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    const CONNECTIONS: usize = 4;
+    const FRAMES: usize = 2_500;
+
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::connect(&server, LAB).await?;
+    page.wait_until("the snapshot", Duration::from_secs(10), |c| {
+        c.view.is_some()
+    })
+    .await?;
+    page.create_topic("steady", 1).await?;
+    let before = resident_kib(server.pid())?;
+
+    let mut attackers = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (socket, _) = tokio_tungstenite::connect_async(server.ws_url(LAB)).await?;
+        attackers.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = socket.split();
+            let notices = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counted = std::sync::Arc::clone(&notices);
+            let reader = tokio::spawn(async move {
+                while let Some(Ok(message)) = stream.next().await {
+                    if message
+                        .to_text()
+                        .is_ok_and(|t| t.contains("\"event\":\"notice\""))
+                    {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+            for n in 0..FRAMES {
+                let frame = match n % 5 {
+                    0 => Message::text("{"),
+                    1 => Message::binary(vec![0u8, 159, 146, 150]),
+                    2 => Message::text(r#"{"command":"explode"}"#),
+                    3 => Message::text(r#"{"command":"stop_instance","instance":999999}"#),
+                    _ => Message::text(r#"{"command":"produce","topic":5}"#),
+                };
+                sink.send(frame).await?;
+            }
+            // Four of every five kinds cannot be decoded, and each of those is always answered.
+            let answered = || notices.load(std::sync::atomic::Ordering::Relaxed);
+            grouplab_end2end::poll_until("the notices", DEADLINE, || {
+                let n = answered();
+                async move { (n >= FRAMES * 4 / 5).then_some(()) }
+            })
+            .await?;
+            // Past the frame limit: the server closes this connection, which ends the reader.
+            let _ = sink.send(Message::text("x".repeat(100 * 1024))).await;
+            tokio::time::timeout(DEADLINE, reader).await??;
+            anyhow::Ok(answered())
+        }));
+    }
+
+    // Meanwhile, another page produces and sees each message arrive.
+    for expected in 1..=20i64 {
+        page.send(&ClientCommand::Produce {
+            topic: "steady".into(),
+            count: 1,
+            keys: KeyMode::None,
+            partition: None,
+        })
+        .await?;
+        page.wait_until("the steady page's message", DEADLINE, |c| {
+            c.view()
+                .topic("steady")
+                .is_some_and(|t| t.message_count() == expected)
+        })
+        .await?;
+    }
+    let mut answered = 0;
+    for attacker in attackers {
+        answered += attacker.await??;
+    }
+    assert!(answered <= CONNECTIONS * FRAMES);
+
+    let after = resident_kib(server.pid())?;
+    println!(
+        "{} bad frames: {answered} notices; server memory {before} KiB before, {after} KiB after",
+        CONNECTIONS * FRAMES
+    );
+    assert!(
+        after < before + 50 * 1024,
+        "the server grew from {before} KiB to {after} KiB"
+    );
+    // And it still serves a new page.
+    let mut late = LabClient::connect(&server, LAB).await?;
+    late.wait_until("a snapshot for a new page", Duration::from_secs(10), |c| {
+        c.view.is_some()
+    })
+    .await?;
+    Ok(())
+}
