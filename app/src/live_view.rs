@@ -5,9 +5,9 @@
 //! started are instance cards; the learner's own consumers are external cards, drawn dashed.
 
 use grouplab_protocol::{
-    Assignor, BrokerHealth, ClientCommand, ConsumerSettings, GroupView, InstanceState,
-    InstanceView, KeyMode, LabSetup, LabSnapshot, MemberView, MembershipSource, NoticeLevel,
-    TimelineEntry, TimelineKind, TopicPartition, TopicView, limits,
+    Assignor, BrokerHealth, ClientCommand, ConsumerSettings, GROUP_COLOUR, GroupView,
+    InstanceState, InstanceView, KeyMode, LabSetup, LabSnapshot, MemberView, MembershipSource,
+    NoticeLevel, PALETTE, TimelineEntry, TimelineKind, TopicPartition, TopicView, limits,
 };
 use leptos::prelude::*;
 
@@ -17,14 +17,11 @@ use crate::live::{LinkStatus, Live};
 const SHOWN_MESSAGES: usize = 14;
 const SHOWN_TIMELINE: usize = 40;
 
-/// The colour of group-wide timeline entries, outside the members' palette.
-const GROUP_COLOUR: u8 = 255;
-
 fn colour_class(colour: u8) -> String {
     if colour == GROUP_COLOUR {
         "cg".to_owned()
     } else {
-        format!("c{}", colour % 8)
+        format!("c{}", colour % PALETTE)
     }
 }
 
@@ -755,7 +752,7 @@ fn describe(entry: &TimelineEntry) -> String {
         TimelineKind::Assigned { .. } => format!("assigned {parts}"),
         TimelineKind::Revoked => format!("revoked {parts}"),
         TimelineKind::Stopping => format!("asked to stop, holding {parts}"),
-        TimelineKind::Stopped => "left the group and exited".to_owned(),
+        TimelineKind::Stopped => "its process exited".to_owned(),
         TimelineKind::Crashed => format!("crashed (SIGKILL) holding {parts}"),
         TimelineKind::Failed { reason } => format!("failed: {reason}"),
     }

@@ -376,6 +376,17 @@ impl LabClient {
         })
     }
 
+    /// Connects and waits for the snapshot, as a page does before it shows anything.
+    pub async fn open(server: &TestServer, lab: &str) -> anyhow::Result<Self> {
+        let mut client = Self::connect(server, lab).await?;
+        client
+            .wait_until("the snapshot", Duration::from_secs(10), |c| {
+                c.view.is_some()
+            })
+            .await?;
+        Ok(client)
+    }
+
     pub async fn send(&mut self, command: &grouplab_protocol::ClientCommand) -> anyhow::Result<()> {
         self.send_text(&serde_json::to_string(command)?).await
     }

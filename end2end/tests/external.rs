@@ -77,11 +77,7 @@ fn departed(view: &LabSnapshot, client_id: &str, how: Departure) -> bool {
 async fn lab(partitions: i32) -> anyhow::Result<(tempfile::TempDir, TestServer, LabClient)> {
     let data = tempfile::tempdir()?;
     let server = TestServer::start(data.path()).await?;
-    let mut page = LabClient::connect(&server, LAB).await?;
-    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
-        p.view.is_some()
-    })
-    .await?;
+    let mut page = LabClient::open(&server, LAB).await?;
     page.create_topic(TOPIC, partitions).await?;
     Ok((data, server, page))
 }
@@ -319,11 +315,7 @@ async fn a_named_cluster_shows_its_groups_members_from_describe_groups() -> anyh
     let bootstrap = cluster.broker.to_string();
     let data = tempfile::tempdir()?;
     let server = TestServer::start_with(data.path(), &["--bootstrap-servers", &bootstrap]).await?;
-    let mut page = LabClient::connect(&server, LAB).await?;
-    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
-        p.view.is_some()
-    })
-    .await?;
+    let mut page = LabClient::open(&server, LAB).await?;
     assert!(!page.view().broker.embedded);
     page.create_topic(TOPIC, 3).await?;
 
@@ -367,11 +359,7 @@ async fn handover_when_the_server_stops(
     let bootstrap = cluster.broker.to_string();
     let mut server =
         TestServer::start_with(data.path(), &["--bootstrap-servers", &bootstrap]).await?;
-    let mut page = LabClient::connect(&server, LAB).await?;
-    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
-        p.view.is_some()
-    })
-    .await?;
+    let mut page = LabClient::open(&server, LAB).await?;
     for _ in 0..2 {
         page.send(&ClientCommand::StartInstance {
             group: GROUP.into(),
@@ -450,12 +438,7 @@ async fn on_ctrl_c_the_instances_leave_their_group_before_the_server_exits() -> 
 async fn reset_on_a_named_cluster_leaves_what_the_lab_did_not_create() -> anyhow::Result<()> {
     let cluster_data = tempfile::tempdir()?;
     let cluster = TestServer::start(cluster_data.path()).await?;
-    let mut owner = LabClient::connect(&cluster, LAB).await?;
-    owner
-        .wait_until("the snapshot", Duration::from_secs(10), |p| {
-            p.view.is_some()
-        })
-        .await?;
+    let mut owner = LabClient::open(&cluster, LAB).await?;
     // Someone else's topic and group, with committed offsets.
     owner.create_topic("payments", 1).await?;
     owner
@@ -488,11 +471,7 @@ async fn reset_on_a_named_cluster_leaves_what_the_lab_did_not_create() -> anyhow
     let data = tempfile::tempdir()?;
     let bootstrap = cluster.broker.to_string();
     let server = TestServer::start_with(data.path(), &["--bootstrap-servers", &bootstrap]).await?;
-    let mut page = LabClient::connect(&server, LAB).await?;
-    page.wait_until("the snapshot", Duration::from_secs(10), |p| {
-        p.view.is_some()
-    })
-    .await?;
+    let mut page = LabClient::open(&server, LAB).await?;
     page.create_topic(TOPIC, 3).await?;
     // Naming someone else's topic and group in a command does not make them the lab's.
     page.send(&ClientCommand::StartInstance {

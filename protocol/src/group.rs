@@ -5,9 +5,40 @@
 //! read from the broker; what grouplab knows only about its own instances (process state, every
 //! message received) stays on [`crate::InstanceView`], linked by [`MemberOrigin::Instance`].
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{EpochMillis, InstanceId, TopicPartition};
+use crate::{EpochMillis, InstanceId, InstanceState, InstanceView, TopicPartition};
+
+/// How many colours the page's palette has (`c0`…`c7` in the style sheet).
+pub const PALETTE: u8 = 8;
+/// The colour of group-wide timeline entries, outside the members' palette.
+pub const GROUP_COLOUR: u8 = 255;
+
+/// The colours the page shows now: running instances' and group members'.
+pub fn colours_in_use<'a>(
+    instances: &[InstanceView],
+    members: impl IntoIterator<Item = &'a MemberView>,
+) -> BTreeSet<u8> {
+    instances
+        .iter()
+        .filter(|i| i.is_alive())
+        .map(|i| i.colour % PALETTE)
+        .chain(members.into_iter().map(|m| m.colour % PALETTE))
+        .collect()
+}
+
+/// `preferred` if nobody shows it, else the first colour nobody shows, so two members on the
+/// page share a colour only when there are more of them than colours.
+pub fn free_colour(preferred: Option<u8>, taken: &BTreeSet<u8>) -> u8 {
+    preferred
+        .map(|p| p % PALETTE)
+        .into_iter()
+        .chain(0..PALETTE)
+        .find(|c| !taken.contains(c))
+        .unwrap_or_else(|| preferred.unwrap_or(taken.len() as u8) % PALETTE)
+}
 
 /// One consumer group as the broker describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +161,16 @@ impl MemberView {
             MemberOrigin::External => None,
         }
     }
+
+    /// Whether the member does work: in its group, and, if grouplab runs it, with its process
+    /// running. An external member counts until the coordinator removes it.
+    pub fn is_working(&self, instances: &[InstanceView]) -> bool {
+        self.instance().is_none_or(|id| {
+            instances
+                .iter()
+                .any(|i| i.id == id && i.state == InstanceState::Running)
+        })
+    }
 }
 
 /// How a member left its group.
@@ -151,5 +192,31 @@ impl Departure {
             Self::Crash => "removed after its session timeout (no heartbeat)",
             Self::Unknown => "left the group",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(preferred: Option<u8>, taken: &[u8], expected: u8) {
+        let taken: BTreeSet<u8> = taken.iter().copied().collect();
+        assert_eq!(
+            free_colour(preferred, &taken),
+            expected,
+            "{preferred:?} with {taken:?}"
+        );
+    }
+
+    #[test]
+    fn a_new_member_gets_a_colour_nobody_shows() {
+        check(Some(1), &[], 1);
+        check(Some(1), &[1], 0);
+        check(Some(9), &[0], 1);
+        check(None, &[0, 1, 3], 2);
+        // More members than colours: instances keep their own, externals take turns.
+        check(Some(2), &[0, 1, 2, 3, 4, 5, 6, 7], 2);
+        check(None, &[0, 1, 2, 3, 4, 5, 6, 7], 0);
     }
 }

@@ -115,10 +115,7 @@ impl LabSnapshot {
     /// Whether a member is doing work: in its group, and, if grouplab runs it, its process is running.
     /// An external member counts until the coordinator removes it.
     pub fn is_working(&self, member: &MemberView) -> bool {
-        member.instance().is_none_or(|id| {
-            self.instance(id)
-                .is_some_and(|i| i.state == InstanceState::Running)
-        })
+        member.is_working(&self.instances)
     }
 }
 

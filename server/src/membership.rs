@@ -13,8 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use grouplab_protocol::{
-    Departure, EpochMillis, GroupState, GroupView, InstanceId, InstanceState, InstanceView,
-    MemberOrigin, MemberView, MembershipSource, TimelineEntry, TimelineKind, TopicPartition,
+    Departure, EpochMillis, GROUP_COLOUR, GroupState, GroupView, InstanceId, InstanceState,
+    InstanceView, MemberOrigin, MemberView, MembershipSource, TimelineEntry, TimelineKind,
+    TopicPartition, colours_in_use, free_colour,
 };
 
 /// One reading of a group from the broker.
@@ -193,17 +194,7 @@ impl Tracker {
         }
 
         // The members now, with the names and colours they keep for life.
-        let mut taken: BTreeSet<u8> = instances
-            .iter()
-            .filter(|i| i.is_alive())
-            .map(|i| i.colour % PALETTE)
-            .chain(
-                self.groups
-                    .values()
-                    .flat_map(|g| &g.members)
-                    .map(|m| m.colour % PALETTE),
-            )
-            .collect();
+        let mut taken = colours_in_use(instances, self.groups.values().flat_map(|g| &g.members));
         let mut members: Vec<MemberView> = observation
             .members
             .iter()
@@ -220,9 +211,7 @@ impl Tracker {
                     ),
                     (None, Some(old)) => (old.origin, old.name.clone(), old.colour),
                     (None, None) => {
-                        let colour = (0..PALETTE)
-                            .find(|c| !taken.contains(c))
-                            .unwrap_or(taken.len() as u8 % PALETTE);
+                        let colour = free_colour(None, &taken);
                         taken.insert(colour);
                         (
                             MemberOrigin::External,
@@ -357,7 +346,7 @@ impl Tracker {
             groups.get(&d.group).is_some_and(|g| {
                 g.members
                     .iter()
-                    .any(|m| m.partitions.contains(tp) && is_working(m, instances))
+                    .any(|m| m.partitions.contains(tp) && m.is_working(instances))
             })
         };
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.departing)
@@ -378,20 +367,6 @@ impl Tracker {
             })
             .collect()
     }
-}
-
-/// How many colours the page's palette has.
-const PALETTE: u8 = 8;
-/// The colour of group-wide timeline entries, outside the members' palette.
-pub const GROUP_COLOUR: u8 = 255;
-
-/// Whether a member is doing work: an instance's member only while its process runs.
-fn is_working(member: &MemberView, instances: &[InstanceView]) -> bool {
-    member.instance().is_none_or(|id| {
-        instances
-            .iter()
-            .any(|i| i.id == id && i.state == InstanceState::Running)
-    })
 }
 
 /// How a member that is no longer in the group left it, and when it stopped working.

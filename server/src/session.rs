@@ -18,7 +18,7 @@ use grouplab_protocol::{
     BrokerHealth, BrokerView, ClientCommand, ConsumerSettings, EpochMillis, InstanceConfig,
     InstanceId, InstanceReport, InstanceState, InstanceView, LabSnapshot, MessageBatch,
     MessageView, Notice, ProgressView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition,
-    limits, validate_name, validate_partitions, validate_produce,
+    colours_in_use, free_colour, limits, validate_name, validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -583,7 +583,13 @@ impl Session {
         let now = now_ms();
         let view = InstanceView {
             id,
-            colour: self.free_colour(name_colour(&name)),
+            colour: free_colour(
+                Some(name_colour(&name)),
+                &colours_in_use(
+                    &self.view.instances,
+                    self.view.groups.iter().flat_map(|g| &g.members),
+                ),
+            ),
             name,
             group: group.clone(),
             topic: topic.clone(),
@@ -603,30 +609,6 @@ impl Session {
             self.observe_group(&group);
         }
         Ok(())
-    }
-
-    /// `preferred` unless a running instance or a group member shows it already, else the first
-    /// colour nobody shows, so two members on the page never share a colour while there are enough.
-    fn free_colour(&self, preferred: u8) -> u8 {
-        const PALETTE: u8 = 8;
-        let taken: BTreeSet<u8> = self
-            .view
-            .instances
-            .iter()
-            .filter(|i| i.is_alive())
-            .map(|i| i.colour % PALETTE)
-            .chain(
-                self.view
-                    .groups
-                    .iter()
-                    .flat_map(|g| &g.members)
-                    .map(|m| m.colour % PALETTE),
-            )
-            .collect();
-        std::iter::once(preferred % PALETTE)
-            .chain(0..PALETTE)
-            .find(|c| !taken.contains(c))
-            .unwrap_or(preferred)
     }
 
     /// The first name from A, B, C… that no card in the page uses.
@@ -834,10 +816,13 @@ impl Session {
     /// Applies what an observation of a group changed.
     fn on_membership(&mut self, observation: &GroupObservation) {
         let now = now_ms();
-        for change in self
+        let changes = self
             .membership
-            .observe(observation, &self.view.instances, now)
-        {
+            .observe(observation, &self.view.instances, now);
+        if changes.is_empty() {
+            return;
+        }
+        for change in changes {
             match change {
                 Change::Group(group) => self.emit(ServerEvent::Group(group)),
                 Change::Timeline(entry) => self.emit(ServerEvent::Timeline(entry)),
