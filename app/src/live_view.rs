@@ -55,23 +55,17 @@ pub fn BrokerBadge() -> impl IntoView {
                 BrokerHealth::Unknown => "checking…",
                 BrokerHealth::Up => "up",
                 BrokerHealth::Down { .. } => "DOWN",
+                BrokerHealth::Stopped { .. } => "STOPPED",
             };
             format!("{kind} {} · {health}", v.broker.bootstrap_servers)
         })
         .unwrap_or_default()
     };
-    let down = move || {
-        with_view(live, |v| {
-            matches!(v.broker.health, BrokerHealth::Down { .. })
-        })
-        .unwrap_or(false)
-    };
+    let down = move || with_view(live, |v| v.broker.health.outage().is_some()).unwrap_or(false);
     let reason = move || {
-        with_view(live, |v| match &v.broker.health {
-            BrokerHealth::Down { reason } => reason.clone(),
-            _ => String::new(),
-        })
-        .unwrap_or_default()
+        with_view(live, |v| v.broker.health.outage())
+            .flatten()
+            .unwrap_or_default()
     };
     view! {
         <span class="badge broker" class:down=down title=reason data-testid="broker-badge">
@@ -124,17 +118,16 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
     view! {
         <section class="live" aria-label="Live view">
             <Controls setup />
-            <Show when=move || {
-                with_view(live, |v| matches!(v.broker.health, BrokerHealth::Down { .. })).unwrap_or(false)
-            }>
+            <Show when=move || with_view(live, |v| v.broker.health.outage().is_some()).unwrap_or(false)>
                 <div class="banner" role="alert" data-testid="broker-down">
-                    <strong>"The broker is not answering."</strong>
-                    <p>
-                        {move || with_view(live, |v| match &v.broker.health {
-                            BrokerHealth::Down { reason } => reason.clone(),
-                            _ => String::new(),
-                        })}
-                    </p>
+                    <strong>{move || {
+                        if with_view(live, |v| matches!(v.broker.health, BrokerHealth::Stopped { .. })).unwrap_or(false) {
+                            "The broker is stopped."
+                        } else {
+                            "The broker is not answering."
+                        }
+                    }}</strong>
+                    <p>{move || with_view(live, |v| v.broker.health.outage()).flatten()}</p>
                 </div>
             </Show>
             <Show
@@ -209,6 +202,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                 };
                 KeyMode::Rotating { distinct }
             }
+            "round_robin" => KeyMode::RoundRobin,
             _ => KeyMode::None,
         };
         let typed = target_partition.get_untracked();
@@ -273,6 +267,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Keys"
                     <select data-testid="produce-keys" bind:value=key_mode>
                         <option value="none">"none (sticky: a batch to one partition)"</option>
+                        <option value="round_robin">"none, round robin over the partitions"</option>
                         <option value="fixed">"one key"</option>
                         <option value="rotating">"rotating keys"</option>
                     </select>
@@ -298,9 +293,40 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label class="check"><input type="checkbox" bind:checked=auto_commit /> "Auto commit"</label>
                 <button type="submit" data-testid="start-instance">"Start instance"</button>
             </form>
+            <BrokerSwitch />
         </div>
     }
     .into_any()
+}
+
+/// Broker down / Broker up, for the embedded broker only: what consumers do while their
+/// coordinator is gone is a lesson of its own.
+#[component]
+fn BrokerSwitch() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let embedded = move || with_view(live, |v| v.broker.embedded).unwrap_or(false);
+    let stopped = move || {
+        with_view(live, |v| {
+            matches!(v.broker.health, BrokerHealth::Stopped { .. })
+        })
+        .unwrap_or(false)
+    };
+    view! {
+        <Show when=embedded>
+            <div class="control broker-switch">
+                <h3>"Broker"</h3>
+                <p class="muted">"Stop it, watch the consumers retry, start it again: what it stored is kept."</p>
+                <button
+                    type="button"
+                    class:danger-outline=move || !stopped()
+                    data-testid="broker-switch"
+                    on:click=move |_| live.send(ClientCommand::SetBroker { up: stopped() })
+                >
+                    {move || if stopped() { "Broker up" } else { "Broker down" }}
+                </button>
+            </div>
+        </Show>
+    }
 }
 
 #[component]
@@ -611,6 +637,12 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
             <p class="received">"Received: " <strong>{instance.received}</strong></p>
             <p class="settings muted">{summary}</p>
             <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
+            {instance.problem.as_ref().filter(|_| alive).map(|problem| view! {
+                <p class="problem" role="status" data-testid=format!("problem-{}", instance.name)>
+                    <span class="muted">{clock(problem.at)} " client error: "</span>
+                    {problem.message.clone()}
+                </p>
+            })}
             <Show when=move || alive>
                 <div class="buttons">
                     <button class="secondary" disabled=stopping data-testid=format!("stop-{name}") on:click=move |_| live.send(ClientCommand::StopInstance { instance: id })>
@@ -700,8 +732,9 @@ fn timeline_class(kind: &TimelineKind) -> &'static str {
         | TimelineKind::Departed {
             departure: grouplab_protocol::Departure::Crash,
         } => "bad",
-        TimelineKind::Assigned { .. } => "good",
+        TimelineKind::Assigned { .. } | TimelineKind::BrokerUp => "good",
         TimelineKind::Group { .. } => "group",
+        TimelineKind::BrokerDown { .. } => "bad broker",
         _ => "",
     }
 }
@@ -755,6 +788,10 @@ fn describe(entry: &TimelineEntry) -> String {
         TimelineKind::Stopped => "its process exited".to_owned(),
         TimelineKind::Crashed => format!("crashed (SIGKILL) holding {parts}"),
         TimelineKind::Failed { reason } => format!("failed: {reason}"),
+        TimelineKind::BrokerDown { reason } => {
+            format!("{reason}; consumers retry and cannot reach their coordinator")
+        }
+        TimelineKind::BrokerUp => "answers again; the consumers reconnect and rejoin".to_owned(),
     }
 }
 

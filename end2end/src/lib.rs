@@ -92,7 +92,8 @@ impl TestServer {
 
     /// Starts a server with extra command-line arguments.
     pub async fn start_with(data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        Self::start_at(data_dir, free_addr(), extra).await
+        let consumer = workspace_binary("grouplab-consumer")?;
+        Self::launch(data_dir, None, &consumer, &[], extra).await
     }
 
     /// Starts a server listening on `bind` (such as `0.0.0.0:port`); tests reach it on loopback.
@@ -101,6 +102,51 @@ impl TestServer {
         bind: SocketAddr,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        let consumer = workspace_binary("grouplab-consumer")?;
+        Self::launch(data_dir, Some(bind), &consumer, &[], extra).await
+    }
+
+    /// Starts a server whose instances run `consumer` instead of grouplab's consumer program,
+    /// with `env` added to the server's environment (which its instances inherit).
+    pub async fn start_with_consumer(
+        data_dir: &Path,
+        consumer: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::launch(data_dir, None, consumer, env, extra).await
+    }
+
+    /// Starts the server on `bind`, or on free ports of its own choosing. A port found free a
+    /// moment ago can be taken in between (by any process's outgoing connection), so a start
+    /// that fails because an address is in use is tried again, on fresh ports where possible.
+    async fn launch(
+        data_dir: &Path,
+        bind: Option<SocketAddr>,
+        consumer: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            let bind = bind.unwrap_or_else(free_addr);
+            match Self::launch_once(data_dir, bind, consumer, env, extra).await? {
+                Ok(server) => return Ok(server),
+                Err(()) if attempt < ATTEMPTS => attempt += 1,
+                Err(()) => bail!("grouplab found its addresses in use {ATTEMPTS} times"),
+            }
+        }
+    }
+
+    /// One start: `Ok(Err(()))` when it failed because an address was in use.
+    async fn launch_once(
+        data_dir: &Path,
+        bind: SocketAddr,
+        consumer: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+        extra: &[&str],
+    ) -> anyhow::Result<Result<Self, ()>> {
         let root = workspace_root();
         let addr = if bind.ip().is_unspecified() {
             SocketAddr::from((Ipv4Addr::LOCALHOST, bind.port()))
@@ -108,7 +154,7 @@ impl TestServer {
             bind
         };
         let broker = free_addr();
-        let child = Command::new(workspace_binary("grouplab")?)
+        let mut child = Command::new(workspace_binary("grouplab")?)
             .arg("--addr")
             .arg(bind.to_string())
             .arg("--broker-addr")
@@ -122,12 +168,15 @@ impl TestServer {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--consumer-program")
-            .arg(workspace_binary("grouplab-consumer")?)
+            .arg(consumer)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .context("could not start grouplab")?;
+        let in_use = forward_stderr(&mut child);
         let mut server = Self {
             child,
             addr,
@@ -136,6 +185,11 @@ impl TestServer {
         let until = tokio::time::Instant::now() + START_DEADLINE;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
+                // Let the forwarding thread read the last line.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if in_use.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(Err(()));
+                }
                 bail!("grouplab exited during start-up with {status}");
             }
             if matches!(server.get("/healthz").await, Ok((200, _))) {
@@ -146,7 +200,7 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(server)
+        Ok(Ok(server))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -233,6 +287,27 @@ impl Drop for TestServer {
     }
 }
 
+/// Copies the child's stderr to the test's, and tells whether it said an address was in use.
+fn forward_stderr(child: &mut Child) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::io::BufRead;
+    let in_use = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(stderr) = child.stderr.take() {
+        let flag = std::sync::Arc::clone(&in_use);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("Address already in use") || line.contains("is already in use") {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                eprintln!("{line}");
+            }
+        });
+    }
+    in_use
+}
+
 /// The process ids whose parent is `parent`, read from /proc.
 pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -250,6 +325,53 @@ fn parent_of(pid: u32) -> Option<u32> {
     // The command name is in parentheses and may hold spaces; the fields after it are plain.
     let after = &stat[stat.rfind(')')? + 2..];
     after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The kernel's state of the IPv4 TCP socket from `local` to `remote`, from /proc/net/tcp:
+/// `Some("ESTABLISHED")`, `Some("FIN_WAIT1")` once the side at `local` closed it, and so on.
+pub fn tcp_state(local: SocketAddr, remote: SocketAddr) -> Option<&'static str> {
+    fn hex(addr: SocketAddr) -> Option<String> {
+        let SocketAddr::V4(v4) = addr else {
+            return None;
+        };
+        Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ))
+    }
+    let (local, remote) = (hex(local)?, hex(remote)?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let state = table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+            .then(|| fields.get(3).copied())
+            .flatten()
+    })?;
+    Some(match state {
+        "01" => "ESTABLISHED",
+        "02" => "SYN_SENT",
+        "03" => "SYN_RECV",
+        "04" => "FIN_WAIT1",
+        "05" => "FIN_WAIT2",
+        "06" => "TIME_WAIT",
+        "07" => "CLOSE",
+        "08" => "CLOSE_WAIT",
+        "09" => "LAST_ACK",
+        "0A" => "LISTEN",
+        "0B" => "CLOSING",
+        _ => "UNKNOWN",
+    })
+}
+
+/// A process's resident memory, from /proc.
+pub fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
 }
 
 /// Whether a process is still running (a zombie awaiting its parent counts as gone).

@@ -185,6 +185,46 @@ async fn bad_form_input_is_explained_in_the_page() -> anyhow::Result<()> {
     browser.close().await
 }
 
+/// Broker down and Broker up from the page: the banner says so in plain words at once, and goes
+/// when the broker is back.
+#[tokio::test]
+async fn the_broker_goes_down_and_up_from_the_page() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    open_lab(client, &server).await?;
+    wait_text(client, "broker-badge", "· up").await?;
+
+    let pressed = std::time::Instant::now();
+    click(client, "broker-switch").await?;
+    wait_text(client, "broker-down", "The broker is stopped").await?;
+    let shown = pressed.elapsed();
+    assert!(shown < Duration::from_secs(2), "the banner took {shown:?}");
+    wait_text(client, "broker-down", "Broker up").await?;
+    wait_text(client, "broker-badge", "STOPPED").await?;
+    wait_text(client, "timeline", "stopped from a lab page").await?;
+    screenshot(client, "broker-down").await?;
+
+    wait_text(client, "broker-switch", "Broker up").await?;
+    click(client, "broker-switch").await?;
+    wait_text(client, "broker-badge", "· up").await?;
+    poll_until("the banner to go", STEP_DEADLINE, || async {
+        client
+            .find(Locator::Css(&testid("broker-down")))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await?;
+    wait_text(client, "timeline", "answers again").await?;
+    println!(
+        "broker-down banner shown {} ms after the click",
+        shown.as_millis()
+    );
+    browser.close().await
+}
+
 /// Saves what the page shows when `GROUPLAB_SCREENSHOTS` names a folder, to look at by eye.
 async fn screenshot(client: &Client, name: &str) -> anyhow::Result<()> {
     if let Some(dir) = std::env::var_os("GROUPLAB_SCREENSHOTS") {

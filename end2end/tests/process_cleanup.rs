@@ -1,9 +1,9 @@
 //! No consumer instance outlives its server, however the server ends.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use grouplab_end2end::{LabClient, TestServer, children_of, is_running, poll_until};
-use grouplab_protocol::InstanceState;
+use grouplab_protocol::{ClientCommand, InstanceState};
 
 const LAB: &str = "04-consumer-groups";
 const DEADLINE: Duration = Duration::from_secs(45);
@@ -36,16 +36,47 @@ async fn server_with_two_instances(
     Ok((server, instances))
 }
 
+/// SIGKILL, as the OOM killer or a power cut would: the instances go within 2 s, and a restart
+/// finds the learner's progress (a passed step, an opened hint) as it was.
 #[tokio::test]
-async fn no_instance_outlives_a_killed_server() -> anyhow::Result<()> {
+async fn no_instance_outlives_a_killed_server_and_progress_survives_it() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let (mut server, instances) = server_with_two_instances(data.path()).await?;
+    let mut page = LabClient::open(&server, LAB).await?;
+    page.wait_until("the first step passed", DEADLINE, |p| {
+        p.view().progress.steps[0].passed_at.is_some()
+    })
+    .await?;
+    page.send(&ClientCommand::OpenHint).await?;
+    page.wait_until("the hint", DEADLINE, |p| p.view().progress.hints.len() == 1)
+        .await?;
+    let progress = page.view().progress.clone();
+
+    let killed = Instant::now();
     server.kill();
     poll_until("every instance process to end", DEADLINE, || {
         let instances = instances.clone();
         async move { instances.iter().all(|pid| !is_running(*pid)).then_some(()) }
     })
     .await?;
+    let gone = killed.elapsed();
+    println!(
+        "instances gone {} ms after the server's SIGKILL",
+        gone.as_millis()
+    );
+    assert!(
+        gone < Duration::from_secs(2),
+        "instances outlived the server by {gone:?}"
+    );
+
+    let server = TestServer::start(data.path()).await?;
+    let page = LabClient::open(&server, LAB).await?;
+    let after = &page.view().progress;
+    assert_eq!(after.hints, progress.hints, "the opened hint is still open");
+    assert_eq!(
+        after.steps[0].passed_at, progress.steps[0].passed_at,
+        "the passed step is still passed"
+    );
     Ok(())
 }
 

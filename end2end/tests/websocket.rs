@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use grouplab_end2end::{LabClient, TestServer};
+use grouplab_end2end::{LabClient, TestServer, resident_kib};
 use grouplab_protocol::{
     ClientCommand, KeyMode, NoticeLevel, PROTOCOL_VERSION, ServerEvent, TopicView,
 };
@@ -425,16 +425,6 @@ async fn a_flood_of_commands_is_answered_busy_and_nothing_accepted_is_lost() -> 
     Ok(())
 }
 
-/// The server's resident memory, from /proc.
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
-}
-
 /// 10,000 bad frames over four connections: each is answered with a notice or dropped, another
 /// page keeps getting its events all along, and the server's memory comes back down.
 #[tokio::test]
@@ -525,5 +515,58 @@ async fn ten_thousand_bad_frames_leave_the_server_serving_and_its_memory_flat() 
     );
     // And it still serves a new page.
     LabClient::open(&server, LAB).await?;
+    Ok(())
+}
+
+/// Keyless messages: the sticky partitioner sends a burst to one partition (as Apache Kafka's
+/// clients do), round robin spreads them evenly, and each produce says where its messages went.
+#[tokio::test]
+async fn keyless_messages_go_where_the_key_mode_says() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::open(&server, LAB).await?;
+    page.create_topic("spread", 3).await?;
+    let produce = |keys| ClientCommand::Produce {
+        topic: "spread".into(),
+        count: 12,
+        keys,
+        partition: None,
+    };
+
+    page.send(&produce(KeyMode::RoundRobin)).await?;
+    page.wait_until("twelve messages, four per partition", DEADLINE, |c| {
+        topic(c, "spread").is_some_and(|t| t.partitions.iter().all(|p| p.log_end == 4))
+    })
+    .await?;
+    page.wait_until("the produce's notice", DEADLINE, |c| {
+        c.notices.iter().any(|n| n.title.starts_with("Produced 12"))
+    })
+    .await?;
+    let notice = page.notices.last().expect("a notice arrived").clone();
+    assert_eq!(
+        notice.detail, "partition 0: 4, partition 1: 4, partition 2: 4",
+        "the notice says where the messages went"
+    );
+
+    page.send(&produce(KeyMode::None)).await?;
+    page.wait_until("the sticky produce's notice", DEADLINE, |c| {
+        c.notices
+            .iter()
+            .filter(|n| n.title.starts_with("Produced 12"))
+            .count()
+            == 2
+    })
+    .await?;
+    let sticky = page
+        .notices
+        .last()
+        .expect("a notice arrived")
+        .detail
+        .clone();
+    println!(
+        "12 keyless messages, round robin: {}; sticky: {sticky}",
+        notice.detail
+    );
+    assert!(sticky.starts_with("partition"), "{sticky}");
     Ok(())
 }

@@ -38,15 +38,22 @@ pub enum ClientCommand {
     RevealSolution,
     /// Send a fresh snapshot; the page asks after it finds its view out of date.
     Resync,
+    /// Stop (`up: false`) or restart (`up: true`) the embedded broker on its address, keeping
+    /// what it stored, to see what consumers do while their coordinator is gone.
+    SetBroker { up: bool },
 }
 
 /// How produced messages are keyed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum KeyMode {
-    /// No key: the producer spreads messages over the partitions.
+    /// No key, and the producer picks partitions: librdkafka's sticky partitioner (KIP-480), as
+    /// Apache Kafka's clients do, sends a whole batch to one partition, so a burst usually lands
+    /// in a single partition.
     #[default]
     None,
+    /// No key, and message `i` goes to partition `i % partitions`: an even spread.
+    RoundRobin,
     /// Every message has this key, so all of them land in one partition.
     Fixed { key: String },
     /// Keys `user-0` … `user-(distinct-1)` in turn: each key always lands in the same partition.

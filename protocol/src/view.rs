@@ -153,6 +153,28 @@ pub enum BrokerHealth {
     Down {
         reason: String,
     },
+    /// The embedded broker was taken down from a lab page ("Broker down"), since `since`.
+    Stopped {
+        since: EpochMillis,
+    },
+}
+
+impl BrokerHealth {
+    /// Whether clients can reach the broker now, as far as grouplab knows.
+    pub fn is_up(&self) -> bool {
+        matches!(self, Self::Up)
+    }
+
+    /// What the page says while the broker cannot be reached, in a learner's words.
+    pub fn outage(&self) -> Option<String> {
+        match self {
+            Self::Unknown | Self::Up => None,
+            Self::Down { reason } => Some(reason.clone()),
+            Self::Stopped { .. } => Some(
+                "The embedded broker is down: it was stopped from a lab page. Consumers keep retrying and lose their group after their session timeout; producing and creating topics fail. Press \"Broker up\" to start it again with everything it stored.".to_owned(),
+            ),
+        }
+    }
 }
 
 /// A topic's partitions drawn as lanes.
@@ -244,6 +266,15 @@ pub struct InstanceView {
     /// Messages received, counted exactly.
     pub received: u64,
     pub started_at: EpochMillis,
+    /// The client's latest error (a broker it cannot reach, a failed commit), until it works again.
+    pub problem: Option<InstanceProblem>,
+}
+
+/// An error an instance's client reported, as it worded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceProblem {
+    pub message: String,
+    pub at: EpochMillis,
 }
 
 impl InstanceView {
@@ -354,6 +385,11 @@ pub enum TimelineKind {
     Crashed,
     /// The instance's process ended unexpectedly, or failed to start.
     Failed { reason: String },
+    /// The broker stopped answering, or was taken down from a page; the entry concerns every
+    /// group. `reason` is short: "stopped answering".
+    BrokerDown { reason: String },
+    /// The broker answers again.
+    BrokerUp,
 }
 
 /// The learner's progress through a lab.
@@ -416,6 +452,7 @@ mod tests {
             partitions: vec![TopicPartition::new("t", 0)],
             received: 0,
             started_at: 1,
+            problem: None,
         }
     }
 

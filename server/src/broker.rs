@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,7 +44,7 @@ use rama::service::BoxService;
 use rama::tcp::TcpStream;
 use rama::{Layer, Service};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 use url::Url;
@@ -86,11 +87,34 @@ fn start_error(err: impl std::fmt::Display) -> BrokerError {
 }
 
 /// A running embedded broker; dropping it stops the broker and closes every connection.
+///
+/// It can also be taken down and brought up again on the same address while grouplab runs
+/// ([`EmbeddedBroker::take_down`], [`EmbeddedBroker::bring_up`]), as a broker restart: its
+/// storage (topics, messages, committed offsets, groups) survives, its connections do not.
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     groups: GroupWatch,
-    server: JoinHandle<()>,
+    /// What serving needs again after an outage, and the task serving now, if any.
+    /// A tokio Mutex: held across the bind when the broker comes back up.
+    listener: tokio::sync::Mutex<Listener>,
+    serving: watch::Sender<bool>,
+    outage: Arc<Outage>,
     watcher: JoinHandle<()>,
+}
+
+struct Listener {
+    route: FrameRouteService<nisshi_broker::Error>,
+    storage: ArcDynStorage,
+    server: Option<JoinHandle<()>>,
+}
+
+/// Whether the broker is down on purpose, and when it last came back up: the group watcher
+/// neither reads nor expires anything while it is down, and gives every member a full session
+/// timeout after it returns, as a Kafka coordinator does after it loads its groups.
+#[derive(Debug, Default)]
+struct Outage {
+    down: AtomicBool,
+    up_since_ms: AtomicU64,
 }
 
 impl EmbeddedBroker {
@@ -102,13 +126,7 @@ impl EmbeddedBroker {
         addr: SocketAddr,
         initial_rebalance_delay: Duration,
     ) -> Result<Self, BrokerError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AddrInUse {
-                BrokerError::AddressInUse { addr }
-            } else {
-                BrokerError::Listen { addr, source }
-            }
-        })?;
+        let listener = bind(addr).await?;
         let addr = listener.local_addr().map_err(start_error)?;
         let advertised = Url::parse(&format!("tcp://{addr}")).map_err(start_error)?;
 
@@ -152,18 +170,26 @@ impl EmbeddedBroker {
             signals: Arc::clone(&signals),
         };
         let route = routes(storage.clone(), coordinator).map_err(start_error)?;
+        let outage = Arc::new(Outage::default());
 
         let watcher = tokio::spawn(watch_groups(
             storage.clone(),
             Arc::clone(&signals),
             groups.clone(),
+            Arc::clone(&outage),
         ));
-        let server = tokio::spawn(serve(listener, route, storage));
+        let server = tokio::spawn(serve(listener, route.clone(), storage.clone()));
         info!(%addr, ?initial_rebalance_delay, "embedded broker started");
         Ok(Self {
             addr,
             groups,
-            server,
+            listener: tokio::sync::Mutex::new(Listener {
+                route,
+                storage,
+                server: Some(server),
+            }),
+            serving: watch::channel(true).0,
+            outage,
             watcher,
         })
     }
@@ -178,17 +204,76 @@ impl EmbeddedBroker {
         self.groups.clone()
     }
 
-    /// Whether the broker task has ended (it only ends on a fatal error).
-    pub fn has_stopped(&self) -> bool {
-        self.server.is_finished()
+    /// Whether the broker is serving, as it changes: `false` after [`EmbeddedBroker::take_down`].
+    pub fn serving(&self) -> watch::Receiver<bool> {
+        self.serving.subscribe()
+    }
+
+    /// Stops serving, as a broker that goes away: the port closes and every client connection
+    /// drops, so clients see connection failures. Returns `false` if it was already down.
+    pub async fn take_down(&self) -> bool {
+        let mut listener = self.listener.lock().await;
+        let Some(server) = listener.server.take() else {
+            return false;
+        };
+        self.outage.down.store(true, Ordering::SeqCst);
+        server.abort();
+        // Wait until the task is gone, so its listener and connections are closed.
+        let _ = server.await;
+        self.serving.send_replace(false);
+        warn!(addr = %self.addr, "the embedded broker was taken down from a lab page");
+        true
+    }
+
+    /// Serves again on the same address, with everything it stored. Returns `false` if it was
+    /// already up.
+    pub async fn bring_up(&self) -> Result<bool, BrokerError> {
+        let mut listener = self.listener.lock().await;
+        if listener.server.is_some() {
+            return Ok(false);
+        }
+        let socket = bind(self.addr).await?;
+        listener.server = Some(tokio::spawn(serve(
+            socket,
+            listener.route.clone(),
+            listener.storage.clone(),
+        )));
+        self.outage
+            .up_since_ms
+            .store(epoch_ms(SystemTime::now()), Ordering::SeqCst);
+        self.outage.down.store(false, Ordering::SeqCst);
+        self.serving.send_replace(true);
+        info!(addr = %self.addr, "the embedded broker is back up");
+        Ok(true)
+    }
+
+    /// Stops the broker for good: the server calls this last, after the sessions ended.
+    pub async fn shut_down(&self) {
+        let mut listener = self.listener.lock().await;
+        if let Some(server) = listener.server.take() {
+            server.abort();
+        }
+        self.watcher.abort();
     }
 }
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = self.listener.get_mut().server.take() {
+            server.abort();
+        }
         self.watcher.abort();
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, BrokerError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            BrokerError::AddressInUse { addr }
+        } else {
+            BrokerError::Listen { addr, source }
+        }
+    })
 }
 
 /// nisshi's request routes, with ApiVersions answered as Apache Kafka answers it.
@@ -662,7 +747,12 @@ impl GroupWatch {
 
 /// Reads the stored groups whenever the coordinator changes one, and on a tick to see sessions
 /// expire, and publishes what changed.
-async fn watch_groups(storage: ArcDynStorage, signals: Arc<Signals>, watch: GroupWatch) {
+async fn watch_groups(
+    storage: ArcDynStorage,
+    signals: Arc<Signals>,
+    watch: GroupWatch,
+    outage: Arc<Outage>,
+) {
     let mut tick = tokio::time::interval(WATCH_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -670,6 +760,11 @@ async fn watch_groups(storage: ArcDynStorage, signals: Arc<Signals>, watch: Grou
             () = signals.changed.notified() => {}
             _ = tick.tick() => {}
         }
+        // While the broker is down its groups stand still: nobody can join, leave or heartbeat.
+        if outage.down.load(Ordering::SeqCst) {
+            continue;
+        }
+        let up_since = outage.up_since_ms.load(Ordering::SeqCst);
         let details = match storage.list_groups().await {
             Ok(details) => details,
             Err(err) => {
@@ -683,7 +778,14 @@ async fn watch_groups(storage: ArcDynStorage, signals: Arc<Signals>, watch: Grou
         for named in &details {
             if let GroupDetailResponse::Found(detail) = &named.response {
                 let leaves = signals.leaves(&named.name);
-                watch.publish(observe(&named.name, detail, &signals, leaves, now));
+                watch.publish(observe(
+                    &named.name,
+                    detail,
+                    &signals,
+                    leaves,
+                    now,
+                    up_since,
+                ));
                 members.extend(detail.members.keys().map(String::as_str));
                 seen.push(named.name.clone());
             }
@@ -707,7 +809,9 @@ fn observe(
     signals: &Signals,
     left: Vec<(String, EpochMillis)>,
     now: SystemTime,
+    up_since_ms: EpochMillis,
 ) -> GroupObservation {
+    let up_since = UNIX_EPOCH + Duration::from_millis(up_since_ms);
     let session_timeout =
         Duration::from_millis(u64::try_from(detail.session_timeout_ms).unwrap_or(0));
     let assignments = detail.state.assignments();
@@ -718,7 +822,7 @@ fn observe(
         .filter(|(_, member)| {
             !formed
                 || member.last_contact.is_none_or(|last| {
-                    now.duration_since(last).unwrap_or_default() <= session_timeout
+                    now.duration_since(last.max(up_since)).unwrap_or_default() <= session_timeout
                 })
         })
         .map(|(member_id, member)| ObservedMember {

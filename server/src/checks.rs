@@ -612,6 +612,7 @@ mod tests {
                 partitions: partitions.clone(),
                 received: 0,
                 started_at: 0,
+                problem: None,
             });
             members.push(member(
                 name,

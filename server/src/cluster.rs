@@ -32,7 +32,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
     #[error(
-        "The broker at {bootstrap} did not answer. If it is the embedded broker, restart grouplab; if it is your own cluster, check that it is running and reachable."
+        "The broker at {bootstrap} did not answer. Check that it is running and reachable from this machine; grouplab and the consumers reconnect by themselves once it answers again."
     )]
     Unreachable { bootstrap: String },
     #[error("A topic named `{0}` already exists.")]
@@ -120,11 +120,16 @@ impl Cluster {
 
     /// Asks the broker for its metadata: `Ok` means it is up and answering.
     pub async fn ping(&self) -> Result<(), ClusterError> {
+        self.ping_within(REQUEST_TIMEOUT).await
+    }
+
+    /// [`Cluster::ping`], giving up after `timeout`.
+    pub async fn ping_within(&self, timeout: Duration) -> Result<(), ClusterError> {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             inner
                 .probe
-                .fetch_metadata(None, REQUEST_TIMEOUT)
+                .fetch_metadata(None, timeout)
                 .map(drop)
                 .map_err(|_| inner.unreachable())
         })
@@ -426,11 +431,18 @@ impl Cluster {
             }
         }
 
-        let records: Vec<(Option<String>, String)> = (0..u64::from(count))
+        let spread = partitions.len().max(1) as u64;
+        let records: Vec<(Option<String>, String, Option<i32>)> = (0..u64::from(count))
             .map(|i| {
                 let number = first_number + i;
+                let target = match keys {
+                    KeyMode::RoundRobin if partition.is_none() => {
+                        partitions.get((i % spread) as usize).map(|p| p.partition)
+                    }
+                    _ => partition,
+                };
                 let key = match keys {
-                    KeyMode::None => None,
+                    KeyMode::None | KeyMode::RoundRobin => None,
                     KeyMode::Fixed { key } => Some(key.clone()),
                     KeyMode::Rotating { distinct } => {
                         Some(format!("user-{}", i % u64::from((*distinct).max(1))))
@@ -440,17 +452,17 @@ impl Cluster {
                     Some(key) => format!("click #{number} by {key}"),
                     None => format!("click #{number}"),
                 };
-                (key, value)
+                (key, value, target)
             })
             .collect();
-        let deliveries = records.iter().map(|(key, value)| {
+        let deliveries = records.iter().map(|(key, value, target)| {
             let mut record: FutureRecord<'_, String, String> =
                 FutureRecord::to(topic).payload(value);
             if let Some(key) = key {
                 record = record.key(key);
             }
-            if let Some(partition) = partition {
-                record = record.partition(partition);
+            if let Some(target) = target {
+                record = record.partition(*target);
             }
             self.inner.producer.send(record, REQUEST_TIMEOUT)
         });

@@ -6,6 +6,7 @@
 //! - [`config`]: command line and environment.
 //! - [`broker`]: the embedded nisshi broker, and its groups read in-process.
 //! - [`cluster`]: the server's own Kafka clients (admin, producer, offsets, DescribeGroups).
+//! - [`health`]: whether the broker answers, probed for the whole server.
 //! - [`membership`]: every group member, whoever runs it, from the broker's view of the group.
 //! - [`supervisor`]: the actor that owns every consumer instance process.
 //! - [`labs`] and [`checks`]: lab content from `labs/`, and checkpoint evaluation.
@@ -23,6 +24,7 @@ pub mod broker;
 pub mod checks;
 pub mod cluster;
 pub mod config;
+pub mod health;
 pub mod labs;
 pub mod membership;
 pub mod progress;
@@ -72,7 +74,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             let broker =
                 EmbeddedBroker::start(config.broker_addr, config.initial_rebalance_delay()).await?;
             let bootstrap = broker.bootstrap_servers();
-            (Some(broker), bootstrap)
+            (Some(Arc::new(broker)), bootstrap)
         }
     };
     let cluster = Cluster::connect(&bootstrap)?;
@@ -111,13 +113,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         supervisor_shutdown.clone(),
     );
     let session_tasks = TaskTracker::new();
+    let health = health::monitor(
+        cluster.clone(),
+        broker.as_deref().map(EmbeddedBroker::serving),
+        sessions_shutdown.clone(),
+        &session_tasks,
+    );
     let sessions = Arc::new(Sessions::new(
         SessionDeps {
             cluster,
             supervisor,
             progress,
-            embedded_broker: broker.is_some(),
-            groups: broker.as_ref().map(EmbeddedBroker::groups),
+            broker: broker.clone(),
+            health,
+            shared: token.is_some(),
+            groups: broker.as_deref().map(EmbeddedBroker::groups),
             shutdown: sessions_shutdown.clone(),
             tasks: session_tasks.clone(),
         },
@@ -186,7 +196,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     {
         warn!("some lab tasks did not finish in time");
     }
-    drop(broker);
+    if let Some(broker) = broker {
+        broker.shut_down().await;
+    }
     Ok(())
 }
 

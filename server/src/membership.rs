@@ -524,6 +524,7 @@ mod tests {
             partitions: Vec::new(),
             received: 0,
             started_at: 0,
+            problem: None,
         }
     }
 

@@ -15,18 +15,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grouplab_protocol::{
-    BrokerHealth, BrokerView, ClientCommand, ConsumerSettings, EpochMillis, InstanceConfig,
-    InstanceId, InstanceReport, InstanceState, InstanceView, LabSnapshot, MessageBatch,
-    MessageView, Notice, ProgressView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition,
-    colours_in_use, free_colour, limits, validate_name, validate_partitions, validate_produce,
+    BrokerHealth, BrokerView, ClientCommand, ConsumerSettings, EpochMillis, GROUP_COLOUR,
+    InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState, InstanceView,
+    LabSnapshot, MessageBatch, MessageView, Notice, ProgressView, ServerEvent, TimelineEntry,
+    TimelineKind, TopicPartition, colours_in_use, free_colour, limits, validate_name,
+    validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::broker::{GroupWatch, Refusal};
+use crate::broker::{EmbeddedBroker, GroupWatch, Refusal};
 use crate::checks::{History, evaluate};
 use crate::cluster::{Cluster, ClusterError, Polled};
 use crate::labs::{Lab, LabCatalog};
@@ -46,6 +47,8 @@ const KEEP_GONE_INSTANCES: usize = 4;
 const EVENT_BUFFER: usize = 1024;
 /// The least time between two error notices from one instance, or two refusals of one consumer.
 const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;
+/// The least time between two updates of a card for the same repeated client error.
+const INSTANCE_PROBLEM_GAP_MS: u64 = 2_000;
 
 /// The most learner commands (create topic, produce) of one lab running at once.
 const MAX_COMMANDS_IN_FLIGHT: usize = 8;
@@ -73,7 +76,12 @@ pub struct SessionDeps {
     pub cluster: Cluster,
     pub supervisor: SupervisorHandle,
     pub progress: ProgressStore,
-    pub embedded_broker: bool,
+    /// The embedded broker, which a page may take down and bring up; `None` on a named cluster.
+    pub broker: Option<Arc<EmbeddedBroker>>,
+    /// Whether the broker answers, watched for the whole server ([`crate::health`]).
+    pub health: watch::Receiver<BrokerHealth>,
+    /// Whether the server serves a class (`--public`): then no page may stop the broker.
+    pub shared: bool,
     /// The embedded broker's groups, pushed as they change; `None` on a named cluster, whose
     /// groups are polled with DescribeGroups instead.
     pub groups: Option<GroupWatch>,
@@ -230,8 +238,8 @@ impl Session {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let broker = BrokerView {
             bootstrap_servers: deps.cluster.bootstrap_servers().to_owned(),
-            embedded: deps.embedded_broker,
-            health: BrokerHealth::Unknown,
+            embedded: deps.broker.is_some(),
+            health: deps.health.borrow().clone(),
         };
         let setup = &lab.content.setup;
         let session = Session {
@@ -273,6 +281,8 @@ impl Session {
         self.load_progress().await;
         let mut group_changes = self.deps.groups.as_ref().map(GroupWatch::subscribe);
         let mut refusals = self.deps.groups.as_ref().map(GroupWatch::refusals);
+        let mut health = self.deps.health.clone();
+        self.on_health(health.borrow_and_update().clone());
         self.observe_all_groups();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
@@ -295,6 +305,10 @@ impl Session {
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => refusals = None,
                 },
+                Ok(()) = health.changed() => {
+                    let now = health.borrow_and_update().clone();
+                    self.on_health(now);
+                }
                 _ = poll.tick() => if self.watched() { self.start_poll() },
                 _ = flush.tick() => self.flush(),
             }
@@ -443,7 +457,7 @@ impl Session {
             }
             ClientCommand::ResetLab => {
                 let now = now_ms();
-                let confirmed = self.deps.embedded_broker
+                let confirmed = self.deps.broker.is_some()
                     || self
                         .reset_asked_at
                         .take()
@@ -503,8 +517,87 @@ impl Session {
             ClientCommand::Resync => {
                 let _ = reply.try_send(ServerEvent::Snapshot(Box::new(self.view.clone())));
             }
+            ClientCommand::SetBroker { up } => self.set_broker(up).await?,
         }
         Ok(())
+    }
+
+    /// Takes the embedded broker down or brings it back up; every lab sees the outcome through
+    /// the health monitor, within a probe.
+    async fn set_broker(&mut self, up: bool) -> Result<(), Notice> {
+        let Some(broker) = &self.deps.broker else {
+            return Err(Notice::error(
+                "grouplab cannot stop your cluster",
+                "Broker down and Broker up control the embedded broker only. To see an outage on your own cluster, stop one of its brokers yourself: the page shows it within two seconds.",
+            ));
+        };
+        if self.deps.shared {
+            return Err(Notice::error(
+                "Not on a shared server",
+                "This grouplab serves a whole class, and stopping its broker would stop it for everyone. Run grouplab on your own machine to try an outage.",
+            ));
+        }
+        if up {
+            match broker.bring_up().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Notice::info(
+                    "The broker is already up",
+                    "Nothing to do: it is serving.",
+                )),
+                Err(err) => {
+                    warn!(%err, "the embedded broker could not come back up");
+                    Err(Notice::error(
+                        "The broker could not start again",
+                        format!(
+                            "{err} Wait a few seconds and press Broker up again, or restart grouplab."
+                        ),
+                    ))
+                }
+            }
+        } else if broker.take_down().await {
+            Ok(())
+        } else {
+            Err(Notice::info(
+                "The broker is already down",
+                "Press Broker up to start it again.",
+            ))
+        }
+    }
+
+    /// Shows a change of the broker's health, and marks it on the timeline.
+    fn on_health(&mut self, health: BrokerHealth) {
+        if health == self.view.broker.health {
+            return;
+        }
+        let was_up = self.view.broker.health.is_up();
+        let entry = match (&health, was_up) {
+            (BrokerHealth::Up, false) if self.view.broker.health != BrokerHealth::Unknown => {
+                Some(TimelineKind::BrokerUp)
+            }
+            (BrokerHealth::Stopped { .. }, _) => Some(TimelineKind::BrokerDown {
+                reason: "was stopped from a lab page (Broker down)".to_owned(),
+            }),
+            (BrokerHealth::Down { .. }, _) => Some(TimelineKind::BrokerDown {
+                reason: "stopped answering".to_owned(),
+            }),
+            _ => None,
+        };
+        self.emit(ServerEvent::Broker(BrokerView {
+            health,
+            ..self.view.broker.clone()
+        }));
+        if let Some(kind) = entry {
+            self.emit(ServerEvent::Timeline(TimelineEntry {
+                at: now_ms(),
+                group: String::new(),
+                instance: None,
+                member: None,
+                name: "broker".to_owned(),
+                colour: GROUP_COLOUR,
+                kind,
+                partitions: Vec::new(),
+            }));
+        }
     }
 
     async fn save_reveals(&self, progress: &ProgressView) -> Result<(), Notice> {
@@ -599,6 +692,7 @@ impl Session {
             partitions: Vec::new(),
             received: 0,
             started_at: now,
+            problem: None,
         };
         let new_group = self.groups.insert(group.clone());
         self.topics.insert(topic);
@@ -691,6 +785,7 @@ impl Session {
                 if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
                     view.state = InstanceState::Running;
                 }
+                view.problem = None;
                 for tp in partitions {
                     if !view.partitions.contains(&tp) {
                         view.partitions.push(tp);
@@ -703,19 +798,39 @@ impl Session {
                 view.partitions.retain(|tp| !partitions.contains(tp));
                 self.progress_dirty = true;
             }
-            InstanceEventKind::Report(InstanceReport::Committed { .. }) => return,
+            // A commit that works means the client reaches its coordinator again.
+            InstanceEventKind::Report(InstanceReport::Committed { .. }) => {
+                if view.problem.take().is_none() {
+                    return;
+                }
+            }
             InstanceEventKind::Report(InstanceReport::Leaving) => {
                 if !matches!(view.state, InstanceState::Stopping { .. }) {
                     view.state = InstanceState::Stopping { since: now };
                 }
             }
             InstanceEventKind::Report(InstanceReport::Error { message, fatal }) => {
+                // The card shows the latest error; a client that repeats one is shown again at
+                // most every INSTANCE_PROBLEM_GAP_MS.
+                let repeated = view.problem.as_ref().is_some_and(|p| {
+                    p.message == message && now.saturating_sub(p.at) < INSTANCE_PROBLEM_GAP_MS
+                });
+                if !repeated {
+                    view.problem = Some(InstanceProblem {
+                        message: message.clone(),
+                        at: now,
+                    });
+                    self.emit(ServerEvent::Instance(view.clone()));
+                }
                 let last = self
                     .last_instance_notice
                     .get(&view.id)
                     .copied()
                     .unwrap_or(0);
-                if fatal || now.saturating_sub(last) >= INSTANCE_NOTICE_GAP_MS {
+                // While the broker is known to be down the banner explains the errors, and each
+                // card shows its own; a notice per instance would only repeat them.
+                let explained = self.view.broker.health.outage().is_some();
+                if fatal || (!explained && now.saturating_sub(last) >= INSTANCE_NOTICE_GAP_MS) {
                     self.last_instance_notice.insert(view.id, now);
                     let notice = Notice::error(
                         format!("Instance {} reports a problem", view.name),
@@ -729,6 +844,7 @@ impl Session {
             }
             InstanceEventKind::Exited(reason) => {
                 self.on_exit(view, reason, now);
+                self.forget_old_instances();
                 return;
             }
         }
@@ -1017,20 +1133,9 @@ impl Session {
         }
     }
 
+    /// Applies a poll; a failed one changes nothing, since the health monitor tells the page
+    /// when the broker is down.
     fn on_polled(&mut self, result: Result<Polled, ClusterError>) {
-        let health = match &result {
-            Ok(_) => BrokerHealth::Up,
-            Err(err) => BrokerHealth::Down {
-                reason: err.to_string(),
-            },
-        };
-        if health != self.view.broker.health {
-            let broker = BrokerView {
-                health,
-                ..self.view.broker.clone()
-            };
-            self.emit(ServerEvent::Broker(broker));
-        }
         let Ok(Polled { topics, groups }) = result else {
             return;
         };
@@ -1135,7 +1240,7 @@ impl Session {
         let topics: BTreeSet<String> = std::iter::once(setup.topic.clone())
             .chain(self.created_topics.iter().cloned())
             .collect();
-        let groups: BTreeSet<String> = if self.deps.embedded_broker {
+        let groups: BTreeSet<String> = if self.deps.broker.is_some() {
             self.groups.clone()
         } else {
             BTreeSet::from([setup.group.clone()])

@@ -14,6 +14,11 @@ use crate::session::SessionHandle;
 
 /// The largest frame a page may send; commands are a few hundred bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// How long one frame may take to go out before the page is taken for gone and its socket
+/// closed. A page that stops reading costs the server one blocked task and its socket buffers
+/// until then, and never holds back other pages: they read the lab's broadcast on their own,
+/// and a page that falls behind it gets a fresh snapshot instead of a backlog.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Serves one page's socket until either side closes.
 pub async fn serve(socket: WebSocket, session: SessionHandle) {
@@ -48,12 +53,18 @@ async fn send_events(
     loop {
         if let Some(event) = next.take() {
             let json = serde_json::to_string(&event).expect("events always serialize");
-            if sink
-                .send(Message::Text(Utf8Bytes::from(json)))
-                .await
-                .is_err()
+            match tokio::time::timeout(
+                SEND_TIMEOUT,
+                sink.send(Message::Text(Utf8Bytes::from(json))),
+            )
+            .await
             {
-                return;
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    debug!("a page stopped reading its socket; closing it");
+                    return;
+                }
             }
         }
         next = tokio::select! {
