@@ -730,7 +730,7 @@ fn timeline_class(kind: &TimelineKind) -> &'static str {
         TimelineKind::Crashed
         | TimelineKind::Failed { .. }
         | TimelineKind::Departed {
-            departure: grouplab_protocol::Departure::Crash,
+            departure: grouplab_protocol::Departure::Crash | grouplab_protocol::Departure::Expired,
         } => "bad",
         TimelineKind::Assigned { .. } | TimelineKind::BrokerUp => "good",
         TimelineKind::Group { .. } => "group",

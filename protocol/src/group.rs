@@ -183,6 +183,9 @@ pub enum Departure {
     Crash,
     /// It is gone, and the cluster does not say how: DescribeGroups shows no difference between the two.
     Unknown,
+    /// A page instance whose process still runs was removed after its session timeout: its
+    /// heartbeats stopped reaching the broker (a broker outage, a stalled client), not a crash.
+    Expired,
 }
 
 impl Departure {
@@ -191,6 +194,9 @@ impl Departure {
             Self::Graceful => "left the group (LeaveGroup)",
             Self::Crash => "removed after its session timeout (no heartbeat)",
             Self::Unknown => "left the group",
+            Self::Expired => {
+                "lost its session while its process still ran (no heartbeat reached the broker)"
+            }
         }
     }
 }

@@ -445,6 +445,7 @@ fn handed_over(history: &History, group: &str, departure: Departure) -> Verdict 
     let what = match departure {
         Departure::Crash => "crashed",
         Departure::Graceful | Departure::Unknown => "stopped",
+        Departure::Expired => "lost its session",
     };
     match history
         .handovers

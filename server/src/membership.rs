@@ -392,6 +392,10 @@ fn departure(
         }
         Some(InstanceState::Stopping { since }) => (Departure::Graceful, *since),
         Some(InstanceState::Stopped { at }) => (Departure::Graceful, *at),
+        // Its process still runs, so whatever silenced it, it did not crash.
+        Some(InstanceState::Starting | InstanceState::Joining | InstanceState::Running) => {
+            (Departure::Expired, gone.last_heartbeat.unwrap_or(now))
+        }
         _ => match observation.source {
             // The embedded coordinator saw every LeaveGroup: a member that sent none was expired.
             MembershipSource::Coordinator => (Departure::Crash, gone.last_heartbeat.unwrap_or(now)),
@@ -784,6 +788,44 @@ mod tests {
                 "group Stable 2",
                 "A +[2] 10500",
                 "handover Crash from B after 10500"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_running_instance_that_lost_its_session_expired_and_did_not_crash() {
+        let a = instance(1, "A", InstanceState::Running);
+        let b = instance(2, "B", InstanceState::Running);
+        let mut tracker = Tracker::default();
+        let instances = [a, b];
+        tracker.observe(
+            &observed(
+                GroupState::Stable,
+                1,
+                vec![
+                    member("grouplab-A-1", Some(&[0, 1]), 0),
+                    member("grouplab-B-2", Some(&[2]), 1_000),
+                ],
+            ),
+            &instances,
+            1_000,
+        );
+        let after = tracker.observe(
+            &observed(
+                GroupState::Stable,
+                2,
+                vec![member("grouplab-A-1", Some(&[0, 1, 2]), 12_000)],
+            ),
+            &instances,
+            12_500,
+        );
+        assert_eq!(
+            words(&after),
+            [
+                "B Expired [2]",
+                "group Stable 2",
+                "A +[2] 11500",
+                "handover Expired from B after 11500"
             ]
         );
     }
