@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what grouplab needs to build, skipping whatever is already there.
-#   scripts/setup.sh          the pinned Rust toolchain with its WASM target, and a C toolchain
+#   scripts/setup.sh          the pinned Rust toolchain with its WASM target, a C toolchain, and
+#                             binaryen's wasm-opt from npm (tools/binaryen) with Node.js
 #   scripts/setup.sh --tests  the same, plus Debian's Chromium and ChromeDriver for browser tests, and
 #                             the Kafka clients the tests run as a learner's own consumers: Debian's
-#                             kcat, Node.js with KafkaJS, and a Python virtual environment with
+#                             kcat, KafkaJS, and a Python virtual environment with
 #                             confluent-kafka and aiokafka (all in end2end/clients/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,13 +56,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install build-essential perl
 fi
 
+# binaryen's wasm-opt shrinks the front end; it comes from npm (tools/binaryen), because Debian's
+# binaryen 108 silently breaks the module. It runs on Node.js.
+packages=()
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
+if [ ${#packages[@]} -gt 0 ]; then
+  say "Installing ${packages[*]} for wasm-opt"
+  apt_install "${packages[@]}"
+fi
+if ! cmp -s tools/binaryen/package-lock.json tools/binaryen/node_modules/.installed-lock.json; then
+  say "Installing binaryen (wasm-opt) into tools/binaryen/node_modules"
+  (cd tools/binaryen && npm ci --no-audit --no-fund --loglevel=error)
+  cp tools/binaryen/package-lock.json tools/binaryen/node_modules/.installed-lock.json
+fi
+
 if [ "${1:-}" = "--tests" ]; then
   packages=()
   command -v chromium >/dev/null || packages+=(chromium)
   command -v chromedriver >/dev/null || packages+=(chromium-driver)
   command -v kcat >/dev/null || packages+=(kcat)
-  command -v node >/dev/null || packages+=(nodejs)
-  command -v npm >/dev/null || packages+=(npm)
   python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
   if [ ${#packages[@]} -gt 0 ]; then
     say "Installing ${packages[*]} for the tests"

@@ -155,6 +155,7 @@ impl Live {
             ServerEvent::Snapshot(snapshot) => {
                 self.view.set(Some(*snapshot));
                 self.status.set(LinkStatus::Live);
+                mark_live();
             }
             event => self.view.update(|view| {
                 if let Some(view) = view {
@@ -162,6 +163,17 @@ impl Live {
                 }
             }),
         }
+    }
+}
+
+/// Marks the moment the page first shows the live lab (`performance.mark("grouplab-live")`),
+/// for the load benchmark and the browser's own performance tools.
+fn mark_live() {
+    #[cfg(feature = "hydrate")]
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance())
+        && performance.get_entries_by_name("grouplab-live").length() == 0
+    {
+        let _ = performance.mark("grouplab-live");
     }
 }
 

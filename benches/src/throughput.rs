@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use grouplab_end2end::{LabClient, TestServer, children_of};
-use grouplab_protocol::{ClientCommand, InstanceState, KeyMode, ServerEvent};
+use grouplab_protocol::{ClientCommand, KeyMode, ServerEvent};
 
 const LAB: &str = "04-consumer-groups";
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -28,13 +28,7 @@ async fn main() -> anyhow::Result<()> {
     page.create_topic("bench", 6).await?;
     page.start_instances("bench-group", "bench", 3).await?;
     page.wait_until("three members owning two partitions each", DEADLINE, |p| {
-        let running: Vec<_> = p
-            .view()
-            .instances
-            .iter()
-            .filter(|i| i.state == InstanceState::Running)
-            .collect();
-        running.len() == 3 && running.iter().all(|i| i.partitions.len() == 2)
+        p.running_evenly(3, 2)
     })
     .await?;
 

@@ -77,6 +77,19 @@ where
     }
 }
 
+/// How a test server is started, where it differs from the defaults.
+#[derive(Default)]
+struct Launch {
+    /// Where to listen; a free loopback port if `None`.
+    bind: Option<SocketAddr>,
+    /// The consumer program; grouplab's own if `None`.
+    consumer: Option<PathBuf>,
+    /// The labs folder; the workspace's `labs/` if `None`.
+    labs: Option<PathBuf>,
+    /// Added to the server's environment.
+    env: Vec<(String, std::ffi::OsString)>,
+}
+
 /// A running `grouplab` server.
 pub struct TestServer {
     child: Child,
@@ -92,8 +105,7 @@ impl TestServer {
 
     /// Starts a server with extra command-line arguments.
     pub async fn start_with(data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        let consumer = workspace_binary("grouplab-consumer")?;
-        Self::launch(data_dir, None, &consumer, &[], extra).await
+        Self::launch(data_dir, Launch::default(), extra).await
     }
 
     /// Starts a server listening on `bind` (such as `0.0.0.0:port`); tests reach it on loopback.
@@ -102,8 +114,11 @@ impl TestServer {
         bind: SocketAddr,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        let consumer = workspace_binary("grouplab-consumer")?;
-        Self::launch(data_dir, Some(bind), &consumer, &[], extra).await
+        let launch = Launch {
+            bind: Some(bind),
+            ..Launch::default()
+        };
+        Self::launch(data_dir, launch, extra).await
     }
 
     /// Starts a server whose instances run `consumer` instead of grouplab's consumer program,
@@ -114,24 +129,53 @@ impl TestServer {
         env: &[(&str, &std::ffi::OsStr)],
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::launch(data_dir, None, consumer, env, extra).await
+        let launch = Launch {
+            consumer: Some(consumer.to_path_buf()),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_os_string()))
+                .collect(),
+            ..Launch::default()
+        };
+        Self::launch(data_dir, launch, extra).await
     }
 
-    /// Starts the server on `bind`, or on free ports of its own choosing. A port found free a
-    /// moment ago can be taken in between (by any process's outgoing connection), so a start
-    /// that fails because an address is in use is tried again, on fresh ports where possible.
-    async fn launch(
+    /// Starts a server that reads its labs from `labs` instead of the workspace's `labs/`.
+    pub async fn start_with_labs(
         data_dir: &Path,
-        bind: Option<SocketAddr>,
-        consumer: &Path,
-        env: &[(&str, &std::ffi::OsStr)],
+        labs: &Path,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        let launch = Launch {
+            labs: Some(labs.to_path_buf()),
+            ..Launch::default()
+        };
+        Self::launch(data_dir, launch, extra).await
+    }
+
+    /// Starts the server as `launch` says, on free ports of its own choosing where it does not
+    /// name them. A port found free a moment ago can be taken in between (by any process's
+    /// outgoing connection), so a start that fails because an address is in use is tried again,
+    /// on fresh ports where possible.
+    async fn launch(data_dir: &Path, launch: Launch, extra: &[&str]) -> anyhow::Result<Self> {
         const ATTEMPTS: usize = 3;
+        let consumer = match &launch.consumer {
+            Some(consumer) => consumer.clone(),
+            None => workspace_binary("grouplab-consumer")?,
+        };
+        let labs = launch
+            .labs
+            .clone()
+            .unwrap_or_else(|| workspace_root().join("labs"));
+        let env: Vec<(&str, &std::ffi::OsStr)> = launch
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
         let mut attempt = 1;
         loop {
-            let bind = bind.unwrap_or_else(free_addr);
-            match Self::launch_once(data_dir, bind, consumer, env, extra).await? {
+            let bind = launch.bind.unwrap_or_else(free_addr);
+            match Self::launch_once(data_dir, bind, &consumer, &labs, &env, extra).await? {
                 Ok(server) => return Ok(server),
                 Err(()) if attempt < ATTEMPTS => attempt += 1,
                 Err(()) => bail!("grouplab found its addresses in use {ATTEMPTS} times"),
@@ -144,10 +188,10 @@ impl TestServer {
         data_dir: &Path,
         bind: SocketAddr,
         consumer: &Path,
+        labs: &Path,
         env: &[(&str, &std::ffi::OsStr)],
         extra: &[&str],
     ) -> anyhow::Result<Result<Self, ()>> {
-        let root = workspace_root();
         let addr = if bind.ip().is_unspecified() {
             SocketAddr::from((Ipv4Addr::LOCALHOST, bind.port()))
         } else {
@@ -162,7 +206,7 @@ impl TestServer {
             .arg("--initial-rebalance-delay-ms")
             .arg("300")
             .arg("--labs-dir")
-            .arg(root.join("labs"))
+            .arg(labs)
             .arg("--site-root")
             .arg(site_root()?)
             .arg("--data-dir")
@@ -198,7 +242,7 @@ impl TestServer {
             if tokio::time::Instant::now() >= until {
                 bail!("grouplab did not answer /healthz within {START_DEADLINE:?}");
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(Ok(server))
     }
@@ -256,6 +300,12 @@ impl TestServer {
         path: &str,
         headers: &str,
     ) -> anyhow::Result<(u16, String, String)> {
+        let (status, head, body) = self.fetch(path, headers).await?;
+        Ok((status, head, String::from_utf8(body)?))
+    }
+
+    /// [`TestServer::request`], with the body as bytes.
+    pub async fn fetch(&self, path: &str, headers: &str) -> anyhow::Result<(u16, String, Vec<u8>)> {
         let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
         stream
             .write_all(
@@ -266,17 +316,19 @@ impl TestServer {
                 .as_bytes(),
             )
             .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let status = response
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .context("no end of the HTTP header")?;
+        let head = String::from_utf8(response[..split].to_vec())?;
+        let body = response[split + 4..].to_vec();
+        let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .context("no HTTP status line")?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .map(|(h, b)| (h.to_owned(), b.to_owned()))
-            .unwrap_or_default();
         Ok((status, head, body))
     }
 }
@@ -606,6 +658,18 @@ impl LabClient {
             .await?;
         }
         Ok(())
+    }
+
+    /// Whether exactly `count` instances run, each holding `partitions` partitions by its own
+    /// rebalance callbacks: the steady state benchmarks start from.
+    pub fn running_evenly(&self, count: usize, partitions: usize) -> bool {
+        let running: Vec<_> = self
+            .view()
+            .instances
+            .iter()
+            .filter(|i| i.state == grouplab_protocol::InstanceState::Running)
+            .collect();
+        running.len() == count && running.iter().all(|i| i.partitions.len() == partitions)
     }
 
     pub fn view(&self) -> &grouplab_protocol::LabSnapshot {

@@ -570,3 +570,59 @@ async fn keyless_messages_go_where_the_key_mode_says() -> anyhow::Result<()> {
     assert!(sticky.starts_with("partition"), "{sticky}");
     Ok(())
 }
+
+/// The front end goes out gzip-compressed as built, to browsers that accept it, and a reload
+/// only asks whether it changed: a bodiless 304 when it did not.
+#[tokio::test]
+async fn the_front_end_is_sent_compressed_and_a_reload_skips_it() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    for path in ["/pkg/grouplab_bg.wasm", "/pkg/grouplab.js", "/grouplab.css"] {
+        let (status, plain_head, plain) = server.fetch(path, "").await?;
+        assert_eq!(status, 200, "{path}");
+        let plain_head = plain_head.to_ascii_lowercase();
+        assert!(
+            !plain_head.contains("content-encoding"),
+            "{path}: {plain_head}"
+        );
+
+        let (status, raw_head, gzipped) = server.fetch(path, "Accept-Encoding: gzip\r\n").await?;
+        assert_eq!(status, 200, "{path}");
+        let head = raw_head.to_ascii_lowercase();
+        assert!(head.contains("content-encoding: gzip"), "{path}: {head}");
+        assert!(head.contains("cache-control: no-cache"), "{path}: {head}");
+        assert!(
+            gzipped.len() * 2 < plain.len(),
+            "{path}: {} bytes gzipped for {} plain",
+            gzipped.len(),
+            plain.len()
+        );
+        if path.ends_with(".wasm") {
+            println!(
+                "WASM sent: {} KiB plain, {} KiB gzipped",
+                plain.len() / 1024,
+                gzipped.len() / 1024
+            );
+            assert_eq!(&plain[..4], b"\0asm", "the module is WebAssembly");
+        }
+
+        let modified = raw_head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("last-modified"))
+                    .map(|(_, value)| value.trim())
+            })
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("{path}: no Last-Modified"))?;
+        let (status, _, body) = server
+            .fetch(
+                path,
+                &format!("Accept-Encoding: gzip\r\nIf-Modified-Since: {modified}\r\n"),
+            )
+            .await?;
+        assert_eq!(status, 304, "{path}: a reload of an unchanged file");
+        assert!(body.is_empty());
+    }
+    Ok(())
+}

@@ -61,16 +61,40 @@ pub fn app(state: AppState) -> Router {
             move || provide_context(labs.clone()),
             move || shell(options.clone()),
         )
-        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
-        .route_service(
-            "/grouplab.css",
-            ServeFile::new(site_root.join("grouplab.css")),
-        )
+        .merge(static_files(&site_root))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_access,
         ))
         .with_state(state)
+}
+
+/// The front end's files: gzip-compressed at build time (`cargo xtask site`) and sent as they are
+/// to browsers that accept gzip; `no-cache` with `Last-Modified`, so a reload asks whether they
+/// changed and gets a bodiless 304 when they did not, and a rebuilt front end is never stale.
+fn static_files(site_root: &std::path::Path) -> Router<AppState> {
+    Router::new()
+        .nest_service(
+            "/pkg",
+            ServeDir::new(site_root.join("pkg")).precompressed_gzip(),
+        )
+        .route_service(
+            "/grouplab.css",
+            ServeFile::new(site_root.join("grouplab.css")).precompressed_gzip(),
+        )
+        .layer(axum::middleware::from_fn(revalidate))
+}
+
+async fn revalidate(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// On a public server, every request but the health check needs the access token: from the

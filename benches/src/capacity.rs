@@ -1,0 +1,195 @@
+//! How many labs one server holds: for each level, a fresh server runs that many labs at once,
+//! each with one page (a websocket client applying every event), a 4-partition topic, 4 consumer
+//! instances and a steady produce rate, and the benchmark reports memory per instance process,
+//! the server's memory and CPU, and how long produced messages take to be counted on the page.
+//!
+//! The labs are copies of Lab 04 with their own topic and group (`cap-NN-clicks`,
+//! `cap-NN-group`), written to a temporary labs folder.
+//!
+//! "Produce to page" runs from the Produce command leaving the page to the page's received
+//! count reaching it: the producer's delivery, the consumer's fetch, its report, and the
+//! server's 250 ms batching of message counts. It is not the callback-to-screen latency of
+//! issue 9's first benchmark, which needs timestamps from the consumer's callback.
+//!
+//!     cargo xtask build && cargo run -p grouplab-benches --bin capacity -- [levels, e.g. 10,20,40] [messages/s per lab] [seconds]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use grouplab_end2end::{LabClient, TestServer, children_of, resident_kib, workspace_root};
+use grouplab_protocol::{ClientCommand, KeyMode};
+
+const INSTANCES: usize = 4;
+const PARTITIONS: i32 = 4;
+const DEADLINE: Duration = Duration::from_secs(300);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let levels: Vec<usize> = args
+        .next()
+        .unwrap_or_else(|| "10,20,40".to_owned())
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let rate: u32 = args.next().map_or(Ok(10), |a| a.parse())?;
+    let seconds: u32 = args.next().map_or(Ok(20), |a| a.parse())?;
+    let most = levels.iter().copied().max().unwrap_or(0);
+
+    let labs_dir = tempfile::tempdir()?;
+    write_labs(labs_dir.path(), most)?;
+    println!(
+        "grouplab capacity: {INSTANCES} instances and {rate} messages/s per lab, {seconds} s per level, {} cores",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!(
+        "| labs | instances | instance RSS avg / max (MiB) | server RSS (MiB) | server CPU | all CPU | produce→page p50 / p99 / max (ms) | messages |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for labs in levels {
+        level(labs_dir.path(), labs, rate, seconds).await?;
+    }
+    Ok(())
+}
+
+/// Copies Lab 04 `count` times, each with its own topic and group.
+fn write_labs(dir: &Path, count: usize) -> anyhow::Result<()> {
+    let source = workspace_root().join("labs").join("04-consumer-groups");
+    let toml = std::fs::read_to_string(source.join("lab.toml"))?;
+    for n in 0..count {
+        let folder = dir.join(lab_id(n));
+        std::fs::create_dir_all(&folder)?;
+        for entry in std::fs::read_dir(&source)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), folder.join(entry.file_name()))?;
+        }
+        let own = toml
+            .replace("user-clicks", &topic(n))
+            .replace("click-processors", &group(n));
+        std::fs::write(folder.join("lab.toml"), own)?;
+    }
+    Ok(())
+}
+
+fn lab_id(n: usize) -> String {
+    format!("cap-{n:02}")
+}
+
+fn topic(n: usize) -> String {
+    format!("cap-{n:02}-clicks")
+}
+
+fn group(n: usize) -> String {
+    format!("cap-{n:02}-group")
+}
+
+async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let total = (labs * INSTANCES + 8).to_string();
+    let server =
+        TestServer::start_with_labs(data.path(), labs_dir, &["--max-instances", &total]).await?;
+    let mut pages = Vec::with_capacity(labs);
+    for n in 0..labs {
+        let mut page = LabClient::open(&server, &lab_id(n)).await?;
+        page.create_topic(&topic(n), PARTITIONS).await?;
+        page.start_instances(&group(n), &topic(n), INSTANCES)
+            .await?;
+        pages.push(page);
+    }
+    for page in &mut pages {
+        page.wait_until("every instance owning a partition", DEADLINE, |p| {
+            p.running_evenly(INSTANCES, 1)
+        })
+        .await?;
+    }
+
+    let cpu_before = cpu_ticks(server.pid()) + children_ticks(server.pid());
+    let server_before = cpu_ticks(server.pid());
+    let started = Instant::now();
+    // Each page in a task of its own, as each would be a browser: once a second it produces
+    // `rate` messages and times them until its received count includes them.
+    let mut tasks = Vec::with_capacity(labs);
+    for (n, mut page) in pages.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut expected = 0u64;
+            for second in 0..seconds {
+                let tick = started + Duration::from_secs(u64::from(second));
+                tokio::time::sleep_until(tick.into()).await;
+                let sent = Instant::now();
+                page.send(&ClientCommand::Produce {
+                    topic: topic(n),
+                    count: rate,
+                    keys: KeyMode::RoundRobin,
+                    partition: None,
+                })
+                .await?;
+                expected += u64::from(rate);
+                page.wait_until("the produced messages counted", DEADLINE, |p| {
+                    p.view().instances.iter().map(|i| i.received).sum::<u64>() >= expected
+                })
+                .await?;
+                latencies.push(sent.elapsed());
+            }
+            let counted: u64 = page.view().instances.iter().map(|i| i.received).sum();
+            anyhow::Ok((latencies, counted, expected))
+        }));
+    }
+    let (mut latencies, mut counted, mut produced) = (Vec::new(), 0u64, 0u64);
+    for task in tasks {
+        let (lab, lab_counted, lab_expected) = task.await??;
+        latencies.extend(lab);
+        counted += lab_counted;
+        produced += lab_expected;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let ticks_per_second = 100.0;
+    let all_cpu = (cpu_ticks(server.pid()) + children_ticks(server.pid()) - cpu_before) as f64
+        / ticks_per_second
+        / wall;
+    let server_cpu = (cpu_ticks(server.pid()) - server_before) as f64 / ticks_per_second / wall;
+
+    let instances: Vec<f64> = children_of(server.pid())
+        .into_iter()
+        .filter_map(|pid| resident_kib(pid).ok())
+        .map(|kib| kib as f64 / 1024.0)
+        .collect();
+    let average = instances.iter().sum::<f64>() / instances.len().max(1) as f64;
+    let largest = instances.iter().copied().fold(0.0, f64::max);
+    let server_rss = resident_kib(server.pid())? as f64 / 1024.0;
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_millis();
+    // A broken run cannot print a good number: every message produced is counted once.
+    anyhow::ensure!(
+        counted == produced,
+        "{counted} messages counted for {produced} produced"
+    );
+    println!(
+        "| {labs} | {} | {average:.1} / {largest:.1} | {server_rss:.0} | {:.0}% | {:.0}% | {} / {} / {} | {produced} |",
+        instances.len(),
+        server_cpu * 100.0,
+        all_cpu * 100.0,
+        at(0.5),
+        at(0.99),
+        at(1.0),
+    );
+    Ok(())
+}
+
+/// A process's CPU time so far (user + system), in clock ticks, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat[stat.rfind(')')? + 2..].to_owned();
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// The CPU time of the server's running children (the instances).
+fn children_ticks(pid: u32) -> u64 {
+    children_of(pid).into_iter().map(cpu_ticks).sum()
+}
