@@ -154,6 +154,7 @@ impl EmbeddedBroker {
         let groups = GroupWatch::new();
         let signals = Arc::new(Signals {
             changed: Notify::new(),
+            touched: Mutex::default(),
             client_ids: Mutex::default(),
             leaves: Mutex::default(),
             refusals: groups.refusals.clone(),
@@ -386,6 +387,9 @@ impl Service<FrameInput> for KafkaApiVersions {
 struct Signals {
     /// Woken by every coordinator call that may change a group.
     changed: Notify,
+    /// The groups those calls named since the watcher last looked: only these are read again,
+    /// so a heartbeat costs one group's read, not every group's.
+    touched: Mutex<BTreeSet<String>>,
     /// The client id each member joined with, and when; the stored group does not keep it.
     /// A std Mutex is fine here and below: held for a map operation, never across an await.
     client_ids: Mutex<HashMap<String, (String, EpochMillis)>>,
@@ -406,6 +410,23 @@ pub struct Refusal {
 }
 
 impl Signals {
+    /// Marks a group as changed and wakes the watcher.
+    fn touch(&self, group: &str) {
+        if let Ok(mut touched) = self.touched.lock()
+            && !touched.contains(group)
+        {
+            touched.insert(group.to_owned());
+        }
+        self.changed.notify_one();
+    }
+
+    fn take_touched(&self) -> Vec<String> {
+        self.touched
+            .lock()
+            .map(|mut touched| std::mem::take(&mut *touched).into_iter().collect())
+            .unwrap_or_default()
+    }
+
     fn note_leave(&self, group: &str, members: impl IntoIterator<Item = String>) {
         let now = epoch_ms(SystemTime::now());
         if let Ok(mut leaves) = self.leaves.lock() {
@@ -511,12 +532,13 @@ impl ObservedCoordinator {
 
     /// Wakes the watcher now, and again shortly, for a call that changes the group while it
     /// waits (a JoinGroup is held for the whole join phase).
-    fn wake_during(&self) {
-        self.signals.changed.notify_one();
+    fn wake_during(&self, group: &str) {
+        self.signals.touch(group);
         let signals = Arc::clone(&self.signals);
+        let group = group.to_owned();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            signals.changed.notify_one();
+            signals.touch(&group);
         });
     }
 }
@@ -539,7 +561,7 @@ impl Coordinator for ObservedCoordinator {
         if let (Some(client_id), false) = (client_id, member_id.is_empty()) {
             self.signals.note_client_id(member_id, client_id);
         }
-        self.wake_during();
+        self.wake_during(group_id);
         let body = self
             .inner
             .join(
@@ -572,7 +594,7 @@ impl Coordinator for ObservedCoordinator {
                 .await;
             }
         }
-        self.signals.changed.notify_one();
+        self.signals.touch(group_id);
         body
     }
 
@@ -586,7 +608,7 @@ impl Coordinator for ObservedCoordinator {
         protocol_name: Option<&str>,
         assignments: Option<&[SyncGroupRequestAssignment]>,
     ) -> nisshi_broker::Result<Body> {
-        self.wake_during();
+        self.wake_during(group_id);
         let body = self
             .inner
             .sync(
@@ -599,7 +621,7 @@ impl Coordinator for ObservedCoordinator {
                 assignments,
             )
             .await;
-        self.signals.changed.notify_one();
+        self.signals.touch(group_id);
         body
     }
 
@@ -614,7 +636,7 @@ impl Coordinator for ObservedCoordinator {
             .inner
             .heartbeat(group_id, generation_id, member_id, group_instance_id)
             .await;
-        self.signals.changed.notify_one();
+        self.signals.touch(group_id);
         body
     }
 
@@ -636,7 +658,7 @@ impl Coordinator for ObservedCoordinator {
             .filter(|id| !id.is_empty());
         self.signals.note_leave(group_id, leaving);
         let body = self.inner.leave(group_id, member_id, members).await;
-        self.signals.changed.notify_one();
+        self.signals.touch(group_id);
         body
     }
 
@@ -658,7 +680,9 @@ impl Coordinator for ObservedCoordinator {
 
     async fn delete_groups(&self, group_ids: &[String]) -> nisshi_broker::Result<Body> {
         let body = self.inner.delete_groups(group_ids).await;
-        self.signals.changed.notify_one();
+        for group in group_ids {
+            self.signals.touch(group);
+        }
         body
     }
 
@@ -745,8 +769,8 @@ impl GroupWatch {
     }
 }
 
-/// Reads the stored groups whenever the coordinator changes one, and on a tick to see sessions
-/// expire, and publishes what changed.
+/// Reads the groups the coordinator touched whenever it touches one, and every stored group on a
+/// tick to see sessions expire, and publishes what changed.
 async fn watch_groups(
     storage: ArcDynStorage,
     signals: Arc<Signals>,
@@ -756,48 +780,86 @@ async fn watch_groups(
     let mut tick = tokio::time::interval(WATCH_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tokio::select! {
-            () = signals.changed.notified() => {}
-            _ = tick.tick() => {}
-        }
+        let every_group = tokio::select! {
+            () = signals.changed.notified() => false,
+            _ = tick.tick() => true,
+        };
         // While the broker is down its groups stand still: nobody can join, leave or heartbeat.
         if outage.down.load(Ordering::SeqCst) {
             continue;
         }
         let up_since = outage.up_since_ms.load(Ordering::SeqCst);
-        let details = match storage.list_groups().await {
-            Ok(details) => details,
-            Err(err) => {
-                debug!(?err, "the stored groups could not be read");
-                continue;
-            }
-        };
-        let now = SystemTime::now();
-        let mut seen = Vec::with_capacity(details.len());
-        let mut members = BTreeSet::new();
-        for named in &details {
-            if let GroupDetailResponse::Found(detail) = &named.response {
-                let leaves = signals.leaves(&named.name);
-                watch.publish(observe(
-                    &named.name,
-                    detail,
-                    &signals,
-                    leaves,
-                    now,
-                    up_since,
-                ));
-                members.extend(detail.members.keys().map(String::as_str));
-                seen.push(named.name.clone());
-            }
-        }
-        signals.prune(&members, epoch_ms(now));
-        for gone in watch.known().into_iter().filter(|g| !seen.contains(g)) {
-            watch.publish(GroupObservation::empty(
-                &gone,
-                MembershipSource::Coordinator,
-            ));
+        let touched = signals.take_touched();
+        if every_group {
+            read_every_group(&storage, &signals, &watch, up_since).await;
+        } else if !touched.is_empty() {
+            read_groups(&storage, &signals, &watch, up_since, &touched).await;
         }
         tokio::time::sleep(WATCH_GAP).await;
+    }
+}
+
+/// Reads every stored group, forgets groups that are gone, and prunes what the signals remember.
+async fn read_every_group(
+    storage: &ArcDynStorage,
+    signals: &Signals,
+    watch: &GroupWatch,
+    up_since: EpochMillis,
+) {
+    let details = match storage.list_groups().await {
+        Ok(details) => details,
+        Err(err) => {
+            debug!(?err, "the stored groups could not be read");
+            return;
+        }
+    };
+    let now = SystemTime::now();
+    let mut seen = Vec::with_capacity(details.len());
+    let mut members = BTreeSet::new();
+    for named in &details {
+        if let GroupDetailResponse::Found(detail) = &named.response {
+            let leaves = signals.leaves(&named.name);
+            watch.publish(observe(&named.name, detail, signals, leaves, now, up_since));
+            members.extend(detail.members.keys().map(String::as_str));
+            seen.push(named.name.clone());
+        }
+    }
+    signals.prune(&members, epoch_ms(now));
+    for gone in watch.known().into_iter().filter(|g| !seen.contains(g)) {
+        watch.publish(GroupObservation::empty(
+            &gone,
+            MembershipSource::Coordinator,
+        ));
+    }
+}
+
+/// Reads only the named groups: the ones a coordinator call just touched.
+async fn read_groups(
+    storage: &ArcDynStorage,
+    signals: &Signals,
+    watch: &GroupWatch,
+    up_since: EpochMillis,
+    groups: &[String],
+) {
+    let details = match storage.describe_groups(Some(groups), false).await {
+        Ok(details) => details,
+        Err(err) => {
+            debug!(?err, "the touched groups could not be read");
+            return;
+        }
+    };
+    let now = SystemTime::now();
+    for named in &details {
+        match &named.response {
+            GroupDetailResponse::Found(detail) => {
+                let leaves = signals.leaves(&named.name);
+                watch.publish(observe(&named.name, detail, signals, leaves, now, up_since));
+            }
+            GroupDetailResponse::ErrorCode(_) => watch.publish(GroupObservation::empty(
+                &named.name,
+                MembershipSource::Coordinator,
+            )),
+        }
     }
 }
 
