@@ -2,7 +2,7 @@
 //!
 //! - `site`: builds the WASM front end and writes the site folder (`target/site`): `pkg/grouplab.js`,
 //!   `pkg/grouplab_bg.wasm` and `grouplab.css`.
-//! - `build`: `site`, then the server and consumer binaries.
+//! - `build`: `site`, then the server and consumer binaries (nothing else: the run command waits for it).
 //! - `run [-- server args]`: `build`, then starts the server on the built site.
 //! - `test`: `build`, then every test of the workspace.
 //! - `lint`: rustfmt and clippy, for the native half and for the WASM half.
@@ -139,7 +139,19 @@ fn count_before(result: &str, label: &str) -> u64 {
 
 fn build(root: &Path) -> anyhow::Result<()> {
     site(root)?;
-    cargo(root, &["build", "--locked", "--bins"])
+    // Only what `run` and the tests start: the benchmarks and test helpers are built when used.
+    cargo(
+        root,
+        &[
+            "build",
+            "--locked",
+            "--package",
+            "grouplab-server",
+            "--package",
+            "grouplab-consumer",
+            "--bins",
+        ],
+    )
 }
 
 fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
