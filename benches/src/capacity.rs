@@ -22,6 +22,8 @@ use grouplab_protocol::{ClientCommand, KeyMode};
 const INSTANCES: usize = 4;
 const PARTITIONS: i32 = 4;
 const DEADLINE: Duration = Duration::from_secs(300);
+/// The unit of CPU times in /proc/<pid>/stat (`getconf CLK_TCK`), 100 on Linux.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -143,11 +145,11 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
         produced += lab_expected;
     }
     let wall = started.elapsed().as_secs_f64();
-    let ticks_per_second = 100.0;
     let all_cpu = (cpu_ticks(server.pid()) + children_ticks(server.pid()) - cpu_before) as f64
-        / ticks_per_second
+        / CLOCK_TICKS_PER_SECOND
         / wall;
-    let server_cpu = (cpu_ticks(server.pid()) - server_before) as f64 / ticks_per_second / wall;
+    let server_cpu =
+        (cpu_ticks(server.pid()) - server_before) as f64 / CLOCK_TICKS_PER_SECOND / wall;
 
     let instances: Vec<f64> = children_of(server.pid())
         .into_iter()

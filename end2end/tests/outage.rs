@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use grouplab_end2end::{LabClient, TestServer};
-use grouplab_protocol::{BrokerHealth, ClientCommand, KeyMode, LabSnapshot, TimelineKind};
+use grouplab_protocol::{
+    BrokerHealth, ClientCommand, KeyMode, LabSnapshot, TimelineKind, TopicPartition,
+};
 
 const LAB: &str = "04-consumer-groups";
 const GROUP: &str = "click-processors";
@@ -26,26 +28,42 @@ fn all_partitions_owned(view: &LabSnapshot, count: usize, partitions: i32) -> bo
         .members
         .iter()
         .filter(|m| m.is_working(&view.instances))
+        .map(|m| m.partitions.as_slice())
         .collect();
-    let mut owned: Vec<i32> = working
-        .iter()
-        .flat_map(|m| m.partitions.iter().map(|tp| tp.partition))
-        .collect();
-    owned.sort_unstable();
-    working.len() == count && owned == (0..partitions).collect::<Vec<_>>()
+    share_exactly(&working, count, partitions)
 }
 
 /// Whether `count` running instances say, from their own rebalance callbacks, that they share
 /// every partition. On a named nisshi cluster this is the only source: nisshi's DescribeGroups
 /// leaves assignments out.
 fn instances_cover(view: &LabSnapshot, count: usize, partitions: i32) -> bool {
-    let alive: Vec<_> = view.instances.iter().filter(|i| i.is_alive()).collect();
-    let mut owned: Vec<i32> = alive
+    let alive: Vec<_> = view
+        .instances
         .iter()
-        .flat_map(|i| i.partitions.iter().map(|tp| tp.partition))
+        .filter(|i| i.is_alive())
+        .map(|i| i.partitions.as_slice())
+        .collect();
+    share_exactly(&alive, count, partitions)
+}
+
+/// Whether `count` holders share partitions `0..partitions`, each held by exactly one.
+fn share_exactly(holders: &[&[TopicPartition]], count: usize, partitions: i32) -> bool {
+    let mut owned: Vec<i32> = holders
+        .iter()
+        .flat_map(|held| held.iter().map(|tp| tp.partition))
         .collect();
     owned.sort_unstable();
-    alive.len() == count && owned == (0..partitions).collect::<Vec<_>>()
+    holders.len() == count && owned == (0..partitions).collect::<Vec<_>>()
+}
+
+/// Produces 30 more messages to a topic that had 30, and waits until all 60 are in the log and
+/// received: the lab works again.
+async fn thirty_more(page: &mut LabClient) -> anyhow::Result<()> {
+    produce(page, 30).await?;
+    page.wait_until("the 30 new messages received", RECOVERY_DEADLINE, |p| {
+        log_end(p.view()) == 60 && received(p.view()) >= 60
+    })
+    .await
 }
 
 fn received(view: &LabSnapshot) -> u64 {
@@ -134,6 +152,14 @@ async fn embedded_outage(past_the_session_timeout: bool) -> anyhow::Result<()> {
     })
     .await?;
     let errors_shown = down_at.elapsed();
+    // Producing fails, and says why in a learner's words.
+    produce(&mut page, 1).await?;
+    page.wait_until("the failed produce explained", DEADLINE, |p| {
+        p.notices.iter().any(|n| {
+            n.title.starts_with("Messages were not produced") && n.detail.contains("did not answer")
+        })
+    })
+    .await?;
     let problem = page.view().instances[0]
         .problem
         .clone()
@@ -189,11 +215,7 @@ async fn embedded_outage(past_the_session_timeout: bool) -> anyhow::Result<()> {
     // What the broker stored survived: the topic with its 30 messages, and the group's offsets,
     // so the instances carry on from where they committed.
     assert_eq!(log_end(page.view()), 30, "the topic kept its messages");
-    produce(&mut page, 30).await?;
-    page.wait_until("the 30 new messages received", RECOVERY_DEADLINE, |p| {
-        log_end(p.view()) == 60 && received(p.view()) >= 60
-    })
-    .await?;
+    thirty_more(&mut page).await?;
     let again = received(page.view());
     println!(
         "broker up shown after {} ms; instances reassigned and error-free after {} ms; {again} messages received for 60 produced ({} read again after the outage)",
@@ -272,11 +294,7 @@ async fn a_named_cluster_that_goes_away_is_shown_and_survived() -> anyhow::Resul
         |p| instances_cover(p.view(), 2, 3),
     )
     .await?;
-    produce(&mut page, 30).await?;
-    page.wait_until("the 30 new messages received", RECOVERY_DEADLINE, |p| {
-        log_end(p.view()) == 60 && received(p.view()) >= 60
-    })
-    .await?;
+    thirty_more(&mut page).await?;
     println!(
         "named cluster: outage shown after {} ms, back up shown after {} ms, recovered after {} ms",
         shown.as_millis(),

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,8 +97,10 @@ pub struct EmbeddedBroker {
     /// What serving needs again after an outage, and the task serving now, if any.
     /// A tokio Mutex: held across the bind when the broker comes back up.
     listener: tokio::sync::Mutex<Listener>,
+    /// Whether it serves: `false` between [`EmbeddedBroker::take_down`] and `bring_up`.
     serving: watch::Sender<bool>,
-    outage: Arc<Outage>,
+    /// When it last came back up (epoch ms; 0 if it never went down).
+    up_since_ms: Arc<AtomicU64>,
     watcher: JoinHandle<()>,
 }
 
@@ -106,15 +108,6 @@ struct Listener {
     route: FrameRouteService<nisshi_broker::Error>,
     storage: ArcDynStorage,
     server: Option<JoinHandle<()>>,
-}
-
-/// Whether the broker is down on purpose, and when it last came back up: the group watcher
-/// neither reads nor expires anything while it is down, and gives every member a full session
-/// timeout after it returns, as a Kafka coordinator does after it loads its groups.
-#[derive(Debug, Default)]
-struct Outage {
-    down: AtomicBool,
-    up_since_ms: AtomicU64,
 }
 
 impl EmbeddedBroker {
@@ -171,13 +164,18 @@ impl EmbeddedBroker {
             signals: Arc::clone(&signals),
         };
         let route = routes(storage.clone(), coordinator).map_err(start_error)?;
-        let outage = Arc::new(Outage::default());
+        // The group watcher neither reads nor expires anything while the broker is down, and
+        // gives every member a full session timeout after it returns, as a Kafka coordinator
+        // does after it loads its groups.
+        let serving = watch::channel(true).0;
+        let up_since_ms = Arc::new(AtomicU64::new(0));
 
         let watcher = tokio::spawn(watch_groups(
             storage.clone(),
             Arc::clone(&signals),
             groups.clone(),
-            Arc::clone(&outage),
+            serving.subscribe(),
+            Arc::clone(&up_since_ms),
         ));
         let server = tokio::spawn(serve(listener, route.clone(), storage.clone()));
         info!(%addr, ?initial_rebalance_delay, "embedded broker started");
@@ -189,8 +187,8 @@ impl EmbeddedBroker {
                 storage,
                 server: Some(server),
             }),
-            serving: watch::channel(true).0,
-            outage,
+            serving,
+            up_since_ms,
             watcher,
         })
     }
@@ -217,11 +215,10 @@ impl EmbeddedBroker {
         let Some(server) = listener.server.take() else {
             return false;
         };
-        self.outage.down.store(true, Ordering::SeqCst);
+        self.serving.send_replace(false);
         server.abort();
         // Wait until the task is gone, so its listener and connections are closed.
         let _ = server.await;
-        self.serving.send_replace(false);
         warn!(addr = %self.addr, "the embedded broker was taken down from a lab page");
         true
     }
@@ -239,10 +236,8 @@ impl EmbeddedBroker {
             listener.route.clone(),
             listener.storage.clone(),
         )));
-        self.outage
-            .up_since_ms
+        self.up_since_ms
             .store(epoch_ms(SystemTime::now()), Ordering::SeqCst);
-        self.outage.down.store(false, Ordering::SeqCst);
         self.serving.send_replace(true);
         info!(addr = %self.addr, "the embedded broker is back up");
         Ok(true)
@@ -775,7 +770,8 @@ async fn watch_groups(
     storage: ArcDynStorage,
     signals: Arc<Signals>,
     watch: GroupWatch,
-    outage: Arc<Outage>,
+    serving: watch::Receiver<bool>,
+    up_since_ms: Arc<AtomicU64>,
 ) {
     let mut tick = tokio::time::interval(WATCH_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -785,10 +781,10 @@ async fn watch_groups(
             _ = tick.tick() => true,
         };
         // While the broker is down its groups stand still: nobody can join, leave or heartbeat.
-        if outage.down.load(Ordering::SeqCst) {
+        if !*serving.borrow() {
             continue;
         }
-        let up_since = outage.up_since_ms.load(Ordering::SeqCst);
+        let up_since = up_since_ms.load(Ordering::SeqCst);
         let touched = signals.take_touched();
         if every_group {
             read_every_group(&storage, &signals, &watch, up_since).await;
