@@ -5,9 +5,10 @@
 //! started are instance cards; the learner's own consumers are external cards, drawn dashed.
 
 use grouplab_protocol::{
-    Assignor, BrokerHealth, ClientCommand, ConsumerSettings, GROUP_COLOUR, GroupView,
-    InstanceState, InstanceView, KeyMode, LabSetup, LabSnapshot, MemberView, MembershipSource,
-    NoticeLevel, PALETTE, TimelineEntry, TimelineKind, TopicPartition, TopicView, limits,
+    Assignor, BrokerHealth, ClientCommand, CommitPolicy, ConsumerSettings, GROUP_COLOUR, GroupView,
+    InstanceState, InstanceView, KeyMode, LabSetup, LabSnapshot, LedgerView, MemberView,
+    MembershipSource, NoticeLevel, PALETTE, ProcessingMode, TimelineEntry, TimelineKind,
+    TopicPartition, TopicView, limits,
 };
 use leptos::prelude::*;
 
@@ -137,6 +138,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
                 <Topics />
                 <Groups />
                 <Instances />
+                <Ledgers />
                 <div class="feeds">
                     <Messages />
                     <Timeline />
@@ -172,10 +174,21 @@ fn Controls(setup: LabSetup) -> AnyView {
     let distinct = RwSignal::new("6".to_owned());
     let target_partition = RwSignal::new(String::new());
     let group = RwSignal::new(setup.group.clone());
-    let session_s =
-        RwSignal::new((ConsumerSettings::default().session_timeout_ms / 1000).to_string());
-    let assignor = RwSignal::new("range".to_owned());
-    let auto_commit = RwSignal::new(true);
+    let defaults = setup.consumer.clone();
+    let session_s = RwSignal::new((defaults.session_timeout_ms / 1000).to_string());
+    let assignor = RwSignal::new(defaults.assignor.librdkafka_name().to_owned());
+    let commit = RwSignal::new(defaults.commit.key().to_owned());
+    let processing_ms = RwSignal::new(defaults.processing_ms.to_string());
+    let max_poll_records = RwSignal::new(defaults.max_poll_records.to_string());
+    let max_poll_s = RwSignal::new((defaults.max_poll_interval_ms / 1000).to_string());
+    let queue = RwSignal::new(defaults.processing == ProcessingMode::Queue);
+    let static_id = RwSignal::new(defaults.static_id.clone().unwrap_or_default());
+    let crash_after = RwSignal::new(
+        defaults
+            .crash_after
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+    );
 
     let create_topic = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -221,20 +234,67 @@ fn Controls(setup: LabSetup) -> AnyView {
             partition,
         });
     };
+    let add_partitions = move |_| {
+        if let Some(partitions) = number(live, "partition count", &partitions.get_untracked()) {
+            live.send(ClientCommand::AddPartitions {
+                topic: topic.get_untracked(),
+                partitions,
+            });
+        }
+    };
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(seconds) = number::<u32>(live, "session timeout", &session_s.get_untracked())
         else {
             return;
         };
+        let Some(processing_ms) =
+            number::<u32>(live, "processing time", &processing_ms.get_untracked())
+        else {
+            return;
+        };
+        let Some(max_poll_records) =
+            number::<u32>(live, "batch size", &max_poll_records.get_untracked())
+        else {
+            return;
+        };
+        let Some(max_poll_s) =
+            number::<u32>(live, "max poll interval", &max_poll_s.get_untracked())
+        else {
+            return;
+        };
+        let typed = crash_after.get_untracked();
+        let crash_after = if typed.trim().is_empty() {
+            None
+        } else {
+            let Some(n) = number::<u32>(live, "crash after count", &typed) else {
+                return;
+            };
+            Some(n)
+        };
+        let typed = static_id.get_untracked();
         let assignor = Assignor::ALL
             .into_iter()
             .find(|a| a.librdkafka_name() == assignor.get_untracked())
             .unwrap_or_default();
+        let commit = CommitPolicy::ALL
+            .into_iter()
+            .find(|c| c.key() == commit.get_untracked())
+            .unwrap_or_default();
         let settings = ConsumerSettings {
             session_timeout_ms: seconds.saturating_mul(1000),
-            auto_commit: auto_commit.get_untracked(),
             assignor,
+            commit,
+            processing_ms,
+            max_poll_records,
+            max_poll_interval_ms: max_poll_s.saturating_mul(1000),
+            static_id: (!typed.trim().is_empty()).then(|| typed.trim().to_owned()),
+            processing: if queue.get_untracked() {
+                ProcessingMode::Queue
+            } else {
+                ProcessingMode::InPollLoop
+            },
+            crash_after,
             ..ConsumerSettings::default()
         };
         live.send(ClientCommand::StartInstance {
@@ -251,6 +311,15 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Name" <input data-testid="topic-name" bind:value=topic maxlength=limits::MAX_NAME_LEN /></label>
                 <label>"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
                 <button type="submit" data-testid="create-topic">"Create topic"</button>
+                <button
+                    type="button"
+                    class="secondary"
+                    data-testid="add-partitions"
+                    title="Grows the existing topic to this many partitions (Kafka never removes partitions)."
+                    on:click=add_partitions
+                >
+                    "Grow to this many partitions"
+                </button>
                 <button
                     type="button"
                     class="danger-outline reset"
@@ -284,13 +353,26 @@ fn Controls(setup: LabSetup) -> AnyView {
             <form class="control" novalidate on:submit=start>
                 <h3>"Consumer of " <code>{move || topic.get()}</code></h3>
                 <label>"Group" <input data-testid="instance-group" bind:value=group maxlength=limits::MAX_NAME_LEN /></label>
-                <label>"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
-                <label>"Assignor"
-                    <select bind:value=assignor>
-                        {Assignor::ALL.into_iter().map(|a| view! { <option value=a.librdkafka_name()>{a.label()}</option> }).collect_view()}
+                <label>"Commit"
+                    <select data-testid="instance-commit" bind:value=commit>
+                        {CommitPolicy::ALL.into_iter().map(|c| view! { <option value=c.key()>{c.label()}</option> }).collect_view()}
                     </select>
                 </label>
-                <label class="check"><input type="checkbox" bind:checked=auto_commit /> "Auto commit"</label>
+                <label>"Processing per message (ms)" <input data-testid="instance-processing" type="number" min="0" max=limits::MAX_PROCESSING_MS bind:value=processing_ms /></label>
+                <label>"Crash after (messages)" <input data-testid="instance-crash-after" type="number" min="1" placeholder="never" bind:value=crash_after /></label>
+                <details class="more">
+                    <summary>"More settings"</summary>
+                    <label>"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
+                    <label>"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
+                    <label>"Messages per poll" <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
+                    <label>"Assignor"
+                        <select data-testid="instance-assignor" bind:value=assignor>
+                            {Assignor::ALL.into_iter().map(|a| view! { <option value=a.librdkafka_name()>{a.label()}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"Static member id" <input data-testid="instance-static-id" placeholder="none (dynamic member)" bind:value=static_id maxlength=limits::MAX_NAME_LEN /></label>
+                    <label class="check"><input type="checkbox" data-testid="instance-queue" bind:checked=queue /> "Process on a worker behind a queue"</label>
+                </details>
                 <button type="submit" data-testid="start-instance">"Start instance"</button>
             </form>
             <BrokerSwitch />
@@ -610,18 +692,23 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
         _ => String::new(),
     };
     let name = instance.name.clone();
-    let settings = &instance.settings;
-    let summary = format!(
-        "{} · session {} s · {}{}",
-        instance.group,
-        settings.session_timeout_ms / 1000,
-        settings.assignor.label(),
-        if settings.auto_commit {
-            " · auto commit"
-        } else {
-            " · commit per message"
-        }
-    );
+    let summary = settings_summary(&instance);
+    let max_poll_ms = instance.settings.max_poll_interval_ms;
+    let busy = instance.busy.filter(|_| alive);
+    let busy_status = move || {
+        let busy = busy?;
+        let now = live.now.get();
+        let waited = now.saturating_sub(busy.polled_at);
+        Some(format!(
+            "Processing {} message(s); last poll {:.1} s ago (max poll interval {} s)",
+            busy.messages,
+            waited as f64 / 1000.0,
+            max_poll_ms / 1000
+        ))
+    };
+    let over = move || {
+        busy.is_some_and(|b| live.now.get().saturating_sub(b.polled_at) > u64::from(max_poll_ms))
+    };
     view! {
         <article
             class=format!("instance {}", colour_class(instance.colour))
@@ -634,7 +721,16 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
                 <span class="state">{instance.state.label()}</span>
             </header>
             <p class="owns">"Owns: " <strong data-testid=format!("owns-{}", instance.name)>{partitions}</strong></p>
-            <p class="received">"Received: " <strong>{instance.received}</strong></p>
+            <p class="received">
+                "Received: " <strong data-testid=format!("received-{}", instance.name)>{instance.received}</strong>
+                " · processed: " <strong data-testid=format!("processed-{}", instance.name)>{instance.processed}</strong>
+            </p>
+            {instance.queue.filter(|_| alive).map(|queue| view! {
+                <p class="queue" data-testid=format!("queue-{}", instance.name)>
+                    {format!("Queue: {} waiting{}", queue.depth, if queue.paused { " · full: partitions paused" } else { "" })}
+                </p>
+            })}
+            <p class="busy" class:over=over data-testid=format!("busy-{}", instance.name)>{busy_status}</p>
             <p class="settings muted">{summary}</p>
             <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
             {instance.problem.as_ref().filter(|_| alive).map(|problem| view! {
@@ -654,6 +750,92 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
                 </div>
             </Show>
         </article>
+    }
+    .into_any()
+}
+
+/// The settings of an instance in one line, leaving out what is at its default.
+fn settings_summary(instance: &InstanceView) -> String {
+    let settings = &instance.settings;
+    let defaults = ConsumerSettings::default();
+    let mut parts = vec![
+        instance.group.clone(),
+        settings.commit.label().to_owned(),
+        format!("session {} s", settings.session_timeout_ms / 1000),
+        settings.assignor.label().to_owned(),
+    ];
+    if settings.processing_ms > 0 {
+        parts.push(format!("{} ms per message", settings.processing_ms));
+    }
+    if settings.max_poll_records != defaults.max_poll_records {
+        parts.push(format!("{} per poll", settings.max_poll_records));
+    }
+    if settings.max_poll_interval_ms != defaults.max_poll_interval_ms {
+        parts.push(format!(
+            "max poll {} s",
+            settings.max_poll_interval_ms / 1000
+        ));
+    }
+    if settings.processing == ProcessingMode::Queue {
+        parts.push("worker queue".to_owned());
+    }
+    if let Some(id) = &settings.static_id {
+        parts.push(format!("static id {id}"));
+    }
+    if let Some(n) = settings.crash_after {
+        parts.push(format!("crashes after {n}"));
+    }
+    parts.join(" · ")
+}
+
+/// What became of each message: processed, lost, processed twice, per group and topic.
+#[component]
+fn Ledgers() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let ledgers = move || with_view(live, |v| v.ledgers.clone()).unwrap_or_default();
+    view! {
+        <Show when=move || with_view(live, |v| !v.ledgers.is_empty()).unwrap_or(false)>
+            <div class="ledgers" data-testid="ledgers">
+                <h3>"Ledger"</h3>
+                <p class="muted">"Every message the page's instances received: processed, lost (committed but never processed), processed twice."</p>
+                <For each=ledgers key=|l: &LedgerView| format!("{l:?}") let:ledger>
+                    <LedgerRow ledger />
+                </For>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn LedgerRow(ledger: LedgerView) -> AnyView {
+    let offsets = |sample: &[(i32, i64)], total: u64| {
+        let mut shown: Vec<String> = sample.iter().map(|(p, o)| format!("P{p}@{o}")).collect();
+        if total as usize > sample.len() {
+            shown.push("…".to_owned());
+        }
+        shown.join(" ")
+    };
+    let lost = offsets(&ledger.lost_sample, ledger.lost);
+    let twice = offsets(&ledger.duplicated_sample, ledger.duplicated);
+    let id = format!("ledger-{}-{}", ledger.group, ledger.topic);
+    view! {
+        <div class="ledger" data-testid=id>
+            <p>
+                <strong>{ledger.group.clone()}</strong> " on " <code>{ledger.topic.clone()}</code> ": "
+                <span data-testid="ledger-processed">{ledger.processed}</span> " processed · "
+                <span class:bad={ledger.lost > 0} data-testid="ledger-lost">{ledger.lost}</span> " lost · "
+                <span class:warn={ledger.duplicated > 0} data-testid="ledger-duplicated">{ledger.duplicated}</span> " processed twice"
+                {(!ledger.exact).then_some(" (a floor: the record reached its cap)")}
+            </p>
+            {(ledger.lost > 0).then(|| view! { <p class="offsets bad">"Lost: " <code>{lost}</code></p> })}
+            {(ledger.duplicated > 0).then(|| view! { <p class="offsets warn">"Twice: " <code>{twice}</code></p> })}
+            {(!ledger.unknown.is_empty()).then(|| view! {
+                <p class="muted">{format!(
+                    "Partition(s) {:?} were owned by your own consumer at some point: grouplab sees its work only through its commits, so they are not judged here.",
+                    ledger.unknown
+                )}</p>
+            })}
+        </div>
     }
     .into_any()
 }

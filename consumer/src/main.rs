@@ -6,6 +6,11 @@
 //! Theory of operation:
 //! - The main thread subscribes and polls. librdkafka runs the rebalance and commit callbacks
 //!   inside `poll`, on this same thread, so reports are written in the order things happened.
+//!   Each poll returns a batch (up to `max_poll_records`) that is processed before the next
+//!   poll, with commits before, during (auto-commit) or after processing as the settings say;
+//!   or, in the queue mode, a worker thread processes while the main thread keeps polling.
+//! - "Processing" is a pause as long as the processing time, then a `Processed` report: the
+//!   server's ledger of every message is built from `Message` (received) and `Processed`.
 //! - A second thread reads stdin. When stdin closes, the instance stops gracefully: it reports
 //!   [`InstanceReport::Leaving`], and dropping the consumer commits and sends LeaveGroup.
 //!   The server closes stdin to stop an instance, and the kernel closes it when the server dies,
@@ -13,24 +18,32 @@
 //! - A crash is the server sending SIGKILL: nothing here runs, and the group learns of it only
 //!   when the session times out. `PR_SET_PDEATHSIG` is the backstop should the stdin thread be stuck.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::TrySendError;
+use std::time::{Duration, Instant};
 
 use grouplab_protocol::{
-    CommittedOffset, ConsumedMessage, InstanceConfig, InstanceReport, MAX_REPORTED_VALUE,
-    TopicPartition,
+    CommitPolicy, CommittedOffset, ConsumedMessage, ConsumerSettings, InstanceConfig,
+    InstanceReport, MAX_REPORTED_VALUE, ProcessingMode, TopicPartition,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// How long one poll waits before the loop checks whether it should stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the consumer refreshes topic metadata, so that added partitions are seen quickly.
+const METADATA_REFRESH_MS: &str = "3000";
+/// How many messages the internal queue holds before the poll loop pauses its partitions.
+const QUEUE_CAPACITY: usize = 100;
+/// The least time between two reports of the queue's depth.
+const QUEUE_REPORT_GAP: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
     let Some(config) = std::env::args().nth(1) else {
@@ -63,7 +76,16 @@ fn main() -> ExitCode {
 
 fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
     let settings = &config.settings;
-    let consumer: BaseConsumer<Reporter> = ClientConfig::new()
+    // Offsets are stored as polls return messages unless the worker stores them once it has
+    // processed them (the queue with commit after processing).
+    let store_on_poll = !(settings.processing == ProcessingMode::Queue
+        && settings.commit == CommitPolicy::AfterProcessing);
+    // In the poll loop only auto-commit commits in the background; the queue's worker stores
+    // what it processed and lets background commits send it.
+    let background_commits =
+        settings.commit == CommitPolicy::Auto || settings.processing == ProcessingMode::Queue;
+    let mut client = ClientConfig::new();
+    client
         .set("bootstrap.servers", &config.bootstrap_servers)
         .set("group.id", &config.group)
         .set("client.id", &config.client_id)
@@ -75,7 +97,12 @@ fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
             "heartbeat.interval.ms",
             settings.heartbeat_interval_ms.to_string(),
         )
-        .set("enable.auto.commit", settings.auto_commit.to_string())
+        .set(
+            "max.poll.interval.ms",
+            settings.max_poll_interval_ms.to_string(),
+        )
+        .set("enable.auto.commit", background_commits.to_string())
+        .set("enable.auto.offset.store", store_on_poll.to_string())
         .set(
             "auto.commit.interval.ms",
             settings.auto_commit_interval_ms.to_string(),
@@ -84,9 +111,14 @@ fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
             "partition.assignment.strategy",
             settings.assignor.librdkafka_name(),
         )
+        // Added partitions are noticed within seconds rather than librdkafka's 5 minutes.
+        .set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS)
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .create_with_context(Reporter)?;
+        .set("enable.partition.eof", "false");
+    if let Some(id) = &settings.static_id {
+        client.set("group.instance.id", id);
+    }
+    let consumer: Arc<BaseConsumer<Reporter>> = Arc::new(client.create_with_context(Reporter)?);
 
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
@@ -94,27 +126,10 @@ fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
         pid: std::process::id(),
     });
 
-    while !stop.load(Ordering::Relaxed) {
-        match consumer.poll(POLL_INTERVAL) {
-            None => {}
-            Some(Ok(message)) => {
-                report(&InstanceReport::Message(ConsumedMessage {
-                    topic: message.topic().to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(text),
-                    value: message.payload().map(text).unwrap_or_default(),
-                }));
-                if !settings.auto_commit {
-                    // Processing here is reporting the message; commit right after it.
-                    consumer.commit_message(&message, CommitMode::Async)?;
-                }
-            }
-            Some(Err(err)) => report(&InstanceReport::Error {
-                message: describe(&err),
-                fatal: false,
-            }),
-        }
+    let work = Work::new(settings);
+    match settings.processing {
+        ProcessingMode::InPollLoop => poll_and_process(&consumer, settings, &work, stop)?,
+        ProcessingMode::Queue => poll_into_queue(&consumer, settings, work, stop)?,
     }
 
     report(&InstanceReport::Leaving);
@@ -122,6 +137,251 @@ fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
     // member sends LeaveGroup, so the group rebalances at once instead of after the session timeout.
     drop(consumer);
     Ok(())
+}
+
+/// The work done for one message: a pause as long as the processing time, then a report.
+/// It also counts messages for "crash after N", and kills the process when the count is reached.
+struct Work {
+    pause: Duration,
+    crash_after: Option<u64>,
+    done: AtomicU64,
+}
+
+impl Work {
+    fn new(settings: &ConsumerSettings) -> Self {
+        Self {
+            pause: Duration::from_millis(settings.processing_ms.into()),
+            crash_after: settings.crash_after.map(u64::from),
+            done: AtomicU64::new(0),
+        }
+    }
+
+    fn process(&self, topic: &str, partition: i32, offset: i64) {
+        if !self.pause.is_zero() {
+            std::thread::sleep(self.pause);
+        }
+        report(&InstanceReport::Processed {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        });
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.crash_after == Some(done) {
+            report(&InstanceReport::Crashing { processed: done });
+            // A real crash: no revocation, no commit, no LeaveGroup.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// The classic loop: poll a batch, process it, poll again. Processing longer than
+/// `max.poll.interval.ms` makes the client leave its group, as Kafka's clients do.
+fn poll_and_process(
+    consumer: &BaseConsumer<Reporter>,
+    settings: &ConsumerSettings,
+    work: &Work,
+    stop: &AtomicBool,
+) -> KafkaResult<()> {
+    let mut busy = false;
+    while !stop.load(Ordering::Relaxed) {
+        let batch = poll_batch(consumer, settings.max_poll_records);
+        if batch.is_empty() {
+            if busy {
+                busy = false;
+                report(&InstanceReport::Polled { messages: 0 });
+            }
+            continue;
+        }
+        busy = true;
+        report(&InstanceReport::Polled {
+            messages: batch.len() as u32,
+        });
+        let offsets = next_offsets(&batch)?;
+        if settings.commit == CommitPolicy::BeforeProcessing {
+            consumer.commit(&offsets, CommitMode::Sync)?;
+        }
+        let mut processed = TopicPartitionList::new();
+        for message in &batch {
+            work.process(message.topic(), message.partition(), message.offset());
+            processed.add_partition_offset(
+                message.topic(),
+                message.partition(),
+                Offset::Offset(message.offset() + 1),
+            )?;
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        if settings.commit == CommitPolicy::AfterProcessing {
+            // The partitions may have been taken away meanwhile; then the commit fails, is
+            // reported, and the new owner reads these messages again.
+            if let Err(err) = consumer.commit(&processed, CommitMode::Sync) {
+                report(&InstanceReport::Error {
+                    message: format!("Commit failed: {}", describe(&err)),
+                    fatal: false,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Up to `max` messages: one poll that waits, then whatever is already fetched.
+fn poll_batch(consumer: &BaseConsumer<Reporter>, max: u32) -> Vec<BorrowedMessage<'_>> {
+    let mut batch = Vec::new();
+    let mut wait = POLL_INTERVAL;
+    while batch.len() < max as usize {
+        match consumer.poll(wait) {
+            None => break,
+            Some(Ok(message)) => {
+                report_received(&message);
+                batch.push(message);
+            }
+            Some(Err(err)) => {
+                report(&InstanceReport::Error {
+                    message: describe(&err),
+                    fatal: false,
+                });
+                break;
+            }
+        }
+        wait = Duration::ZERO;
+    }
+    batch
+}
+
+/// The offsets to commit once every message of `batch` is done: the next one per partition.
+fn next_offsets(batch: &[BorrowedMessage<'_>]) -> KafkaResult<TopicPartitionList> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    Ok(offsets)
+}
+
+/// The internal-queue pattern: the poll loop only polls and hands messages to a worker thread
+/// through a bounded queue, so it polls often whatever processing costs. When the queue is
+/// full it pauses its partitions, which keeps it polling (and in the group) without fetching.
+fn poll_into_queue(
+    consumer: &Arc<BaseConsumer<Reporter>>,
+    settings: &ConsumerSettings,
+    work: Work,
+    stop: &AtomicBool,
+) -> KafkaResult<()> {
+    let depth = Arc::new(AtomicU32::new(0));
+    let (queue, inbox) = std::sync::mpsc::sync_channel::<Queued>(QUEUE_CAPACITY);
+    let worker = {
+        let consumer = Arc::clone(consumer);
+        let depth = Arc::clone(&depth);
+        let store = settings.commit == CommitPolicy::AfterProcessing;
+        std::thread::spawn(move || {
+            for queued in inbox {
+                depth.fetch_sub(1, Ordering::Relaxed);
+                work.process(&queued.topic, queued.partition, queued.offset);
+                if store {
+                    let mut done = TopicPartitionList::new();
+                    // A partition revoked meanwhile cannot be stored for; its new owner reads it again.
+                    if done
+                        .add_partition_offset(
+                            &queued.topic,
+                            queued.partition,
+                            Offset::Offset(queued.offset + 1),
+                        )
+                        .is_ok()
+                    {
+                        let _ = consumer.store_offsets(&done);
+                    }
+                }
+            }
+        })
+    };
+
+    let mut pending: Option<Queued> = None;
+    let mut paused = false;
+    let mut reported = (0u32, false);
+    let mut reported_at = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(queued) = pending.take() {
+            match queue.try_send(queued) {
+                Ok(()) => {
+                    depth.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Full(queued)) => pending = Some(queued),
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+        let now_depth = depth.load(Ordering::Relaxed);
+        if pending.is_some() && !paused {
+            consumer.pause(&consumer.assignment()?)?;
+            paused = true;
+        } else if pending.is_none() && paused && now_depth <= QUEUE_CAPACITY as u32 / 2 {
+            consumer.resume(&consumer.assignment()?)?;
+            paused = false;
+        }
+        if (now_depth, paused) != reported
+            && (paused != reported.1 || reported_at.elapsed() >= QUEUE_REPORT_GAP)
+        {
+            reported = (now_depth, paused);
+            reported_at = Instant::now();
+            report(&InstanceReport::Queue {
+                depth: now_depth,
+                paused,
+            });
+        }
+        if pending.is_some() {
+            // Paused: this poll fetches nothing but keeps the member in its group.
+            let _ = consumer.poll(POLL_INTERVAL.min(QUEUE_REPORT_GAP));
+            continue;
+        }
+        match consumer.poll(QUEUE_REPORT_GAP) {
+            None => {}
+            Some(Ok(message)) => {
+                report_received(&message);
+                pending = Some(Queued {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                });
+            }
+            Some(Err(err)) => report(&InstanceReport::Error {
+                message: describe(&err),
+                fatal: false,
+            }),
+        }
+    }
+    // A graceful stop ends the work in hand: what waits in the queue is left for the next owner
+    // (with commit after processing it was never stored, so it is read again).
+    drop(queue);
+    drop(pending);
+    while depth.load(Ordering::Relaxed) > 0 && !worker.is_finished() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = worker.join();
+    Ok(())
+}
+
+/// A message handed to the worker: where it is, which is all the work needs.
+struct Queued {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+fn report_received(message: &BorrowedMessage<'_>) {
+    report(&InstanceReport::Message(ConsumedMessage {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(text),
+        value: message.payload().map(text).unwrap_or_default(),
+    }));
 }
 
 /// Hands rdkafka's callbacks to the server as reports, and nothing more.

@@ -660,6 +660,79 @@ impl LabClient {
         Ok(())
     }
 
+    /// Asks for one instance of `group` reading `topic`, with these settings.
+    pub async fn start_instance(
+        &mut self,
+        group: &str,
+        topic: &str,
+        settings: grouplab_protocol::ConsumerSettings,
+    ) -> anyhow::Result<()> {
+        self.send(&grouplab_protocol::ClientCommand::StartInstance {
+            group: group.into(),
+            topic: topic.into(),
+            settings,
+        })
+        .await
+    }
+
+    /// Produces `count` messages and waits until the topic holds at least `total` of them.
+    pub async fn produce(
+        &mut self,
+        topic: &str,
+        count: u32,
+        keys: grouplab_protocol::KeyMode,
+        partition: Option<i32>,
+        total: i64,
+    ) -> anyhow::Result<()> {
+        self.send(&grouplab_protocol::ClientCommand::Produce {
+            topic: topic.into(),
+            count,
+            keys,
+            partition,
+        })
+        .await?;
+        self.wait_until(
+            &format!("{total} messages in `{topic}`"),
+            START_DEADLINE,
+            |c| {
+                c.view()
+                    .topic(topic)
+                    .is_some_and(|t| t.message_count() >= total)
+            },
+        )
+        .await
+    }
+
+    /// Waits until step `index` (0-based) of the lab has passed, and returns how long that took;
+    /// on timeout the error says what the step's checks saw last.
+    pub async fn wait_for_step(
+        &mut self,
+        index: usize,
+        deadline: Duration,
+    ) -> anyhow::Result<Duration> {
+        let began = std::time::Instant::now();
+        let result = self
+            .wait_until(&format!("step {}", index + 1), deadline, |c| {
+                c.view()
+                    .progress
+                    .steps
+                    .get(index)
+                    .is_some_and(|s| s.passed_at.is_some())
+            })
+            .await;
+        if let Err(err) = result {
+            let detail = self
+                .view()
+                .progress
+                .steps
+                .get(index)
+                .map(|s| s.detail.clone())
+                .unwrap_or_default();
+            bail!("{err}\nthe step's checks said: {detail}");
+        }
+        Ok(began.elapsed())
+    }
+
     /// Whether exactly `count` instances run, each holding `partitions` partitions by its own
     /// rebalance callbacks: the steady state benchmarks start from.
     pub fn running_evenly(&self, count: usize, partitions: usize) -> bool {

@@ -18,6 +18,8 @@ pub enum ClientCommand {
         /// Send every message to this partition instead of letting the key decide.
         partition: Option<i32>,
     },
+    /// Grow a topic to `partitions` partitions (Kafka can add partitions, never remove them).
+    AddPartitions { topic: String, partitions: i32 },
     /// Start one consumer instance process in a group.
     StartInstance {
         group: String,
@@ -74,6 +76,14 @@ pub mod limits {
     pub const MAX_DISTINCT_KEYS: u32 = 1_000;
     /// The shortest and longest session timeouts an instance may use.
     pub const SESSION_TIMEOUT_MS: std::ops::RangeInclusive<u32> = 1_000..=300_000;
+    /// The longest an instance may take to process one message.
+    pub const MAX_PROCESSING_MS: u32 = 120_000;
+    /// How many messages one poll may hand to processing.
+    pub const MAX_POLL_RECORDS: std::ops::RangeInclusive<u32> = 1..=500;
+    /// The shortest and longest `max.poll.interval.ms` an instance may use.
+    pub const MAX_POLL_INTERVAL_MS: std::ops::RangeInclusive<u32> = 1_000..=3_600_000;
+    /// The most partitions one AddPartitions command may add.
+    pub const MAX_ADDED_PARTITIONS: i32 = 16;
 }
 
 /// Why a topic or group name is refused, in words a learner understands.

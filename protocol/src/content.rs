@@ -82,4 +82,23 @@ pub struct LabSetup {
     pub topic: String,
     pub partitions: i32,
     pub group: String,
+    /// More groups the lab watches from the start, so that the learner's own consumers in them
+    /// show up before any instance joins them.
+    pub other_groups: Vec<String>,
+    /// More topics the lab works with (a dead-letter topic, say), shown and reset with it.
+    pub other_topics: Vec<String>,
+    /// What the page's "Start instance" form starts with.
+    pub consumer: crate::ConsumerSettings,
+}
+
+impl LabSetup {
+    /// Every topic the lab works with from the start: its own, then the others.
+    pub fn topics(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.topic).chain(&self.other_topics)
+    }
+
+    /// Every group the lab watches from the start: its own, then the others.
+    pub fn groups(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.group).chain(&self.other_groups)
+    }
 }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BrokerView, GroupView, InstanceView, LabSnapshot, MessageView, ProgressView, TimelineEntry,
-    TopicView,
+    BrokerView, GroupView, InstanceView, LabSnapshot, LedgerView, MessageView, ProgressView,
+    TimelineEntry, TopicView,
 };
 
 /// A change to a lab's live view, or the whole view.
@@ -33,6 +33,8 @@ pub enum ServerEvent {
     Timeline(TimelineEntry),
     /// Messages consumed since the last batch: a sample to show, and exact counts.
     Messages(MessageBatch),
+    /// A group's ledger of one topic changed; replaces the ledger of that group and topic.
+    Ledger(LedgerView),
     /// The learner's progress changed: a checkpoint passed, a hint opened.
     Progress(ProgressView),
     /// Something the learner should read: an error with what to do, or a confirmation.
@@ -46,6 +48,9 @@ pub struct MessageBatch {
     pub sample: Vec<MessageView>,
     /// How many messages each instance received in this batch, sampled or not.
     pub received: Vec<(crate::InstanceId, u64)>,
+    /// How many messages each instance finished processing in this batch.
+    #[serde(default)]
+    pub processed: Vec<(crate::InstanceId, u64)>,
 }
 
 /// A message for the learner.

@@ -19,34 +19,156 @@ pub struct InstanceConfig {
     pub settings: ConsumerSettings,
 }
 
-/// The consumer settings that matter for group behaviour.
+/// The consumer settings that matter for group behaviour, and how the instance processes messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConsumerSettings {
     /// How long the broker waits without a heartbeat before it declares a member dead.
     pub session_timeout_ms: u32,
     /// How often the member sends a heartbeat.
     pub heartbeat_interval_ms: u32,
-    /// Whether offsets are committed in the background (`true`) or after each message (`false`).
-    pub auto_commit: bool,
-    /// How often background commits happen when `auto_commit` is on.
+    /// When offsets are committed, relative to processing.
+    pub commit: CommitPolicy,
+    /// How often background commits happen under [`CommitPolicy::Auto`].
     pub auto_commit_interval_ms: u32,
     /// The partition assignment strategy.
     pub assignor: Assignor,
+    /// How long processing one message takes (the instance sleeps, as slow work would).
+    pub processing_ms: u32,
+    /// The most messages one poll hands to processing, as Java's `max.poll.records`.
+    pub max_poll_records: u32,
+    /// The longest time between two polls before the client leaves its group (`max.poll.interval.ms`).
+    pub max_poll_interval_ms: u32,
+    /// Static membership: the member's `group.instance.id`, kept across restarts.
+    pub static_id: Option<String>,
+    /// Where processing runs: in the poll loop, or on a worker fed through a bounded queue.
+    pub processing: ProcessingMode,
+    /// The instance kills itself (SIGKILL) right after processing this many messages.
+    pub crash_after: Option<u32>,
 }
 
 impl Default for ConsumerSettings {
     /// Teaching defaults: a crash is noticed after 10 s, long enough to watch the countdown and
     /// short enough to keep a class waiting only briefly (Kafka's own default is 45 s).
+    /// Processing is instant, so a lab that does not care about it sees messages at once.
     fn default() -> Self {
         Self {
             session_timeout_ms: 10_000,
             heartbeat_interval_ms: 1_000,
-            auto_commit: true,
+            commit: CommitPolicy::Auto,
             auto_commit_interval_ms: 1_000,
             assignor: Assignor::Range,
+            processing_ms: 0,
+            max_poll_records: 10,
+            max_poll_interval_ms: 300_000,
+            static_id: None,
+            processing: ProcessingMode::InPollLoop,
+            crash_after: None,
         }
     }
+}
+
+impl ConsumerSettings {
+    /// Why these settings cannot run, in words a learner understands; `None` when they can.
+    pub fn problem(&self) -> Option<String> {
+        use crate::limits;
+        if !limits::SESSION_TIMEOUT_MS.contains(&self.session_timeout_ms) {
+            return Some(format!(
+                "Choose a session timeout between {} and {} seconds.",
+                limits::SESSION_TIMEOUT_MS.start() / 1000,
+                limits::SESSION_TIMEOUT_MS.end() / 1000
+            ));
+        }
+        if self.processing_ms > limits::MAX_PROCESSING_MS {
+            return Some(format!(
+                "Processing one message may take at most {} seconds here.",
+                limits::MAX_PROCESSING_MS / 1000
+            ));
+        }
+        if !limits::MAX_POLL_RECORDS.contains(&self.max_poll_records) {
+            return Some(format!(
+                "A poll may hand over between {} and {} messages.",
+                limits::MAX_POLL_RECORDS.start(),
+                limits::MAX_POLL_RECORDS.end()
+            ));
+        }
+        if !limits::MAX_POLL_INTERVAL_MS.contains(&self.max_poll_interval_ms) {
+            return Some(format!(
+                "Choose a max poll interval between {} and {} seconds.",
+                limits::MAX_POLL_INTERVAL_MS.start() / 1000,
+                limits::MAX_POLL_INTERVAL_MS.end() / 1000
+            ));
+        }
+        if self.max_poll_interval_ms < self.session_timeout_ms {
+            return Some(format!(
+                "The max poll interval ({} s) cannot be shorter than the session timeout ({} s): Kafka clients refuse that.",
+                self.max_poll_interval_ms / 1000,
+                self.session_timeout_ms / 1000
+            ));
+        }
+        if let Some(id) = &self.static_id
+            && let Err(problem) = crate::validate_name("static member id", id)
+        {
+            return Some(problem);
+        }
+        if self.crash_after == Some(0) {
+            return Some(
+                "\"Crash after\" needs at least 1 message; leave it empty for no crash.".into(),
+            );
+        }
+        None
+    }
+}
+
+/// When a consumer commits the offsets of what it read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitPolicy {
+    /// The client commits in the background what polls returned, processed or not
+    /// (`enable.auto.commit`): a crash mid-batch loses the rest of the batch.
+    #[default]
+    Auto,
+    /// The consumer commits a batch once it has processed all of it: a crash mid-batch
+    /// re-delivers the processed part (at least once).
+    AfterProcessing,
+    /// The consumer commits a batch as soon as it polled it, then processes it: a crash
+    /// mid-batch loses the rest (at most once).
+    BeforeProcessing,
+}
+
+impl CommitPolicy {
+    pub const ALL: [CommitPolicy; 3] = [Self::Auto, Self::AfterProcessing, Self::BeforeProcessing];
+
+    /// The name in forms and lab files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::AfterProcessing => "after_processing",
+            Self::BeforeProcessing => "before_processing",
+        }
+    }
+
+    /// The name shown to a learner.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Auto => "auto-commit",
+            Self::AfterProcessing => "commit after processing",
+            Self::BeforeProcessing => "commit before processing",
+        }
+    }
+}
+
+/// Where an instance processes the messages it polls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingMode {
+    /// The poll loop processes each batch before it polls again: slow processing delays the
+    /// next poll, and past `max.poll.interval.ms` the client leaves its group.
+    #[default]
+    InPollLoop,
+    /// The poll loop hands messages to a worker thread through a bounded queue and keeps
+    /// polling; when the queue is full it pauses its partitions instead of blocking.
+    Queue,
 }
 
 /// The three assignors Kafka clients ship with.
@@ -130,6 +252,19 @@ pub enum InstanceReport {
     Error { message: String, fatal: bool },
     /// A graceful stop began: the consumer is committing and leaving its group.
     Leaving,
+    /// A poll handed this many messages to processing (the poll loop is busy until `Processed`
+    /// has been reported for each of them, unless processing runs on a queue).
+    Polled { messages: u32 },
+    /// One message was processed: its work is done.
+    Processed {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    /// How many messages wait in the internal queue ([`ProcessingMode::Queue`]), when it changes.
+    Queue { depth: u32, paused: bool },
+    /// The instance reached its "crash after" count and is about to kill itself with SIGKILL.
+    Crashing { processed: u64 },
 }
 
 /// One consumed message, as the instance saw it.
@@ -187,12 +322,49 @@ mod tests {
     #[test]
     fn settings_fill_missing_fields_with_teaching_defaults() {
         let settings: ConsumerSettings =
-            serde_json::from_str(r#"{"auto_commit":false}"#).expect("partial settings parse");
-        assert!(!settings.auto_commit);
+            serde_json::from_str(r#"{"commit":"after_processing","processing_ms":300}"#)
+                .expect("partial settings parse");
+        assert_eq!(settings.commit, CommitPolicy::AfterProcessing);
+        assert_eq!(settings.processing_ms, 300);
         assert_eq!(
             settings.session_timeout_ms,
             ConsumerSettings::default().session_timeout_ms
         );
+    }
+
+    #[test]
+    fn settings_that_cannot_run_are_explained() {
+        let ok = ConsumerSettings::default();
+        assert_eq!(ok.problem(), None);
+        let cases = [
+            ConsumerSettings {
+                session_timeout_ms: 500,
+                ..ok.clone()
+            },
+            ConsumerSettings {
+                max_poll_interval_ms: 5_000,
+                ..ok.clone()
+            },
+            ConsumerSettings {
+                max_poll_records: 0,
+                ..ok.clone()
+            },
+            ConsumerSettings {
+                processing_ms: 3_600_000,
+                ..ok.clone()
+            },
+            ConsumerSettings {
+                static_id: Some("has space".into()),
+                ..ok.clone()
+            },
+            ConsumerSettings {
+                crash_after: Some(0),
+                ..ok.clone()
+            },
+        ];
+        for settings in cases {
+            assert!(settings.problem().is_some(), "{settings:?}");
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct LabSnapshot {
     pub timeline: Vec<TimelineEntry>,
     /// The newest [`MAX_MESSAGES`] sampled messages, oldest first.
     pub messages: Vec<MessageView>,
+    /// What happened to each message, per group and topic the lab's instances consumed.
+    pub ledgers: Vec<LedgerView>,
     pub progress: ProgressView,
 }
 
@@ -42,6 +44,7 @@ impl LabSnapshot {
             instances: Vec::new(),
             timeline: Vec::new(),
             messages: Vec::new(),
+            ledgers: Vec::new(),
             progress: ProgressView::new(steps),
         }
     }
@@ -75,8 +78,18 @@ impl LabSnapshot {
                         instance.received += count;
                     }
                 }
+                for (id, count) in &batch.processed {
+                    if let Some(instance) = self.instances.iter_mut().find(|i| i.id == *id) {
+                        instance.processed += count;
+                    }
+                }
                 self.messages.extend(batch.sample.iter().cloned());
                 trim_front(&mut self.messages, MAX_MESSAGES);
+            }
+            ServerEvent::Ledger(ledger) => {
+                upsert(&mut self.ledgers, ledger.clone(), |l| {
+                    (l.group.clone(), l.topic.clone())
+                });
             }
             ServerEvent::Progress(progress) => self.progress = progress.clone(),
             ServerEvent::Notice(_) => {}
@@ -187,6 +200,16 @@ pub struct TopicView {
 }
 
 impl TopicView {
+    /// The group's committed offset on a partition, if it has one.
+    pub fn committed(&self, group: &str, partition: i32) -> Option<i64> {
+        let index = self
+            .partitions
+            .iter()
+            .position(|p| p.partition == partition)?;
+        let offsets = self.groups.iter().find(|g| g.group == group)?;
+        offsets.committed.get(index).copied().flatten()
+    }
+
     /// Messages in the partition that the group has not committed yet.
     pub fn lag(&self, group: &str, partition: i32) -> Option<i64> {
         let lane = self.partitions.iter().find(|p| p.partition == partition)?;
@@ -265,10 +288,59 @@ pub struct InstanceView {
     pub partitions: Vec<TopicPartition>,
     /// Messages received, counted exactly.
     pub received: u64,
+    /// Messages whose processing finished, counted exactly.
+    pub processed: u64,
     pub started_at: EpochMillis,
     /// The client's latest error (a broker it cannot reach, a failed commit), until it works again.
     pub problem: Option<InstanceProblem>,
+    /// The poll loop's latest poll that returned messages, while it processes them.
+    pub busy: Option<Busy>,
+    /// The internal queue, for an instance that processes on a worker.
+    pub queue: Option<QueueView>,
 }
+
+/// A poll loop busy processing what its last poll returned: no poll happens until it is done,
+/// so the time since `polled_at` counts against `max.poll.interval.ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Busy {
+    pub polled_at: EpochMillis,
+    pub messages: u32,
+}
+
+/// An instance's internal queue between its poll loop and its worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueView {
+    pub depth: u32,
+    /// Whether the poll loop paused its partitions because the queue is full.
+    pub paused: bool,
+}
+
+/// The fate of every message of one topic in one group: processed, lost, processed twice.
+///
+/// Only page instances report what they process; a partition that one of the learner's own
+/// consumers owned at some point is listed in `unknown`, and its messages are not judged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerView {
+    pub group: String,
+    pub topic: String,
+    /// Messages processed at least once.
+    pub processed: u64,
+    /// Messages below the group's committed offset that no member processed: the group will never read them.
+    pub lost: u64,
+    /// Messages processed more than once.
+    pub duplicated: u64,
+    /// Some lost messages, as (partition, offset), lowest first.
+    pub lost_sample: Vec<(i32, i64)>,
+    /// Some duplicated messages, as (partition, offset), lowest first.
+    pub duplicated_sample: Vec<(i32, i64)>,
+    /// Partitions the learner's own consumers owned: processing there is known only through commits.
+    pub unknown: Vec<i32>,
+    /// False when the record of one partition overflowed its cap and the counts are a floor.
+    pub exact: bool,
+}
+
+/// How many offsets a ledger lists as examples.
+pub const LEDGER_SAMPLE: usize = 12;
 
 /// An error an instance's client reported, as it worded it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -451,6 +523,9 @@ mod tests {
             state: InstanceState::Running,
             partitions: vec![TopicPartition::new("t", 0)],
             received: 0,
+            processed: 0,
+            busy: None,
+            queue: None,
             started_at: 1,
             problem: None,
         }
@@ -505,11 +580,14 @@ mod tests {
         let batch = MessageBatch {
             sample: Vec::new(),
             received: vec![(InstanceId(2), 1_000), (InstanceId(1), 3)],
+            processed: vec![(InstanceId(1), 2)],
         };
         view.apply(&ServerEvent::Messages(batch.clone()));
         view.apply(&ServerEvent::Messages(batch));
         assert_eq!(view.instances[0].received, 6);
+        assert_eq!(view.instances[0].processed, 4);
         assert_eq!(view.instances[1].received, 2_000);
+        assert_eq!(view.instances[1].processed, 0);
     }
 
     fn member(id: &str, origin: crate::MemberOrigin, partitions: &[i32]) -> MemberView {

@@ -23,6 +23,8 @@ pub enum Check {
     },
     /// At least this many messages were written to the topic.
     MessagesProduced { topic: String, at_least: u64 },
+    /// Every partition of the topic holds at least this many messages.
+    EveryPartitionHas { topic: String, at_least: u64 },
     /// The group has exactly this many working members (whoever runs them), each owning at least `each_owns_at_least` partitions.
     GroupMembers {
         group: String,
@@ -38,12 +40,33 @@ pub enum Check {
     /// Every message in the topic was consumed by the group, whoever its members are (and there is at least one):
     /// per partition, either page instances received every message, or the group committed up to the log end.
     AllConsumed { group: String, topic: String },
+    /// A page instance of the group was crashed (from the page, or by its own "crash after"),
+    /// or a member of it was removed after its session timed out.
+    MemberCrashed { group: String },
     /// A member of the group was crashed while owning partitions, and other members took all of them over.
     CrashReassigned { group: String },
     /// A member of the group was stopped gracefully while owning partitions, and other members took all of them over.
     StopReassigned { group: String },
     /// A graceful stop's partitions were taken over sooner than a crash's were.
     StopFasterThanCrash { group: String },
+    /// Every partition of the topic has a working owner in the group, and at least one working
+    /// member owns none: more members than partitions.
+    IdleMember { group: String, topic: String },
+    /// The group's page instances lost at least this many messages: received, never processed,
+    /// and committed past (see [`crate::ledger`]).
+    MessagesLost {
+        group: String,
+        topic: String,
+        at_least: u64,
+    },
+    /// Every message in the topic was processed by the group's page instances, and none was lost.
+    NothingLost { group: String, topic: String },
+    /// The group's page instances processed at least this many messages more than once.
+    MessagesDuplicated {
+        group: String,
+        topic: String,
+        at_least: u64,
+    },
 }
 
 impl fmt::Display for Check {
@@ -61,6 +84,10 @@ impl fmt::Display for Check {
             Check::MessagesProduced { topic, at_least } => {
                 write!(f, "at least {at_least} messages were produced to `{topic}`")
             }
+            Check::EveryPartitionHas { topic, at_least } => write!(
+                f,
+                "every partition of `{topic}` holds at least {at_least} messages"
+            ),
             Check::GroupMembers {
                 group,
                 members,
@@ -85,6 +112,7 @@ impl fmt::Display for Check {
             Check::AllConsumed { group, topic } => {
                 write!(f, "every message in `{topic}` was consumed by `{group}`")
             }
+            Check::MemberCrashed { group } => write!(f, "a member of `{group}` crashed"),
             Check::CrashReassigned { group } => write!(
                 f,
                 "a crashed member's partitions were taken over by the rest of `{group}`"
@@ -96,6 +124,30 @@ impl fmt::Display for Check {
             Check::StopFasterThanCrash { group } => write!(
                 f,
                 "in `{group}`, partitions moved sooner after a graceful stop than after a crash"
+            ),
+            Check::IdleMember { group, topic } => write!(
+                f,
+                "every partition of `{topic}` is owned in `{group}`, and a working member owns none"
+            ),
+            Check::MessagesLost {
+                group,
+                topic,
+                at_least,
+            } => write!(
+                f,
+                "`{group}` lost at least {at_least} message(s) of `{topic}`"
+            ),
+            Check::NothingLost { group, topic } => write!(
+                f,
+                "`{group}` processed every message of `{topic}` and lost none"
+            ),
+            Check::MessagesDuplicated {
+                group,
+                topic,
+                at_least,
+            } => write!(
+                f,
+                "`{group}` processed at least {at_least} message(s) of `{topic}` twice"
             ),
         }
     }
@@ -131,6 +183,12 @@ pub struct History {
     pub handovers: Vec<Handover>,
     /// For each group and partition: how many times a page instance of the group received each offset.
     pub received: HashMap<String, HashMap<TopicPartition, OffsetCounts>>,
+    /// For each group and partition: how many times a page instance of the group finished processing each offset.
+    pub processed: HashMap<String, HashMap<TopicPartition, OffsetCounts>>,
+    /// For each group: how many of its page instances crashed.
+    pub crashed: HashMap<String, u32>,
+    /// For each group: the partitions one of the learner's own consumers owned at some point.
+    pub external: HashMap<String, std::collections::BTreeSet<TopicPartition>>,
 }
 
 /// How many times each offset of one partition was received, as runs of consecutive offsets
@@ -224,6 +282,48 @@ impl OffsetCounts {
             .map_or(0, |(_, (_, count))| *count)
     }
 
+    /// The ranges of `from..to` whose offsets were recorded `wanted` times (`0`: never), in order.
+    pub fn ranges(&self, from: i64, to: i64, wanted: impl Fn(u32) -> bool) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        let mut push = |start: i64, end: i64| {
+            if start >= end {
+                return;
+            }
+            match out.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => out.push((start, end)),
+            }
+        };
+        let mut at = from;
+        let first = self
+            .runs
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(&start, _)| start);
+        for (&start, &(end, count)) in self.runs.range(first..to) {
+            let (start, end) = (start.max(from), end.min(to));
+            if start >= end {
+                continue;
+            }
+            if wanted(0) {
+                push(at, start);
+            }
+            if wanted(count) {
+                push(start, end);
+            }
+            at = end;
+        }
+        if wanted(0) {
+            push(at, to);
+        }
+        out
+    }
+
+    /// Whether a receipt was dropped at the cap, so that counts are a floor.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     /// What the offsets `from..to` received, walking runs rather than offsets.
     pub fn receipts(&self, from: i64, to: i64) -> Receipts {
         let mut receipts = Receipts {
@@ -270,6 +370,28 @@ impl History {
             .or_default()
             .record(offset);
     }
+
+    pub fn record_processed(&mut self, group: &str, partition: TopicPartition, offset: i64) {
+        self.processed
+            .entry(group.to_owned())
+            .or_default()
+            .entry(partition)
+            .or_default()
+            .record(offset);
+    }
+
+    /// Notes that one of the learner's own consumers owns these partitions in `group`.
+    pub fn record_external_owner(&mut self, group: &str, partitions: &[TopicPartition]) {
+        if partitions.is_empty() {
+            return;
+        }
+        let owned = self.external.entry(group.to_owned()).or_default();
+        for tp in partitions {
+            if !owned.contains(tp) {
+                owned.insert(tp.clone());
+            }
+        }
+    }
 }
 
 /// Evaluates one check against what the server observed.
@@ -296,6 +418,27 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
             } else {
                 Verdict::wait(format!(
                     "`{topic}` holds {count} of the {at_least} messages needed."
+                ))
+            }
+        }
+        Check::EveryPartitionHas { topic, at_least } => {
+            let Some(found) = view.topic(topic) else {
+                return Verdict::wait(format!("There is no topic `{topic}` yet."));
+            };
+            let short: Vec<String> = found
+                .partitions
+                .iter()
+                .filter(|lane| ((lane.log_end - lane.log_start).max(0) as u64) < *at_least)
+                .map(|lane| format!("P{} ({})", lane.partition, lane.log_end - lane.log_start))
+                .collect();
+            if short.is_empty() {
+                Verdict::pass(format!(
+                    "Every partition of `{topic}` holds at least {at_least} messages."
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "These partitions hold fewer than {at_least} messages: {}.",
+                    short.join(", ")
                 ))
             }
         }
@@ -333,6 +476,22 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
             received_exactly_once(view, history, group, topic)
         }
         Check::AllConsumed { group, topic } => all_consumed(view, history, group, topic),
+        Check::MemberCrashed { group } => {
+            let instances = history.crashed.get(group).copied().unwrap_or(0);
+            let expired = history
+                .handovers
+                .iter()
+                .filter(|h| h.group == *group && h.departure == Departure::Crash)
+                .count();
+            if instances > 0 || expired > 0 {
+                Verdict::pass(format!(
+                    "{} member(s) of `{group}` crashed.",
+                    (instances as usize).max(expired)
+                ))
+            } else {
+                Verdict::wait(format!("No member of `{group}` has crashed yet."))
+            }
+        }
         Check::CrashReassigned { group } => handed_over(history, group, Departure::Crash),
         Check::StopReassigned { group } => handed_over(history, group, Departure::Graceful),
         Check::StopFasterThanCrash { group } => {
@@ -359,6 +518,117 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                 (_, None) => Verdict::wait("No crash has been handed over yet."),
             }
         }
+        Check::IdleMember { group, topic } => idle_member(view, group, topic),
+        Check::MessagesLost {
+            group,
+            topic,
+            at_least,
+        } => with_ledger(view, history, group, topic, |ledger| {
+            let lost = ledger.lost;
+            let which = examples(&ledger.lost_sample);
+            if lost >= *at_least {
+                Verdict::pass(format!("`{group}` lost {lost} message(s): {which}."))
+            } else {
+                Verdict::wait(format!(
+                    "`{group}` has lost {lost} message(s) so far; this step needs {at_least}."
+                ))
+            }
+        }),
+        Check::NothingLost { group, topic } => with_ledger(view, history, group, topic, |ledger| {
+            let total = view.topic(topic).map_or(0, |t| t.message_count()) as u64;
+            if !ledger.unknown.is_empty() {
+                Verdict::wait(format!(
+                    "Your own consumer owned partition(s) {:?} of `{topic}` in `{group}`: grouplab cannot see what it processed, so only page instances can show this step.",
+                    ledger.unknown
+                ))
+            } else if ledger.lost > 0 {
+                Verdict::wait(format!(
+                    "`{group}` lost {} message(s): {}. Reset the lab to try again.",
+                    ledger.lost,
+                    examples(&ledger.lost_sample)
+                ))
+            } else if total == 0 || ledger.processed < total {
+                Verdict::wait(format!(
+                    "`{group}` has processed {} of the {total} messages in `{topic}`.",
+                    ledger.processed
+                ))
+            } else {
+                Verdict::pass(format!(
+                    "`{group}` processed all {total} messages and lost none."
+                ))
+            }
+        }),
+        Check::MessagesDuplicated {
+            group,
+            topic,
+            at_least,
+        } => with_ledger(view, history, group, topic, |ledger| {
+            let twice = ledger.duplicated;
+            if twice >= *at_least {
+                Verdict::pass(format!(
+                    "`{group}` processed {twice} message(s) more than once: {}.",
+                    examples(&ledger.duplicated_sample)
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "`{group}` has processed {twice} message(s) twice so far; this step needs {at_least}."
+                ))
+            }
+        }),
+    }
+}
+
+/// Runs `judge` on the group's ledger of the topic, once there is one.
+fn with_ledger(
+    view: &LabSnapshot,
+    history: &History,
+    group: &str,
+    topic: &str,
+    judge: impl FnOnce(&grouplab_protocol::LedgerView) -> Verdict,
+) -> Verdict {
+    let Some(found) = view.topic(topic) else {
+        return Verdict::wait(format!("There is no topic `{topic}` yet."));
+    };
+    match crate::ledger::ledger(history, group, found) {
+        Some(ledger) => judge(&ledger),
+        None => Verdict::wait(format!("No instance of `{group}` has read `{topic}` yet.")),
+    }
+}
+
+/// `P0@15, P0@16, …` for a list of (partition, offset).
+fn examples(sample: &[(i32, i64)]) -> String {
+    let shown: Vec<String> = sample
+        .iter()
+        .map(|(partition, offset)| format!("P{partition}@{offset}"))
+        .collect();
+    if shown.is_empty() {
+        "none".to_owned()
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn idle_member(view: &LabSnapshot, group: &str, topic: &str) -> Verdict {
+    let complete = assignment_complete(view, group, topic);
+    if !complete.passed {
+        return complete;
+    }
+    let working = working_members(view, group);
+    let idle: Vec<&str> = working
+        .iter()
+        .filter(|m| !m.partitions.iter().any(|tp| tp.topic == topic))
+        .map(|m| m.name.as_str())
+        .collect();
+    if idle.is_empty() {
+        Verdict::wait(format!(
+            "Every one of the {} working member(s) of `{group}` owns a partition: start more members than `{topic}` has partitions.",
+            working.len()
+        ))
+    } else {
+        Verdict::pass(format!(
+            "{} of `{group}` own(s) no partition of `{topic}`: idle while the others work.",
+            idle.join(", ")
+        ))
     }
 }
 
@@ -612,6 +882,9 @@ mod tests {
                 state: state.clone(),
                 partitions: partitions.clone(),
                 received: 0,
+                processed: 0,
+                busy: None,
+                queue: None,
                 started_at: 0,
                 problem: None,
             });

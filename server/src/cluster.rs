@@ -12,7 +12,7 @@ use std::time::Duration;
 use grouplab_protocol::{
     GroupOffsets, GroupState, KeyMode, MembershipSource, PartitionView, TopicView,
 };
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -47,6 +47,8 @@ pub enum ClusterError {
     },
     #[error("The broker refused: {0}")]
     Refused(String),
+    #[error("This broker cannot do that: {0}.")]
+    Unsupported(&'static str),
     #[error(
         "grouplab hit a problem of its own while talking to the broker (the details are in its log). Try again, and restart grouplab if it repeats."
     )]
@@ -165,6 +167,37 @@ impl Cluster {
                 }
                 Err((name, code)) => {
                     return Err(ClusterError::Refused(format!("creating `{name}`: {code}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Grows a topic to `partitions` partitions in total.
+    pub async fn add_partitions(&self, topic: &str, partitions: i32) -> Result<(), ClusterError> {
+        let grow = NewPartitions::new(topic, partitions as usize);
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .inner
+            .admin
+            .create_partitions([&grow], &options)
+            .await
+            .map_err(|e| match e {
+                KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature) => {
+                    ClusterError::Unsupported("it does not support adding partitions to a topic")
+                }
+                e => self.inner.classify(e),
+            })?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                    return Err(ClusterError::UnknownTopic(name));
+                }
+                Err((name, code)) => {
+                    return Err(ClusterError::Refused(format!(
+                        "adding partitions to `{name}`: {code}"
+                    )));
                 }
             }
         }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use grouplab_protocol::{
-    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSnippet, LabContent, LabSetup, LabSummary, Solution,
-    StepContent, validate_name, validate_partitions,
+    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSettings, ConsumerSnippet, LabContent, LabSetup,
+    LabSummary, Solution, StepContent, validate_name, validate_partitions,
 };
 use serde::Deserialize;
 
@@ -153,6 +153,12 @@ struct SetupFile {
     topic: String,
     partitions: i32,
     group: String,
+    #[serde(default)]
+    other_groups: Vec<String>,
+    #[serde(default)]
+    other_topics: Vec<String>,
+    #[serde(default)]
+    consumer: ConsumerSettings,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +206,15 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
 
     validate_name("topic", &file.setup.topic).map_err(&fail)?;
     validate_name("group", &file.setup.group).map_err(&fail)?;
+    for topic in &file.setup.other_topics {
+        validate_name("topic", topic).map_err(&fail)?;
+    }
+    for group in &file.setup.other_groups {
+        validate_name("group", group).map_err(&fail)?;
+    }
+    if let Some(problem) = file.setup.consumer.problem() {
+        return Err(fail(format!("[setup.consumer]: {problem}")));
+    }
     validate_partitions(file.setup.partitions).map_err(&fail)?;
     if file.steps.is_empty() {
         return Err(fail("a lab needs at least one [[steps]]".into()));
@@ -290,6 +305,9 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
                 topic: file.setup.topic,
                 partitions: file.setup.partitions,
                 group: file.setup.group,
+                other_groups: file.setup.other_groups,
+                other_topics: file.setup.other_topics,
+                consumer: file.setup.consumer,
             },
         },
         checks,

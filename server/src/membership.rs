@@ -527,6 +527,9 @@ mod tests {
             state,
             partitions: Vec::new(),
             received: 0,
+            processed: 0,
+            busy: None,
+            queue: None,
             started_at: 0,
             problem: None,
         }

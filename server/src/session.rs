@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grouplab_protocol::{
-    BrokerHealth, BrokerView, ClientCommand, ConsumerSettings, EpochMillis, GROUP_COLOUR,
+    BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, GROUP_COLOUR,
     InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    LabSnapshot, MessageBatch, MessageView, Notice, ProgressView, ServerEvent, TimelineEntry,
-    TimelineKind, TopicPartition, colours_in_use, free_colour, limits, validate_name,
-    validate_partitions, validate_produce,
+    LabSnapshot, MessageBatch, MessageView, Notice, ProgressView, QueueView, ServerEvent,
+    TimelineEntry, TimelineKind, TopicPartition, colours_in_use, free_colour, limits,
+    validate_name, validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -179,6 +179,12 @@ enum Outcome {
         result: Result<HashMap<i32, u64>, ClusterError>,
         reply: Reply,
     },
+    PartitionsAdded {
+        topic: String,
+        partitions: i32,
+        result: Result<(), ClusterError>,
+        reply: Reply,
+    },
     ResetDone {
         result: Result<(), ClusterError>,
         reply: Reply,
@@ -244,8 +250,8 @@ impl Session {
         let setup = &lab.content.setup;
         let session = Session {
             view: LabSnapshot::new(&lab.content.id, broker, lab.content.steps.len()),
-            topics: BTreeSet::from([setup.topic.clone()]),
-            groups: BTreeSet::from([setup.group.clone()]),
+            topics: setup.topics().cloned().collect(),
+            groups: setup.groups().cloned().collect(),
             deps: Arc::clone(&deps),
             lab,
             namespace,
@@ -430,6 +436,9 @@ impl Session {
                         reply,
                     }
                 });
+            }
+            ClientCommand::AddPartitions { topic, partitions } => {
+                self.add_partitions(topic, partitions, reply)?
             }
             ClientCommand::StartInstance {
                 group,
@@ -640,15 +649,8 @@ impl Session {
             .map_err(|e| Notice::error("That group name won't work", e))?;
         validate_name("topic", &topic)
             .map_err(|e| Notice::error("That topic name won't work", e))?;
-        if !limits::SESSION_TIMEOUT_MS.contains(&settings.session_timeout_ms) {
-            return Err(Notice::error(
-                "That session timeout won't work",
-                format!(
-                    "Choose a session timeout between {} and {} seconds.",
-                    limits::SESSION_TIMEOUT_MS.start() / 1000,
-                    limits::SESSION_TIMEOUT_MS.end() / 1000
-                ),
-            ));
+        if let Some(problem) = settings.problem() {
+            return Err(Notice::error("Those consumer settings won't work", problem));
         }
         // Kafka needs several heartbeats per session; a third of the timeout is its own rule of thumb.
         settings.heartbeat_interval_ms = settings
@@ -691,8 +693,11 @@ impl Session {
             state: InstanceState::Starting,
             partitions: Vec::new(),
             received: 0,
+            processed: 0,
             started_at: now,
             problem: None,
+            busy: None,
+            queue: None,
         };
         let new_group = self.groups.insert(group.clone());
         self.topics.insert(topic);
@@ -702,6 +707,60 @@ impl Session {
         if new_group {
             self.observe_group(&group);
         }
+        Ok(())
+    }
+
+    /// Grows one of the lab's topics; Kafka can add partitions but never take them away.
+    fn add_partitions(
+        &mut self,
+        topic: String,
+        partitions: i32,
+        reply: &Reply,
+    ) -> Result<(), Notice> {
+        validate_name("topic", &topic)
+            .map_err(|e| Notice::error("That topic name won't work", e))?;
+        validate_partitions(partitions)
+            .map_err(|e| Notice::error("That partition count won't work", e))?;
+        // Only a topic this lab works with: the page must not reshape anyone else's.
+        let Some(now) = self
+            .view
+            .topic(&topic)
+            .filter(|_| self.topics.contains(&topic))
+            .map(|t| t.partitions.len() as i32)
+        else {
+            return Err(Notice::error(
+                format!("`{topic}` is not one of this lab's topics"),
+                "Create it first; grouplab only changes topics the lab works with.",
+            ));
+        };
+        if partitions <= now {
+            return Err(Notice::info(
+                format!("`{topic}` already has {now} partitions"),
+                format!("Kafka can add partitions but never remove them: type more than {now}."),
+            ));
+        }
+        if partitions - now > limits::MAX_ADDED_PARTITIONS {
+            return Err(Notice::error(
+                "That is a lot of partitions at once",
+                format!(
+                    "Add at most {} partitions at a time.",
+                    limits::MAX_ADDED_PARTITIONS
+                ),
+            ));
+        }
+        let permit = self.command_permit()?;
+        let cluster = self.deps.cluster.clone();
+        let reply = reply.clone();
+        self.run_outcome(async move {
+            let result = cluster.add_partitions(&topic, partitions).await;
+            drop(permit);
+            Outcome::PartitionsAdded {
+                topic,
+                partitions,
+                result,
+                reply,
+            }
+        });
         Ok(())
     }
 
@@ -771,6 +830,46 @@ impl Session {
                     });
                 }
                 self.progress_dirty = true;
+                return;
+            }
+            InstanceEventKind::Report(InstanceReport::Processed {
+                topic,
+                partition,
+                offset,
+            }) => {
+                self.history.record_processed(
+                    &view.group,
+                    TopicPartition::new(topic, partition),
+                    offset,
+                );
+                match self
+                    .batch
+                    .processed
+                    .iter_mut()
+                    .find(|(id, _)| *id == view.id)
+                {
+                    Some((_, count)) => *count += 1,
+                    None => self.batch.processed.push((view.id, 1)),
+                }
+                self.progress_dirty = true;
+                return;
+            }
+            InstanceEventKind::Report(InstanceReport::Polled { messages }) => {
+                view.busy = (messages > 0).then_some(Busy {
+                    polled_at: now,
+                    messages,
+                });
+            }
+            InstanceEventKind::Report(InstanceReport::Queue { depth, paused }) => {
+                view.queue = Some(QueueView { depth, paused });
+            }
+            InstanceEventKind::Report(InstanceReport::Crashing { processed }) => {
+                let _ = self.events.send(ServerEvent::Notice(Notice::info(
+                    format!("Instance {} crashes now", view.name),
+                    format!(
+                        "It processed {processed} message(s), as \"crash after\" asked, and kills itself with SIGKILL: no commit, no LeaveGroup."
+                    ),
+                )));
                 return;
             }
             InstanceEventKind::Report(InstanceReport::Joining { pid }) => {
@@ -854,16 +953,21 @@ impl Session {
     fn on_exit(&mut self, mut view: InstanceView, reason: ExitReason, now: EpochMillis) {
         self.last_instance_notice.remove(&view.id);
         let held = std::mem::take(&mut view.partitions);
+        view.busy = None;
+        view.queue = None;
         let (state, kind) = match reason {
             ExitReason::Stopped => (InstanceState::Stopped { at: now }, TimelineKind::Stopped),
-            ExitReason::Crashed => (
-                InstanceState::Crashed {
-                    at: now,
-                    session_timeout_ms: view.settings.session_timeout_ms,
-                    noticed_at: None,
-                },
-                TimelineKind::Crashed,
-            ),
+            ExitReason::Crashed => {
+                *self.history.crashed.entry(view.group.clone()).or_default() += 1;
+                (
+                    InstanceState::Crashed {
+                        at: now,
+                        session_timeout_ms: view.settings.session_timeout_ms,
+                        noticed_at: None,
+                    },
+                    TimelineKind::Crashed,
+                )
+            }
             ExitReason::Failed { reason } => {
                 let _ = self.events.send(ServerEvent::Notice(Notice::error(
                     format!("Instance {} ended unexpectedly", view.name),
@@ -940,7 +1044,13 @@ impl Session {
         }
         for change in changes {
             match change {
-                Change::Group(group) => self.emit(ServerEvent::Group(group)),
+                Change::Group(group) => {
+                    for member in group.members.iter().filter(|m| m.is_external()) {
+                        self.history
+                            .record_external_owner(&group.name, &member.partitions);
+                    }
+                    self.emit(ServerEvent::Group(group));
+                }
                 Change::Timeline(entry) => self.emit(ServerEvent::Timeline(entry)),
                 Change::Noticed { instance, at } => {
                     if let Some(mut view) = self.view.instance(instance).cloned()
@@ -1095,6 +1205,33 @@ impl Session {
                 };
                 let _ = reply.try_send(ServerEvent::Notice(notice));
             }
+            Outcome::PartitionsAdded {
+                topic,
+                partitions,
+                result,
+                reply,
+            } => {
+                let notice = match result {
+                    Ok(()) => {
+                        self.start_poll();
+                        Notice::info(
+                            format!("`{topic}` now has {partitions} partitions"),
+                            "Consumers see the new partitions when they next refresh the topic's metadata (every 3 s for the page's instances, every 5 minutes by default for Kafka clients), and the group rebalances.",
+                        )
+                    }
+                    Err(ClusterError::Unsupported(_)) if self.deps.broker.is_some() => {
+                        Notice::error(
+                            format!("Partitions were not added to `{topic}`"),
+                            "The embedded broker (nisshi 0.8.1) does not support adding partitions to a topic; Apache Kafka does. Run grouplab against a Kafka cluster (`--bootstrap`, see the README) to try it, or follow the lab's steps for the embedded broker.",
+                        )
+                    }
+                    Err(err) => Notice::error(
+                        format!("Partitions were not added to `{topic}`"),
+                        err.to_string(),
+                    ),
+                };
+                let _ = reply.try_send(ServerEvent::Notice(notice));
+            }
             Outcome::ResetDone { result, reply } => {
                 self.reset = Reset::Idle;
                 self.generation += 1;
@@ -1111,10 +1248,12 @@ impl Session {
                     self.created_topics.clear();
                 }
                 let setup = &self.lab.content.setup;
-                self.topics = std::iter::once(setup.topic.clone())
+                self.topics = setup
+                    .topics()
+                    .cloned()
                     .chain(self.created_topics.iter().cloned())
                     .collect();
-                self.groups = BTreeSet::from([setup.group.clone()]);
+                self.groups = setup.groups().cloned().collect();
                 self.emit(ServerEvent::Snapshot(Box::new(fresh)));
                 self.observe_all_groups();
                 let notice = match result {
@@ -1157,13 +1296,37 @@ impl Session {
     }
 
     fn flush(&mut self) {
-        if !self.batch.received.is_empty() {
+        if !self.batch.received.is_empty() || !self.batch.processed.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             self.emit(ServerEvent::Messages(batch));
         }
         if self.progress_dirty {
             self.progress_dirty = false;
+            self.update_ledgers();
             self.evaluate_progress();
+        }
+    }
+
+    /// Sends every ledger that changed: one per group and topic its page instances touched.
+    fn update_ledgers(&mut self) {
+        let mut changed = Vec::new();
+        for group in &self.groups {
+            for topic in &self.view.topics {
+                let Some(ledger) = crate::ledger::ledger(&self.history, group, topic) else {
+                    continue;
+                };
+                let known = self
+                    .view
+                    .ledgers
+                    .iter()
+                    .find(|l| l.group == ledger.group && l.topic == ledger.topic);
+                if known != Some(&ledger) {
+                    changed.push(ledger);
+                }
+            }
+        }
+        for ledger in changed {
+            self.emit(ServerEvent::Ledger(ledger));
         }
     }
 
@@ -1237,13 +1400,15 @@ impl Session {
     /// and, on the embedded broker (grouplab's own), the groups its instances used.
     fn resettable(&self) -> (Vec<String>, Vec<String>) {
         let setup = &self.lab.content.setup;
-        let topics: BTreeSet<String> = std::iter::once(setup.topic.clone())
+        let topics: BTreeSet<String> = setup
+            .topics()
+            .cloned()
             .chain(self.created_topics.iter().cloned())
             .collect();
         let groups: BTreeSet<String> = if self.deps.broker.is_some() {
             self.groups.clone()
         } else {
-            BTreeSet::from([setup.group.clone()])
+            setup.groups().cloned().collect()
         };
         (topics.into_iter().collect(), groups.into_iter().collect())
     }

@@ -356,12 +356,18 @@ impl InstanceTask {
         };
 
         // Every report is delivered before the exit, so the session sees them in order.
-        let _ = reader.await;
+        let crashed_itself = reader.await.unwrap_or(false);
         let _ = stderr_reader.await;
         let tail: Vec<String> = tail
             .lock()
             .map(|t| t.iter().cloned().collect())
             .unwrap_or_default();
+        // "Crash after N" ends in the instance killing itself, a crash like the page's.
+        let asked = if crashed_itself && asked.is_none() {
+            Some(Control::Crash)
+        } else {
+            asked
+        };
         let reason = exit_reason(asked, status, &tail);
         debug!(id = ?self.id, ?reason, "consumer instance exited");
         let _ = self
@@ -406,11 +412,15 @@ async fn forward_reports(
     id: InstanceId,
     stdout: tokio::process::ChildStdout,
     events: mpsc::Sender<InstanceEvent>,
-) {
+) -> bool {
+    let mut crashing = false;
     let mut lines = BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let report = match serde_json::from_str::<InstanceReport>(&line) {
-            Ok(report) => report,
+            Ok(report) => {
+                crashing |= matches!(report, InstanceReport::Crashing { .. });
+                report
+            }
             Err(err) => InstanceReport::Error {
                 message: format!("The instance wrote a line grouplab cannot read ({err}): {line}"),
                 fatal: false,
@@ -426,6 +436,7 @@ async fn forward_reports(
             let _ = events.send(event).await;
         }
     }
+    crashing
 }
 
 async fn keep_stderr_tail(

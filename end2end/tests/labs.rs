@@ -1,0 +1,235 @@
+//! Every lab's scenario, driven through the server against the real embedded broker, as a page
+//! would drive it: each test does what the lab's steps ask and waits for each step to pass, then
+//! checks the outcome the lab teaches. The timings each test prints are the ones the labs quote.
+
+use std::time::{Duration, Instant};
+
+use grouplab_end2end::{LabClient, TestServer};
+use grouplab_protocol::{
+    CommitPolicy, ConsumerSettings, KeyMode, LabSnapshot, LedgerView, ProcessingMode,
+};
+
+/// Joining, a rebalance or two, and a session timeout (10 s) fit well within this.
+const STEP_DEADLINE: Duration = Duration::from_secs(60);
+
+fn ledger<'a>(view: &'a LabSnapshot, group: &str, topic: &str) -> Option<&'a LedgerView> {
+    view.ledgers
+        .iter()
+        .find(|l| l.group == group && l.topic == topic)
+}
+
+async fn open(lab: &str) -> anyhow::Result<(tempfile::TempDir, TestServer, LabClient)> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let page = LabClient::open(&server, lab).await?;
+    Ok((data, server, page))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_every_group_reads_every_message_and_shares_partitions_within() -> anyhow::Result<()>
+{
+    let (_data, _server, mut page) = open("05-fan-out").await?;
+    let began = Instant::now();
+    page.create_topic("orders", 2).await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+
+    for _ in 0..2 {
+        page.start_instance("billing", "orders", ConsumerSettings::default())
+            .await?;
+    }
+    let two = page.wait_for_step(1, STEP_DEADLINE).await?;
+    page.start_instance("audit", "orders", ConsumerSettings::default())
+        .await?;
+    let audit = page.wait_for_step(2, STEP_DEADLINE).await?;
+
+    page.produce("orders", 3, KeyMode::None, Some(0), 3).await?;
+    page.produce("orders", 2, KeyMode::None, Some(1), 5).await?;
+    let read = page.wait_for_step(3, STEP_DEADLINE).await?;
+
+    let view = page.view();
+    let count = |name: &str| {
+        view.instances
+            .iter()
+            .find(|i| i.name == name)
+            .map_or(0, |i| i.received)
+    };
+    // A and B share `billing`: one got partition 0's three messages, the other partition 1's two.
+    let mut billing = [count("A"), count("B")];
+    billing.sort_unstable();
+    assert_eq!(
+        billing,
+        [2, 3],
+        "each billing member reads only its partition"
+    );
+    assert_eq!(count("C"), 5, "the audit member reads every message");
+    println!(
+        "fan-out: two billing members in {two:?}, audit member in {audit:?}, all read {read:?} after producing; total {:?}",
+        began.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_provisioning_leaves_a_member_idle_until_the_topic_grows() -> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("06-over-provisioning").await?;
+    page.create_topic("sensor-readings", 3).await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+    for _ in 0..4 {
+        page.start_instance(
+            "sensor-readers",
+            "sensor-readings",
+            ConsumerSettings::default(),
+        )
+        .await?;
+    }
+    let four = page.wait_for_step(1, STEP_DEADLINE).await?;
+    let idle: Vec<String> = page
+        .view()
+        .group("sensor-readers")
+        .map(|g| {
+            g.members
+                .iter()
+                .filter(|m| m.partitions.is_empty())
+                .map(|m| m.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(idle.len(), 1, "exactly one member is idle: {idle:?}");
+
+    page.produce(
+        "sensor-readings",
+        30,
+        KeyMode::Rotating { distinct: 9 },
+        None,
+        30,
+    )
+    .await?;
+    page.wait_for_step(2, STEP_DEADLINE).await?;
+    let idle_received = page
+        .view()
+        .instances
+        .iter()
+        .find(|i| i.name == idle[0])
+        .map(|i| i.received);
+    assert_eq!(idle_received, Some(0), "the idle member read nothing");
+
+    // The embedded broker cannot grow a topic; the page must say so in plain words.
+    page.send(&grouplab_protocol::ClientCommand::AddPartitions {
+        topic: "sensor-readings".into(),
+        partitions: 4,
+    })
+    .await?;
+    page.wait_until(
+        "the explanation of the refused growth",
+        STEP_DEADLINE,
+        |p| {
+            p.notices
+                .iter()
+                .any(|n| n.title.contains("were not added") && n.detail.contains("nisshi"))
+        },
+    )
+    .await?;
+
+    let worker = page
+        .view()
+        .instances
+        .iter()
+        .find(|i| !idle.contains(&i.name))
+        .map(|i| i.id)
+        .expect("a working instance");
+    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: worker })
+        .await?;
+    let stopped = Instant::now();
+    page.wait_for_step(3, STEP_DEADLINE).await?;
+    println!(
+        "over-provisioning: four members with one idle in {four:?}; the idle one owned the stopped member's partition {:?} after the stop",
+        stopped.elapsed()
+    );
+    Ok(())
+}
+
+/// The lab's instance: 300 ms per message, batches of 10, dying after its 15th message.
+fn payments(commit: CommitPolicy, crash_after: Option<u32>) -> ConsumerSettings {
+    ConsumerSettings {
+        commit,
+        processing_ms: 300,
+        max_poll_records: 10,
+        crash_after,
+        processing: ProcessingMode::InPollLoop,
+        ..ConsumerSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_commit_loses_what_a_crash_cuts_and_commit_after_processing_repeats_it()
+-> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("07-commit-loss").await?;
+    page.create_topic("payments", 1).await?;
+    page.produce("payments", 40, KeyMode::None, None, 40)
+        .await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+
+    page.start_instance(
+        "payments-auto",
+        "payments",
+        payments(CommitPolicy::Auto, Some(15)),
+    )
+    .await?;
+    let crashed = page.wait_for_step(1, STEP_DEADLINE).await?;
+    let auto = ledger(page.view(), "payments-auto", "payments")
+        .cloned()
+        .expect("the auto-commit group has a ledger");
+    // The crash came after offset 14; the background commit had covered the whole second batch.
+    assert_eq!(auto.processed, 15, "{auto:?}");
+    assert_eq!(
+        auto.lost_sample,
+        (15..20).map(|o| (0, o)).collect::<Vec<_>>(),
+        "{auto:?}"
+    );
+
+    page.start_instance(
+        "payments-auto",
+        "payments",
+        payments(CommitPolicy::Auto, None),
+    )
+    .await?;
+    let resumed = page.wait_for_step(2, STEP_DEADLINE).await?;
+    // Auto-commit may commit the last batch before it is processed: wait for the work itself.
+    page.wait_until("the second instance's work", STEP_DEADLINE, |p| {
+        ledger(p.view(), "payments-auto", "payments").is_some_and(|l| l.processed >= 35)
+    })
+    .await?;
+    let auto = ledger(page.view(), "payments-auto", "payments")
+        .cloned()
+        .expect("ledger");
+    assert_eq!((auto.processed, auto.lost, auto.duplicated), (35, 5, 0));
+
+    page.start_instance(
+        "payments-safe",
+        "payments",
+        payments(CommitPolicy::AfterProcessing, Some(15)),
+    )
+    .await?;
+    let safe_crashed = page.wait_for_step(3, STEP_DEADLINE).await?;
+    page.start_instance(
+        "payments-safe",
+        "payments",
+        payments(CommitPolicy::AfterProcessing, None),
+    )
+    .await?;
+    let safe_done = page.wait_for_step(4, STEP_DEADLINE).await?;
+    let safe = ledger(page.view(), "payments-safe", "payments")
+        .cloned()
+        .expect("the safe group has a ledger");
+    assert_eq!((safe.processed, safe.lost), (40, 0), "{safe:?}");
+    assert_eq!(
+        safe.duplicated_sample,
+        (10..15).map(|o| (0, o)).collect::<Vec<_>>(),
+        "{safe:?}"
+    );
+    println!(
+        "commit loss: auto-commit crash and handover {crashed:?} (lost {}), resumed to the end {resumed:?}; commit-after-processing crash and handover {safe_crashed:?}, all processed {safe_done:?} (twice: {})",
+        auto.lost, safe.duplicated
+    );
+    Ok(())
+}
