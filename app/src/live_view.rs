@@ -910,6 +910,7 @@ fn Timeline() -> impl IntoView {
 fn timeline_class(kind: &TimelineKind) -> &'static str {
     match kind {
         TimelineKind::Crashed
+        | TimelineKind::PollTimeout { .. }
         | TimelineKind::Failed { .. }
         | TimelineKind::Departed {
             departure: grouplab_protocol::Departure::Crash | grouplab_protocol::Departure::Expired,
@@ -969,6 +970,12 @@ fn describe(entry: &TimelineEntry) -> String {
         TimelineKind::Stopping => format!("asked to stop, holding {parts}"),
         TimelineKind::Stopped => "its process exited".to_owned(),
         TimelineKind::Crashed => format!("crashed (SIGKILL) holding {parts}"),
+        TimelineKind::PollTimeout {
+            max_poll_interval_ms,
+        } => format!(
+            "did not poll within max.poll.interval.ms ({} s): its client left the group holding {parts}",
+            max_poll_interval_ms / 1000
+        ),
         TimelineKind::Failed { reason } => format!("failed: {reason}"),
         TimelineKind::BrokerDown { reason } => {
             format!("{reason}; consumers retry and cannot reach their coordinator")

@@ -34,6 +34,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// How long one poll waits before the loop checks whether it should stop.
@@ -238,10 +239,7 @@ fn poll_batch(consumer: &BaseConsumer<Reporter>, max: u32) -> Vec<BorrowedMessag
                 batch.push(message);
             }
             Some(Err(err)) => {
-                report(&InstanceReport::Error {
-                    message: describe(&err),
-                    fatal: false,
-                });
+                report_poll_error(&err);
                 break;
             }
         }
@@ -350,10 +348,7 @@ fn poll_into_queue(
                     offset: message.offset(),
                 });
             }
-            Some(Err(err)) => report(&InstanceReport::Error {
-                message: describe(&err),
-                fatal: false,
-            }),
+            Some(Err(err)) => report_poll_error(&err),
         }
     }
     // A graceful stop ends the work in hand: what waits in the queue is left for the next owner
@@ -372,6 +367,20 @@ struct Queued {
     topic: String,
     partition: i32,
     offset: i64,
+}
+
+/// A poll's error: the client leaving its group over a late poll is a lesson of its own.
+fn report_poll_error(err: &KafkaError) {
+    if err.rdkafka_error_code() == Some(RDKafkaErrorCode::PollExceeded) {
+        report(&InstanceReport::MaxPollExceeded {
+            message: describe(err),
+        });
+    } else {
+        report(&InstanceReport::Error {
+            message: describe(err),
+            fatal: false,
+        });
+    }
 }
 
 fn report_received(message: &BorrowedMessage<'_>) {
@@ -432,7 +441,7 @@ impl ConsumerContext for Reporter {
                 }
             }
             // Nothing new to commit is routine for background commits.
-            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(err) => report(&InstanceReport::Error {
                 message: format!("Commit failed: {}", describe(&err)),
                 fatal: false,

@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 
 use crate::{poll_until, workspace_root};
 
-/// One of Lab 04's consumer snippets.
+/// One of Lab 04's consumer snippets, or another lab's solution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Client {
     /// `starter.py`, confluent-kafka, before the learner fills in the TODOs.
@@ -28,6 +28,13 @@ pub enum Client {
     Rust,
     /// `consumer_kcat.sh`, Debian's kcat (librdkafka 2.0.2).
     Kcat,
+    /// Another lab's `solution.py` (confluent-kafka), with an argument after the bootstrap
+    /// address if it takes one; `client_id` is the one the file sets.
+    Solution {
+        lab: &'static str,
+        arg: Option<&'static str>,
+        client_id: &'static str,
+    },
 }
 
 impl Client {
@@ -49,6 +56,7 @@ impl Client {
             Self::Kafkajs => "lab04-kafkajs",
             Self::Rust => "lab04-rust",
             Self::Kcat => "lab04-kcat",
+            Self::Solution { client_id, .. } => client_id,
         }
     }
 
@@ -82,6 +90,15 @@ impl Client {
                 let mut command = Command::new("sh");
                 command.arg(lab.join("consumer_kcat.sh"));
                 command
+            }
+            Self::Solution { lab, arg, .. } => {
+                let mut command = Command::new(need(&python)?);
+                command
+                    .arg("-u")
+                    .arg(root.join("labs").join(lab).join("solution.py"))
+                    .arg(bootstrap);
+                command.args(arg);
+                return Ok(command);
             }
         };
         command.arg(bootstrap);

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use grouplab_end2end::external::{Client, ExternalConsumer};
 use grouplab_end2end::{LabClient, TestServer};
 use grouplab_protocol::{
     CommitPolicy, ConsumerSettings, KeyMode, LabSnapshot, LedgerView, ProcessingMode,
@@ -231,5 +233,155 @@ async fn auto_commit_loses_what_a_crash_cuts_and_commit_after_processing_repeats
         "commit loss: auto-commit crash and handover {crashed:?} (lost {}), resumed to the end {resumed:?}; commit-after-processing crash and handover {safe_crashed:?}, all processed {safe_done:?} (twice: {})",
         auto.lost, safe.duplicated
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_processing_in_the_poll_loop_loses_the_group_and_a_worker_queue_keeps_it()
+-> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("08-blocked-poll-loop").await?;
+    page.create_topic("thumbnails", 2).await?;
+    page.produce("thumbnails", 20, KeyMode::RoundRobin, None, 20)
+        .await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+
+    let slow = ConsumerSettings {
+        commit: CommitPolicy::AfterProcessing,
+        processing_ms: 4000,
+        max_poll_records: 5,
+        max_poll_interval_ms: 10_000,
+        ..ConsumerSettings::default()
+    };
+    page.start_instance("resizers", "thumbnails", slow.clone())
+        .await?;
+    let kicked = page.wait_for_step(1, STEP_DEADLINE).await?;
+    let a = page.view().instances[0].id;
+    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: a })
+        .await?;
+    page.wait_until("A to stop", STEP_DEADLINE, |p| {
+        p.view().instance(a).is_some_and(|i| !i.is_alive())
+    })
+    .await?;
+
+    page.start_instance(
+        "resizers",
+        "thumbnails",
+        ConsumerSettings {
+            processing: ProcessingMode::Queue,
+            ..slow
+        },
+    )
+    .await?;
+    page.wait_until("the worker's queue to fill", STEP_DEADLINE, |p| {
+        p.view()
+            .instances
+            .iter()
+            .any(|i| i.queue.is_some_and(|q| q.depth > 0))
+    })
+    .await?;
+    let steady = page.wait_for_step(2, STEP_DEADLINE).await?;
+    let worker = page
+        .view()
+        .instances
+        .iter()
+        .find(|i| i.settings.processing == ProcessingMode::Queue)
+        .expect("the queue instance");
+    assert!(worker.processed >= 5, "it kept processing: {worker:?}");
+    println!(
+        "blocked poll loop: removed from the group {kicked:?} after the start; the queue instance kept the group stable for 25 s ({steady:?}), {} processed",
+        worker.processed
+    );
+    Ok(())
+}
+
+/// A lab's solution, run as a learner runs it from a terminal.
+fn solution(lab: &'static str, arg: Option<&'static str>, client_id: &'static str) -> Client {
+    Client::Solution {
+        lab,
+        arg,
+        client_id,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_is_completed_by_the_learners_own_consumers() -> anyhow::Result<()> {
+    let (data, _server, mut page) = open("05-fan-out").await?;
+    let bootstrap = page.view().broker.bootstrap_servers.clone();
+    page.create_topic("orders", 2).await?;
+    let billing = solution("05-fan-out", Some("billing"), "lab05-billing");
+    let audit = solution("05-fan-out", Some("audit"), "lab05-audit");
+    let consumers = [
+        ExternalConsumer::start(billing, &bootstrap, data.path())?,
+        ExternalConsumer::start(billing, &bootstrap, data.path())?,
+        ExternalConsumer::start(audit, &bootstrap, data.path())?,
+    ];
+    let outputs = || {
+        consumers
+            .iter()
+            .map(ExternalConsumer::output)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let joined = page.wait_for_step(2, STEP_DEADLINE).await;
+    joined.with_context(|| outputs())?;
+    page.produce("orders", 3, KeyMode::None, Some(0), 3).await?;
+    page.produce("orders", 2, KeyMode::None, Some(1), 5).await?;
+    page.wait_for_step(3, STEP_DEADLINE)
+        .await
+        .with_context(|| outputs())?;
+    // What each terminal printed: the audit copy saw all five, each billing copy one partition's.
+    let printed = |consumer: &ExternalConsumer| consumer.output().matches(" offset ").count();
+    let mut billing_counts = [printed(&consumers[0]), printed(&consumers[1])];
+    billing_counts.sort_unstable();
+    assert_eq!(billing_counts, [2, 3], "{}", outputs());
+    assert_eq!(printed(&consumers[2]), 5, "{}", outputs());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_provisioning_is_completed_by_the_learners_own_consumers() -> anyhow::Result<()> {
+    let (data, _server, mut page) = open("06-over-provisioning").await?;
+    let bootstrap = page.view().broker.bootstrap_servers.clone();
+    page.create_topic("sensor-readings", 3).await?;
+    let reader = solution("06-over-provisioning", None, "lab06-python");
+    let consumers: Vec<ExternalConsumer> = (0..4)
+        .map(|_| ExternalConsumer::start(reader, &bootstrap, data.path()))
+        .collect::<anyhow::Result<_>>()?;
+    let outputs = || {
+        consumers
+            .iter()
+            .map(ExternalConsumer::output)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    page.wait_for_step(1, STEP_DEADLINE)
+        .await
+        .with_context(|| outputs())?;
+    page.produce(
+        "sensor-readings",
+        30,
+        KeyMode::Rotating { distinct: 9 },
+        None,
+        30,
+    )
+    .await?;
+    page.wait_for_step(2, STEP_DEADLINE)
+        .await
+        .with_context(|| outputs())?;
+    // Ctrl-C in a terminal whose latest assignment is not empty.
+    let working = consumers
+        .iter()
+        .find(|c| {
+            c.output()
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("assigned:"))
+                .is_some_and(|l| !l.contains("none"))
+        })
+        .context("a working consumer")?;
+    working.interrupt()?;
+    page.wait_for_step(3, STEP_DEADLINE)
+        .await
+        .with_context(|| outputs())?;
     Ok(())
 }

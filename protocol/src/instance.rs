@@ -265,6 +265,9 @@ pub enum InstanceReport {
     Queue { depth: u32, paused: bool },
     /// The instance reached its "crash after" count and is about to kill itself with SIGKILL.
     Crashing { processed: u64 },
+    /// The client left its group because the application did not poll within
+    /// `max.poll.interval.ms`; it rejoins at its next poll. `message` is librdkafka's.
+    MaxPollExceeded { message: String },
 }
 
 /// One consumed message, as the instance saw it.

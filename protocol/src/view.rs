@@ -455,6 +455,9 @@ pub enum TimelineKind {
     Stopped,
     /// The instance was killed without leaving its group.
     Crashed,
+    /// The instance's client left its group because processing kept it from polling within
+    /// `max.poll.interval.ms`; its partitions go to the others.
+    PollTimeout { max_poll_interval_ms: u32 },
     /// The instance's process ended unexpectedly, or failed to start.
     Failed { reason: String },
     /// The broker stopped answering, or was taken down from a page; the entry concerns every

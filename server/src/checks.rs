@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use grouplab_protocol::{Departure, LabSnapshot, MemberView, TopicPartition, TopicView};
+use grouplab_protocol::{
+    Departure, EpochMillis, InstanceState, LabSnapshot, MemberView, TopicPartition, TopicView,
+};
 use serde::Deserialize;
 
 pub use crate::membership::Handover;
@@ -40,6 +42,13 @@ pub enum Check {
     /// Every message in the topic was consumed by the group, whoever its members are (and there is at least one):
     /// per partition, either page instances received every message, or the group committed up to the log end.
     AllConsumed { group: String, topic: String },
+    /// A page instance's client left the group because processing kept it from polling within
+    /// `max.poll.interval.ms`.
+    MaxPollExceeded { group: String },
+    /// A running page instance of the group whose batches take longer to process than its
+    /// `max.poll.interval.ms` has kept processing for `seconds` without the group rebalancing:
+    /// it processes off the poll loop (the worker queue).
+    NoRebalanceWhileSlow { group: String, seconds: u64 },
     /// A page instance of the group was crashed (from the page, or by its own "crash after"),
     /// or a member of it was removed after its session timed out.
     MemberCrashed { group: String },
@@ -113,6 +122,14 @@ impl fmt::Display for Check {
                 write!(f, "every message in `{topic}` was consumed by `{group}`")
             }
             Check::MemberCrashed { group } => write!(f, "a member of `{group}` crashed"),
+            Check::MaxPollExceeded { group } => write!(
+                f,
+                "a member of `{group}` was removed for not polling within max.poll.interval.ms"
+            ),
+            Check::NoRebalanceWhileSlow { group, seconds } => write!(
+                f,
+                "a slow member of `{group}` kept processing for {seconds} s without a rebalance"
+            ),
             Check::CrashReassigned { group } => write!(
                 f,
                 "a crashed member's partitions were taken over by the rest of `{group}`"
@@ -185,6 +202,14 @@ pub struct History {
     pub received: HashMap<String, HashMap<TopicPartition, OffsetCounts>>,
     /// For each group and partition: how many times a page instance of the group finished processing each offset.
     pub processed: HashMap<String, HashMap<TopicPartition, OffsetCounts>>,
+    /// For each group: how many times a page instance's client left it over a late poll.
+    pub poll_timeouts: HashMap<String, u32>,
+    /// For each group: when its generation last changed (a rebalance), as this server saw it.
+    pub rebalanced_at: HashMap<String, EpochMillis>,
+    /// For each group: when a page instance last finished processing a message.
+    pub last_processed: HashMap<String, EpochMillis>,
+    /// The time of the evaluation, for checks about how long something has lasted.
+    pub now: EpochMillis,
     /// For each group: how many of its page instances crashed.
     pub crashed: HashMap<String, u32>,
     /// For each group: the partitions one of the learner's own consumers owned at some point.
@@ -476,6 +501,17 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
             received_exactly_once(view, history, group, topic)
         }
         Check::AllConsumed { group, topic } => all_consumed(view, history, group, topic),
+        Check::MaxPollExceeded { group } => match history.poll_timeouts.get(group) {
+            Some(n) => Verdict::pass(format!(
+                "A member of `{group}` left the group {n} time(s) because it did not poll in time."
+            )),
+            None => Verdict::wait(format!(
+                "Every member of `{group}` has polled within its max.poll.interval.ms so far."
+            )),
+        },
+        Check::NoRebalanceWhileSlow { group, seconds } => {
+            no_rebalance_while_slow(view, history, group, *seconds)
+        }
         Check::MemberCrashed { group } => {
             let instances = history.crashed.get(group).copied().unwrap_or(0);
             let expired = history
@@ -605,6 +641,56 @@ fn examples(sample: &[(i32, i64)]) -> String {
         "none".to_owned()
     } else {
         shown.join(", ")
+    }
+}
+
+fn no_rebalance_while_slow(
+    view: &LabSnapshot,
+    history: &History,
+    group: &str,
+    seconds: u64,
+) -> Verdict {
+    let slow = view.instances.iter().find(|i| {
+        let s = &i.settings;
+        i.group == group
+            && i.state == InstanceState::Running
+            && u64::from(s.processing_ms) * u64::from(s.max_poll_records)
+                > u64::from(s.max_poll_interval_ms)
+    });
+    let Some(slow) = slow else {
+        return Verdict::wait(format!(
+            "No running instance of `{group}` takes longer to process a poll's messages than its max.poll.interval.ms."
+        ));
+    };
+    let since = history
+        .rebalanced_at
+        .get(group)
+        .copied()
+        .unwrap_or(0)
+        .max(slow.started_at);
+    let steady = history.now.saturating_sub(since);
+    let working = history
+        .last_processed
+        .get(group)
+        .is_some_and(|at| *at > since && slow.processed > 0);
+    if !working {
+        return Verdict::wait(format!(
+            "{} has not processed a message since the last rebalance of `{group}`.",
+            slow.name
+        ));
+    }
+    if steady >= seconds * 1000 {
+        Verdict::pass(format!(
+            "{} kept processing and `{group}` has not rebalanced for {}.",
+            slow.name,
+            self::seconds(steady)
+        ))
+    } else {
+        Verdict::wait(format!(
+            "{} is processing; `{group}` has been stable for {} of the {seconds} s needed.",
+            slow.name,
+            self::seconds(steady)
+        ))
     }
 }
 

@@ -842,6 +842,7 @@ impl Session {
                     TopicPartition::new(topic, partition),
                     offset,
                 );
+                self.history.last_processed.insert(view.group.clone(), now);
                 match self
                     .batch
                     .processed
@@ -862,6 +863,23 @@ impl Session {
             }
             InstanceEventKind::Report(InstanceReport::Queue { depth, paused }) => {
                 view.queue = Some(QueueView { depth, paused });
+            }
+            InstanceEventKind::Report(InstanceReport::MaxPollExceeded { message }) => {
+                *self
+                    .history
+                    .poll_timeouts
+                    .entry(view.group.clone())
+                    .or_default() += 1;
+                view.problem = Some(InstanceProblem { message, at: now });
+                self.timeline(
+                    &view,
+                    TimelineKind::PollTimeout {
+                        max_poll_interval_ms: view.settings.max_poll_interval_ms,
+                    },
+                    view.partitions.clone(),
+                    now,
+                );
+                self.progress_dirty = true;
             }
             InstanceEventKind::Report(InstanceReport::Crashing { processed }) => {
                 let _ = self.events.send(ServerEvent::Notice(Notice::info(
@@ -1045,6 +1063,10 @@ impl Session {
         for change in changes {
             match change {
                 Change::Group(group) => {
+                    let before = self.view.group(&group.name).map(|g| g.generation);
+                    if before != Some(group.generation) {
+                        self.history.rebalanced_at.insert(group.name.clone(), now);
+                    }
                     for member in group.members.iter().filter(|m| m.is_external()) {
                         self.history
                             .record_external_owner(&group.name, &member.partitions);
@@ -1347,6 +1369,7 @@ impl Session {
                 status.detail.clear();
                 continue;
             }
+            self.history.now = now;
             let verdicts: Vec<_> = checks
                 .iter()
                 .map(|c| evaluate(c, &self.view, &self.history))
