@@ -323,12 +323,12 @@ async fn fan_out_is_completed_by_the_learners_own_consumers() -> anyhow::Result<
             .join("\n---\n")
     };
     let joined = page.wait_for_step(2, STEP_DEADLINE).await;
-    joined.with_context(&outputs)?;
+    joined.with_context(outputs)?;
     page.produce("orders", 3, KeyMode::None, Some(0), 3).await?;
     page.produce("orders", 2, KeyMode::None, Some(1), 5).await?;
     page.wait_for_step(3, STEP_DEADLINE)
         .await
-        .with_context(&outputs)?;
+        .with_context(outputs)?;
     // What each terminal printed: the audit copy saw all five, each billing copy one partition's.
     let printed = |consumer: &ExternalConsumer| consumer.output().matches(" offset ").count();
     let mut billing_counts = [printed(&consumers[0]), printed(&consumers[1])];
@@ -356,7 +356,7 @@ async fn over_provisioning_is_completed_by_the_learners_own_consumers() -> anyho
     };
     page.wait_for_step(1, STEP_DEADLINE)
         .await
-        .with_context(&outputs)?;
+        .with_context(outputs)?;
     page.produce(
         "sensor-readings",
         30,
@@ -367,7 +367,7 @@ async fn over_provisioning_is_completed_by_the_learners_own_consumers() -> anyho
     .await?;
     page.wait_for_step(2, STEP_DEADLINE)
         .await
-        .with_context(&outputs)?;
+        .with_context(outputs)?;
     // Ctrl-C in a terminal whose latest assignment is not empty.
     let working = consumers
         .iter()
@@ -382,6 +382,6 @@ async fn over_provisioning_is_completed_by_the_learners_own_consumers() -> anyho
     working.interrupt()?;
     page.wait_for_step(3, STEP_DEADLINE)
         .await
-        .with_context(&outputs)?;
+        .with_context(outputs)?;
     Ok(())
 }
