@@ -967,6 +967,7 @@ fn describe(entry: &TimelineEntry) -> String {
         }
         TimelineKind::Assigned { .. } => format!("assigned {parts}"),
         TimelineKind::Revoked => format!("revoked {parts}"),
+        TimelineKind::Released => format!("its revoke callback gave up {parts}"),
         TimelineKind::Stopping => format!("asked to stop, holding {parts}"),
         TimelineKind::Stopped => "its process exited".to_owned(),
         TimelineKind::Crashed => format!("crashed (SIGKILL) holding {parts}"),

@@ -8,7 +8,8 @@ use anyhow::Context;
 use grouplab_end2end::external::{Client, ExternalConsumer};
 use grouplab_end2end::{LabClient, TestServer};
 use grouplab_protocol::{
-    CommitPolicy, ConsumerSettings, KeyMode, LabSnapshot, LedgerView, ProcessingMode,
+    Assignor, CommitPolicy, ConsumerSettings, KeyMode, LabSnapshot, LedgerView, ProcessingMode,
+    TimelineKind,
 };
 
 /// Joining, a rebalance or two, and a session timeout (10 s) fit well within this.
@@ -383,5 +384,123 @@ async fn over_provisioning_is_completed_by_the_learners_own_consumers() -> anyho
     page.wait_for_step(3, STEP_DEADLINE)
         .await
         .with_context(outputs)?;
+    Ok(())
+}
+
+fn with_assignor(assignor: Assignor, static_id: Option<&str>) -> ConsumerSettings {
+    ConsumerSettings {
+        assignor,
+        static_id: static_id.map(str::to_owned),
+        ..ConsumerSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_revokes_everything_cooperative_only_what_moves_and_a_static_member_returns()
+-> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("09-assignors").await?;
+    page.create_topic("events", 6).await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+
+    for _ in 0..2 {
+        page.start_instance(
+            "eager-readers",
+            "events",
+            with_assignor(Assignor::Range, None),
+        )
+        .await?;
+    }
+    page.wait_for_step(1, STEP_DEADLINE).await?;
+    page.start_instance(
+        "eager-readers",
+        "events",
+        with_assignor(Assignor::Range, None),
+    )
+    .await?;
+    let eager = page.wait_for_step(2, STEP_DEADLINE).await?;
+
+    let sticky = with_assignor(Assignor::CooperativeSticky, None);
+    let began = Instant::now();
+    for n in 1..=3 {
+        page.start_instance("sticky-readers", "events", sticky.clone())
+            .await?;
+        page.wait_until(&format!("{n} sticky member(s)"), STEP_DEADLINE, |p| {
+            p.view().group("sticky-readers").is_some_and(|g| {
+                g.members.len() == n && g.members.iter().all(|m| !m.partitions.is_empty())
+            })
+        })
+        .await?;
+    }
+    page.wait_for_step(3, STEP_DEADLINE).await?;
+    let cooperative = began.elapsed();
+    // Under cooperative-sticky the callbacks gave up only what moved: 3 of 6 to the second
+    // member, then 1 of 3 from each to the third.
+    let mut released: Vec<usize> = page
+        .view()
+        .timeline
+        .iter()
+        .filter(|e| e.group == "sticky-readers" && e.kind == TimelineKind::Released)
+        .map(|e| e.partitions.len())
+        .collect();
+    released.sort_unstable();
+    assert_eq!(released, [1, 1, 3], "what the sticky members gave up");
+
+    page.start_instance(
+        "static-readers",
+        "events",
+        with_assignor(Assignor::Range, Some("reader-1")),
+    )
+    .await?;
+    page.start_instance(
+        "static-readers",
+        "events",
+        with_assignor(Assignor::Range, Some("reader-2")),
+    )
+    .await?;
+    page.wait_for_step(4, STEP_DEADLINE).await?;
+    let generation = page
+        .view()
+        .group("static-readers")
+        .and_then(|g| g.generation);
+    let first = page
+        .view()
+        .instances
+        .iter()
+        .find(|i| i.settings.static_id.as_deref() == Some("reader-1"))
+        .map(|i| i.id)
+        .expect("reader-1");
+    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: first })
+        .await?;
+    page.wait_until("reader-1 to stop", STEP_DEADLINE, |p| {
+        p.view().instance(first).is_some_and(|i| !i.is_alive())
+    })
+    .await?;
+    let restarted = Instant::now();
+    page.start_instance(
+        "static-readers",
+        "events",
+        with_assignor(Assignor::Range, Some("reader-1")),
+    )
+    .await?;
+    let returned = page.wait_for_step(5, STEP_DEADLINE).await;
+    let static_timeline: Vec<String> = page
+        .view()
+        .timeline
+        .iter()
+        .filter(|e| e.group == "static-readers")
+        .map(|e| format!("{} {:?} {:?}", e.name, e.kind, e.partitions))
+        .collect();
+    returned.with_context(|| static_timeline.join("\n"))?;
+    let back = restarted.elapsed();
+    assert_eq!(
+        page.view()
+            .group("static-readers")
+            .and_then(|g| g.generation),
+        generation,
+        "the group did not rebalance"
+    );
+    println!(
+        "assignors: eager third member and full revocations in {eager:?}; three cooperative members in {cooperative:?}; a static member back on its partitions {back:?} after its restart"
+    );
     Ok(())
 }

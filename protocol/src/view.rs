@@ -455,6 +455,9 @@ pub enum TimelineKind {
     Stopped,
     /// The instance was killed without leaving its group.
     Crashed,
+    /// The instance's own revoke callback gave these partitions up (the broker's view of the
+    /// same rebalance is in `Revoked` and `Assigned` entries).
+    Released,
     /// The instance's client left its group because processing kept it from polling within
     /// `max.poll.interval.ms`; its partitions go to the others.
     PollTimeout { max_poll_interval_ms: u32 },

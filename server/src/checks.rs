@@ -49,6 +49,15 @@ pub enum Check {
     /// `max.poll.interval.ms` has kept processing for `seconds` without the group rebalancing:
     /// it processes off the poll loop (the worker queue).
     NoRebalanceWhileSlow { group: String, seconds: u64 },
+    /// In a rebalance, a running page instance of the group gave up every partition it held
+    /// (the eager protocol of the range and round-robin assignors).
+    EagerRevokedAll { group: String },
+    /// In rebalances, running page instances of the group gave up only the partitions that
+    /// moved, never everything (cooperative-sticky).
+    CooperativeRevokedOnlyMoved { group: String },
+    /// A static member (`group.instance.id`) left and came back to the same partitions without
+    /// the group rebalancing.
+    StaticMemberReturned { group: String },
     /// A page instance of the group was crashed (from the page, or by its own "crash after"),
     /// or a member of it was removed after its session timed out.
     MemberCrashed { group: String },
@@ -122,6 +131,18 @@ impl fmt::Display for Check {
                 write!(f, "every message in `{topic}` was consumed by `{group}`")
             }
             Check::MemberCrashed { group } => write!(f, "a member of `{group}` crashed"),
+            Check::EagerRevokedAll { group } => write!(
+                f,
+                "in `{group}`, a rebalance made a running member give up every partition"
+            ),
+            Check::CooperativeRevokedOnlyMoved { group } => write!(
+                f,
+                "in `{group}`, rebalances took from running members only the partitions that moved"
+            ),
+            Check::StaticMemberReturned { group } => write!(
+                f,
+                "a static member of `{group}` came back to its partitions without a rebalance"
+            ),
             Check::MaxPollExceeded { group } => write!(
                 f,
                 "a member of `{group}` was removed for not polling within max.poll.interval.ms"
@@ -210,10 +231,28 @@ pub struct History {
     pub last_processed: HashMap<String, EpochMillis>,
     /// The time of the evaluation, for checks about how long something has lasted.
     pub now: EpochMillis,
+    /// For each group: how many times a running page instance's revoke callback gave up every
+    /// partition it held (eager) or only some of them (cooperative).
+    pub revocations: HashMap<String, Revocations>,
+    /// Static members that left: (group, `group.instance.id`) → the partitions held and the
+    /// group's generation at the time.
+    pub static_left: HashMap<(String, String), (Vec<TopicPartition>, Option<i32>)>,
+    /// For each group: static members that came back to the same partitions with the group's
+    /// generation unchanged, by id.
+    pub static_returns: HashMap<String, Vec<String>>,
     /// For each group: how many of its page instances crashed.
     pub crashed: HashMap<String, u32>,
     /// For each group: the partitions one of the learner's own consumers owned at some point.
     pub external: HashMap<String, std::collections::BTreeSet<TopicPartition>>,
+}
+
+/// How a group's running members gave partitions up in rebalances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Revocations {
+    /// Revocations of everything a member held: the eager protocol's stop-the-world.
+    pub everything: u32,
+    /// Revocations of part of what a member held: the cooperative protocol's moves.
+    pub some: u32,
 }
 
 /// How many times each offset of one partition was received, as runs of consecutive offsets
@@ -405,6 +444,55 @@ impl History {
             .record(offset);
     }
 
+    pub fn record_revocation(&mut self, group: &str, revoked: usize, held: usize) {
+        if revoked == 0 {
+            return;
+        }
+        let counts = self.revocations.entry(group.to_owned()).or_default();
+        if revoked >= held {
+            counts.everything += 1;
+        } else {
+            counts.some += 1;
+        }
+    }
+
+    /// A static member's process exited holding `partitions`.
+    pub fn static_left(
+        &mut self,
+        group: &str,
+        id: &str,
+        partitions: Vec<TopicPartition>,
+        generation: Option<i32>,
+    ) {
+        if !partitions.is_empty() {
+            self.static_left
+                .insert((group.to_owned(), id.to_owned()), (partitions, generation));
+        }
+    }
+
+    /// A static member was assigned `partitions`: a return if they are the ones its predecessor
+    /// held and the group has not rebalanced since it left.
+    pub fn static_rejoined(
+        &mut self,
+        group: &str,
+        id: &str,
+        partitions: &[TopicPartition],
+        generation: Option<i32>,
+    ) {
+        let key = (group.to_owned(), id.to_owned());
+        let Some((held, left_in)) = self.static_left.remove(&key) else {
+            return;
+        };
+        let mut got = partitions.to_vec();
+        got.sort();
+        if got == held && left_in == generation {
+            self.static_returns
+                .entry(group.to_owned())
+                .or_default()
+                .push(id.to_owned());
+        }
+    }
+
     /// Notes that one of the learner's own consumers owns these partitions in `group`.
     pub fn record_external_owner(&mut self, group: &str, partitions: &[TopicPartition]) {
         if partitions.is_empty() {
@@ -512,6 +600,42 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
         Check::NoRebalanceWhileSlow { group, seconds } => {
             no_rebalance_while_slow(view, history, group, *seconds)
         }
+        Check::EagerRevokedAll { group } => {
+            let counts = history.revocations.get(group).copied().unwrap_or_default();
+            if counts.everything > 0 {
+                Verdict::pass(format!(
+                    "Running members of `{group}` gave up everything they held {} time(s).",
+                    counts.everything
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "No running member of `{group}` has had to give up its partitions yet: add a member."
+                ))
+            }
+        }
+        Check::CooperativeRevokedOnlyMoved { group } => {
+            let counts = history.revocations.get(group).copied().unwrap_or_default();
+            match (counts.some, counts.everything) {
+                (0, _) => Verdict::wait(format!(
+                    "No running member of `{group}` has given up a partition yet: add a member."
+                )),
+                (some, 0) => Verdict::pass(format!(
+                    "Running members of `{group}` gave up only what moved, {some} time(s), and kept the rest."
+                )),
+                (_, everything) => Verdict::wait(format!(
+                    "Running members of `{group}` gave up everything {everything} time(s): is every member using the cooperative-sticky assignor? Reset the lab to try again."
+                )),
+            }
+        }
+        Check::StaticMemberReturned { group } => match history.static_returns.get(group) {
+            Some(ids) => Verdict::pass(format!(
+                "Static member(s) {} came back to their partitions with no rebalance.",
+                ids.join(", ")
+            )),
+            None => Verdict::wait(format!(
+                "No static member of `{group}` has come back to its partitions yet."
+            )),
+        },
         Check::MemberCrashed { group } => {
             let instances = history.crashed.get(group).copied().unwrap_or(0);
             let expired = history

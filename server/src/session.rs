@@ -903,6 +903,11 @@ impl Session {
                     view.state = InstanceState::Running;
                 }
                 view.problem = None;
+                if let Some(id) = &view.settings.static_id {
+                    let generation = self.view.group(&view.group).and_then(|g| g.generation);
+                    self.history
+                        .static_rejoined(&view.group, id, &partitions, generation);
+                }
                 for tp in partitions {
                     if !view.partitions.contains(&tp) {
                         view.partitions.push(tp);
@@ -912,6 +917,22 @@ impl Session {
                 self.progress_dirty = true;
             }
             InstanceEventKind::Report(InstanceReport::Revoked { partitions }) => {
+                // What the consumer's own callback gave up: everything under an eager assignor,
+                // only what moves under cooperative-sticky. Drawn on the timeline, and counted
+                // for the assignor checks, unless the instance is leaving anyway.
+                if view.is_alive() && !matches!(view.state, InstanceState::Stopping { .. }) {
+                    self.history.record_revocation(
+                        &view.group,
+                        partitions.len(),
+                        view.partitions.len(),
+                    );
+                    self.timeline(&view, TimelineKind::Released, partitions.clone(), now);
+                } else if let Some(id) = &view.settings.static_id {
+                    // A static member closing gives up what it held here, before it exits.
+                    let generation = self.view.group(&view.group).and_then(|g| g.generation);
+                    self.history
+                        .static_left(&view.group, id, view.partitions.clone(), generation);
+                }
                 view.partitions.retain(|tp| !partitions.contains(tp));
                 self.progress_dirty = true;
             }
@@ -971,6 +992,11 @@ impl Session {
     fn on_exit(&mut self, mut view: InstanceView, reason: ExitReason, now: EpochMillis) {
         self.last_instance_notice.remove(&view.id);
         let held = std::mem::take(&mut view.partitions);
+        if let Some(id) = &view.settings.static_id {
+            let generation = self.view.group(&view.group).and_then(|g| g.generation);
+            self.history
+                .static_left(&view.group, id, held.clone(), generation);
+        }
         view.busy = None;
         view.queue = None;
         let (state, kind) = match reason {
