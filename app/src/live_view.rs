@@ -139,6 +139,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
                 <Groups />
                 <Instances />
                 <Ledgers />
+                <Keys />
                 <div class="feeds">
                     <Messages />
                     <Timeline />
@@ -806,6 +807,29 @@ fn Ledgers() -> impl IntoView {
     }
 }
 
+/// Where each key landed: the default partitioner hashes the key, so a key keeps its partition.
+#[component]
+fn Keys() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let keys = move || with_view(live, |v| v.keys.clone()).unwrap_or_default();
+    view! {
+        <Show when=move || with_view(live, |v| !v.keys.is_empty()).unwrap_or(false)>
+            <div class="keys" data-testid="keys">
+                <h3>"Keys → partitions"</h3>
+                <ul>
+                    {move || keys().into_iter().map(|k| view! {
+                        <li class:split={k.partitions.len() > 1}>
+                            <code>{k.key.clone()}</code> " → "
+                            {k.partitions.iter().map(|p| format!("P{p}")).collect::<Vec<_>>().join(", ")}
+                            {(k.partitions.len() > 1).then_some(" (partition chosen by hand)")}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            </div>
+        </Show>
+    }
+}
+
 #[component]
 fn LedgerRow(ledger: LedgerView) -> AnyView {
     let offsets = |sample: &[(i32, i64)], total: u64| {
@@ -829,6 +853,15 @@ fn LedgerRow(ledger: LedgerView) -> AnyView {
             </p>
             {(ledger.lost > 0).then(|| view! { <p class="offsets bad">"Lost: " <code>{lost}</code></p> })}
             {(ledger.duplicated > 0).then(|| view! { <p class="offsets warn">"Twice: " <code>{twice}</code></p> })}
+            {(ledger.order.keyed > 0 || ledger.order.overtaken > 0).then(|| view! {
+                <p data-testid="ledger-order">
+                    {format!(
+                        "Order: {} keyed message(s), {} out of order within their key; {} arrived after a later message from another partition",
+                        ledger.order.keyed, ledger.order.out_of_key_order, ledger.order.overtaken
+                    )}
+                    {ledger.order.example.clone().map(|e| format!(" ({e})"))}
+                </p>
+            })}
             {(!ledger.unknown.is_empty()).then(|| view! {
                 <p class="muted">{format!(
                     "Partition(s) {:?} were owned by your own consumer at some point: grouplab sees its work only through its commits, so they are not judged here.",

@@ -504,3 +504,62 @@ async fn eager_revokes_everything_cooperative_only_what_moves_and_a_static_membe
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_keep_their_partition_and_their_order_across_a_rebalance() -> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("10-keys-and-ordering").await?;
+    page.create_topic("user-actions", 3).await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+    page.start_instance(
+        "action-processors",
+        "user-actions",
+        ConsumerSettings::default(),
+    )
+    .await?;
+    page.wait_until("A to run", STEP_DEADLINE, |p| p.running_evenly(1, 3))
+        .await?;
+    let keys = KeyMode::Rotating { distinct: 6 };
+    page.produce("user-actions", 30, keys.clone(), None, 30)
+        .await?;
+    page.wait_for_step(1, STEP_DEADLINE).await?;
+    let placed: Vec<(String, Vec<i32>)> = page
+        .view()
+        .keys
+        .iter()
+        .map(|k| (k.key.clone(), k.partitions.clone()))
+        .collect();
+    assert_eq!(placed.len(), 6, "{placed:?}");
+    page.wait_for_step(2, STEP_DEADLINE).await?;
+
+    page.start_instance(
+        "action-processors",
+        "user-actions",
+        ConsumerSettings::default(),
+    )
+    .await?;
+    page.wait_until("two members", STEP_DEADLINE, |p| {
+        p.view().group("action-processors").is_some_and(|g| {
+            g.members.len() == 2 && g.members.iter().all(|m| !m.partitions.is_empty())
+        })
+    })
+    .await?;
+    page.produce("user-actions", 30, keys.clone(), None, 60)
+        .await?;
+    let a = page.view().instances[0].id;
+    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: a })
+        .await?;
+    page.wait_until("one member with everything", STEP_DEADLINE, |p| {
+        p.view()
+            .group("action-processors")
+            .is_some_and(|g| g.members.len() == 1 && g.members[0].partitions.len() == 3)
+    })
+    .await?;
+    page.produce("user-actions", 30, keys, None, 90).await?;
+    page.wait_for_step(3, STEP_DEADLINE).await?;
+    let order = ledger(page.view(), "action-processors", "user-actions")
+        .map(|l| l.order.clone())
+        .expect("ledger");
+    assert_eq!(order.out_of_key_order, 0, "{order:?}");
+    println!("keys and ordering: {placed:?}; {order:?}");
+    Ok(())
+}

@@ -33,6 +33,10 @@ pub enum ServerEvent {
     Timeline(TimelineEntry),
     /// Messages consumed since the last batch: a sample to show, and exact counts.
     Messages(MessageBatch),
+    /// Keys landed in partitions (after a Produce); merged into the view's key list.
+    Keys {
+        placements: Vec<crate::KeyPlacement>,
+    },
     /// A group's ledger of one topic changed; replaces the ledger of that group and topic.
     Ledger(LedgerView),
     /// The learner's progress changed: a checkpoint passed, a hint opened.

@@ -30,6 +30,9 @@ pub struct LabSnapshot {
     pub messages: Vec<MessageView>,
     /// What happened to each message, per group and topic the lab's instances consumed.
     pub ledgers: Vec<LedgerView>,
+    /// The partition each key of the lab's produced messages landed in, by topic and key;
+    /// at most [`MAX_KEYS_SHOWN`].
+    pub keys: Vec<KeyPlacement>,
     pub progress: ProgressView,
 }
 
@@ -45,6 +48,7 @@ impl LabSnapshot {
             timeline: Vec::new(),
             messages: Vec::new(),
             ledgers: Vec::new(),
+            keys: Vec::new(),
             progress: ProgressView::new(steps),
         }
     }
@@ -85,6 +89,21 @@ impl LabSnapshot {
                 }
                 self.messages.extend(batch.sample.iter().cloned());
                 trim_front(&mut self.messages, MAX_MESSAGES);
+            }
+            ServerEvent::Keys { placements } => {
+                for placement in placements {
+                    if self.keys.len() >= MAX_KEYS_SHOWN
+                        && !self
+                            .keys
+                            .iter()
+                            .any(|k| k.topic == placement.topic && k.key == placement.key)
+                    {
+                        continue;
+                    }
+                    upsert(&mut self.keys, placement.clone(), |k| {
+                        (k.topic.clone(), k.key.clone())
+                    });
+                }
             }
             ServerEvent::Ledger(ledger) => {
                 upsert(&mut self.ledgers, ledger.clone(), |l| {
@@ -337,6 +356,35 @@ pub struct LedgerView {
     pub unknown: Vec<i32>,
     /// False when the record of one partition overflowed its cap and the counts are a floor.
     pub exact: bool,
+    /// The order in which messages arrived.
+    pub order: OrderView,
+}
+
+/// Where the messages with one key landed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPlacement {
+    pub topic: String,
+    pub key: String,
+    /// One partition, unless messages with this key were sent to a chosen partition.
+    pub partitions: Vec<i32>,
+}
+
+/// The most keys a lab's view lists.
+pub const MAX_KEYS_SHOWN: usize = 200;
+
+/// In what order a group's page instances received messages, against the order they were
+/// produced (the number grouplab's producer puts in each value, `click #N`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// Messages with a key received for the first time.
+    pub keyed: u64,
+    /// Of those, how many arrived after a later message with the same key.
+    pub out_of_key_order: u64,
+    /// Messages that arrived at an instance after a message produced later (from another
+    /// partition): order across partitions.
+    pub overtaken: u64,
+    /// One overtaking, in words: "#4 arrived after #12 (P1 after P0)".
+    pub example: Option<String>,
 }
 
 /// How many offsets a ledger lists as examples.
@@ -557,6 +605,20 @@ mod tests {
                 partitions: vec![TopicPartition::new("t", 2)],
             }),
             ServerEvent::Notice(Notice::error("Broker down", "Start it again.")),
+            ServerEvent::Keys {
+                placements: vec![KeyPlacement {
+                    topic: "t".into(),
+                    key: "user-1".into(),
+                    partitions: vec![2],
+                }],
+            },
+            ServerEvent::Ledger(LedgerView {
+                group: "g".into(),
+                topic: "t".into(),
+                lost: 5,
+                lost_sample: vec![(0, 15)],
+                ..LedgerView::default()
+            }),
         ];
         for event in events {
             let json = serde_json::to_string(&event).expect("events serialize");

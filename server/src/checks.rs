@@ -49,6 +49,19 @@ pub enum Check {
     /// `max.poll.interval.ms` has kept processing for `seconds` without the group rebalancing:
     /// it processes off the poll loop (the worker queue).
     NoRebalanceWhileSlow { group: String, seconds: u64 },
+    /// At least `at_least` keys were produced to the topic by the page, each landing in a single
+    /// partition, and together in more than one.
+    KeysStayInPartition { topic: String, at_least: usize },
+    /// The group's page instances received at least `at_least` keyed messages, and every
+    /// message arrived after the earlier messages with its key.
+    KeyOrderKept {
+        group: String,
+        topic: String,
+        at_least: u64,
+    },
+    /// A page instance of the group received a message after one produced later, from another
+    /// partition: there is no order across partitions.
+    OrderAcrossPartitionsBroken { group: String, topic: String },
     /// In a rebalance, a running page instance of the group gave up every partition it held
     /// (the eager protocol of the range and round-robin assignors).
     EagerRevokedAll { group: String },
@@ -131,6 +144,22 @@ impl fmt::Display for Check {
                 write!(f, "every message in `{topic}` was consumed by `{group}`")
             }
             Check::MemberCrashed { group } => write!(f, "a member of `{group}` crashed"),
+            Check::KeysStayInPartition { topic, at_least } => write!(
+                f,
+                "at least {at_least} keys of `{topic}` each landed in one partition"
+            ),
+            Check::KeyOrderKept {
+                group,
+                topic,
+                at_least,
+            } => write!(
+                f,
+                "`{group}` received at least {at_least} keyed messages of `{topic}`, each key in order"
+            ),
+            Check::OrderAcrossPartitionsBroken { group, topic } => write!(
+                f,
+                "a member of `{group}` received messages of `{topic}` out of produce order across partitions"
+            ),
             Check::EagerRevokedAll { group } => write!(
                 f,
                 "in `{group}`, a rebalance made a running member give up every partition"
@@ -240,10 +269,67 @@ pub struct History {
     /// For each group: static members that came back to the same partitions with the group's
     /// generation unchanged, by id.
     pub static_returns: HashMap<String, Vec<String>>,
+    /// For each group and topic: the order in which page instances received messages.
+    pub order: HashMap<(String, String), Order>,
     /// For each group: how many of its page instances crashed.
     pub crashed: HashMap<String, u32>,
     /// For each group: the partitions one of the learner's own consumers owned at some point.
     pub external: HashMap<String, std::collections::BTreeSet<TopicPartition>>,
+}
+
+/// What the order of arrivals in one group and topic looked like, with what it needs to judge
+/// the next arrival: the highest number seen per key and per instance (keys are capped by the
+/// producer's limits, instances by the supervisor's).
+#[derive(Clone, Debug, Default)]
+pub struct Order {
+    pub view: grouplab_protocol::OrderView,
+    last_by_key: HashMap<String, u64>,
+    last_by_instance: HashMap<grouplab_protocol::InstanceId, (u64, i32)>,
+}
+
+impl Order {
+    /// One first-time arrival of message number `number` at `instance`.
+    pub fn arrived(
+        &mut self,
+        instance: grouplab_protocol::InstanceId,
+        key: Option<&str>,
+        number: u64,
+        partition: i32,
+    ) {
+        if let Some(key) = key {
+            self.view.keyed += 1;
+            let last = self.last_by_key.entry(key.to_owned()).or_insert(0);
+            if number < *last {
+                self.view.out_of_key_order += 1;
+            }
+            *last = (*last).max(number);
+        }
+        let last = self
+            .last_by_instance
+            .entry(instance)
+            .or_insert((0, partition));
+        if number < last.0 {
+            self.view.overtaken += 1;
+            if self.view.example.is_none() {
+                self.view.example = Some(format!(
+                    "#{number} (P{partition}) arrived after #{} (P{})",
+                    last.0, last.1
+                ));
+            }
+        } else {
+            *last = (number, partition);
+        }
+    }
+}
+
+/// The number grouplab's producer writes into each value (`click #12 by user-3`), if any.
+pub fn produced_number(value: &str) -> Option<u64> {
+    let digits: String = value
+        .strip_prefix("click #")?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// How a group's running members gave partitions up in rebalances.
@@ -426,6 +512,14 @@ fn receipts(counts: Option<&OffsetCounts>, from: i64, to: i64) -> Receipts {
 }
 
 impl History {
+    /// Whether a page instance of the group received this offset before.
+    pub fn received_before(&self, group: &str, partition: &TopicPartition, offset: i64) -> bool {
+        self.received
+            .get(group)
+            .and_then(|g| g.get(partition))
+            .is_some_and(|counts| counts.count(offset) > 0)
+    }
+
     pub fn record_received(&mut self, group: &str, partition: TopicPartition, offset: i64) {
         self.received
             .entry(group.to_owned())
@@ -599,6 +693,72 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
         },
         Check::NoRebalanceWhileSlow { group, seconds } => {
             no_rebalance_while_slow(view, history, group, *seconds)
+        }
+        Check::KeysStayInPartition { topic, at_least } => {
+            let keys: Vec<_> = view.keys.iter().filter(|k| k.topic == *topic).collect();
+            let split: Vec<&str> = keys
+                .iter()
+                .filter(|k| k.partitions.len() > 1)
+                .map(|k| k.key.as_str())
+                .collect();
+            let used: std::collections::BTreeSet<i32> = keys
+                .iter()
+                .flat_map(|k| k.partitions.iter().copied())
+                .collect();
+            if !split.is_empty() {
+                Verdict::wait(format!(
+                    "Key(s) {} landed in more than one partition: a partition was chosen by hand. Reset the lab to try again.",
+                    split.join(", ")
+                ))
+            } else if keys.len() < *at_least || used.len() < 2 {
+                Verdict::wait(format!(
+                    "{} key(s) of `{topic}` landed in {} partition(s); this step needs {at_least} keys over more than one partition.",
+                    keys.len(),
+                    used.len()
+                ))
+            } else {
+                Verdict::pass(format!(
+                    "{} keys landed in {} partitions, each key in exactly one.",
+                    keys.len(),
+                    used.len()
+                ))
+            }
+        }
+        Check::KeyOrderKept {
+            group,
+            topic,
+            at_least,
+        } => with_ledger(view, history, group, topic, |ledger| {
+            let order = &ledger.order;
+            if order.out_of_key_order > 0 {
+                Verdict::wait(format!(
+                    "{} message(s) arrived after a later message with the same key.",
+                    order.out_of_key_order
+                ))
+            } else if order.keyed < *at_least {
+                Verdict::wait(format!(
+                    "`{group}` has received {} keyed message(s) of `{topic}`, each key in order; this step needs {at_least}.",
+                    order.keyed
+                ))
+            } else {
+                Verdict::pass(format!(
+                    "All {} keyed messages arrived in order within their key.",
+                    order.keyed
+                ))
+            }
+        }),
+        Check::OrderAcrossPartitionsBroken { group, topic } => {
+            with_ledger(view, history, group, topic, |ledger| {
+                match &ledger.order.example {
+                    Some(example) => Verdict::pass(format!(
+                        "{} message(s) arrived after a later one, e.g. {example}.",
+                        ledger.order.overtaken
+                    )),
+                    None => Verdict::wait(format!(
+                        "So far every member of `{group}` received `{topic}` in produce order: produce a burst to several partitions while one member owns them."
+                    )),
+                }
+            })
         }
         Check::EagerRevokedAll { group } => {
             let counts = history.revocations.get(group).copied().unwrap_or_default();

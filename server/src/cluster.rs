@@ -61,6 +61,15 @@ fn internal(detail: impl std::fmt::Display) -> ClusterError {
     ClusterError::Internal
 }
 
+/// Where one Produce command's messages landed, as the broker acknowledged them.
+#[derive(Debug, Default)]
+pub struct Produced {
+    /// Messages per partition.
+    pub landed: HashMap<i32, u64>,
+    /// The partitions each key landed in: one per key, unless a partition was forced.
+    pub keys: std::collections::BTreeMap<String, Vec<i32>>,
+}
+
 /// What one poll of the broker read.
 pub struct Polled {
     /// Each topic, with whether it exists.
@@ -451,7 +460,7 @@ impl Cluster {
         keys: &KeyMode,
         partition: Option<i32>,
         first_number: u64,
-    ) -> Result<HashMap<i32, u64>, ClusterError> {
+    ) -> Result<Produced, ClusterError> {
         let partitions = self.partitions(topic).await?;
         if let Some(partition) = partition {
             let last = partitions.len() as i32 - 1;
@@ -500,14 +509,26 @@ impl Cluster {
             self.inner.producer.send(record, REQUEST_TIMEOUT)
         });
 
-        let mut landed = HashMap::new();
-        for result in futures::future::join_all(deliveries).await {
+        let mut produced = Produced::default();
+        for (result, (key, ..)) in futures::future::join_all(deliveries)
+            .await
+            .into_iter()
+            .zip(&records)
+        {
             match result {
-                Ok(delivery) => *landed.entry(delivery.partition).or_insert(0) += 1,
+                Ok(delivery) => {
+                    *produced.landed.entry(delivery.partition).or_insert(0) += 1;
+                    if let Some(key) = key {
+                        let placed = produced.keys.entry(key.clone()).or_default();
+                        if !placed.contains(&delivery.partition) {
+                            placed.push(delivery.partition);
+                        }
+                    }
+                }
                 Err((err, _)) => return Err(self.inner.classify(err)),
             }
         }
-        Ok(landed)
+        Ok(produced)
     }
 }
 

@@ -36,6 +36,11 @@ pub fn ledger(history: &History, group: &str, topic: &TopicView) -> Option<Ledge
         group: group.to_owned(),
         topic: topic.name.clone(),
         exact: true,
+        order: history
+            .order
+            .get(&(group.to_owned(), topic.name.clone()))
+            .map(|o| o.view.clone())
+            .unwrap_or_default(),
         ..LedgerView::default()
     };
     let empty = OffsetCounts::default();

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use grouplab_protocol::{
     BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, GROUP_COLOUR,
     InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    LabSnapshot, MessageBatch, MessageView, Notice, ProgressView, QueueView, ServerEvent,
-    TimelineEntry, TimelineKind, TopicPartition, colours_in_use, free_colour, limits,
+    KeyPlacement, LabSnapshot, MessageBatch, MessageView, Notice, ProgressView, QueueView,
+    ServerEvent, TimelineEntry, TimelineKind, TopicPartition, colours_in_use, free_colour, limits,
     validate_name, validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::broker::{EmbeddedBroker, GroupWatch, Refusal};
-use crate::checks::{History, evaluate};
+use crate::checks::{History, evaluate, produced_number};
 use crate::cluster::{Cluster, ClusterError, Polled};
 use crate::labs::{Lab, LabCatalog};
 use crate::membership::{Change, GroupObservation, Tracker};
@@ -176,7 +176,7 @@ enum Outcome {
     },
     Produced {
         topic: String,
-        result: Result<HashMap<i32, u64>, ClusterError>,
+        result: Result<crate::cluster::Produced, ClusterError>,
         reply: Reply,
     },
     PartitionsAdded {
@@ -807,6 +807,17 @@ impl Session {
         match event.kind {
             InstanceEventKind::Report(InstanceReport::Message(message)) => {
                 let tp = TopicPartition::new(&message.topic, message.partition);
+                if !self
+                    .history
+                    .received_before(&view.group, &tp, message.offset)
+                    && let Some(number) = produced_number(&message.value)
+                {
+                    self.history
+                        .order
+                        .entry((view.group.clone(), message.topic.clone()))
+                        .or_default()
+                        .arrived(view.id, message.key.as_deref(), number, message.partition);
+                }
                 self.history
                     .record_received(&view.group, tp, message.offset);
                 match self
@@ -1232,9 +1243,10 @@ impl Session {
                 reply,
             } => {
                 let notice = match result {
-                    Ok(landed) => {
+                    Ok(produced) => {
                         self.start_poll();
-                        let mut parts: Vec<_> = landed.into_iter().collect();
+                        self.place_keys(&topic, produced.keys);
+                        let mut parts: Vec<_> = produced.landed.into_iter().collect();
                         parts.sort_unstable();
                         let total: u64 = parts.iter().map(|(_, n)| n).sum();
                         let spread: Vec<String> = parts
@@ -1352,6 +1364,37 @@ impl Session {
             self.progress_dirty = false;
             self.update_ledgers();
             self.evaluate_progress();
+        }
+    }
+
+    /// Adds where keys landed to the view's key list, for the keys it has room for.
+    fn place_keys(&mut self, topic: &str, keys: std::collections::BTreeMap<String, Vec<i32>>) {
+        let mut changed = Vec::new();
+        for (key, partitions) in keys {
+            let known = self
+                .view
+                .keys
+                .iter()
+                .find(|k| k.topic == topic && k.key == key);
+            let mut all = known.map(|k| k.partitions.clone()).unwrap_or_default();
+            for p in partitions {
+                if !all.contains(&p) {
+                    all.push(p);
+                }
+            }
+            all.sort_unstable();
+            if known.map(|k| &k.partitions) != Some(&all) {
+                changed.push(KeyPlacement {
+                    topic: topic.to_owned(),
+                    key,
+                    partitions: all,
+                });
+            }
+        }
+        if !changed.is_empty() {
+            self.emit(ServerEvent::Keys {
+                placements: changed,
+            });
         }
     }
 
