@@ -182,7 +182,7 @@ async fn two_members_split_the_partitions_and_each_message_reaches_one() {
         .produce(&lab.topic.clone(), 30, &KeyMode::None, None, 1)
         .await
         .expect("messages are produced");
-    assert_eq!(landed.values().sum::<u64>(), 30);
+    assert_eq!(landed.landed.values().sum::<u64>(), 30);
     lab.wait_for("all 30 messages to be received", |lab| {
         lab.received.len() == 30
     })
