@@ -174,6 +174,7 @@ fn Controls(setup: LabSetup) -> AnyView {
     let fixed_key = RwSignal::new("user-1".to_owned());
     let distinct = RwSignal::new("6".to_owned());
     let target_partition = RwSignal::new(String::new());
+    let text = RwSignal::new(String::new());
     let group = RwSignal::new(setup.group.clone());
     let defaults = setup.consumer.clone();
     let session_s = RwSignal::new((defaults.session_timeout_ms / 1000).to_string());
@@ -190,6 +191,9 @@ fn Controls(setup: LabSetup) -> AnyView {
             .map(|n| n.to_string())
             .unwrap_or_default(),
     );
+    let fail_on = RwSignal::new(defaults.fail_on.clone().unwrap_or_default());
+    let retries = RwSignal::new(defaults.retries.to_string());
+    let dead_letter = RwSignal::new(defaults.dead_letter_topic.clone().unwrap_or_default());
 
     let create_topic = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -233,6 +237,10 @@ fn Controls(setup: LabSetup) -> AnyView {
             count,
             keys,
             partition,
+            text: {
+                let typed = text.get_untracked();
+                (!typed.trim().is_empty()).then(|| typed.trim().to_owned())
+            },
         });
     };
     let add_partitions = move |_| {
@@ -273,6 +281,14 @@ fn Controls(setup: LabSetup) -> AnyView {
             };
             Some(n)
         };
+        let Some(retries) = number::<u32>(live, "number of retries", &retries.get_untracked())
+        else {
+            return;
+        };
+        let optional = |signal: RwSignal<String>| {
+            let typed = signal.get_untracked();
+            (!typed.trim().is_empty()).then(|| typed.trim().to_owned())
+        };
         let typed = static_id.get_untracked();
         let assignor = Assignor::ALL
             .into_iter()
@@ -296,6 +312,9 @@ fn Controls(setup: LabSetup) -> AnyView {
                 ProcessingMode::InPollLoop
             },
             crash_after,
+            fail_on: optional(fail_on),
+            retries,
+            dead_letter_topic: optional(dead_letter),
             ..ConsumerSettings::default()
         };
         live.send(ClientCommand::StartInstance {
@@ -349,6 +368,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                     <label>"Distinct keys" <input type="number" min="1" bind:value=distinct /></label>
                 </Show>
                 <label>"Partition" <input data-testid="produce-partition" placeholder="any" bind:value=target_partition /></label>
+                <label>"Add text" <input data-testid="produce-text" placeholder="none" bind:value=text maxlength=limits::MAX_KEY_LEN /></label>
                 <button type="submit" data-testid="produce">"Produce"</button>
             </form>
             <form class="control" novalidate on:submit=start>
@@ -373,6 +393,9 @@ fn Controls(setup: LabSetup) -> AnyView {
                     </label>
                     <label>"Static member id" <input data-testid="instance-static-id" placeholder="none (dynamic member)" bind:value=static_id maxlength=limits::MAX_NAME_LEN /></label>
                     <label class="check"><input type="checkbox" data-testid="instance-queue" bind:checked=queue /> "Process on a worker behind a queue"</label>
+                    <label>"Fail on messages containing" <input data-testid="instance-fail-on" placeholder="nothing" bind:value=fail_on maxlength=limits::MAX_KEY_LEN /></label>
+                    <label>"Retries" <input data-testid="instance-retries" type="number" min="0" max=limits::MAX_RETRIES bind:value=retries /></label>
+                    <label>"Dead-letter topic" <input data-testid="instance-dead-letter" placeholder="none: retry forever" bind:value=dead_letter maxlength=limits::MAX_NAME_LEN /></label>
                 </details>
                 <button type="submit" data-testid="start-instance">"Start instance"</button>
             </form>
@@ -732,6 +755,14 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
                 </p>
             })}
             <p class="busy" class:over=over data-testid=format!("busy-{}", instance.name)>{busy_status}</p>
+            {instance.failing.clone().filter(|_| alive).map(|failing| view! {
+                <p class="problem" data-testid=format!("failing-{}", instance.name)>
+                    {format!("Failing P{}@{}: attempt {} ({})", failing.partition, failing.offset, failing.attempts, failing.error)}
+                </p>
+            })}
+            {(instance.dead_lettered > 0).then(|| view! {
+                <p class="muted" data-testid=format!("parked-{}", instance.name)>{format!("Parked in the dead-letter topic: {}", instance.dead_lettered)}</p>
+            })}
             <p class="settings muted">{summary}</p>
             <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
             {instance.problem.as_ref().filter(|_| alive).map(|problem| view! {
@@ -785,6 +816,13 @@ fn settings_summary(instance: &InstanceView) -> String {
     }
     if let Some(n) = settings.crash_after {
         parts.push(format!("crashes after {n}"));
+    }
+    if let Some(text) = &settings.fail_on {
+        parts.push(format!("fails on “{text}”, {} retries", settings.retries));
+        parts.push(match &settings.dead_letter_topic {
+            Some(topic) => format!("then to {topic}"),
+            None => "then retries forever".to_owned(),
+        });
     }
     parts.join(" · ")
 }

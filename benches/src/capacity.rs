@@ -124,6 +124,7 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
                     count: rate,
                     keys: KeyMode::RoundRobin,
                     partition: None,
+                    text: None,
                 })
                 .await?;
                 expected += u64::from(rate);

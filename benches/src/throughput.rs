@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
             count: per_round,
             keys: KeyMode::None,
             partition: None,
+            text: None,
         })
         .await?;
         let until = tokio::time::Instant::now() + DEADLINE;

@@ -33,7 +33,8 @@ use grouplab_protocol::{
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -43,6 +44,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const METADATA_REFRESH_MS: &str = "3000";
 /// How many messages the internal queue holds before the poll loop pauses its partitions.
 const QUEUE_CAPACITY: usize = 100;
+/// How long writing one message to the dead-letter topic may take.
+const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The least time between two reports of the queue's depth.
 const QUEUE_REPORT_GAP: Duration = Duration::from_millis(100);
 
@@ -75,7 +78,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
+fn run(config: &InstanceConfig, stop: &Arc<AtomicBool>) -> KafkaResult<()> {
     let settings = &config.settings;
     // Offsets are stored as polls return messages unless the worker stores them once it has
     // processed them (the queue with commit after processing).
@@ -127,7 +130,7 @@ fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
         pid: std::process::id(),
     });
 
-    let work = Work::new(settings);
+    let work = Work::new(config, Arc::clone(stop))?;
     match settings.processing {
         ProcessingMode::InPollLoop => poll_and_process(&consumer, settings, &work, stop)?,
         ProcessingMode::Queue => poll_into_queue(&consumer, settings, work, stop)?,
@@ -141,30 +144,123 @@ fn run(config: &InstanceConfig, stop: &AtomicBool) -> KafkaResult<()> {
 }
 
 /// The work done for one message: a pause as long as the processing time, then a report.
-/// It also counts messages for "crash after N", and kills the process when the count is reached.
+/// A message matching "fail on" fails instead, and is retried, then parked in the dead-letter
+/// topic if there is one. Work also counts messages for "crash after N", and kills the process
+/// when the count is reached.
 struct Work {
     pause: Duration,
     crash_after: Option<u64>,
     done: AtomicU64,
+    fail_on: Option<String>,
+    retries: u32,
+    backoff: Duration,
+    dead_letter: Option<(String, BaseProducer)>,
+    stop: Arc<AtomicBool>,
+}
+
+/// One message to process, owned, so that it can cross to the worker thread.
+struct Item {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+}
+
+impl Item {
+    fn of(message: &BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+        }
+    }
 }
 
 impl Work {
-    fn new(settings: &ConsumerSettings) -> Self {
-        Self {
+    fn new(config: &InstanceConfig, stop: Arc<AtomicBool>) -> KafkaResult<Self> {
+        let settings = &config.settings;
+        let dead_letter = match &settings.dead_letter_topic {
+            Some(topic) => {
+                let producer: BaseProducer = ClientConfig::new()
+                    .set("bootstrap.servers", &config.bootstrap_servers)
+                    .set("client.id", format!("{}-dlq", config.client_id))
+                    .create()?;
+                Some((topic.clone(), producer))
+            }
+            None => None,
+        };
+        Ok(Self {
             pause: Duration::from_millis(settings.processing_ms.into()),
             crash_after: settings.crash_after.map(u64::from),
             done: AtomicU64::new(0),
-        }
+            fail_on: settings.fail_on.clone(),
+            retries: settings.retries,
+            backoff: Duration::from_millis(settings.retry_backoff_ms.into()),
+            dead_letter,
+            stop,
+        })
     }
 
-    fn process(&self, topic: &str, partition: i32, offset: i64) {
-        if !self.pause.is_zero() {
-            std::thread::sleep(self.pause);
+    /// Processes one message: returns `true` once it is done (processed, or parked in the
+    /// dead-letter topic), `false` when a stop is asked for while it is still failing.
+    fn process(&self, item: &Item) -> bool {
+        let poisoned = self.fail_on.as_ref().is_some_and(|text| {
+            item.payload
+                .as_deref()
+                .is_some_and(|p| String::from_utf8_lossy(p).contains(text.as_str()))
+        });
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if !self.pause.is_zero() {
+                std::thread::sleep(self.pause);
+            }
+            if !poisoned {
+                break;
+            }
+            let text = self.fail_on.as_deref().unwrap_or_default();
+            report(&InstanceReport::ProcessingFailed {
+                topic: item.topic.clone(),
+                partition: item.partition,
+                offset: item.offset,
+                attempt,
+                error: format!("the message contains `{text}`, which this instance cannot process"),
+            });
+            if attempt > self.retries
+                && let Some((dead_letter_topic, producer)) = &self.dead_letter
+            {
+                match park(producer, dead_letter_topic, item, attempt) {
+                    Ok(()) => {
+                        report(&InstanceReport::DeadLettered {
+                            topic: item.topic.clone(),
+                            partition: item.partition,
+                            offset: item.offset,
+                            attempts: attempt,
+                            dead_letter_topic: dead_letter_topic.clone(),
+                        });
+                        break;
+                    }
+                    Err(err) => report(&InstanceReport::Error {
+                        message: format!(
+                            "Could not write to the dead-letter topic `{dead_letter_topic}`: {}",
+                            describe(&err)
+                        ),
+                        fatal: false,
+                    }),
+                }
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(self.backoff);
         }
         report(&InstanceReport::Processed {
-            topic: topic.to_owned(),
-            partition,
-            offset,
+            topic: item.topic.clone(),
+            partition: item.partition,
+            offset: item.offset,
         });
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if self.crash_after == Some(done) {
@@ -172,7 +268,38 @@ impl Work {
             // A real crash: no revocation, no commit, no LeaveGroup.
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
+        true
     }
+}
+
+/// Writes a message that could not be processed to the dead-letter topic, with where it came
+/// from in its headers, and waits until the broker has it.
+fn park(
+    producer: &BaseProducer,
+    dead_letter_topic: &str,
+    item: &Item,
+    attempts: u32,
+) -> KafkaResult<()> {
+    let origin = format!("{}/{}/{}", item.topic, item.partition, item.offset);
+    let attempts = attempts.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "grouplab-origin",
+            value: Some(origin.as_str()),
+        })
+        .insert(Header {
+            key: "grouplab-attempts",
+            value: Some(attempts.as_str()),
+        });
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(dead_letter_topic).headers(headers);
+    if let Some(payload) = &item.payload {
+        record = record.payload(payload);
+    }
+    if let Some(key) = &item.key {
+        record = record.key(key);
+    }
+    producer.send(record).map_err(|(err, _)| err)?;
+    producer.flush(DEAD_LETTER_TIMEOUT)
 }
 
 /// The classic loop: poll a batch, process it, poll again. Processing longer than
@@ -203,7 +330,10 @@ fn poll_and_process(
         }
         let mut processed = TopicPartitionList::new();
         for message in &batch {
-            work.process(message.topic(), message.partition(), message.offset());
+            if !work.process(&Item::of(message)) {
+                // Stopping while the message still fails: it stays uncommitted for the next owner.
+                break;
+            }
             processed.add_partition_offset(
                 message.topic(),
                 message.partition(),
@@ -274,7 +404,7 @@ fn poll_into_queue(
     stop: &AtomicBool,
 ) -> KafkaResult<()> {
     let depth = Arc::new(AtomicU32::new(0));
-    let (queue, inbox) = std::sync::mpsc::sync_channel::<Queued>(QUEUE_CAPACITY);
+    let (queue, inbox) = std::sync::mpsc::sync_channel::<Item>(QUEUE_CAPACITY);
     let worker = {
         let consumer = Arc::clone(consumer);
         let depth = Arc::clone(&depth);
@@ -282,8 +412,11 @@ fn poll_into_queue(
         std::thread::spawn(move || {
             for queued in inbox {
                 depth.fetch_sub(1, Ordering::Relaxed);
-                work.process(&queued.topic, queued.partition, queued.offset);
-                if store {
+                if work.stop.load(Ordering::Relaxed) {
+                    // Stopping: what is left in the queue is left to the partitions' next owner.
+                    break;
+                }
+                if work.process(&queued) && store {
                     let mut done = TopicPartitionList::new();
                     // A partition revoked meanwhile cannot be stored for; its new owner reads it again.
                     if done
@@ -301,7 +434,7 @@ fn poll_into_queue(
         })
     };
 
-    let mut pending: Option<Queued> = None;
+    let mut pending: Option<Item> = None;
     let mut paused = false;
     let mut reported = (0u32, false);
     let mut reported_at = Instant::now();
@@ -342,11 +475,7 @@ fn poll_into_queue(
             None => {}
             Some(Ok(message)) => {
                 report_received(&message);
-                pending = Some(Queued {
-                    topic: message.topic().to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                });
+                pending = Some(Item::of(&message));
             }
             Some(Err(err)) => report_poll_error(&err),
         }
@@ -355,18 +484,8 @@ fn poll_into_queue(
     // (with commit after processing it was never stored, so it is read again).
     drop(queue);
     drop(pending);
-    while depth.load(Ordering::Relaxed) > 0 && !worker.is_finished() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
     let _ = worker.join();
     Ok(())
-}
-
-/// A message handed to the worker: where it is, which is all the work needs.
-struct Queued {
-    topic: String,
-    partition: i32,
-    offset: i64,
 }
 
 /// A poll's error: the client leaving its group over a late poll is a lesson of its own.

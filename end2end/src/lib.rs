@@ -689,6 +689,7 @@ impl LabClient {
             count,
             keys,
             partition,
+            text: None,
         })
         .await?;
         self.wait_until(

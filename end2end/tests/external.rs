@@ -447,6 +447,7 @@ async fn reset_on_a_named_cluster_leaves_what_the_lab_did_not_create() -> anyhow
             count: 3,
             keys: grouplab_protocol::KeyMode::None,
             partition: None,
+            text: None,
         })
         .await?;
     owner

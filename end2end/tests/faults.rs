@@ -28,6 +28,7 @@ fn produce(count: u32) -> ClientCommand {
         count,
         keys: KeyMode::Rotating { distinct: 12 },
         partition: None,
+        text: None,
     }
 }
 

@@ -563,3 +563,86 @@ async fn keys_keep_their_partition_and_their_order_across_a_rebalance() -> anyho
     println!("keys and ordering: {placed:?}; {order:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_blocks_its_partition_until_it_is_parked_in_the_dead_letter_topic()
+-> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("11-retries-and-dead-letters").await?;
+    page.create_topic("invoices", 2).await?;
+    page.create_topic("invoices.dlq", 1).await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+
+    let failing = ConsumerSettings {
+        commit: CommitPolicy::AfterProcessing,
+        processing_ms: 100,
+        max_poll_records: 1,
+        fail_on: Some("poison".into()),
+        retries: 3,
+        ..ConsumerSettings::default()
+    };
+    page.start_instance("invoice-senders", "invoices", failing.clone())
+        .await?;
+    page.wait_until("A to run", STEP_DEADLINE, |p| p.running_evenly(1, 2))
+        .await?;
+    page.produce("invoices", 5, KeyMode::None, Some(0), 5)
+        .await?;
+    page.send(&grouplab_protocol::ClientCommand::Produce {
+        topic: "invoices".into(),
+        count: 1,
+        keys: KeyMode::None,
+        partition: Some(0),
+        text: Some("poison".into()),
+    })
+    .await?;
+    page.produce("invoices", 5, KeyMode::None, Some(0), 11)
+        .await?;
+    let blocked = page.wait_for_step(1, STEP_DEADLINE).await?;
+    let a = page.view().instances[0].clone();
+    assert_eq!(a.processed, 5, "only the messages before the poison: {a:?}");
+    assert!(
+        a.failing.as_ref().is_some_and(|f| f.offset == 5),
+        "stuck on offset 5: {a:?}"
+    );
+    assert_eq!(
+        page.view()
+            .topic("invoices")
+            .and_then(|t| t.lag("invoice-senders", 0)),
+        Some(6),
+        "the poison and the five behind it wait"
+    );
+
+    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: a.id })
+        .await?;
+    page.wait_until("A to stop", STEP_DEADLINE, |p| {
+        p.view().instance(a.id).is_some_and(|i| !i.is_alive())
+    })
+    .await?;
+    page.start_instance(
+        "invoice-senders",
+        "invoices",
+        ConsumerSettings {
+            dead_letter_topic: Some("invoices.dlq".into()),
+            ..failing
+        },
+    )
+    .await?;
+    let parked = page.wait_for_step(2, STEP_DEADLINE).await;
+    let instances = format!("{:#?}", page.view().instances);
+    let parked = parked.with_context(|| instances)?;
+    let b = page
+        .view()
+        .instances
+        .iter()
+        .find(|i| i.settings.dead_letter_topic.is_some())
+        .cloned()
+        .expect("B");
+    assert_eq!(b.dead_lettered, 1, "{b:?}");
+    let safe = ledger(page.view(), "invoice-senders", "invoices")
+        .cloned()
+        .expect("ledger");
+    assert_eq!((safe.processed, safe.lost), (11, 0), "{safe:?}");
+    println!(
+        "retries and dead letters: blocked after 5 attempts in {blocked:?}; parked and caught up {parked:?} after the restart"
+    );
+    Ok(())
+}

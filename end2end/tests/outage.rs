@@ -82,6 +82,7 @@ async fn produce(page: &mut LabClient, count: u32) -> anyhow::Result<()> {
         count,
         keys: KeyMode::Rotating { distinct: 12 },
         partition: None,
+        text: None,
     })
     .await
 }

@@ -65,6 +65,7 @@ async fn a_page_gets_a_snapshot_then_events_and_survives_bad_frames() -> anyhow:
         count: 1,
         keys: KeyMode::None,
         partition: None,
+        text: None,
     })
     .await?;
     page.send(&ClientCommand::Produce {
@@ -72,6 +73,7 @@ async fn a_page_gets_a_snapshot_then_events_and_survives_bad_frames() -> anyhow:
         count: 10_001,
         keys: KeyMode::None,
         partition: None,
+        text: None,
     })
     .await?;
     page.wait_until("four more notices", DEADLINE, |p| p.notices.len() == 8)
@@ -194,6 +196,7 @@ async fn reset_stops_instances_and_deletes_topics_but_keeps_progress() -> anyhow
         count: 5,
         keys: KeyMode::None,
         partition: None,
+        text: None,
     })
     .await?;
     page.wait_until("the instance to receive all five messages", DEADLINE, |p| {
@@ -391,6 +394,7 @@ async fn a_flood_of_commands_is_answered_busy_and_nothing_accepted_is_lost() -> 
         count: EACH,
         keys: KeyMode::None,
         partition: None,
+        text: None,
     };
     for _ in 0..SENT {
         client.send(&produce).await?;
@@ -489,6 +493,7 @@ async fn ten_thousand_bad_frames_leave_the_server_serving_and_its_memory_flat() 
             count: 1,
             keys: KeyMode::None,
             partition: None,
+            text: None,
         })
         .await?;
         page.wait_until("the steady page's message", DEADLINE, |c| {
@@ -531,6 +536,7 @@ async fn keyless_messages_go_where_the_key_mode_says() -> anyhow::Result<()> {
         count: 12,
         keys,
         partition: None,
+        text: None,
     };
 
     page.send(&produce(KeyMode::RoundRobin)).await?;

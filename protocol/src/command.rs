@@ -17,6 +17,10 @@ pub enum ClientCommand {
         keys: KeyMode,
         /// Send every message to this partition instead of letting the key decide.
         partition: Option<i32>,
+        /// Text added to every message's value (`click #12 by user-3: TEXT`), to mark some
+        /// messages, such as a poison message for the retry lab.
+        #[serde(default)]
+        text: Option<String>,
     },
     /// Grow a topic to `partitions` partitions (Kafka can add partitions, never remove them).
     AddPartitions { topic: String, partitions: i32 },
@@ -82,6 +86,10 @@ pub mod limits {
     pub const MAX_POLL_RECORDS: std::ops::RangeInclusive<u32> = 1..=500;
     /// The shortest and longest `max.poll.interval.ms` an instance may use.
     pub const MAX_POLL_INTERVAL_MS: std::ops::RangeInclusive<u32> = 1_000..=3_600_000;
+    /// The most retries of one failed message.
+    pub const MAX_RETRIES: u32 = 20;
+    /// The shortest and longest wait before a retry.
+    pub const RETRY_BACKOFF_MS: std::ops::RangeInclusive<u32> = 10..=60_000;
     /// The most partitions one AddPartitions command may add.
     pub const MAX_ADDED_PARTITIONS: i32 = 16;
 }
@@ -170,6 +178,7 @@ mod tests {
                 count: 10,
                 keys: KeyMode::Rotating { distinct: 4 },
                 partition: None,
+                text: Some("poison".into()),
             },
             ClientCommand::StartInstance {
                 group: "click-processors".into(),

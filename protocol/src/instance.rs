@@ -45,6 +45,15 @@ pub struct ConsumerSettings {
     pub processing: ProcessingMode,
     /// The instance kills itself (SIGKILL) right after processing this many messages.
     pub crash_after: Option<u32>,
+    /// Processing fails for every message whose value contains this text (a poison message).
+    pub fail_on: Option<String>,
+    /// How many times a failed message is tried again before it is given up on.
+    pub retries: u32,
+    /// How long to wait before trying a failed message again.
+    pub retry_backoff_ms: u32,
+    /// Where a message goes once its retries are used up; without one the consumer keeps
+    /// retrying it, and its partition is blocked behind it.
+    pub dead_letter_topic: Option<String>,
 }
 
 impl Default for ConsumerSettings {
@@ -64,6 +73,10 @@ impl Default for ConsumerSettings {
             static_id: None,
             processing: ProcessingMode::InPollLoop,
             crash_after: None,
+            fail_on: None,
+            retries: 3,
+            retry_backoff_ms: 500,
+            dead_letter_topic: None,
         }
     }
 }
@@ -108,6 +121,29 @@ impl ConsumerSettings {
         }
         if let Some(id) = &self.static_id
             && let Err(problem) = crate::validate_name("static member id", id)
+        {
+            return Some(problem);
+        }
+        if let Some(text) = &self.fail_on
+            && (text.is_empty() || text.len() > limits::MAX_KEY_LEN)
+        {
+            return Some(format!(
+                "\"Fail on\" needs 1 to {} characters; leave it empty for no failures.",
+                limits::MAX_KEY_LEN
+            ));
+        }
+        if self.retries > limits::MAX_RETRIES {
+            return Some(format!("Retry at most {} times.", limits::MAX_RETRIES));
+        }
+        if !limits::RETRY_BACKOFF_MS.contains(&self.retry_backoff_ms) {
+            return Some(format!(
+                "Wait between {} ms and {} s before a retry.",
+                limits::RETRY_BACKOFF_MS.start(),
+                limits::RETRY_BACKOFF_MS.end() / 1000
+            ));
+        }
+        if let Some(topic) = &self.dead_letter_topic
+            && let Err(problem) = crate::validate_name("dead-letter topic", topic)
         {
             return Some(problem);
         }
@@ -263,6 +299,23 @@ pub enum InstanceReport {
     },
     /// How many messages wait in the internal queue ([`ProcessingMode::Queue`]), when it changes.
     Queue { depth: u32, paused: bool },
+    /// Processing a message failed (attempt 1 is the first try); it will be tried again, or
+    /// parked in the dead-letter topic, or (without one) tried again forever.
+    ProcessingFailed {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        attempt: u32,
+        error: String,
+    },
+    /// A message whose retries were used up was written to the dead-letter topic; its partition moves on.
+    DeadLettered {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        attempts: u32,
+        dead_letter_topic: String,
+    },
     /// The instance reached its "crash after" count and is about to kill itself with SIGKILL.
     Crashing { processed: u64 },
     /// The client left its group because the application did not poll within

@@ -316,6 +316,19 @@ pub struct InstanceView {
     pub busy: Option<Busy>,
     /// The internal queue, for an instance that processes on a worker.
     pub queue: Option<QueueView>,
+    /// The message whose processing keeps failing, while it is retried.
+    pub failing: Option<Failing>,
+    /// Messages parked in the dead-letter topic so far.
+    pub dead_lettered: u64,
+}
+
+/// A message an instance keeps failing to process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failing {
+    pub partition: i32,
+    pub offset: i64,
+    pub attempts: u32,
+    pub error: String,
 }
 
 /// A poll loop busy processing what its last poll returned: no poll happens until it is done,
@@ -580,6 +593,8 @@ mod tests {
             processed: 0,
             busy: None,
             queue: None,
+            failing: None,
+            dead_lettered: 0,
             started_at: 1,
             problem: None,
         }

@@ -62,6 +62,10 @@ pub enum Check {
     /// A page instance of the group received a message after one produced later, from another
     /// partition: there is no order across partitions.
     OrderAcrossPartitionsBroken { group: String, topic: String },
+    /// A page instance of the group tried one failing message at least `attempts` times.
+    RetriedAtLeast { group: String, attempts: u32 },
+    /// The group's page instances parked at least `at_least` messages in a dead-letter topic.
+    DeadLettered { group: String, at_least: u64 },
     /// In a rebalance, a running page instance of the group gave up every partition it held
     /// (the eager protocol of the range and round-robin assignors).
     EagerRevokedAll { group: String },
@@ -159,6 +163,14 @@ impl fmt::Display for Check {
             Check::OrderAcrossPartitionsBroken { group, topic } => write!(
                 f,
                 "a member of `{group}` received messages of `{topic}` out of produce order across partitions"
+            ),
+            Check::RetriedAtLeast { group, attempts } => write!(
+                f,
+                "a member of `{group}` tried a failing message {attempts} times"
+            ),
+            Check::DeadLettered { group, at_least } => write!(
+                f,
+                "`{group}` parked at least {at_least} message(s) in a dead-letter topic"
             ),
             Check::EagerRevokedAll { group } => write!(
                 f,
@@ -271,6 +283,10 @@ pub struct History {
     pub static_returns: HashMap<String, Vec<String>>,
     /// For each group and topic: the order in which page instances received messages.
     pub order: HashMap<(String, String), Order>,
+    /// For each group: the most attempts a page instance made at one failing message.
+    pub attempts: HashMap<String, u32>,
+    /// For each group: how many messages its page instances parked in a dead-letter topic.
+    pub dead_lettered: HashMap<String, u64>,
     /// For each group: how many of its page instances crashed.
     pub crashed: HashMap<String, u32>,
     /// For each group: the partitions one of the learner's own consumers owned at some point.
@@ -759,6 +775,30 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                     )),
                 }
             })
+        }
+        Check::RetriedAtLeast { group, attempts } => {
+            let most = history.attempts.get(group).copied().unwrap_or(0);
+            if most >= *attempts {
+                Verdict::pass(format!(
+                    "A member of `{group}` tried one message {most} times."
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "The most attempts at one message in `{group}` so far: {most} of {attempts}."
+                ))
+            }
+        }
+        Check::DeadLettered { group, at_least } => {
+            let parked = history.dead_lettered.get(group).copied().unwrap_or(0);
+            if parked >= *at_least {
+                Verdict::pass(format!(
+                    "`{group}` parked {parked} message(s) in its dead-letter topic."
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "`{group}` has parked {parked} of the {at_least} message(s) needed."
+                ))
+            }
         }
         Check::EagerRevokedAll { group } => {
             let counts = history.revocations.get(group).copied().unwrap_or_default();
@@ -1255,6 +1295,8 @@ mod tests {
                 processed: 0,
                 busy: None,
                 queue: None,
+                failing: None,
+                dead_lettered: 0,
                 started_at: 0,
                 problem: None,
             });

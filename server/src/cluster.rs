@@ -459,6 +459,7 @@ impl Cluster {
         count: u32,
         keys: &KeyMode,
         partition: Option<i32>,
+        text: Option<&str>,
         first_number: u64,
     ) -> Result<Produced, ClusterError> {
         let partitions = self.partitions(topic).await?;
@@ -490,10 +491,14 @@ impl Cluster {
                         Some(format!("user-{}", i % u64::from((*distinct).max(1))))
                     }
                 };
-                let value = match &key {
+                let mut value = match &key {
                     Some(key) => format!("click #{number} by {key}"),
                     None => format!("click #{number}"),
                 };
+                if let Some(text) = text {
+                    value.push_str(": ");
+                    value.push_str(text);
+                }
                 (key, value, target)
             })
             .collect();

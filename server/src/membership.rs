@@ -530,6 +530,8 @@ mod tests {
             processed: 0,
             busy: None,
             queue: None,
+            failing: None,
+            dead_lettered: 0,
             started_at: 0,
             problem: None,
         }

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grouplab_protocol::{
-    BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, GROUP_COLOUR,
-    InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    KeyPlacement, LabSnapshot, MessageBatch, MessageView, Notice, ProgressView, QueueView,
-    ServerEvent, TimelineEntry, TimelineKind, TopicPartition, colours_in_use, free_colour, limits,
-    validate_name, validate_partitions, validate_produce,
+    BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, Failing,
+    GROUP_COLOUR, InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState,
+    InstanceView, KeyPlacement, LabSnapshot, MessageBatch, MessageView, Notice, ProgressView,
+    QueueView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition, colours_in_use,
+    free_colour, limits, validate_name, validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -416,10 +416,22 @@ impl Session {
                 count,
                 keys,
                 partition,
+                text,
             } => {
                 validate_name("topic", &topic)
                     .map_err(|e| Notice::error("That topic name won't work", e))?;
                 validate_produce(count, &keys)?;
+                if let Some(text) = &text
+                    && (text.is_empty() || text.chars().count() > limits::MAX_KEY_LEN)
+                {
+                    return Err(Notice::error(
+                        "That text won't work",
+                        format!(
+                            "Text added to messages needs 1 to {} characters.",
+                            limits::MAX_KEY_LEN
+                        ),
+                    ));
+                }
                 let permit = self.command_permit()?;
                 let cluster = self.deps.cluster.clone();
                 let reply = reply.clone();
@@ -427,7 +439,7 @@ impl Session {
                 self.produced += u64::from(count);
                 self.run_outcome(async move {
                     let result = cluster
-                        .produce(&topic, count, &keys, partition, first)
+                        .produce(&topic, count, &keys, partition, text.as_deref(), first)
                         .await;
                     drop(permit);
                     Outcome::Produced {
@@ -652,6 +664,17 @@ impl Session {
         if let Some(problem) = settings.problem() {
             return Err(Notice::error("Those consumer settings won't work", problem));
         }
+        if let Some(dead_letter) = &settings.dead_letter_topic {
+            // An instance writes there: only to a topic of this lab, and never back into its own.
+            if *dead_letter == topic || !self.topics.contains(dead_letter) {
+                return Err(Notice::error(
+                    "That dead-letter topic won't work",
+                    format!(
+                        "`{dead_letter}` must be another topic of this lab: create it first with the topic form, then start the instance."
+                    ),
+                ));
+            }
+        }
         // Kafka needs several heartbeats per session; a third of the timeout is its own rule of thumb.
         settings.heartbeat_interval_ms = settings
             .heartbeat_interval_ms
@@ -698,6 +721,8 @@ impl Session {
             problem: None,
             busy: None,
             queue: None,
+            failing: None,
+            dead_lettered: 0,
         };
         let new_group = self.groups.insert(group.clone());
         self.topics.insert(topic);
@@ -854,6 +879,14 @@ impl Session {
                     offset,
                 );
                 self.history.last_processed.insert(view.group.clone(), now);
+                if view
+                    .failing
+                    .as_ref()
+                    .is_some_and(|f| f.partition == partition && f.offset == offset)
+                {
+                    view.failing = None;
+                    self.emit(ServerEvent::Instance(view.clone()));
+                }
                 match self
                     .batch
                     .processed
@@ -874,6 +907,46 @@ impl Session {
             }
             InstanceEventKind::Report(InstanceReport::Queue { depth, paused }) => {
                 view.queue = Some(QueueView { depth, paused });
+            }
+            InstanceEventKind::Report(InstanceReport::ProcessingFailed {
+                partition,
+                offset,
+                attempt,
+                error,
+                ..
+            }) => {
+                let attempts = self.history.attempts.entry(view.group.clone()).or_default();
+                *attempts = (*attempts).max(attempt);
+                view.failing = Some(Failing {
+                    partition,
+                    offset,
+                    attempts: attempt,
+                    error,
+                });
+                self.progress_dirty = true;
+            }
+            InstanceEventKind::Report(InstanceReport::DeadLettered {
+                topic,
+                partition,
+                offset,
+                attempts,
+                dead_letter_topic,
+            }) => {
+                view.failing = None;
+                view.dead_lettered += 1;
+                *self
+                    .history
+                    .dead_lettered
+                    .entry(view.group.clone())
+                    .or_default() += 1;
+                let _ = self.events.send(ServerEvent::Notice(Notice::info(
+                    format!("Instance {} parked a message", view.name),
+                    format!(
+                        "`{topic}` P{partition}@{offset} failed {attempts} time(s) and went to `{dead_letter_topic}`; the partition moves on."
+                    ),
+                )));
+                self.start_poll();
+                self.progress_dirty = true;
             }
             InstanceEventKind::Report(InstanceReport::MaxPollExceeded { message }) => {
                 *self

@@ -179,7 +179,7 @@ async fn two_members_split_the_partitions_and_each_message_reaches_one() {
 
     let landed = lab
         .cluster
-        .produce(&lab.topic.clone(), 30, &KeyMode::None, None, 1)
+        .produce(&lab.topic.clone(), 30, &KeyMode::None, None, None, 1)
         .await
         .expect("messages are produced");
     assert_eq!(landed.landed.values().sum::<u64>(), 30);
