@@ -130,6 +130,7 @@ async fn a_page_gets_a_snapshot_then_events_and_survives_bad_frames() -> anyhow:
             key: "user-7".into(),
         },
         partition: None,
+        text: None,
     })
     .await?;
     // Every message has one key, so all of them land in one partition.

@@ -26,7 +26,7 @@ pub enum ServerEvent {
     /// A group is no longer shown (the lab was reset).
     GroupRemoved { group: String },
     /// An instance changed state or partitions; replaces the instance with that id.
-    Instance(InstanceView),
+    Instance(Box<InstanceView>),
     /// An instance card is gone: old stopped and crashed instances are dropped to keep the page short.
     InstanceRemoved { instance: crate::InstanceId },
     /// Something happened to a group: an assignment, a revocation, a crash, a stop.

@@ -67,7 +67,7 @@ impl LabSnapshot {
             }
             ServerEvent::GroupRemoved { group } => self.groups.retain(|g| &g.name != group),
             ServerEvent::Instance(instance) => {
-                upsert(&mut self.instances, instance.clone(), |i| i.id);
+                upsert(&mut self.instances, (**instance).clone(), |i| i.id);
             }
             ServerEvent::InstanceRemoved { instance } => {
                 self.instances.retain(|i| i.id != *instance)
@@ -606,7 +606,7 @@ mod tests {
         snapshot.instances.push(instance(1, "A"));
         let events = [
             ServerEvent::Snapshot(Box::new(snapshot)),
-            ServerEvent::Instance(instance(2, "B")),
+            ServerEvent::Instance(Box::new(instance(2, "B"))),
             ServerEvent::Timeline(TimelineEntry {
                 at: 5,
                 group: "g".into(),
@@ -645,15 +645,15 @@ mod tests {
     #[test]
     fn applying_events_upserts_in_id_order_and_counts_exactly() {
         let mut view = LabSnapshot::new("lab", broker(), 1);
-        view.apply(&ServerEvent::Instance(instance(2, "B")));
-        view.apply(&ServerEvent::Instance(instance(1, "A")));
+        view.apply(&ServerEvent::Instance(Box::new(instance(2, "B"))));
+        view.apply(&ServerEvent::Instance(Box::new(instance(1, "A"))));
         let mut crashed = instance(1, "A");
         crashed.state = InstanceState::Crashed {
             at: 9,
             session_timeout_ms: 10_000,
             noticed_at: None,
         };
-        view.apply(&ServerEvent::Instance(crashed.clone()));
+        view.apply(&ServerEvent::Instance(Box::new(crashed.clone())));
         assert_eq!(
             view.instances.iter().map(|i| i.id.0).collect::<Vec<_>>(),
             [1, 2]
@@ -701,7 +701,7 @@ mod tests {
             session_timeout_ms: 10_000,
             noticed_at: None,
         };
-        view.apply(&ServerEvent::Instance(crashed));
+        view.apply(&ServerEvent::Instance(Box::new(crashed)));
         let group = GroupView {
             name: "g".into(),
             state: GroupState::Stable,

@@ -467,7 +467,7 @@ impl Session {
                 if !matches!(view.state, InstanceState::Stopping { .. }) {
                     view.state = InstanceState::Stopping { since: now };
                     self.timeline(&view, TimelineKind::Stopping, view.partitions.clone(), now);
-                    self.emit(ServerEvent::Instance(view));
+                    self.emit(ServerEvent::Instance(Box::new(view)));
                 }
             }
             ClientCommand::CrashInstance { instance } => {
@@ -727,7 +727,7 @@ impl Session {
         let new_group = self.groups.insert(group.clone());
         self.topics.insert(topic);
         self.timeline(&view, TimelineKind::Started, Vec::new(), now);
-        self.emit(ServerEvent::Instance(view));
+        self.emit(ServerEvent::Instance(Box::new(view)));
         self.forget_old_instances();
         if new_group {
             self.observe_group(&group);
@@ -885,7 +885,7 @@ impl Session {
                     .is_some_and(|f| f.partition == partition && f.offset == offset)
                 {
                     view.failing = None;
-                    self.emit(ServerEvent::Instance(view.clone()));
+                    self.emit(ServerEvent::Instance(Box::new(view.clone())));
                 }
                 match self
                     .batch
@@ -1042,7 +1042,7 @@ impl Session {
                         message: message.clone(),
                         at: now,
                     });
-                    self.emit(ServerEvent::Instance(view.clone()));
+                    self.emit(ServerEvent::Instance(Box::new(view.clone())));
                 }
                 let last = self
                     .last_instance_notice
@@ -1070,7 +1070,7 @@ impl Session {
                 return;
             }
         }
-        self.emit(ServerEvent::Instance(view));
+        self.emit(ServerEvent::Instance(Box::new(view)));
     }
 
     fn on_exit(&mut self, mut view: InstanceView, reason: ExitReason, now: EpochMillis) {
@@ -1112,7 +1112,7 @@ impl Session {
         };
         view.state = state;
         self.timeline(&view, kind, held, now);
-        self.emit(ServerEvent::Instance(view));
+        self.emit(ServerEvent::Instance(Box::new(view)));
         self.progress_dirty = true;
         if matches!(self.reset, Reset::WaitingForExits(_))
             && !self.view.instances.iter().any(InstanceView::is_alive)
@@ -1189,7 +1189,7 @@ impl Session {
                         && let InstanceState::Crashed { noticed_at, .. } = &mut view.state
                     {
                         noticed_at.get_or_insert(at);
-                        self.emit(ServerEvent::Instance(view));
+                        self.emit(ServerEvent::Instance(Box::new(view)));
                     }
                 }
                 Change::Handover(handover) => self.history.handovers.push(handover),
