@@ -6,9 +6,9 @@
 
 use grouplab_protocol::{
     Assignor, BrokerHealth, ClientCommand, CommitPolicy, ConsumerSettings, GROUP_COLOUR, GroupView,
-    InstanceState, InstanceView, KeyMode, LabSetup, LabSnapshot, LedgerView, MemberView,
-    MembershipSource, NoticeLevel, PALETTE, ProcessingMode, TimelineEntry, TimelineKind,
-    TopicPartition, TopicView, limits,
+    InstanceState, InstanceView, KeyMode, LabSetup, LabSnapshot, LagStatus, LagView, LedgerView,
+    MemberView, MembershipSource, NoticeLevel, PALETTE, ProcessingMode, TimelineEntry,
+    TimelineKind, TopicPartition, TopicView, limits,
 };
 use leptos::prelude::*;
 
@@ -138,6 +138,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
                 <Topics />
                 <Groups />
                 <Instances />
+                <LagCharts />
                 <Ledgers />
                 <Keys />
                 <div class="feeds">
@@ -175,6 +176,8 @@ fn Controls(setup: LabSetup) -> AnyView {
     let distinct = RwSignal::new("6".to_owned());
     let target_partition = RwSignal::new(String::new());
     let text = RwSignal::new(String::new());
+    let per_second = RwSignal::new("20".to_owned());
+    let steady_seconds = RwSignal::new("30".to_owned());
     let group = RwSignal::new(setup.group.clone());
     let defaults = setup.consumer.clone();
     let session_s = RwSignal::new((defaults.session_timeout_ms / 1000).to_string());
@@ -241,6 +244,34 @@ fn Controls(setup: LabSetup) -> AnyView {
                 let typed = text.get_untracked();
                 (!typed.trim().is_empty()).then(|| typed.trim().to_owned())
             },
+        });
+    };
+    let produce_steadily = move |_| {
+        let Some(per_second) = number(live, "rate", &per_second.get_untracked()) else {
+            return;
+        };
+        let Some(seconds) = number(live, "duration", &steady_seconds.get_untracked()) else {
+            return;
+        };
+        let keys = match key_mode.get_untracked().as_str() {
+            "fixed" => KeyMode::Fixed {
+                key: fixed_key.get_untracked(),
+            },
+            "rotating" => {
+                let Some(distinct) = number(live, "number of keys", &distinct.get_untracked())
+                else {
+                    return;
+                };
+                KeyMode::Rotating { distinct }
+            }
+            "round_robin" => KeyMode::RoundRobin,
+            _ => KeyMode::None,
+        };
+        live.send(ClientCommand::ProduceSteadily {
+            topic: topic.get_untracked(),
+            per_second,
+            seconds,
+            keys,
         });
     };
     let add_partitions = move |_| {
@@ -370,6 +401,13 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Partition" <input data-testid="produce-partition" placeholder="any" bind:value=target_partition /></label>
                 <label>"Add text" <input data-testid="produce-text" placeholder="none" bind:value=text maxlength=limits::MAX_KEY_LEN /></label>
                 <button type="submit" data-testid="produce">"Produce"</button>
+                <fieldset class="steady">
+                    <legend>"Or steadily"</legend>
+                    <label>"Per second" <input data-testid="produce-rate" type="number" min="1" max=limits::MAX_RATE bind:value=per_second /></label>
+                    <label>"For (s)" <input data-testid="produce-seconds" type="number" min="1" max=limits::MAX_STEADY_SECONDS bind:value=steady_seconds /></label>
+                    <button type="button" class="secondary" data-testid="produce-steadily" on:click=produce_steadily>"Produce steadily"</button>
+                    <button type="button" class="secondary" data-testid="stop-producing" on:click=move |_| live.send(ClientCommand::StopProducing)>"Stop producing"</button>
+                </fieldset>
             </form>
             <form class="control" novalidate on:submit=start>
                 <h3>"Consumer of " <code>{move || topic.get()}</code></h3>
@@ -481,6 +519,19 @@ fn TopicLanes(topic: TopicView) -> AnyView {
                             g.committed.get(index).copied().flatten()
                         });
                     let lag = topic.lag(group, lane.partition).unwrap_or(0);
+                    let status = {
+                        let (group, name, partition) = (group.clone(), name.clone(), lane.partition);
+                        move || {
+                            with_view(live, |v| {
+                                v.lag
+                                    .iter()
+                                    .find(|l| l.group == group && l.topic == name)
+                                    .and_then(|l| l.partitions.iter().find(|p| p.partition == partition))
+                                    .map(|p| p.status)
+                            })
+                            .flatten()
+                        }
+                    };
                     let (group, tp) = (group.clone(), tp.clone());
                     let owner = move || {
                         with_view(live, |v| v.owner(&group, &tp).map(|o| (o.name.clone(), o.colour, v.is_working(o), o.is_external()))).flatten()
@@ -502,7 +553,12 @@ fn TopicLanes(topic: TopicView) -> AnyView {
                             }}
                         </td>
                         <td class="num">{committed.map_or("—".to_owned(), |c| c.to_string())}</td>
-                        <td class="num" class:lagging={lag > 0}>{lag}</td>
+                        <td class="num" class:lagging={lag > 0}>
+                            {lag}
+                            {move || status().filter(|s| !matches!(s, LagStatus::Measuring)).map(|s| view! {
+                                <span class=format!("status {}", s.label().to_lowercase()) title="Lag status over the last polls: OK, WARNING (falling behind), STALL (owner stuck), STOP (nobody reading)">{s.label()}</span>
+                            })}
+                        </td>
                     }
                 })
                 .collect_view();
@@ -843,6 +899,65 @@ fn Ledgers() -> impl IntoView {
             </div>
         </Show>
     }
+}
+
+/// Each group's total lag over time, as a line, with how fast each of its instances processes.
+#[component]
+fn LagCharts() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let lags = move || with_view(live, |v| v.lag.clone()).unwrap_or_default();
+    view! {
+        <Show when=move || with_view(live, |v| v.lag.iter().any(|l| l.chart.iter().any(|(_, lag)| *lag > 0))).unwrap_or(false)>
+            <div class="lag-charts" data-testid="lag-charts">
+                <h3>"Lag over time"</h3>
+                {move || lags().into_iter().map(|lag| view! { <LagChart lag /> }).collect_view()}
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn LagChart(lag: LagView) -> AnyView {
+    let live = expect_context::<Live>();
+    const WIDTH: f64 = 320.0;
+    const HEIGHT: f64 = 80.0;
+    let (Some(first), Some(last)) = (lag.chart.first(), lag.chart.last()) else {
+        return ().into_any();
+    };
+    let span = (last.0.saturating_sub(first.0)).max(1) as f64;
+    let top = lag.chart.iter().map(|(_, l)| *l).max().unwrap_or(0).max(1) as f64;
+    let points: Vec<String> = lag
+        .chart
+        .iter()
+        .map(|(at, l)| {
+            let x = (at.saturating_sub(first.0)) as f64 / span * WIDTH;
+            let y = HEIGHT - *l as f64 / top * HEIGHT;
+            format!("{x:.1},{y:.1}")
+        })
+        .collect();
+    let rates: Vec<String> = lag
+        .rates
+        .iter()
+        .map(|(id, rate)| {
+            let name = with_view(live, |v| v.instance(*id).map(|i| i.name.clone()))
+                .flatten()
+                .unwrap_or_else(|| "?".to_owned());
+            format!("{name} {rate:.1}/s")
+        })
+        .collect();
+    view! {
+        <figure class="lag-chart" data-testid=format!("lag-{}-{}", lag.group, lag.topic)>
+            <figcaption>
+                <strong>{lag.group.clone()}</strong> " on " <code>{lag.topic.clone()}</code>
+                {format!(": {} behind (peak {} in the last {:.0} s)", last.1, top as i64, span / 1000.0)}
+            </figcaption>
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") preserveAspectRatio="none" role="img" aria-label="total lag over time">
+                <polyline points=points.join(" ") fill="none" stroke="currentColor" stroke-width="2" />
+            </svg>
+            {(!rates.is_empty()).then(|| view! { <p class="muted">"Processing: " {rates.join(" · ")}</p> })}
+        </figure>
+    }
+    .into_any()
 }
 
 /// Where each key landed: the default partitioner hashes the key, so a key keeps its partition.

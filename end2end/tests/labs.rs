@@ -646,3 +646,68 @@ async fn a_poison_message_blocks_its_partition_until_it_is_parked_in_the_dead_le
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_builds_under_a_fast_producer_drains_with_more_members_and_stops_without_them()
+-> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("12-lag").await?;
+    page.create_topic("page-views", 4).await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+    let slow = ConsumerSettings {
+        commit: CommitPolicy::AfterProcessing,
+        processing_ms: 100,
+        max_poll_records: 10,
+        ..ConsumerSettings::default()
+    };
+    page.start_instance("dashboards", "page-views", slow.clone())
+        .await?;
+    page.wait_until("A to run", STEP_DEADLINE, |p| p.running_evenly(1, 4))
+        .await?;
+    let steadily = |per_second, seconds| grouplab_protocol::ClientCommand::ProduceSteadily {
+        topic: "page-views".into(),
+        per_second,
+        seconds,
+        keys: KeyMode::RoundRobin,
+    };
+    page.send(&steadily(25, 30)).await?;
+    let behind = page.wait_for_step(1, STEP_DEADLINE).await?;
+    for _ in 0..3 {
+        page.start_instance("dashboards", "page-views", slow.clone())
+            .await?;
+    }
+    let drained = page.wait_for_step(2, STEP_DEADLINE).await?;
+    let rates = page
+        .view()
+        .lag
+        .iter()
+        .find(|l| l.group == "dashboards")
+        .map(|l| l.rates.clone())
+        .unwrap_or_default();
+    assert_eq!(rates.len(), 4, "a rate per instance: {rates:?}");
+
+    let running: Vec<_> = page
+        .view()
+        .instances
+        .iter()
+        .filter(|i| i.is_alive())
+        .map(|i| i.id)
+        .collect();
+    for id in running {
+        page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: id })
+            .await?;
+    }
+    page.wait_until("every instance to stop", STEP_DEADLINE, |p| {
+        p.view().instances.iter().all(|i| !i.is_alive())
+    })
+    .await?;
+    page.send(&grouplab_protocol::ClientCommand::StopProducing)
+        .await?;
+    page.send(&steadily(10, 20)).await?;
+    let stopped = page.wait_for_step(3, STEP_DEADLINE).await?;
+    page.send(&grouplab_protocol::ClientCommand::StopProducing)
+        .await?;
+    println!(
+        "lag: 100 behind with WARNING {behind:?} into the steady produce; drained by four members {drained:?} later (rates {rates:?}); STOP {stopped:?} after the members left"
+    );
+    Ok(())
+}

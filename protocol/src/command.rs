@@ -22,6 +22,15 @@ pub enum ClientCommand {
         #[serde(default)]
         text: Option<String>,
     },
+    /// Produce `per_second` messages every second for `seconds` seconds, so that lag can build up.
+    ProduceSteadily {
+        topic: String,
+        per_second: u32,
+        seconds: u32,
+        keys: KeyMode,
+    },
+    /// Stop a steady produce before its time is up.
+    StopProducing,
     /// Grow a topic to `partitions` partitions (Kafka can add partitions, never remove them).
     AddPartitions { topic: String, partitions: i32 },
     /// Start one consumer instance process in a group.
@@ -86,6 +95,10 @@ pub mod limits {
     pub const MAX_POLL_RECORDS: std::ops::RangeInclusive<u32> = 1..=500;
     /// The shortest and longest `max.poll.interval.ms` an instance may use.
     pub const MAX_POLL_INTERVAL_MS: std::ops::RangeInclusive<u32> = 1_000..=3_600_000;
+    /// The fastest steady produce, in messages per second.
+    pub const MAX_RATE: u32 = 1_000;
+    /// The longest steady produce, in seconds.
+    pub const MAX_STEADY_SECONDS: u32 = 600;
     /// The most retries of one failed message.
     pub const MAX_RETRIES: u32 = 20;
     /// The shortest and longest wait before a retry.

@@ -37,6 +37,8 @@ pub enum ServerEvent {
     Keys {
         placements: Vec<crate::KeyPlacement>,
     },
+    /// A group's lag on a topic was measured again (after each poll of the broker).
+    Lag(crate::LagView),
     /// A group's ledger of one topic changed; replaces the ledger of that group and topic.
     Ledger(LedgerView),
     /// The learner's progress changed: a checkpoint passed, a hint opened.

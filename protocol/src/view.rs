@@ -30,6 +30,8 @@ pub struct LabSnapshot {
     pub messages: Vec<MessageView>,
     /// What happened to each message, per group and topic the lab's instances consumed.
     pub ledgers: Vec<LedgerView>,
+    /// Each group's lag on each topic it commits to, over time, with a status per partition.
+    pub lag: Vec<LagView>,
     /// The partition each key of the lab's produced messages landed in, by topic and key;
     /// at most [`MAX_KEYS_SHOWN`].
     pub keys: Vec<KeyPlacement>,
@@ -49,6 +51,7 @@ impl LabSnapshot {
             messages: Vec::new(),
             ledgers: Vec::new(),
             keys: Vec::new(),
+            lag: Vec::new(),
             progress: ProgressView::new(steps),
         }
     }
@@ -104,6 +107,11 @@ impl LabSnapshot {
                         (k.topic.clone(), k.key.clone())
                     });
                 }
+            }
+            ServerEvent::Lag(lag) => {
+                upsert(&mut self.lag, lag.clone(), |l| {
+                    (l.group.clone(), l.topic.clone())
+                });
             }
             ServerEvent::Ledger(ledger) => {
                 upsert(&mut self.ledgers, ledger.clone(), |l| {
@@ -371,6 +379,59 @@ pub struct LedgerView {
     pub exact: bool,
     /// The order in which messages arrived.
     pub order: OrderView,
+}
+
+/// A group's lag on one topic: the total over time, each partition's lag and status, and how
+/// fast each of the group's page instances processes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagView {
+    pub group: String,
+    pub topic: String,
+    /// (time, total lag), oldest first, one per poll of the broker; at most [`LAG_POINTS`].
+    pub chart: Vec<(EpochMillis, i64)>,
+    pub partitions: Vec<PartitionLag>,
+    /// Messages processed per second by each page instance of the group, over the last seconds.
+    pub rates: Vec<(InstanceId, f64)>,
+}
+
+/// How many points a lag chart keeps: about a minute and a half of polls.
+pub const LAG_POINTS: usize = 128;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionLag {
+    pub partition: i32,
+    pub lag: i64,
+    pub status: LagStatus,
+}
+
+/// A partition's health in the spirit of Burrow's rules, judged over the last polls (the
+/// window): how its lag and the group's committed offset moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LagStatus {
+    /// Not enough polls yet to judge.
+    #[default]
+    Measuring,
+    /// Lag was zero at some point in the window, or did not grow over it.
+    Ok,
+    /// The group commits, but lag grew over the window: it is falling behind.
+    Warning,
+    /// Lag, a working owner, and a committed offset that did not move over the window: stuck.
+    Stall,
+    /// Lag, no working owner, and a committed offset that did not move: nobody is reading.
+    Stop,
+}
+
+impl LagStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Measuring => "…",
+            Self::Ok => "OK",
+            Self::Warning => "WARNING",
+            Self::Stall => "STALL",
+            Self::Stop => "STOP",
+        }
+    }
 }
 
 /// Where the messages with one key landed.

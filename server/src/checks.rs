@@ -62,6 +62,18 @@ pub enum Check {
     /// A page instance of the group received a message after one produced later, from another
     /// partition: there is no order across partitions.
     OrderAcrossPartitionsBroken { group: String, topic: String },
+    /// The group's lag on the topic, summed over its partitions, is at least `at_least` now.
+    LagAtLeast {
+        group: String,
+        topic: String,
+        at_least: i64,
+    },
+    /// A partition of the topic has this lag status for the group now (see [`crate::lag`]).
+    LagStatusSeen {
+        group: String,
+        topic: String,
+        status: grouplab_protocol::LagStatus,
+    },
     /// A page instance of the group tried one failing message at least `attempts` times.
     RetriedAtLeast { group: String, attempts: u32 },
     /// The group's page instances parked at least `at_least` messages in a dead-letter topic.
@@ -163,6 +175,23 @@ impl fmt::Display for Check {
             Check::OrderAcrossPartitionsBroken { group, topic } => write!(
                 f,
                 "a member of `{group}` received messages of `{topic}` out of produce order across partitions"
+            ),
+            Check::LagAtLeast {
+                group,
+                topic,
+                at_least,
+            } => write!(
+                f,
+                "`{group}` is at least {at_least} messages behind on `{topic}`"
+            ),
+            Check::LagStatusSeen {
+                group,
+                topic,
+                status,
+            } => write!(
+                f,
+                "a partition of `{topic}` shows {} for `{group}`",
+                status.label()
             ),
             Check::RetriedAtLeast { group, attempts } => write!(
                 f,
@@ -775,6 +804,63 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                     )),
                 }
             })
+        }
+        Check::LagAtLeast {
+            group,
+            topic,
+            at_least,
+        } => {
+            let Some(found) = view.topic(topic) else {
+                return Verdict::wait(format!("There is no topic `{topic}` yet."));
+            };
+            let behind = found.total_lag(group);
+            if found.groups.iter().any(|g| g.group == *group) && behind >= *at_least {
+                Verdict::pass(format!("`{group}` is {behind} messages behind."))
+            } else {
+                Verdict::wait(format!(
+                    "`{group}` is {behind} messages behind on `{topic}`; this step needs {at_least}."
+                ))
+            }
+        }
+        Check::LagStatusSeen {
+            group,
+            topic,
+            status,
+        } => {
+            let now = view
+                .lag
+                .iter()
+                .find(|l| l.group == *group && l.topic == *topic);
+            let with: Vec<String> = now
+                .map(|l| {
+                    l.partitions
+                        .iter()
+                        .filter(|p| p.status == *status)
+                        .map(|p| format!("P{}", p.partition))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if with.is_empty() {
+                let seen: Vec<String> = now
+                    .map(|l| {
+                        l.partitions
+                            .iter()
+                            .map(|p| format!("P{} {}", p.partition, p.status.label()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Verdict::wait(format!(
+                    "No partition shows {} yet (now: {}).",
+                    status.label(),
+                    if seen.is_empty() {
+                        "not measured".to_owned()
+                    } else {
+                        seen.join(", ")
+                    }
+                ))
+            } else {
+                Verdict::pass(format!("{} show(s) {}.", with.join(", "), status.label()))
+            }
         }
         Check::RetriedAtLeast { group, attempts } => {
             let most = history.attempts.get(group).copied().unwrap_or(0);

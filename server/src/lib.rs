@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod labs;
+pub mod lag;
 pub mod ledger;
 pub mod membership;
 pub mod progress;

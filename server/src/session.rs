@@ -17,9 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use grouplab_protocol::{
     BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, Failing,
     GROUP_COLOUR, InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState,
-    InstanceView, KeyPlacement, LabSnapshot, MessageBatch, MessageView, Notice, ProgressView,
-    QueueView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition, colours_in_use,
-    free_colour, limits, validate_name, validate_partitions, validate_produce,
+    InstanceView, KeyMode, KeyPlacement, LabSnapshot, MessageBatch, MessageView, Notice,
+    ProgressView, QueueView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition,
+    colours_in_use, free_colour, limits, validate_name, validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -49,6 +49,11 @@ const EVENT_BUFFER: usize = 1024;
 const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;
 /// The least time between two updates of a card for the same repeated client error.
 const INSTANCE_PROBLEM_GAP_MS: u64 = 2_000;
+
+/// How many polls a processing rate is measured over (about 5 s).
+const RATE_SAMPLES: usize = 8;
+/// How often a steady produce sends what is due.
+const STEADY_TICK: Duration = Duration::from_millis(100);
 
 /// The most learner commands (create topic, produce) of one lab running at once.
 const MAX_COMMANDS_IN_FLIGHT: usize = 8;
@@ -179,6 +184,12 @@ enum Outcome {
         result: Result<crate::cluster::Produced, ClusterError>,
         reply: Reply,
     },
+    ProducedSteadily {
+        topic: String,
+        sent: u64,
+        result: Result<(), ClusterError>,
+        reply: Reply,
+    },
     PartitionsAdded {
         topic: String,
         partitions: i32,
@@ -234,6 +245,11 @@ struct Session {
     /// retries every second is explained once in a while, not every second.
     last_refusal_notice: HashMap<(String, String), EpochMillis>,
     progress_dirty: bool,
+    lag: crate::lag::LagTracker,
+    /// Processed counts of each instance at the last polls, to measure processing rates.
+    rates: HashMap<InstanceId, std::collections::VecDeque<(EpochMillis, u64)>>,
+    /// The steady produce running, if any: cancel it to stop.
+    producing: Option<CancellationToken>,
 }
 
 impl Session {
@@ -272,6 +288,9 @@ impl Session {
             last_instance_notice: HashMap::new(),
             last_refusal_notice: HashMap::new(),
             progress_dirty: true,
+            lag: crate::lag::LagTracker::default(),
+            rates: HashMap::new(),
+            producing: None,
         };
         deps.tasks
             .spawn(session.run(inbox, instance_inbox, outcome_inbox));
@@ -449,6 +468,21 @@ impl Session {
                     }
                 });
             }
+            ClientCommand::ProduceSteadily {
+                topic,
+                per_second,
+                seconds,
+                keys,
+            } => self.produce_steadily(topic, per_second, seconds, keys, reply)?,
+            ClientCommand::StopProducing => match self.producing.take() {
+                Some(token) => token.cancel(),
+                None => {
+                    return Err(Notice::info(
+                        "Nothing is being produced",
+                        "Only a steady produce runs long enough to be stopped.",
+                    ));
+                }
+            },
             ClientCommand::AddPartitions { topic, partitions } => {
                 self.add_partitions(topic, partitions, reply)?
             }
@@ -732,6 +766,83 @@ impl Session {
         if new_group {
             self.observe_group(&group);
         }
+        Ok(())
+    }
+
+    /// Starts producing `per_second` messages a second for `seconds`, in a task of its own that
+    /// sends what is due every [`STEADY_TICK`]; one at a time per lab.
+    fn produce_steadily(
+        &mut self,
+        topic: String,
+        per_second: u32,
+        seconds: u32,
+        keys: KeyMode,
+        reply: &Reply,
+    ) -> Result<(), Notice> {
+        validate_name("topic", &topic)
+            .map_err(|e| Notice::error("That topic name won't work", e))?;
+        validate_produce(1, &keys)?;
+        if !(1..=limits::MAX_RATE).contains(&per_second)
+            || !(1..=limits::MAX_STEADY_SECONDS).contains(&seconds)
+        {
+            return Err(Notice::error(
+                "That rate won't work",
+                format!(
+                    "Produce between 1 and {} messages per second, for 1 to {} seconds.",
+                    limits::MAX_RATE,
+                    limits::MAX_STEADY_SECONDS
+                ),
+            ));
+        }
+        if self.producing.as_ref().is_some_and(|t| !t.is_cancelled()) {
+            return Err(Notice::info(
+                "Already producing",
+                "A steady produce is running: press Stop producing first.",
+            ));
+        }
+        let token = self.deps.shutdown.child_token();
+        self.producing = Some(token.clone());
+        let total = u64::from(per_second) * u64::from(seconds);
+        let first = self.produced + 1;
+        self.produced += total;
+        let cluster = self.deps.cluster.clone();
+        let reply = reply.clone();
+        let _ = reply.try_send(ServerEvent::Notice(Notice::info(
+            format!("Producing {per_second} message(s) per second to `{topic}`"),
+            format!("For {seconds} s ({total} messages), unless you press Stop producing."),
+        )));
+        self.run_outcome(async move {
+            let began = tokio::time::Instant::now();
+            let mut tick = tokio::time::interval(STEADY_TICK);
+            let mut sent = 0u64;
+            let mut result = Ok(());
+            while sent < total {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let due =
+                    (u64::from(per_second) * began.elapsed().as_millis() as u64 / 1000).min(total);
+                if due <= sent {
+                    continue;
+                }
+                let count = (due - sent) as u32;
+                if let Err(err) = cluster
+                    .produce(&topic, count, &keys, None, None, first + sent)
+                    .await
+                {
+                    result = Err(err);
+                    break;
+                }
+                sent = due;
+            }
+            Outcome::ProducedSteadily {
+                topic,
+                sent,
+                result,
+                reply,
+            }
+        });
         Ok(())
     }
 
@@ -1338,6 +1449,26 @@ impl Session {
                 };
                 let _ = reply.try_send(ServerEvent::Notice(notice));
             }
+            Outcome::ProducedSteadily {
+                topic,
+                sent,
+                result,
+                reply,
+            } => {
+                self.producing = None;
+                self.start_poll();
+                let notice = match result {
+                    Ok(()) => Notice::info(
+                        format!("Steady produce to `{topic}` ended"),
+                        format!("{sent} message(s) were produced."),
+                    ),
+                    Err(err) => Notice::error(
+                        format!("Steady produce to `{topic}` stopped"),
+                        format!("After {sent} message(s): {err}"),
+                    ),
+                };
+                let _ = reply.try_send(ServerEvent::Notice(notice));
+            }
             Outcome::PartitionsAdded {
                 topic,
                 partitions,
@@ -1374,6 +1505,8 @@ impl Session {
                     ..LabSnapshot::new(&self.lab.content.id, self.view.broker.clone(), 0)
                 };
                 self.history = History::default();
+                self.lag.clear();
+                self.rates.clear();
                 self.membership.clear();
                 self.batch = MessageBatch::default();
                 self.produced = 0;
@@ -1426,6 +1559,58 @@ impl Session {
                 (false, None) => {}
             }
         }
+        self.sample_lag();
+    }
+
+    /// Measures every group's lag on every topic it commits to, and the processing rate of
+    /// each running instance, after a poll.
+    fn sample_lag(&mut self) {
+        let now = now_ms();
+        for instance in &self.view.instances {
+            let samples = self.rates.entry(instance.id).or_default();
+            samples.push_back((now, instance.processed));
+            if samples.len() > RATE_SAMPLES {
+                samples.pop_front();
+            }
+        }
+        let alive: BTreeSet<InstanceId> = self
+            .view
+            .instances
+            .iter()
+            .filter(|i| i.is_alive())
+            .map(|i| i.id)
+            .collect();
+        self.rates.retain(|id, _| alive.contains(id));
+        let mut views = Vec::new();
+        for group in &self.groups {
+            for topic in &self.view.topics {
+                let owned = |partition| {
+                    self.view
+                        .owner(group, &TopicPartition::new(&topic.name, partition))
+                        .is_some_and(|m| self.view.is_working(m))
+                };
+                let Some(mut lag) = self.lag.sample(group, topic, owned, now) else {
+                    continue;
+                };
+                lag.rates = self
+                    .view
+                    .instances
+                    .iter()
+                    .filter(|i| i.group == *group && i.topic == topic.name && i.is_alive())
+                    .filter_map(|i| {
+                        let samples = self.rates.get(&i.id)?;
+                        let (first, last) = (samples.front()?, samples.back()?);
+                        let ms = last.0.saturating_sub(first.0);
+                        (ms > 0).then(|| (i.id, (last.1 - first.1) as f64 * 1000.0 / ms as f64))
+                    })
+                    .collect();
+                views.push(lag);
+            }
+        }
+        for lag in views {
+            self.emit(ServerEvent::Lag(lag));
+        }
+        self.progress_dirty = true;
     }
 
     fn flush(&mut self) {
@@ -1544,6 +1729,9 @@ impl Session {
 
     async fn start_reset(&mut self, reply: Reply) {
         self.reset = Reset::WaitingForExits(reply);
+        if let Some(producing) = self.producing.take() {
+            producing.cancel();
+        }
         let alive: Vec<InstanceId> = self
             .view
             .instances
