@@ -26,7 +26,10 @@ use crate::live_view::LiveView;
 /// Where the server's lab content comes from, provided as context to the server functions.
 #[cfg(feature = "ssr")]
 pub trait LabSource: Send + Sync {
-    fn summaries(&self) -> Vec<LabSummary>;
+    /// Every lab in course order, with the learner's progress.
+    fn summaries(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<LabSummary>> + Send + '_>>;
     fn lab(&self, id: &str) -> Option<LabContent>;
 }
 
@@ -40,7 +43,7 @@ pub struct Labs(pub std::sync::Arc<dyn LabSource>);
 pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
     let labs =
         use_context::<Labs>().ok_or_else(|| ServerFnError::new("the labs are not loaded"))?;
-    Ok(labs.0.summaries())
+    Ok(labs.0.summaries().await)
 }
 
 /// One lab's content, or `None` if there is no lab with that id.
@@ -119,10 +122,21 @@ fn LabList() -> impl IntoView {
                                 .into_any()
                         }
                         Ok(list) => {
+                            let ready: Vec<&LabSummary> = list.iter().filter(|l| l.problem.is_none()).collect();
+                            let minutes: u32 = ready.iter().map(|l| l.minutes).sum();
+                            let done = ready.iter().filter(|l| l.steps > 0 && l.passed == l.steps).count();
+                            let course = format!(
+                                "{} labs, about {} h {} min in all · {} completed",
+                                ready.len(),
+                                minutes / 60,
+                                minutes % 60,
+                                done
+                            );
                             view! {
-                                <ul class="lab-list" data-testid="lab-list">
+                                <p class="course" data-testid="course">{course}</p>
+                                <ol class="lab-list" data-testid="lab-list">
                                     {list.into_iter().map(lab_card).collect_view()}
-                                </ul>
+                                </ol>
                             }
                                 .into_any()
                         }
@@ -148,16 +162,36 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
             </li>
         }
         .into_any(),
-        None => view! {
-            <li class="lab-card">
-                <h2>
-                    <A href=format!("/labs/{}", lab.id)>{lab.title}</A>
-                </h2>
-                <p class="meta">{lab.difficulty} " · " {lab.minutes} " min"</p>
-                <p>{lab.summary}</p>
-            </li>
+        None => {
+            let state = match (lab.passed, lab.steps) {
+                (0, _) => "not started".to_owned(),
+                (passed, steps) if passed >= steps => "completed".to_owned(),
+                (passed, steps) => format!("{passed} of {steps} steps"),
+            };
+            let percent = if lab.steps == 0 {
+                0
+            } else {
+                lab.passed * 100 / lab.steps
+            };
+            let difficulty_class = format!("difficulty {}", lab.difficulty);
+            view! {
+                <li class="lab-card" class:done={lab.steps > 0 && lab.passed >= lab.steps} data-testid=format!("lab-{}", lab.id)>
+                    <h2>
+                        <A href=format!("/labs/{}", lab.id)>{lab.title}</A>
+                    </h2>
+                    <p class="meta">
+                        <span class=difficulty_class>{lab.difficulty}</span>
+                        " · " {lab.minutes} " min · " {lab.steps} " steps · "
+                        <span data-testid="lab-progress">{state}</span>
+                    </p>
+                    <div class="progress-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
+                        <span style=format!("width:{percent}%")></span>
+                    </div>
+                    <p>{lab.summary}</p>
+                </li>
+            }
+            .into_any()
         }
-        .into_any(),
     }
 }
 

@@ -14,6 +14,10 @@ pub struct LabSummary {
     pub summary: String,
     /// Set when the lab's files could not be read: what is wrong, for the course author.
     pub problem: Option<String>,
+    /// How many steps the lab has.
+    pub steps: usize,
+    /// How many of them this server's learner has passed.
+    pub passed: usize,
 }
 
 /// A whole lab, for its page.

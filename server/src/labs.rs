@@ -94,6 +94,8 @@ impl LabCatalog {
                     minutes: lab.content.minutes,
                     summary: lab.summary.clone(),
                     problem: None,
+                    steps: lab.content.steps.len(),
+                    passed: 0,
                 },
                 Entry::Broken { id, problem } => LabSummary {
                     id: id.clone(),
@@ -102,6 +104,8 @@ impl LabCatalog {
                     minutes: 0,
                     summary: String::new(),
                     problem: Some(problem.clone()),
+                    steps: 0,
+                    passed: 0,
                 },
             })
             .collect()

@@ -73,6 +73,29 @@ impl ProgressStore {
         })
     }
 
+    /// How many steps of each lab a namespace has passed, by lab id.
+    pub async fn passed_per_lab(
+        &self,
+        namespace: &str,
+    ) -> Result<std::collections::HashMap<String, usize>, ProgressError> {
+        let namespace = namespace.to_owned();
+        self.with_db(move |db| {
+            let mut statement = db.prepare(
+                "SELECT lab, COUNT(*) FROM step_passed WHERE namespace = ?1 GROUP BY lab",
+            )?;
+            let rows = statement.query_map(params![namespace], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let mut passed = std::collections::HashMap::new();
+            for row in rows {
+                let (lab, count) = row?;
+                passed.insert(lab, count as usize);
+            }
+            Ok(passed)
+        })
+        .await
+    }
+
     pub async fn load(&self, namespace: &str, lab: &str) -> Result<StoredProgress, ProgressError> {
         let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
         self.with_db(move |db| {

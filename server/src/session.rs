@@ -115,6 +115,10 @@ impl Sessions {
         &self.catalog
     }
 
+    pub fn progress(&self) -> &ProgressStore {
+        &self.deps.progress
+    }
+
     /// The session of a lab in the default namespace, or `None` if there is no such lab.
     pub fn session(&self, lab_id: &str) -> Option<SessionHandle> {
         let lab = self.catalog.get(lab_id)?;

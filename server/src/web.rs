@@ -19,6 +19,7 @@ use tracing::warn;
 
 use crate::access::{Admission, SiteAccess, TOKEN_COOKIE};
 use crate::labs::LabCatalog;
+use crate::progress::ProgressStore;
 use crate::session::Sessions;
 use crate::ws;
 
@@ -36,13 +37,37 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-impl LabSource for LabCatalog {
-    fn summaries(&self) -> Vec<LabSummary> {
-        LabCatalog::summaries(self)
+/// The labs as a course: the catalog, with the progress of the server's learner.
+struct Course {
+    catalog: Arc<LabCatalog>,
+    progress: ProgressStore,
+}
+
+impl LabSource for Course {
+    fn summaries(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<LabSummary>> + Send + '_>> {
+        Box::pin(async move {
+            let mut summaries = self.catalog.summaries();
+            // Without the database the list still shows, with no progress.
+            let passed = self
+                .progress
+                .passed_per_lab("default")
+                .await
+                .unwrap_or_default();
+            for summary in &mut summaries {
+                summary.passed = passed
+                    .get(&summary.id)
+                    .copied()
+                    .unwrap_or(0)
+                    .min(summary.steps);
+            }
+            summaries
+        })
     }
 
     fn lab(&self, id: &str) -> Option<LabContent> {
-        self.get(id).map(|lab| lab.content.clone())
+        self.catalog.get(id).map(|lab| lab.content.clone())
     }
 }
 
@@ -50,7 +75,10 @@ impl LabSource for LabCatalog {
 pub fn app(state: AppState) -> Router {
     let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
     let routes = generate_route_list(grouplab_app::App);
-    let labs = Labs(Arc::clone(state.sessions.catalog()) as Arc<dyn LabSource>);
+    let labs = Labs(Arc::new(Course {
+        catalog: Arc::clone(state.sessions.catalog()),
+        progress: state.sessions.progress().clone(),
+    }) as Arc<dyn LabSource>);
     let options = state.leptos.clone();
     Router::new()
         .route("/ws/labs/{lab_id}", get(lab_socket))
