@@ -168,11 +168,7 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
                 (passed, steps) if passed >= steps => "completed".to_owned(),
                 (passed, steps) => format!("{passed} of {steps} steps"),
             };
-            let percent = if lab.steps == 0 {
-                0
-            } else {
-                lab.passed * 100 / lab.steps
-            };
+            let percent = (lab.passed * 100).checked_div(lab.steps).unwrap_or(0);
             let difficulty_class = format!("difficulty {}", lab.difficulty);
             view! {
                 <li class="lab-card" class:done={lab.steps > 0 && lab.passed >= lab.steps} data-testid=format!("lab-{}", lab.id)>
