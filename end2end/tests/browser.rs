@@ -325,3 +325,74 @@ async fn lab_04_can_be_done_with_a_page_instance_and_an_external_consumer() -> a
     wait_text(client, "progress-count", "6 of 6").await?;
     browser.close().await
 }
+
+/// Replaces what an input holds by typing, as a learner does: select all, delete, type. (WebDriver's
+/// clear() empties the field without the input event the page's form listens to.)
+async fn type_into(client: &Client, id: &str, text: &str) -> anyhow::Result<()> {
+    const SELECT_ALL_AND_DELETE: &str = "\u{E009}a\u{E000}\u{E003}";
+    let input = client.find(Locator::Css(&testid(id))).await?;
+    input.send_keys(SELECT_ALL_AND_DELETE).await?;
+    if !text.is_empty() {
+        input.send_keys(text).await?;
+    }
+    Ok(())
+}
+
+/// Lab 07 from the course list to "completed", by clicking and typing: the consumer form's
+/// commit mode, processing time and "crash after", and the ledger that shows what was lost and
+/// what was processed twice.
+#[tokio::test]
+async fn lab_07_journey_shows_lost_then_duplicated_messages_and_completes_the_course_entry()
+-> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+
+    client.goto(&server.url("/")).await?;
+    wait_text(client, "course", "9 labs").await?;
+    wait_text(client, "lab-07-commit-loss", "not started").await?;
+    client
+        .find(Locator::LinkText(
+            "When offsets are committed: lost and duplicated messages",
+        ))
+        .await?
+        .click()
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    type_into(client, "produce-count", "40").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 0).await?;
+
+    // The form comes filled in: auto-commit, 300 ms per message, a crash after 15.
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 1).await?;
+    wait_text(client, "ledger-payments-auto-payments", "5 lost").await?;
+
+    type_into(client, "instance-crash-after", "").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 2).await?;
+
+    type_into(client, "instance-group", "payments-safe").await?;
+    client
+        .find(Locator::Css(&testid("instance-commit")))
+        .await?
+        .select_by_value("after_processing")
+        .await?;
+    type_into(client, "instance-crash-after", "15").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 3).await?;
+
+    type_into(client, "instance-crash-after", "").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 4).await?;
+    wait_text(client, "ledger-payments-safe-payments", "5 processed twice").await?;
+    wait_text(client, "progress-count", "5 of 5").await?;
+    screenshot(client, "lab-07-done").await?;
+
+    client.goto(&server.url("/")).await?;
+    wait_text(client, "lab-07-commit-loss", "completed").await?;
+    browser.close().await
+}

@@ -99,6 +99,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
         .args([
             "test",
             "--locked",
+            "--no-fail-fast",
             "--workspace",
             "--exclude",
             "grouplab-frontend",
