@@ -157,12 +157,25 @@ impl Live {
                 self.status.set(LinkStatus::Live);
                 mark_live();
             }
+            // A new version of the lab serves: its instructions are rendered on the server.
+            ServerEvent::LabChanged {
+                reloaded: true,
+                problem: None,
+            } => reload_page(),
             event => self.view.update(|view| {
                 if let Some(view) = view {
                     view.apply(&event);
                 }
             }),
         }
+    }
+}
+
+/// Loads the page again, to show a new version of the lab.
+fn reload_page() {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().reload();
     }
 }
 

@@ -119,6 +119,12 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
     view! {
         <section class="live" aria-label="Live view">
             <Controls setup />
+            <Show when=move || with_view(live, |v| v.lab_problem.is_some()).unwrap_or(false)>
+                <div class="banner" role="alert" data-testid="lab-problem">
+                    <strong>"The latest edit of this lab cannot be read; the last good version is shown."</strong>
+                    <p><code>{move || with_view(live, |v| v.lab_problem.clone()).flatten()}</code></p>
+                </div>
+            </Show>
             <Show when=move || with_view(live, |v| v.broker.health.outage().is_some()).unwrap_or(false)>
                 <div class="banner" role="alert" data-testid="broker-down">
                     <strong>{move || {

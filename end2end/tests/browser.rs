@@ -396,3 +396,38 @@ async fn lab_07_journey_shows_lost_then_duplicated_messages_and_completes_the_co
     wait_text(client, "lab-07-commit-loss", "completed").await?;
     browser.close().await
 }
+
+/// A course author's edit shows in an open page by itself; a broken edit is explained on top of
+/// the last good version.
+#[tokio::test]
+async fn an_open_page_follows_edits_of_its_lab() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let labs = tempfile::tempdir()?;
+    let lab = labs.path().join(LAB);
+    std::fs::create_dir_all(&lab)?;
+    for entry in std::fs::read_dir(grouplab_end2end::workspace_root().join("labs").join(LAB))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), lab.join(entry.file_name()))?;
+    }
+    let server = TestServer::start_with_labs(data.path(), labs.path(), &[]).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    open_lab(client, &server).await?;
+
+    let toml = std::fs::read_to_string(lab.join("lab.toml"))?;
+    let edited = toml.replace(
+        "title = \"Create the topic\"",
+        "title = \"Create the click topic\"",
+    );
+    std::fs::write(lab.join("lab.toml"), &edited)?;
+    wait_text(client, "step-0", "Create the click topic").await?;
+    wait_text(client, "link-status", "live").await?;
+
+    std::fs::write(
+        lab.join("lab.toml"),
+        edited.replace("minutes = 45", "minutes = ?"),
+    )?;
+    wait_text(client, "lab-problem", "line 3").await?;
+    wait_text(client, "step-0", "Create the click topic").await?;
+    browser.close().await
+}

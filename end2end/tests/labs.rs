@@ -711,3 +711,77 @@ async fn lag_builds_under_a_fast_producer_drains_with_more_members_and_stops_wit
     );
     Ok(())
 }
+
+/// Copies a lab folder, file by file (labs hold no subfolders).
+fn copy_lab(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_lab_reloads_in_open_pages_and_a_broken_edit_is_shown_with_its_line()
+-> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let labs = tempfile::tempdir()?;
+    let lab = labs.path().join("05-fan-out");
+    copy_lab(
+        &grouplab_end2end::workspace_root().join("labs/05-fan-out"),
+        &lab,
+    )?;
+    let server = TestServer::start_with_labs(data.path(), labs.path(), &[]).await?;
+    let mut page = LabClient::open(&server, "05-fan-out").await?;
+
+    let toml = std::fs::read_to_string(lab.join("lab.toml"))?;
+    let edited = toml.replace("title = \"Create the topic\"", "title = \"Make the topic\"");
+    assert_ne!(edited, toml);
+    let saved = Instant::now();
+    std::fs::write(lab.join("lab.toml"), &edited)?;
+    let reloaded = loop {
+        let event = tokio::time::timeout(STEP_DEADLINE, page.next_event()).await??;
+        if let grouplab_protocol::ServerEvent::LabChanged {
+            reloaded: true,
+            problem: None,
+        } = event
+        {
+            break saved.elapsed();
+        }
+    };
+    let (status, html) = server.get("/labs/05-fan-out").await?;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Make the topic"),
+        "the page serves the new version"
+    );
+
+    // A broken edit: the page says where, and the last good version keeps serving.
+    let saved = Instant::now();
+    std::fs::write(
+        lab.join("lab.toml"),
+        edited.replace("minutes = 25", "minutes = soon"),
+    )?;
+    page.wait_until("the problem to show", STEP_DEADLINE, |p| {
+        p.view().lab_problem.is_some()
+    })
+    .await?;
+    let broken = saved.elapsed();
+    let problem = page.view().lab_problem.clone().unwrap_or_default();
+    assert!(problem.contains("line 3"), "{problem}");
+    let (status, html) = server.get("/labs/05-fan-out").await?;
+    assert_eq!(status, 200);
+    assert!(html.contains("Make the topic"));
+
+    // Fixed again: the problem goes.
+    std::fs::write(lab.join("lab.toml"), &edited)?;
+    page.wait_until("the problem to clear", STEP_DEADLINE, |p| {
+        p.view().lab_problem.is_none()
+    })
+    .await?;
+    println!(
+        "authoring: an edit reached the open page {reloaded:?} after saving; a broken edit was shown {broken:?} after saving"
+    );
+    Ok(())
+}

@@ -37,6 +37,12 @@ pub enum ServerEvent {
     Keys {
         placements: Vec<crate::KeyPlacement>,
     },
+    /// The lab's files changed: `reloaded` when a new version now serves (a page shows it by
+    /// loading itself again), `problem` when the latest edit cannot be read.
+    LabChanged {
+        reloaded: bool,
+        problem: Option<String>,
+    },
     /// A group's lag on a topic was measured again (after each poll of the broker).
     Lag(crate::LagView),
     /// A group's ledger of one topic changed; replaces the ledger of that group and topic.

@@ -32,6 +32,8 @@ pub struct LabSnapshot {
     pub ledgers: Vec<LedgerView>,
     /// Each group's lag on each topic it commits to, over time, with a status per partition.
     pub lag: Vec<LagView>,
+    /// What is wrong with the latest edit of the lab's files, while the last good version serves.
+    pub lab_problem: Option<String>,
     /// The partition each key of the lab's produced messages landed in, by topic and key;
     /// at most [`MAX_KEYS_SHOWN`].
     pub keys: Vec<KeyPlacement>,
@@ -52,6 +54,7 @@ impl LabSnapshot {
             ledgers: Vec::new(),
             keys: Vec::new(),
             lag: Vec::new(),
+            lab_problem: None,
             progress: ProgressView::new(steps),
         }
     }
@@ -108,6 +111,7 @@ impl LabSnapshot {
                     });
                 }
             }
+            ServerEvent::LabChanged { problem, .. } => self.lab_problem = problem.clone(),
             ServerEvent::Lag(lag) => {
                 upsert(&mut self.lag, lag.clone(), |l| {
                     (l.group.clone(), l.topic.clone())

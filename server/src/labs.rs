@@ -1,11 +1,13 @@
 //! Lab content: reading the `labs/` folder.
 //!
 //! Each lab is a folder holding `lab.toml` and the code files it names (the format is described in
-//! `labs/README.md`). Labs are read once at start-up. A lab that cannot be read is listed with
-//! what is wrong, so a course author sees the problem in the page; the other labs still work.
+//! `labs/README.md`). Labs are read at start-up, and a lab is read again when its files change
+//! ([`crate::watch`]). A lab that cannot be read is listed with what is wrong, so a course author
+//! sees the problem in the page; the other labs still work. An edit that breaks a lab that was
+//! read before keeps the last good version serving, with the problem beside it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use grouplab_protocol::{
     BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSettings, ConsumerSnippet, LabContent, LabSetup,
@@ -31,13 +33,41 @@ pub struct Lab {
 /// Every lab found in the labs folder, in folder-name order.
 #[derive(Debug, Default)]
 pub struct LabCatalog {
-    entries: Vec<Entry>,
+    dir: PathBuf,
+    /// A std RwLock is fine: held for a lookup or a swap, never across an await.
+    entries: RwLock<Vec<Entry>>,
 }
 
 #[derive(Debug)]
 enum Entry {
-    Ready(Arc<Lab>),
-    Broken { id: String, problem: String },
+    /// A lab that can be served; `problem` is set when a later edit could not be read.
+    Ready {
+        lab: Arc<Lab>,
+        problem: Option<String>,
+    },
+    Broken {
+        id: String,
+        problem: String,
+    },
+}
+
+impl Entry {
+    fn id(&self) -> &str {
+        match self {
+            Entry::Ready { lab, .. } => &lab.content.id,
+            Entry::Broken { id, .. } => id,
+        }
+    }
+}
+
+/// What reading a lab again gave.
+#[derive(Debug)]
+pub enum Reloaded {
+    /// A new version to serve.
+    Changed(Arc<Lab>),
+    /// The edit cannot be read: the problem, with its line when the file says; the last good
+    /// version, if any, keeps serving.
+    Broken { problem: String },
 }
 
 /// Why a lab could not be read.
@@ -69,7 +99,10 @@ impl LabCatalog {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 match load_lab(&id, &folder) {
-                    Ok(lab) => Entry::Ready(Arc::new(lab)),
+                    Ok(lab) => Entry::Ready {
+                        lab: Arc::new(lab),
+                        problem: None,
+                    },
                     Err(err) => {
                         tracing::warn!(%err, "a lab could not be read");
                         Entry::Broken {
@@ -80,14 +113,94 @@ impl LabCatalog {
                 }
             })
             .collect();
-        Ok(Self { entries })
+        Ok(Self {
+            dir: dir.to_owned(),
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// The folder the labs are read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the lab in folder `id` again, after its files changed. `None` when the folder holds
+    /// no `lab.toml` and never did.
+    pub fn reload(&self, id: &str) -> Option<Reloaded> {
+        let folder = self.dir.join(id);
+        let known = self.read().iter().any(|e| e.id() == id);
+        if !folder.join("lab.toml").is_file() && !known {
+            return None;
+        }
+        let loaded = if folder.join("lab.toml").is_file() {
+            load_lab(id, &folder).map_err(|e| e.to_string())
+        } else {
+            Err(format!(
+                "{}: lab.toml is gone; the last version read keeps serving until grouplab restarts",
+                folder.join("lab.toml").display()
+            ))
+        };
+        let mut entries = match self.entries.write() {
+            Ok(entries) => entries,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let at = entries.iter().position(|e| e.id() == id);
+        let (entry, outcome) = match (loaded, at.map(|i| &entries[i])) {
+            (Ok(lab), _) => {
+                let lab = Arc::new(lab);
+                (
+                    Entry::Ready {
+                        lab: Arc::clone(&lab),
+                        problem: None,
+                    },
+                    Reloaded::Changed(lab),
+                )
+            }
+            (Err(problem), Some(Entry::Ready { lab, .. })) => (
+                Entry::Ready {
+                    lab: Arc::clone(lab),
+                    problem: Some(problem.clone()),
+                },
+                Reloaded::Broken { problem },
+            ),
+            (Err(problem), _) => (
+                Entry::Broken {
+                    id: id.to_owned(),
+                    problem: problem.clone(),
+                },
+                Reloaded::Broken { problem },
+            ),
+        };
+        match at {
+            Some(index) => entries[index] = entry,
+            None => {
+                let index = entries.partition_point(|e| e.id() < id);
+                entries.insert(index, entry);
+            }
+        }
+        Some(outcome)
+    }
+
+    /// What is wrong with the latest edit of a lab that still serves its last good version.
+    pub fn problem(&self, id: &str) -> Option<String> {
+        self.read().iter().find_map(|entry| match entry {
+            Entry::Ready { lab, problem } if lab.content.id == id => problem.clone(),
+            _ => None,
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Entry>> {
+        match self.entries.read() {
+            Ok(entries) => entries,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     pub fn summaries(&self) -> Vec<LabSummary> {
-        self.entries
+        self.read()
             .iter()
             .map(|entry| match entry {
-                Entry::Ready(lab) => LabSummary {
+                Entry::Ready { lab, .. } => LabSummary {
                     id: lab.content.id.clone(),
                     title: lab.content.title.clone(),
                     difficulty: lab.content.difficulty.clone(),
@@ -112,19 +225,19 @@ impl LabCatalog {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Lab>> {
-        self.entries.iter().find_map(|entry| match entry {
-            Entry::Ready(lab) if lab.content.id == id => Some(Arc::clone(lab)),
+        self.read().iter().find_map(|entry| match entry {
+            Entry::Ready { lab, .. } if lab.content.id == id => Some(Arc::clone(lab)),
             _ => None,
         })
     }
 
     /// The problems of labs that could not be read, as `(id, problem)`.
     pub fn problems(&self) -> Vec<(String, String)> {
-        self.entries
+        self.read()
             .iter()
             .filter_map(|entry| match entry {
                 Entry::Broken { id, problem } => Some((id.clone(), problem.clone())),
-                Entry::Ready(_) => None,
+                Entry::Ready { .. } => None,
             })
             .collect()
     }
@@ -384,6 +497,60 @@ kind = "topic_exists"
 topic = "t"
 partitions = 2
 "#;
+
+    #[test]
+    fn an_edit_reloads_a_lab_and_a_broken_edit_keeps_the_last_good_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_lab(dir.path(), "01-good", GOOD);
+        let catalog = LabCatalog::load(dir.path()).expect("load");
+
+        write_lab(
+            dir.path(),
+            "01-good",
+            &GOOD.replace("title = \"T\"", "title = \"Better\""),
+        );
+        match catalog.reload("01-good") {
+            Some(Reloaded::Changed(lab)) => assert_eq!(lab.content.title, "Better"),
+            other => panic!("expected a new version, got {other:?}"),
+        }
+        assert_eq!(
+            catalog.get("01-good").map(|l| l.content.title.clone()),
+            Some("Better".into())
+        );
+
+        // A typo on line 3: the problem names the line, and "Better" keeps serving.
+        write_lab(
+            dir.path(),
+            "01-good",
+            &GOOD.replace("minutes = 5", "minutes = five"),
+        );
+        match catalog.reload("01-good") {
+            Some(Reloaded::Broken { problem }) => {
+                assert!(problem.contains("line 4"), "{problem}");
+            }
+            other => panic!("expected a broken edit, got {other:?}"),
+        }
+        assert_eq!(
+            catalog.get("01-good").map(|l| l.content.title.clone()),
+            Some("Better".into())
+        );
+        assert!(catalog.problem("01-good").is_some());
+        assert!(
+            catalog.problems().is_empty(),
+            "a lab that serves is not listed as broken"
+        );
+
+        // A new folder appears in the list, in order; an unknown empty folder is ignored.
+        write_lab(dir.path(), "00-first", GOOD);
+        assert!(matches!(
+            catalog.reload("00-first"),
+            Some(Reloaded::Changed(_))
+        ));
+        let ids: Vec<String> = catalog.summaries().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["00-first", "01-good"]);
+        std::fs::create_dir_all(dir.path().join("99-empty")).expect("mkdir");
+        assert!(catalog.reload("99-empty").is_none());
+    }
 
     #[track_caller]
     fn check_broken(toml: &str, expected: &str) {

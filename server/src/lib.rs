@@ -32,6 +32,7 @@ pub mod membership;
 pub mod progress;
 pub mod session;
 pub mod supervisor;
+pub mod watch;
 pub mod web;
 pub mod ws;
 
@@ -135,6 +136,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
         Arc::clone(&catalog),
     ));
+    watch::watch_labs(
+        Arc::clone(&sessions),
+        sessions_shutdown.clone(),
+        &session_tasks,
+    );
 
     let site_root = config.site_root.to_string_lossy().into_owned();
     if !config.site_root.join("pkg").join("grouplab.js").is_file() {

@@ -119,6 +119,30 @@ impl Sessions {
         &self.deps.progress
     }
 
+    /// Tells a lab's running session that its files were read again.
+    pub fn reloaded(&self, lab_id: &str, outcome: &crate::labs::Reloaded) {
+        let handle = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| running.get(lab_id).cloned());
+        let Some(handle) = handle else {
+            return;
+        };
+        let request = match outcome {
+            crate::labs::Reloaded::Changed(lab) => Request::Reload {
+                lab: Some(Arc::clone(lab)),
+                problem: None,
+            },
+            crate::labs::Reloaded::Broken { problem } => Request::Reload {
+                lab: None,
+                problem: Some(problem.clone()),
+            },
+        };
+        // A full inbox means the session is busy; the next edit tells it again.
+        let _ = handle.requests.try_send(request);
+    }
+
     /// The session of a lab in the default namespace, or `None` if there is no such lab.
     pub fn session(&self, lab_id: &str) -> Option<SessionHandle> {
         let lab = self.catalog.get(lab_id)?;
@@ -126,7 +150,8 @@ impl Sessions {
         if let Some(handle) = running.get(lab_id) {
             return Some(handle.clone());
         }
-        let handle = Session::spawn(Arc::clone(&self.deps), lab, "default".to_owned());
+        let problem = self.catalog.problem(lab_id);
+        let handle = Session::spawn(Arc::clone(&self.deps), lab, problem, "default".to_owned());
         running.insert(lab_id.to_owned(), handle.clone());
         Some(handle)
     }
@@ -148,6 +173,11 @@ enum Request {
     Command {
         command: ClientCommand,
         reply: Reply,
+    },
+    /// The lab's files changed: a new version to serve, or what is wrong with the edit.
+    Reload {
+        lab: Option<Arc<Lab>>,
+        problem: Option<String>,
     },
 }
 
@@ -257,7 +287,12 @@ struct Session {
 }
 
 impl Session {
-    fn spawn(deps: Arc<SessionDeps>, lab: Arc<Lab>, namespace: String) -> SessionHandle {
+    fn spawn(
+        deps: Arc<SessionDeps>,
+        lab: Arc<Lab>,
+        catalog_problem: Option<String>,
+        namespace: String,
+    ) -> SessionHandle {
         let (requests, inbox) = mpsc::channel(64);
         let (instance_events, instance_inbox) = mpsc::channel(1024);
         let (outcomes, outcome_inbox) = mpsc::channel(64);
@@ -269,7 +304,10 @@ impl Session {
         };
         let setup = &lab.content.setup;
         let session = Session {
-            view: LabSnapshot::new(&lab.content.id, broker, lab.content.steps.len()),
+            view: LabSnapshot {
+                lab_problem: catalog_problem,
+                ..LabSnapshot::new(&lab.content.id, broker, lab.content.steps.len())
+            },
             topics: setup.topics().cloned().collect(),
             groups: setup.groups().cloned().collect(),
             deps: Arc::clone(&deps),
@@ -405,7 +443,30 @@ impl Session {
                     let _ = reply.try_send(ServerEvent::Notice(notice));
                 }
             }
+            Request::Reload { lab, problem } => self.on_reload(lab, problem),
         }
+    }
+
+    /// Serves a new version of the lab, keeping what happened (topics, instances, history) and
+    /// the learner's progress, or shows what is wrong with an edit while the old version serves.
+    fn on_reload(&mut self, lab: Option<Arc<Lab>>, problem: Option<String>) {
+        let reloaded = lab.is_some();
+        if let Some(lab) = lab {
+            let setup = &lab.content.setup;
+            self.topics.extend(setup.topics().cloned());
+            self.groups.extend(setup.groups().cloned());
+            self.lab = lab;
+            let steps = self.lab.content.steps.len();
+            let mut progress = self.view.progress.clone();
+            progress.steps.resize(steps, Default::default());
+            progress.hints.truncate(self.lab.hints_html.len());
+            if progress != self.view.progress {
+                self.emit(ServerEvent::Progress(progress));
+            }
+            self.progress_dirty = true;
+            self.observe_all_groups();
+        }
+        self.emit(ServerEvent::LabChanged { reloaded, problem });
     }
 
     async fn on_command(&mut self, command: ClientCommand, reply: &Reply) -> Result<(), Notice> {
