@@ -216,7 +216,11 @@ fn Code(block: CodeBlock, testid: &'static str) -> AnyView {
                     {move || if copied.get() { "Copied" } else { "Copy" }}
                 </button>
             </figcaption>
-            <pre><code>{block.code.clone()}</code></pre>
+            {if block.html.is_empty() {
+                view! { <pre><code>{block.code.clone()}</code></pre> }.into_any()
+            } else {
+                view! { <pre><code class="highlighted" inner_html=block.html.clone()></code></pre> }.into_any()
+            }}
         </figure>
     }
     .into_any()

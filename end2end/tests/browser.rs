@@ -59,7 +59,12 @@ async fn wait_step_passed(client: &Client, step: usize) -> anyhow::Result<()> {
     .await;
     if result.is_err() {
         let detail = text(client, &format!("step-{step}-detail")).await;
-        anyhow::bail!("step {} did not pass; the page says: {detail:?}", step + 1);
+        let instances = text(client, "instances").await;
+        let notices = text(client, "notices").await;
+        anyhow::bail!(
+            "step {} did not pass; the page says: {detail:?}\ninstances: {instances:?}\nnotices: {notices:?}",
+            step + 1
+        );
     }
     Ok(())
 }

@@ -56,6 +56,10 @@ pub struct CodeBlock {
     pub language: String,
     pub file_name: String,
     pub code: String,
+    /// The code as highlighted HTML (escaped, with `hl-` classed spans), made by the server
+    /// when it read the lab; empty when no grammar fits, and the page shows `code` instead.
+    #[serde(default)]
+    pub html: String,
 }
 
 /// A lab's solution: its code and the notes under it.

@@ -30,6 +30,17 @@ pub struct Lab {
     pub summary: String,
 }
 
+impl Lab {
+    /// Whether two readings of a lab serve the same thing.
+    fn same_as(&self, other: &Lab) -> bool {
+        self.content == other.content
+            && self.hints_html == other.hints_html
+            && self.solution == other.solution
+            && self.checks == other.checks
+            && self.summary == other.summary
+    }
+}
+
 /// Every lab found in the labs folder, in folder-name order.
 #[derive(Debug, Default)]
 pub struct LabCatalog {
@@ -63,6 +74,8 @@ impl Entry {
 /// What reading a lab again gave.
 #[derive(Debug)]
 pub enum Reloaded {
+    /// The files were written, but the lab reads the same as before (a save without changes).
+    Unchanged,
     /// A new version to serve.
     Changed(Arc<Lab>),
     /// The edit cannot be read: the problem, with its line when the file says; the last good
@@ -146,6 +159,13 @@ impl LabCatalog {
         };
         let at = entries.iter().position(|e| e.id() == id);
         let (entry, outcome) = match (loaded, at.map(|i| &entries[i])) {
+            (
+                Ok(lab),
+                Some(Entry::Ready {
+                    lab: old,
+                    problem: None,
+                }),
+            ) if lab.same_as(old) => return Some(Reloaded::Unchanged),
             (Ok(lab), _) => {
                 let lab = Arc::new(lab);
                 (
@@ -357,6 +377,7 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
         Ok(CodeBlock {
             language: language.to_owned(),
             file_name: file_name.to_owned(),
+            html: crate::highlight::to_html(&code, file_name, language).unwrap_or_default(),
             code,
         })
     };
@@ -503,6 +524,8 @@ partitions = 2
         let dir = tempfile::tempdir().expect("tempdir");
         write_lab(dir.path(), "01-good", GOOD);
         let catalog = LabCatalog::load(dir.path()).expect("load");
+        // Saved without a change (or merely read): nothing to reload.
+        assert!(matches!(catalog.reload("01-good"), Some(Reloaded::Unchanged)));
 
         write_lab(
             dir.path(),

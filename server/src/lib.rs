@@ -25,6 +25,7 @@ pub mod checks;
 pub mod cluster;
 pub mod config;
 pub mod health;
+pub mod highlight;
 pub mod labs;
 pub mod lag;
 pub mod ledger;

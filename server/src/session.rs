@@ -130,6 +130,7 @@ impl Sessions {
             return;
         };
         let request = match outcome {
+            crate::labs::Reloaded::Unchanged => return,
             crate::labs::Reloaded::Changed(lab) => Request::Reload {
                 lab: Some(Arc::clone(lab)),
                 problem: None,

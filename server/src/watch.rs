@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,7 +31,11 @@ pub fn watch_labs(sessions: Arc<Sessions>, shutdown: CancellationToken, tasks: &
     let dir = sessions.catalog().dir().to_owned();
     let (changes, mut inbox) = mpsc::unbounded_channel::<Vec<PathBuf>>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Only writes count: reading the files (another grouplab starting, an editor opening
+        // one) must not reload anything.
+        if let Ok(event) = event
+            && changes_content(&event.kind)
+        {
             // The receiver is gone only when the server is shutting down.
             let _ = changes.send(event.paths);
         }
@@ -71,6 +76,7 @@ pub fn watch_labs(sessions: Arc<Sessions>, shutdown: CancellationToken, tasks: &
                     continue;
                 };
                 match &outcome {
+                    Reloaded::Unchanged => continue,
                     Reloaded::Changed(_) => info!(lab = %id, "lab reloaded"),
                     Reloaded::Broken { problem } => {
                         warn!(lab = %id, %problem, "an edit broke a lab")
@@ -80,6 +86,18 @@ pub fn watch_labs(sessions: Arc<Sessions>, shutdown: CancellationToken, tasks: &
             }
         }
     });
+}
+
+/// Whether an event can change what a file holds: created, written, renamed or removed; not
+/// opened, read, closed after reading, or its times or permissions touched.
+fn changes_content(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
 }
 
 /// The labs (folder names directly under `dir`) that changed paths belong to.
@@ -96,6 +114,27 @@ fn lab_ids<'a>(dir: &'a Path, paths: &'a [PathBuf]) -> impl Iterator<Item = Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_writes_count_as_changes() {
+        use notify::event::{CreateKind, DataChange, MetadataKind};
+        assert!(changes_content(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Content
+        ))));
+        assert!(changes_content(&EventKind::Create(CreateKind::File)));
+        assert!(changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!changes_content(&EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::AccessTime
+        ))));
+    }
 
     #[test]
     fn changes_are_attributed_to_the_lab_folder_they_are_in() {
