@@ -35,6 +35,12 @@ pub enum Client {
         arg: Option<&'static str>,
         client_id: &'static str,
     },
+    /// Another lab's `starter.py`, the same way.
+    Starter {
+        lab: &'static str,
+        arg: Option<&'static str>,
+        client_id: &'static str,
+    },
 }
 
 impl Client {
@@ -56,7 +62,7 @@ impl Client {
             Self::Kafkajs => "lab04-kafkajs",
             Self::Rust => "lab04-rust",
             Self::Kcat => "lab04-kcat",
-            Self::Solution { client_id, .. } => client_id,
+            Self::Solution { client_id, .. } | Self::Starter { client_id, .. } => client_id,
         }
     }
 
@@ -91,11 +97,15 @@ impl Client {
                 command.arg(lab.join("consumer_kcat.sh"));
                 command
             }
-            Self::Solution { lab, arg, .. } => {
+            Self::Solution { lab, arg, .. } | Self::Starter { lab, arg, .. } => {
+                let file = match self {
+                    Self::Starter { .. } => "starter.py",
+                    _ => "solution.py",
+                };
                 let mut command = Command::new(need(&python)?);
                 command
                     .arg("-u")
-                    .arg(root.join("labs").join(lab).join("solution.py"))
+                    .arg(root.join("labs").join(lab).join(file))
                     .arg(bootstrap);
                 command.args(arg);
                 return Ok(command);

@@ -13,8 +13,8 @@ GROUP = sys.argv[2] if len(sys.argv) > 2 else "billing"
 def main():
     consumer = Consumer({
         "bootstrap.servers": BOOTSTRAP,
-        # TODO: join the group given on the command line.
-        "group.id": "change-me",
+        # The group given on the command line: each group reads every message.
+        "group.id": GROUP,
         # The name the lab page shows for this member.
         "client.id": f"lab05-{GROUP}",
         "auto.offset.reset": "earliest",
@@ -26,7 +26,8 @@ def main():
             record = consumer.poll(1.0)
             if record is None or record.error():
                 continue
-            # TODO: print the partition of each message next to its value.
+            # TODO: print the partition and offset of each message next to its value, and
+            # (with an on_assign callback) which partitions this member was given.
             print(record.value().decode(), flush=True)
     except KeyboardInterrupt:
         pass

@@ -525,7 +525,10 @@ partitions = 2
         write_lab(dir.path(), "01-good", GOOD);
         let catalog = LabCatalog::load(dir.path()).expect("load");
         // Saved without a change (or merely read): nothing to reload.
-        assert!(matches!(catalog.reload("01-good"), Some(Reloaded::Unchanged)));
+        assert!(matches!(
+            catalog.reload("01-good"),
+            Some(Reloaded::Unchanged)
+        ));
 
         write_lab(
             dir.path(),
