@@ -436,3 +436,39 @@ async fn an_open_page_follows_edits_of_its_lab() -> anyhow::Result<()> {
     wait_text(client, "step-0", "Create the click topic").await?;
     browser.close().await
 }
+
+/// Lab 05 by clicking and typing: two groups, the group field of the consumer form, and the
+/// produce form's partition field; each group's lanes fill in side by side.
+#[tokio::test]
+async fn lab_05_journey_reads_one_topic_with_two_groups() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client.goto(&server.url("/labs/05-fan-out")).await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "instances", "A").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 1).await?;
+
+    type_into(client, "instance-group", "audit").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 2).await?;
+
+    type_into(client, "produce-count", "3").await?;
+    type_into(client, "produce-partition", "0").await?;
+    click(client, "produce").await?;
+    type_into(client, "produce-partition", "1").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 3).await?;
+    // Both groups' columns, in the same lanes.
+    wait_text(client, "topic-orders", "billing owner").await?;
+    wait_text(client, "topic-orders", "audit owner").await?;
+    wait_text(client, "progress-count", "4 of 4").await?;
+    screenshot(client, "lab-05-done").await?;
+    browser.close().await
+}
