@@ -402,7 +402,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                     <label>"Key" <input bind:value=fixed_key maxlength=limits::MAX_KEY_LEN /></label>
                 </Show>
                 <Show when=move || key_mode.get() == "rotating">
-                    <label>"Distinct keys" <input type="number" min="1" bind:value=distinct /></label>
+                    <label>"Distinct keys" <input data-testid="produce-distinct" type="number" min="1" bind:value=distinct /></label>
                 </Show>
                 <label>"Partition" <input data-testid="produce-partition" placeholder="any" bind:value=target_partition /></label>
                 <label>"Add text" <input data-testid="produce-text" placeholder="none" bind:value=text maxlength=limits::MAX_KEY_LEN /></label>
@@ -426,7 +426,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Processing per message (ms)" <input data-testid="instance-processing" type="number" min="0" max=limits::MAX_PROCESSING_MS bind:value=processing_ms /></label>
                 <label>"Crash after (messages)" <input data-testid="instance-crash-after" type="number" min="1" placeholder="never" bind:value=crash_after /></label>
                 <details class="more">
-                    <summary>"More settings"</summary>
+                    <summary data-testid="more-settings">"More settings"</summary>
                     <label>"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
                     <label>"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
                     <label>"Messages per poll" <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>

@@ -472,3 +472,263 @@ async fn lab_05_journey_reads_one_topic_with_two_groups() -> anyhow::Result<()> 
     screenshot(client, "lab-05-done").await?;
     browser.close().await
 }
+
+/// Lab 06 by clicking: four instances on three partitions, one idle, then a stop hands its
+/// partition to the idle one.
+#[tokio::test]
+async fn lab_06_journey_makes_the_idle_member_take_over() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/labs/06-over-provisioning"))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    for name in ["A", "B", "C", "D"] {
+        click(client, "start-instance").await?;
+        wait_text(client, "instances", name).await?;
+    }
+    wait_step_passed(client, 1).await?;
+
+    client
+        .find(Locator::Css(&testid("produce-keys")))
+        .await?
+        .select_by_value("rotating")
+        .await?;
+    type_into(client, "produce-count", "30").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 2).await?;
+
+    // Stop a member that owns a partition; the idle one takes it.
+    let mut working = None;
+    for name in ["A", "B", "C", "D"] {
+        if text(client, &format!("owns-{name}"))
+            .await
+            .is_some_and(|owns| owns != "none")
+        {
+            working = Some(name);
+            break;
+        }
+    }
+    let working = working.ok_or_else(|| anyhow::anyhow!("no instance owns a partition"))?;
+    click(client, &format!("stop-{working}")).await?;
+    wait_step_passed(client, 3).await?;
+    wait_text(client, "progress-count", "4 of 4").await?;
+    browser.close().await
+}
+
+/// Lab 10 by clicking: rotating keys, the key list, order across partitions, and per-key order
+/// kept through two rebalances.
+#[tokio::test]
+async fn lab_10_journey_keeps_order_per_key() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/labs/10-keys-and-ordering"))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "owns-A", "P0 P1 P2").await?;
+    client
+        .find(Locator::Css(&testid("produce-keys")))
+        .await?
+        .select_by_value("rotating")
+        .await?;
+    type_into(client, "produce-distinct", "6").await?;
+    type_into(client, "produce-count", "30").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 1).await?;
+    wait_text(client, "keys", "user-5").await?;
+    wait_step_passed(client, 2).await?;
+
+    click(client, "start-instance").await?;
+    wait_text(client, "owns-B", "P").await?;
+    click(client, "produce").await?;
+    click(client, "stop-A").await?;
+    wait_text(client, "owns-B", "P0 P1 P2").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 3).await?;
+    wait_text(client, "progress-count", "4 of 4").await?;
+    browser.close().await
+}
+
+/// Lab 11 by clicking: the poison message blocks, then the dead-letter topic (a field under
+/// More settings) lets the partition move on.
+#[tokio::test]
+async fn lab_11_journey_parks_the_poison_message() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/labs/11-retries-and-dead-letters"))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    wait_text(client, "notices", "created").await?;
+    type_into(client, "topic-name", "invoices.dlq").await?;
+    type_into(client, "topic-partitions", "1").await?;
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+
+    type_into(client, "topic-name", "invoices").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "owns-A", "P0").await?;
+    type_into(client, "produce-count", "5").await?;
+    type_into(client, "produce-partition", "0").await?;
+    click(client, "produce").await?;
+    type_into(client, "produce-count", "1").await?;
+    type_into(client, "produce-text", "poison").await?;
+    click(client, "produce").await?;
+    type_into(client, "produce-count", "5").await?;
+    type_into(client, "produce-text", "").await?;
+    click(client, "produce").await?;
+    wait_text(client, "failing-A", "Failing P0@5").await?;
+    wait_step_passed(client, 1).await?;
+
+    click(client, "stop-A").await?;
+    click(client, "more-settings").await?;
+    type_into(client, "instance-dead-letter", "invoices.dlq").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "parked-B", "1").await?;
+    wait_step_passed(client, 2).await?;
+    wait_text(client, "progress-count", "3 of 3").await?;
+    browser.close().await
+}
+
+/// Lab 08 by clicking: the prefilled slow instance leaves its group, then the worker-queue
+/// instance (a checkbox under More settings) keeps it stable.
+#[tokio::test]
+async fn lab_08_journey_moves_slow_work_off_the_poll_loop() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client
+        .goto(&server.url("/labs/08-blocked-poll-loop"))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    type_into(client, "produce-count", "20").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 0).await?;
+
+    click(client, "start-instance").await?;
+    wait_text(client, "busy-A", "max poll interval 10 s").await?;
+    wait_step_passed(client, 1).await?;
+
+    click(client, "stop-A").await?;
+    click(client, "more-settings").await?;
+    click(client, "instance-queue").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "queue-B", "waiting").await?;
+    wait_step_passed(client, 2).await?;
+    wait_text(client, "progress-count", "3 of 3").await?;
+    browser.close().await
+}
+
+/// Lab 09 by clicking: the assignor and the static member id under More settings.
+#[tokio::test]
+async fn lab_09_journey_compares_assignors_and_restarts_a_static_member() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client.goto(&server.url("/labs/09-assignors")).await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "instances", "A").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 1).await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 2).await?;
+
+    type_into(client, "instance-group", "sticky-readers").await?;
+    click(client, "more-settings").await?;
+    let assignor = client
+        .find(Locator::Css(&testid("instance-assignor")))
+        .await?;
+    assignor.select_by_value("cooperative-sticky").await?;
+    for (name, owns) in [("D", "P0"), ("E", "P"), ("F", "P")] {
+        click(client, "start-instance").await?;
+        wait_text(client, &format!("owns-{name}"), owns).await?;
+    }
+    wait_step_passed(client, 3).await?;
+
+    type_into(client, "instance-group", "static-readers").await?;
+    assignor.select_by_value("range").await?;
+    type_into(client, "instance-static-id", "reader-1").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "owns-G", "P").await?;
+    type_into(client, "instance-static-id", "reader-2").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 4).await?;
+
+    click(client, "stop-G").await?;
+    wait_text(client, "instance-G", "STOPPED").await?;
+    type_into(client, "instance-static-id", "reader-1").await?;
+    click(client, "start-instance").await?;
+    wait_step_passed(client, 5).await?;
+    wait_text(client, "progress-count", "6 of 6").await?;
+    browser.close().await
+}
+
+/// Lab 12 by clicking: a steady produce, lag and its statuses, more members, then none.
+#[tokio::test]
+async fn lab_12_journey_builds_drains_and_stops_lag() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client.goto(&server.url("/labs/12-lag")).await?;
+    wait_text(client, "link-status", "live").await?;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "owns-A", "P0 P1 P2 P3").await?;
+    client
+        .find(Locator::Css(&testid("produce-keys")))
+        .await?
+        .select_by_value("round_robin")
+        .await?;
+    type_into(client, "produce-rate", "25").await?;
+    type_into(client, "produce-seconds", "30").await?;
+    click(client, "produce-steadily").await?;
+    wait_step_passed(client, 1).await?;
+    wait_text(client, "lag-charts", "dashboards").await?;
+    wait_text(client, "topic-page-views", "WARNING").await?;
+
+    for name in ["B", "C", "D"] {
+        click(client, "start-instance").await?;
+        wait_text(client, "instances", name).await?;
+    }
+    wait_step_passed(client, 2).await?;
+
+    for name in ["A", "B", "C", "D"] {
+        click(client, &format!("stop-{name}")).await?;
+    }
+    click(client, "stop-producing").await?;
+    type_into(client, "produce-rate", "10").await?;
+    type_into(client, "produce-seconds", "20").await?;
+    click(client, "produce-steadily").await?;
+    wait_step_passed(client, 3).await?;
+    wait_text(client, "topic-page-views", "STOP").await?;
+    click(client, "stop-producing").await?;
+    wait_text(client, "progress-count", "4 of 4").await?;
+    browser.close().await
+}
