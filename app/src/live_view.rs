@@ -213,24 +213,23 @@ fn Controls(setup: LabSetup) -> AnyView {
             });
         }
     };
+    // The produce form's key choice, or `None` after telling the learner what is wrong.
+    let keys = move || match key_mode.get_untracked().as_str() {
+        "fixed" => Some(KeyMode::Fixed {
+            key: fixed_key.get_untracked(),
+        }),
+        "rotating" => number(live, "number of keys", &distinct.get_untracked())
+            .map(|distinct| KeyMode::Rotating { distinct }),
+        "round_robin" => Some(KeyMode::RoundRobin),
+        _ => Some(KeyMode::None),
+    };
     let produce = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(count) = number(live, "message count", &count.get_untracked()) else {
             return;
         };
-        let keys = match key_mode.get_untracked().as_str() {
-            "fixed" => KeyMode::Fixed {
-                key: fixed_key.get_untracked(),
-            },
-            "rotating" => {
-                let Some(distinct) = number(live, "number of keys", &distinct.get_untracked())
-                else {
-                    return;
-                };
-                KeyMode::Rotating { distinct }
-            }
-            "round_robin" => KeyMode::RoundRobin,
-            _ => KeyMode::None,
+        let Some(keys) = keys() else {
+            return;
         };
         let typed = target_partition.get_untracked();
         let partition = if typed.trim().is_empty() {
@@ -259,19 +258,8 @@ fn Controls(setup: LabSetup) -> AnyView {
         let Some(seconds) = number(live, "duration", &steady_seconds.get_untracked()) else {
             return;
         };
-        let keys = match key_mode.get_untracked().as_str() {
-            "fixed" => KeyMode::Fixed {
-                key: fixed_key.get_untracked(),
-            },
-            "rotating" => {
-                let Some(distinct) = number(live, "number of keys", &distinct.get_untracked())
-                else {
-                    return;
-                };
-                KeyMode::Rotating { distinct }
-            }
-            "round_robin" => KeyMode::RoundRobin,
-            _ => KeyMode::None,
+        let Some(keys) = keys() else {
+            return;
         };
         live.send(ClientCommand::ProduceSteadily {
             topic: topic.get_untracked(),

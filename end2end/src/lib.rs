@@ -675,6 +675,20 @@ impl LabClient {
         .await
     }
 
+    /// Stops an instance gracefully and waits until its process has exited.
+    pub async fn stop_instance(
+        &mut self,
+        instance: grouplab_protocol::InstanceId,
+        deadline: Duration,
+    ) -> anyhow::Result<()> {
+        self.send(&grouplab_protocol::ClientCommand::StopInstance { instance })
+            .await?;
+        self.wait_until(&format!("instance {} to stop", instance.0), deadline, |c| {
+            c.view().instance(instance).is_some_and(|i| !i.is_alive())
+        })
+        .await
+    }
+
     /// Produces `count` messages and waits until the topic holds at least `total` of them.
     pub async fn produce(
         &mut self,

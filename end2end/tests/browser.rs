@@ -74,6 +74,19 @@ async fn open_lab(client: &Client, server: &TestServer) -> anyhow::Result<()> {
     wait_text(client, "link-status", "live").await
 }
 
+/// A server of its own, a browser, and the lab's page open and live.
+async fn open_lab_page(lab: &str) -> anyhow::Result<(tempfile::TempDir, TestServer, Browser)> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    browser
+        .client
+        .goto(&server.url(&format!("/labs/{lab}")))
+        .await?;
+    wait_text(&browser.client, "link-status", "live").await?;
+    Ok((data, server, browser))
+}
+
 async fn all_steps_passed(client: &Client) -> anyhow::Result<()> {
     for step in 0..6 {
         wait_step_passed(client, step).await?;
@@ -331,6 +344,16 @@ async fn lab_04_can_be_done_with_a_page_instance_and_an_external_consumer() -> a
     browser.close().await
 }
 
+/// Chooses an option of a select by its value.
+async fn select(client: &Client, id: &str, value: &str) -> anyhow::Result<()> {
+    client
+        .find(Locator::Css(&testid(id)))
+        .await?
+        .select_by_value(value)
+        .await?;
+    Ok(())
+}
+
 /// Replaces what an input holds by typing, as a learner does: select all, delete, type. (WebDriver's
 /// clear() empties the field without the input event the page's form listens to.)
 async fn type_into(client: &Client, id: &str, text: &str) -> anyhow::Result<()> {
@@ -381,11 +404,7 @@ async fn lab_07_journey_shows_lost_then_duplicated_messages_and_completes_the_co
     wait_step_passed(client, 2).await?;
 
     type_into(client, "instance-group", "payments-safe").await?;
-    client
-        .find(Locator::Css(&testid("instance-commit")))
-        .await?
-        .select_by_value("after_processing")
-        .await?;
+    select(client, "instance-commit", "after_processing").await?;
     type_into(client, "instance-crash-after", "15").await?;
     click(client, "start-instance").await?;
     wait_step_passed(client, 3).await?;
@@ -441,12 +460,8 @@ async fn an_open_page_follows_edits_of_its_lab() -> anyhow::Result<()> {
 /// produce form's partition field; each group's lanes fill in side by side.
 #[tokio::test]
 async fn lab_05_journey_reads_one_topic_with_two_groups() -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let server = TestServer::start(data.path()).await?;
-    let browser = Browser::start().await?;
+    let (_data, _server, browser) = open_lab_page("05-fan-out").await?;
     let client = &browser.client;
-    client.goto(&server.url("/labs/05-fan-out")).await?;
-    wait_text(client, "link-status", "live").await?;
 
     click(client, "create-topic").await?;
     wait_step_passed(client, 0).await?;
@@ -477,14 +492,8 @@ async fn lab_05_journey_reads_one_topic_with_two_groups() -> anyhow::Result<()> 
 /// partition to the idle one.
 #[tokio::test]
 async fn lab_06_journey_makes_the_idle_member_take_over() -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let server = TestServer::start(data.path()).await?;
-    let browser = Browser::start().await?;
+    let (_data, _server, browser) = open_lab_page("06-over-provisioning").await?;
     let client = &browser.client;
-    client
-        .goto(&server.url("/labs/06-over-provisioning"))
-        .await?;
-    wait_text(client, "link-status", "live").await?;
 
     click(client, "create-topic").await?;
     wait_step_passed(client, 0).await?;
@@ -494,11 +503,7 @@ async fn lab_06_journey_makes_the_idle_member_take_over() -> anyhow::Result<()> 
     }
     wait_step_passed(client, 1).await?;
 
-    client
-        .find(Locator::Css(&testid("produce-keys")))
-        .await?
-        .select_by_value("rotating")
-        .await?;
+    select(client, "produce-keys", "rotating").await?;
     type_into(client, "produce-count", "30").await?;
     click(client, "produce").await?;
     wait_step_passed(client, 2).await?;
@@ -525,24 +530,14 @@ async fn lab_06_journey_makes_the_idle_member_take_over() -> anyhow::Result<()> 
 /// kept through two rebalances.
 #[tokio::test]
 async fn lab_10_journey_keeps_order_per_key() -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let server = TestServer::start(data.path()).await?;
-    let browser = Browser::start().await?;
+    let (_data, _server, browser) = open_lab_page("10-keys-and-ordering").await?;
     let client = &browser.client;
-    client
-        .goto(&server.url("/labs/10-keys-and-ordering"))
-        .await?;
-    wait_text(client, "link-status", "live").await?;
 
     click(client, "create-topic").await?;
     wait_step_passed(client, 0).await?;
     click(client, "start-instance").await?;
     wait_text(client, "owns-A", "P0 P1 P2").await?;
-    client
-        .find(Locator::Css(&testid("produce-keys")))
-        .await?
-        .select_by_value("rotating")
-        .await?;
+    select(client, "produce-keys", "rotating").await?;
     type_into(client, "produce-distinct", "6").await?;
     type_into(client, "produce-count", "30").await?;
     click(client, "produce").await?;
@@ -565,14 +560,8 @@ async fn lab_10_journey_keeps_order_per_key() -> anyhow::Result<()> {
 /// More settings) lets the partition move on.
 #[tokio::test]
 async fn lab_11_journey_parks_the_poison_message() -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let server = TestServer::start(data.path()).await?;
-    let browser = Browser::start().await?;
+    let (_data, _server, browser) = open_lab_page("11-retries-and-dead-letters").await?;
     let client = &browser.client;
-    client
-        .goto(&server.url("/labs/11-retries-and-dead-letters"))
-        .await?;
-    wait_text(client, "link-status", "live").await?;
 
     click(client, "create-topic").await?;
     wait_text(client, "notices", "created").await?;
@@ -610,14 +599,8 @@ async fn lab_11_journey_parks_the_poison_message() -> anyhow::Result<()> {
 /// instance (a checkbox under More settings) keeps it stable.
 #[tokio::test]
 async fn lab_08_journey_moves_slow_work_off_the_poll_loop() -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let server = TestServer::start(data.path()).await?;
-    let browser = Browser::start().await?;
+    let (_data, _server, browser) = open_lab_page("08-blocked-poll-loop").await?;
     let client = &browser.client;
-    client
-        .goto(&server.url("/labs/08-blocked-poll-loop"))
-        .await?;
-    wait_text(client, "link-status", "live").await?;
 
     click(client, "create-topic").await?;
     type_into(client, "produce-count", "20").await?;
@@ -641,12 +624,8 @@ async fn lab_08_journey_moves_slow_work_off_the_poll_loop() -> anyhow::Result<()
 /// Lab 09 by clicking: the assignor and the static member id under More settings.
 #[tokio::test]
 async fn lab_09_journey_compares_assignors_and_restarts_a_static_member() -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let server = TestServer::start(data.path()).await?;
-    let browser = Browser::start().await?;
+    let (_data, _server, browser) = open_lab_page("09-assignors").await?;
     let client = &browser.client;
-    client.goto(&server.url("/labs/09-assignors")).await?;
-    wait_text(client, "link-status", "live").await?;
 
     click(client, "create-topic").await?;
     wait_step_passed(client, 0).await?;
@@ -690,22 +669,14 @@ async fn lab_09_journey_compares_assignors_and_restarts_a_static_member() -> any
 /// Lab 12 by clicking: a steady produce, lag and its statuses, more members, then none.
 #[tokio::test]
 async fn lab_12_journey_builds_drains_and_stops_lag() -> anyhow::Result<()> {
-    let data = tempfile::tempdir()?;
-    let server = TestServer::start(data.path()).await?;
-    let browser = Browser::start().await?;
+    let (_data, _server, browser) = open_lab_page("12-lag").await?;
     let client = &browser.client;
-    client.goto(&server.url("/labs/12-lag")).await?;
-    wait_text(client, "link-status", "live").await?;
 
     click(client, "create-topic").await?;
     wait_step_passed(client, 0).await?;
     click(client, "start-instance").await?;
     wait_text(client, "owns-A", "P0 P1 P2 P3").await?;
-    client
-        .find(Locator::Css(&testid("produce-keys")))
-        .await?
-        .select_by_value("round_robin")
-        .await?;
+    select(client, "produce-keys", "round_robin").await?;
     type_into(client, "produce-rate", "25").await?;
     type_into(client, "produce-seconds", "30").await?;
     click(client, "produce-steadily").await?;

@@ -257,12 +257,7 @@ async fn slow_processing_in_the_poll_loop_loses_the_group_and_a_worker_queue_kee
         .await?;
     let kicked = page.wait_for_step(1, STEP_DEADLINE).await?;
     let a = page.view().instances[0].id;
-    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: a })
-        .await?;
-    page.wait_until("A to stop", STEP_DEADLINE, |p| {
-        p.view().instance(a).is_some_and(|i| !i.is_alive())
-    })
-    .await?;
+    page.stop_instance(a, STEP_DEADLINE).await?;
 
     page.start_instance(
         "resizers",
@@ -469,12 +464,7 @@ async fn eager_revokes_everything_cooperative_only_what_moves_and_a_static_membe
         .find(|i| i.settings.static_id.as_deref() == Some("reader-1"))
         .map(|i| i.id)
         .expect("reader-1");
-    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: first })
-        .await?;
-    page.wait_until("reader-1 to stop", STEP_DEADLINE, |p| {
-        p.view().instance(first).is_some_and(|i| !i.is_alive())
-    })
-    .await?;
+    page.stop_instance(first, STEP_DEADLINE).await?;
     let restarted = Instant::now();
     page.start_instance(
         "static-readers",
@@ -611,12 +601,7 @@ async fn a_poison_message_blocks_its_partition_until_it_is_parked_in_the_dead_le
         "the poison and the five behind it wait"
     );
 
-    page.send(&grouplab_protocol::ClientCommand::StopInstance { instance: a.id })
-        .await?;
-    page.wait_until("A to stop", STEP_DEADLINE, |p| {
-        p.view().instance(a.id).is_some_and(|i| !i.is_alive())
-    })
-    .await?;
+    page.stop_instance(a.id, STEP_DEADLINE).await?;
     page.start_instance(
         "invoice-senders",
         "invoices",
