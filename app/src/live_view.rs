@@ -200,6 +200,7 @@ fn Controls(setup: LabSetup) -> AnyView {
             .map(|n| n.to_string())
             .unwrap_or_default(),
     );
+    let commit_interval_ms = RwSignal::new(defaults.auto_commit_interval_ms.to_string());
     let fail_on = RwSignal::new(defaults.fail_on.clone().unwrap_or_default());
     let retries = RwSignal::new(defaults.retries.to_string());
     let dead_letter = RwSignal::new(defaults.dead_letter_topic.clone().unwrap_or_default());
@@ -310,6 +311,13 @@ fn Controls(setup: LabSetup) -> AnyView {
         else {
             return;
         };
+        let Some(auto_commit_interval_ms) = number::<u32>(
+            live,
+            "auto-commit interval",
+            &commit_interval_ms.get_untracked(),
+        ) else {
+            return;
+        };
         let optional = |signal: RwSignal<String>| {
             let typed = signal.get_untracked();
             (!typed.trim().is_empty()).then(|| typed.trim().to_owned())
@@ -337,6 +345,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                 ProcessingMode::InPollLoop
             },
             crash_after,
+            auto_commit_interval_ms,
             fail_on: optional(fail_on),
             retries,
             dead_letter_topic: optional(dead_letter),
@@ -415,6 +424,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <label>"Crash after (messages)" <input data-testid="instance-crash-after" type="number" min="1" placeholder="never" bind:value=crash_after /></label>
                 <details class="more">
                     <summary data-testid="more-settings">"More settings"</summary>
+                    <label>"Auto-commit every (ms)" <input data-testid="instance-commit-interval" type="number" min="100" max="60000" bind:value=commit_interval_ms /></label>
                     <label>"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
                     <label>"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
                     <label>"Messages per poll" <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
@@ -840,9 +850,17 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
 fn settings_summary(instance: &InstanceView) -> String {
     let settings = &instance.settings;
     let defaults = ConsumerSettings::default();
+    let commit = match settings.commit {
+        CommitPolicy::Auto => format!(
+            "{} every {} s",
+            settings.commit.label(),
+            f64::from(settings.auto_commit_interval_ms) / 1000.0
+        ),
+        other => other.label().to_owned(),
+    };
     let mut parts = vec![
         instance.group.clone(),
-        settings.commit.label().to_owned(),
+        commit,
         format!("session {} s", settings.session_timeout_ms / 1000),
         settings.assignor.label().to_owned(),
     ];

@@ -161,6 +161,25 @@ async fn lab_04_journey_turns_every_checkpoint_green_and_keeps_progress() -> any
     );
     click(client, "reveal-solution").await?;
     wait_text(client, "solution", "on_assign").await?;
+    // Its long lines scroll inside the code block, which stays within the instructions pane,
+    // and the code is highlighted.
+    let fits = client
+        .execute(
+            "const pre = document.querySelector(\"[data-testid='solution-code'] pre\");
+             const pane = document.querySelector('.instructions');
+             return [
+               pre.getBoundingClientRect().right <= pane.getBoundingClientRect().right + 1,
+               getComputedStyle(pre).overflowX,
+               pre.querySelectorAll('span[class^=hl-]').length > 0,
+             ];",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        fits,
+        serde_json::json!([true, "auto", true]),
+        "the solution's code block"
+    );
 
     // A reload keeps everything.
     open_lab(client, &server).await?;

@@ -622,6 +622,11 @@ async fn a_poison_message_blocks_its_partition_until_it_is_parked_in_the_dead_le
         .cloned()
         .expect("B");
     assert_eq!(b.dead_lettered, 1, "{b:?}");
+    // The step passes once every message was received; the last one's work ends a moment later.
+    page.wait_until("the last message's processing", STEP_DEADLINE, |p| {
+        ledger(p.view(), "invoice-senders", "invoices").is_some_and(|l| l.processed >= 11)
+    })
+    .await?;
     let safe = ledger(page.view(), "invoice-senders", "invoices")
         .cloned()
         .expect("ledger");
