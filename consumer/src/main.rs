@@ -339,7 +339,10 @@ fn poll_and_process(
                 message.partition(),
                 Offset::Offset(message.offset() + 1),
             )?;
-            if stop.load(Ordering::Relaxed) {
+            // A graceful stop ends the batch early only where the rest is not committed yet, so
+            // the next owner reads it again. Under auto-commit (and commit before processing)
+            // the polled batch is as good as committed: stopping early would lose it.
+            if stop.load(Ordering::Relaxed) && settings.commit == CommitPolicy::AfterProcessing {
                 break;
             }
         }

@@ -363,6 +363,32 @@ async fn lab_04_can_be_done_with_a_page_instance_and_an_external_consumer() -> a
     browser.close().await
 }
 
+/// Presses Stop on an instance's card until the card says it is stopping or stopped: a card is
+/// drawn anew as its counts change, and a click that lands as it is replaced does nothing.
+async fn stop_instance(client: &Client, name: &str) -> anyhow::Result<()> {
+    let (button, card) = (
+        testid(&format!("stop-{name}")),
+        testid(&format!("instance-{name}")),
+    );
+    poll_until(&format!("{name} to stop"), STEP_DEADLINE, || async {
+        let state = client
+            .find(Locator::Css(&card))
+            .await
+            .ok()?
+            .attr("data-state")
+            .await
+            .ok()??;
+        if state != "running" && state != "joining" && state != "starting" {
+            return Some(());
+        }
+        if let Ok(stop) = client.find(Locator::Css(&button)).await {
+            let _ = stop.click().await;
+        }
+        None
+    })
+    .await
+}
+
 /// Chooses an option of a select by its value.
 async fn select(client: &Client, id: &str, value: &str) -> anyhow::Result<()> {
     client
@@ -539,7 +565,7 @@ async fn lab_06_journey_makes_the_idle_member_take_over() -> anyhow::Result<()> 
         }
     }
     let working = working.ok_or_else(|| anyhow::anyhow!("no instance owns a partition"))?;
-    click(client, &format!("stop-{working}")).await?;
+    stop_instance(client, working).await?;
     wait_step_passed(client, 3).await?;
     wait_text(client, "progress-count", "4 of 4").await?;
     browser.close().await
@@ -567,7 +593,7 @@ async fn lab_10_journey_keeps_order_per_key() -> anyhow::Result<()> {
     click(client, "start-instance").await?;
     wait_text(client, "owns-B", "P").await?;
     click(client, "produce").await?;
-    click(client, "stop-A").await?;
+    stop_instance(client, "A").await?;
     wait_text(client, "owns-B", "P0 P1 P2").await?;
     click(client, "produce").await?;
     wait_step_passed(client, 3).await?;
@@ -604,7 +630,7 @@ async fn lab_11_journey_parks_the_poison_message() -> anyhow::Result<()> {
     wait_text(client, "failing-A", "Failing P0@5").await?;
     wait_step_passed(client, 1).await?;
 
-    click(client, "stop-A").await?;
+    stop_instance(client, "A").await?;
     click(client, "more-settings").await?;
     type_into(client, "instance-dead-letter", "invoices.dlq").await?;
     click(client, "start-instance").await?;
@@ -630,7 +656,7 @@ async fn lab_08_journey_moves_slow_work_off_the_poll_loop() -> anyhow::Result<()
     wait_text(client, "busy-A", "max poll interval 10 s").await?;
     wait_step_passed(client, 1).await?;
 
-    click(client, "stop-A").await?;
+    stop_instance(client, "A").await?;
     click(client, "more-settings").await?;
     click(client, "instance-queue").await?;
     click(client, "start-instance").await?;
@@ -676,7 +702,7 @@ async fn lab_09_journey_compares_assignors_and_restarts_a_static_member() -> any
     click(client, "start-instance").await?;
     wait_step_passed(client, 4).await?;
 
-    click(client, "stop-G").await?;
+    stop_instance(client, "G").await?;
     wait_text(client, "instance-G", "STOPPED").await?;
     type_into(client, "instance-static-id", "reader-1").await?;
     click(client, "start-instance").await?;
@@ -710,7 +736,7 @@ async fn lab_12_journey_builds_drains_and_stops_lag() -> anyhow::Result<()> {
     wait_step_passed(client, 2).await?;
 
     for name in ["A", "B", "C", "D"] {
-        click(client, &format!("stop-{name}")).await?;
+        stop_instance(client, name).await?;
     }
     click(client, "stop-producing").await?;
     type_into(client, "produce-rate", "10").await?;

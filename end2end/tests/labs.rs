@@ -833,3 +833,32 @@ async fn every_labs_starter_joins_its_group_and_shows_in_the_page() -> anyhow::R
     }
     Ok(())
 }
+
+/// Reset deletes what `[setup]` names beyond the lab's own topic (lab 11's dead-letter topic)
+/// and the groups its instances used, as ARCHITECTURE.md promises.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_deletes_the_labs_other_topics_too() -> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("11-retries-and-dead-letters").await?;
+    page.create_topic("invoices", 2).await?;
+    page.create_topic("invoices.dlq", 1).await?;
+    page.send(&grouplab_protocol::ClientCommand::ResetLab)
+        .await?;
+    page.wait_until("the reset", STEP_DEADLINE, |p| {
+        p.notices.iter().any(|n| n.title == "The lab was reset")
+    })
+    .await?;
+    // Created again, the dead-letter topic is new (not "already exists") and empty.
+    page.create_topic("invoices.dlq", 1).await?;
+    let created = page
+        .notices
+        .iter()
+        .filter(|n| n.title == "Topic `invoices.dlq` created")
+        .count();
+    assert_eq!(created, 2, "{:?}", page.notices);
+    assert_eq!(
+        page.view().topic("invoices.dlq").map(|t| t.message_count()),
+        Some(0),
+        "the dead-letter topic was deleted and created anew"
+    );
+    Ok(())
+}

@@ -343,11 +343,14 @@ impl Order {
     ) {
         if let Some(key) = key {
             self.view.keyed += 1;
-            let last = self.last_by_key.entry(key.to_owned()).or_insert(0);
-            if number < *last {
-                self.view.out_of_key_order += 1;
+            // Looked up before inserting: most arrivals are of a key seen before.
+            match self.last_by_key.get_mut(key) {
+                Some(last) if number < *last => self.view.out_of_key_order += 1,
+                Some(last) => *last = number,
+                None => {
+                    self.last_by_key.insert(key.to_owned(), number);
+                }
             }
-            *last = (*last).max(number);
         }
         let last = self
             .last_by_instance

@@ -1674,9 +1674,18 @@ impl Session {
             }
         }
         for lag in views {
+            // Only a change of lag or status can change a check's verdict; the chart moves on
+            // every poll and needs no re-evaluation.
+            let known = self
+                .view
+                .lag
+                .iter()
+                .find(|l| l.group == lag.group && l.topic == lag.topic);
+            if known.map(|l| &l.partitions) != Some(&lag.partitions) {
+                self.progress_dirty = true;
+            }
             self.emit(ServerEvent::Lag(lag));
         }
-        self.progress_dirty = true;
     }
 
     fn flush(&mut self) {
