@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what grouplab needs to build, skipping whatever is already there.
-#   scripts/setup.sh          the pinned Rust toolchain with its WASM target, a C toolchain, and
-#                             binaryen's wasm-opt from npm (tools/binaryen) with Node.js
+#   scripts/setup.sh          the pinned Rust toolchain with its WASM target, a C toolchain,
+#                             binaryen's wasm-opt from npm (tools/binaryen) with Node.js, and
+#                             Debian's redis-server for the Redis Streams labs
 #   scripts/setup.sh --tests  the same, plus Debian's Chromium and ChromeDriver for browser tests, and
 #                             the Kafka clients the tests run as a learner's own consumers: Debian's
 #                             kcat, KafkaJS, and a Python virtual environment with
-#                             confluent-kafka and aiokafka (all in end2end/clients/)
+#                             confluent-kafka, aiokafka and redis-py (all in end2end/clients/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +72,12 @@ if ! cmp -s tools/binaryen/package-lock.json tools/binaryen/node_modules/.instal
   cp tools/binaryen/package-lock.json tools/binaryen/node_modules/.installed-lock.json
 fi
 
+# The Redis Streams labs run a redis-server of grouplab's own, on loopback, with nothing on disk.
+if ! command -v redis-server >/dev/null && [ ! -x /usr/bin/redis-server ]; then
+  say "Installing redis-server for the Redis Streams labs"
+  apt_install redis-server
+fi
+
 if [ "${1:-}" = "--tests" ]; then
   packages=()
   command -v chromium >/dev/null || packages+=(chromium)
@@ -88,7 +95,7 @@ if [ "${1:-}" = "--tests" ]; then
     python3 -m venv "$clients/.venv"
   fi
   if ! cmp -s "$clients/requirements.txt" "$clients/.venv/installed.txt"; then
-    say "Installing confluent-kafka and aiokafka into $clients/.venv"
+    say "Installing confluent-kafka, aiokafka and redis-py into $clients/.venv"
     "$clients/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$clients/requirements.txt"
     cp "$clients/requirements.txt" "$clients/.venv/installed.txt"
   fi

@@ -5,9 +5,9 @@
 //! started are instance cards; the learner's own consumers are external cards, drawn dashed.
 
 use grouplab_protocol::{
-    Assignor, BrokerHealth, ClientCommand, CommitPolicy, ConsumerSettings, GROUP_COLOUR, GroupView,
-    InstanceState, InstanceView, KeyMode, LabSetup, LabSnapshot, LagStatus, LagView, LedgerView,
-    MemberView, MembershipSource, NoticeLevel, PALETTE, ProcessingMode, TimelineEntry,
+    Assignor, Backend, BrokerHealth, ClientCommand, CommitPolicy, ConsumerSettings, GROUP_COLOUR,
+    GroupView, InstanceState, InstanceView, KeyMode, LabSetup, LabSnapshot, LagStatus, LagView,
+    LedgerView, MemberView, MembershipSource, NoticeLevel, PALETTE, ProcessingMode, TimelineEntry,
     TimelineKind, TopicPartition, TopicView, limits,
 };
 use leptos::prelude::*;
@@ -47,7 +47,9 @@ pub fn BrokerBadge() -> impl IntoView {
     let live = expect_context::<Live>();
     let text = move || {
         with_view(live, |v| {
-            let kind = if v.broker.embedded {
+            let kind = if v.broker.backend == Backend::Redis {
+                "Redis"
+            } else if v.broker.embedded {
                 "embedded broker"
             } else {
                 "Kafka cluster"
@@ -116,8 +118,13 @@ pub fn Notices() -> impl IntoView {
 pub fn LiveView(setup: LabSetup) -> AnyView {
     let live = expect_context::<Live>();
     let connected = move || live.view.with(Option::is_some);
+    // What only one broker has is hidden by the style sheet (`.kafka-only`, `.redis-only`).
+    let broker = match setup.broker {
+        Backend::Kafka => "kafka",
+        Backend::Redis => "redis",
+    };
     view! {
-        <section class="live" aria-label="Live view">
+        <section class="live" aria-label="Live view" data-broker=broker>
             <Controls setup />
             <Show when=move || with_view(live, |v| v.lab_problem.is_some()).unwrap_or(false)>
                 <div class="banner" role="alert" data-testid="lab-problem">
@@ -143,6 +150,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
             >
                 <Topics />
                 <Groups />
+                <Streams />
                 <Instances />
                 <LagCharts />
                 <Ledgers />
@@ -204,6 +212,14 @@ fn Controls(setup: LabSetup) -> AnyView {
     let fail_on = RwSignal::new(defaults.fail_on.clone().unwrap_or_default());
     let retries = RwSignal::new(defaults.retries.to_string());
     let dead_letter = RwSignal::new(defaults.dead_letter_topic.clone().unwrap_or_default());
+    let block_ms = RwSignal::new(defaults.block_ms.to_string());
+    let claim_idle_ms = RwSignal::new(
+        defaults
+            .claim_idle_ms
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+    );
+    let redis = setup.broker == Backend::Redis;
 
     let create_topic = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -311,6 +327,18 @@ fn Controls(setup: LabSetup) -> AnyView {
         else {
             return;
         };
+        let Some(block_ms) = number::<u32>(live, "read wait", &block_ms.get_untracked()) else {
+            return;
+        };
+        let typed = claim_idle_ms.get_untracked();
+        let claim_idle_ms = if typed.trim().is_empty() {
+            None
+        } else {
+            let Some(n) = number::<u32>(live, "claim idle time", &typed) else {
+                return;
+            };
+            Some(n)
+        };
         let Some(auto_commit_interval_ms) = number::<u32>(
             live,
             "auto-commit interval",
@@ -349,6 +377,8 @@ fn Controls(setup: LabSetup) -> AnyView {
             fail_on: optional(fail_on),
             retries,
             dead_letter_topic: optional(dead_letter),
+            block_ms,
+            claim_idle_ms,
             ..ConsumerSettings::default()
         };
         live.send(ClientCommand::StartInstance {
@@ -361,13 +391,13 @@ fn Controls(setup: LabSetup) -> AnyView {
     view! {
         <div class="controls">
             <form class="control" novalidate on:submit=create_topic>
-                <h3>"Topic"</h3>
+                <h3>{if redis { "Stream" } else { "Topic" }}</h3>
                 <label>"Name" <input data-testid="topic-name" bind:value=topic maxlength=limits::MAX_NAME_LEN /></label>
-                <label>"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
-                <button type="submit" data-testid="create-topic">"Create topic"</button>
+                <label class="kafka-only">"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
+                <button type="submit" class="kafka-only" data-testid="create-topic">"Create topic"</button>
                 <button
                     type="button"
-                    class="secondary"
+                    class="secondary kafka-only"
                     data-testid="add-partitions"
                     title="Grows the existing topic to this many partitions (Kafka never removes partitions)."
                     on:click=add_partitions
@@ -387,7 +417,7 @@ fn Controls(setup: LabSetup) -> AnyView {
             <form class="control" novalidate on:submit=produce>
                 <h3>"Produce to " <code>{move || topic.get()}</code></h3>
                 <label>"Messages" <input data-testid="produce-count" type="number" min="1" max=limits::MAX_PRODUCE bind:value=count /></label>
-                <label>"Keys"
+                <label class="kafka-only">"Keys"
                     <select data-testid="produce-keys" bind:value=key_mode>
                         <option value="none">"none (sticky: a batch to one partition)"</option>
                         <option value="round_robin">"none, round robin over the partitions"</option>
@@ -401,7 +431,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                 <Show when=move || key_mode.get() == "rotating">
                     <label>"Distinct keys" <input data-testid="produce-distinct" type="number" min="1" bind:value=distinct /></label>
                 </Show>
-                <label>"Partition" <input data-testid="produce-partition" placeholder="any" bind:value=target_partition /></label>
+                <label class="kafka-only">"Partition" <input data-testid="produce-partition" placeholder="any" bind:value=target_partition /></label>
                 <label>"Add text" <input data-testid="produce-text" placeholder="none" bind:value=text maxlength=limits::MAX_KEY_LEN /></label>
                 <button type="submit" data-testid="produce">"Produce"</button>
                 <fieldset class="steady">
@@ -415,33 +445,35 @@ fn Controls(setup: LabSetup) -> AnyView {
             <form class="control" novalidate on:submit=start>
                 <h3>"Consumer of " <code>{move || topic.get()}</code></h3>
                 <label>"Group" <input data-testid="instance-group" bind:value=group maxlength=limits::MAX_NAME_LEN /></label>
-                <label>"Commit"
+                <label>{if redis { "Acknowledge" } else { "Commit" }}
                     <select data-testid="instance-commit" bind:value=commit>
-                        {CommitPolicy::ALL.into_iter().map(|c| view! { <option value=c.key()>{c.label()}</option> }).collect_view()}
+                        {CommitPolicy::ALL.into_iter().map(|c| view! { <option value=c.key()>{if redis { c.redis_label() } else { c.label() }}</option> }).collect_view()}
                     </select>
                 </label>
+                <label class="redis-only">"Claim pending after (ms)" <input data-testid="instance-claim" type="number" min="100" placeholder="never" bind:value=claim_idle_ms /></label>
                 <label>"Processing per message (ms)" <input data-testid="instance-processing" type="number" min="0" max=limits::MAX_PROCESSING_MS bind:value=processing_ms /></label>
                 <label>"Crash after (messages)" <input data-testid="instance-crash-after" type="number" min="1" placeholder="never" bind:value=crash_after /></label>
                 <details class="more">
                     <summary data-testid="more-settings">"More settings"</summary>
-                    <label>"Auto-commit every (ms)" <input data-testid="instance-commit-interval" type="number" min="100" max="60000" bind:value=commit_interval_ms /></label>
-                    <label>"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
-                    <label>"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
-                    <label>"Messages per poll" <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
-                    <label>"Assignor"
+                    <label class="kafka-only">"Auto-commit every (ms)" <input data-testid="instance-commit-interval" type="number" min="100" max="60000" bind:value=commit_interval_ms /></label>
+                    <label class="kafka-only">"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
+                    <label class="kafka-only">"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
+                    <label>{if redis { "Entries per read (COUNT)" } else { "Messages per poll" }} <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
+                    <label class="redis-only">"Read waits up to (ms, BLOCK)" <input data-testid="instance-block" type="number" min="100" max="10000" bind:value=block_ms /></label>
+                    <label class="kafka-only">"Assignor"
                         <select data-testid="instance-assignor" bind:value=assignor>
                             {Assignor::ALL.into_iter().map(|a| view! { <option value=a.librdkafka_name()>{a.label()}</option> }).collect_view()}
                         </select>
                     </label>
-                    <label>"Static member id" <input data-testid="instance-static-id" placeholder="none (dynamic member)" bind:value=static_id maxlength=limits::MAX_NAME_LEN /></label>
-                    <label class="check"><input type="checkbox" data-testid="instance-queue" bind:checked=queue /> "Process on a worker behind a queue"</label>
+                    <label class="kafka-only">"Static member id" <input data-testid="instance-static-id" placeholder="none (dynamic member)" bind:value=static_id maxlength=limits::MAX_NAME_LEN /></label>
+                    <label class="check kafka-only"><input type="checkbox" data-testid="instance-queue" bind:checked=queue /> "Process on a worker behind a queue"</label>
                     <label>"Fail on messages containing" <input data-testid="instance-fail-on" placeholder="nothing" bind:value=fail_on maxlength=limits::MAX_KEY_LEN /></label>
                     <label>"Retries" <input data-testid="instance-retries" type="number" min="0" max=limits::MAX_RETRIES bind:value=retries /></label>
-                    <label>"Dead-letter topic" <input data-testid="instance-dead-letter" placeholder="none: retry forever" bind:value=dead_letter maxlength=limits::MAX_NAME_LEN /></label>
+                    <label>{if redis { "Dead-letter stream" } else { "Dead-letter topic" }} <input data-testid="instance-dead-letter" placeholder="none: retry forever" bind:value=dead_letter maxlength=limits::MAX_NAME_LEN /></label>
                 </details>
                 <button type="submit" data-testid="start-instance">"Start instance"</button>
             </form>
-            <BrokerSwitch />
+            <div class="kafka-only"><BrokerSwitch /></div>
         </div>
     }
     .into_any()
@@ -482,7 +514,7 @@ fn Topics() -> impl IntoView {
     let live = expect_context::<Live>();
     let topics = move || with_view(live, |v| v.topics.clone()).unwrap_or_default();
     view! {
-        <div class="topics">
+        <div class="topics kafka-only">
             <For each=topics key=|t: &TopicView| (t.name.clone(), t.partitions.clone(), t.groups.clone()) let:topic>
                 <TopicLanes topic />
             </For>
@@ -609,6 +641,73 @@ fn Groups() -> impl IntoView {
             <For each=groups key=|g: &GroupView| format!("{g:?}") let:group>
                 <GroupPanel group />
             </For>
+        </div>
+    }
+}
+
+/// A Redis lab's streams: each group's position, its consumers (whoever runs them) with their
+/// pending entries, and the readers that are in no group.
+#[component]
+fn Streams() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let streams = move || with_view(live, |v| v.streams.clone()).unwrap_or_default();
+    let name_of = move |instance: Option<grouplab_protocol::InstanceId>, consumer: &str| {
+        instance
+            .and_then(|id| with_view(live, |v| v.instance(id).map(|i| i.name.clone())).flatten())
+            .unwrap_or_else(|| consumer.to_owned())
+    };
+    view! {
+        <div class="streams redis-only" data-testid="streams">
+            {move || streams().into_iter().map(|stream| view! {
+                <div class="stream" data-stream=stream.name.clone()>
+                    <h3>"Stream " <code>{stream.name.clone()}</code></h3>
+                    <p class="muted">{format!(
+                        "{} entr{}, newest {}",
+                        stream.length,
+                        if stream.length == 1 { "y" } else { "ies" },
+                        stream.last_id.clone().unwrap_or_else(|| "none".into())
+                    )}</p>
+                    {stream.groups.into_iter().map(|group| view! {
+                        <div class="stream-group" data-group=group.name.clone()>
+                            <h4>"Group " <code>{group.name.clone()}</code></h4>
+                            <p class="muted">{format!(
+                                "last delivered {}; {} read; {} not yet handed out; {} pending",
+                                group.last_delivered_id,
+                                group.entries_read.map_or("?".into(), |n| n.to_string()),
+                                group.lag.map_or("?".into(), |n| n.to_string()),
+                                group.pending
+                            )}</p>
+                            <table class="consumers">
+                                <thead><tr><th>"Consumer"</th><th>"Pending"</th><th>"Idle"</th><th>"Oldest pending (id ×deliveries)"</th></tr></thead>
+                                <tbody>
+                                    {group.consumers.into_iter().map(|c| view! {
+                                        <tr data-testid="stream-consumer" data-consumer=c.name.clone() data-pending=c.pending>
+                                            <td>
+                                                <span class=format!("chip {}", colour_class(c.colour))>{name_of(c.instance, &c.name)}</span>
+                                                {c.instance.is_none().then(|| view! { <span class="muted">" yours"</span> })}
+                                            </td>
+                                            <td>{c.pending}</td>
+                                            <td>{format!("{:.1} s", c.idle_ms as f64 / 1000.0)}</td>
+                                            <td><code>{c.entries.iter().map(|e| format!("{} ×{}", e.id, e.deliveries)).collect::<Vec<_>>().join("  ")}</code></td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }).collect_view()}
+                    {(!stream.loose_readers.is_empty()).then(|| view! {
+                        <div class="loose-readers" data-testid="loose-readers">
+                            <h4>"Readers in no group"</h4>
+                            <p class="muted">"These connections read with plain XREAD: each gets every entry, nothing is shared, pending or acknowledged."</p>
+                            <ul>
+                                {stream.loose_readers.into_iter().map(|r| view! {
+                                    <li><code>{r.client}</code>" · last command " <code>{r.command}</code></li>
+                                }).collect_view()}
+                            </ul>
+                        </div>
+                    })}
+                </div>
+            }).collect_view()}
         </div>
     }
 }
@@ -741,7 +840,27 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
         .unwrap_or_else(|| "none".to_owned())
     };
     let state = instance.state.clone();
-    let status = move || match &state {
+    let redis = with_view(live, |v| v.broker.backend == Backend::Redis).unwrap_or(false);
+    let client_id = instance.client_id.clone();
+    let group = instance.group.clone();
+    let topic = instance.topic.clone();
+    // On Redis: what this consumer holds unacknowledged, as Redis says.
+    let pending = move || {
+        with_view(live, |v| {
+            v.stream(&topic)
+                .and_then(|s| s.group(&group))
+                .and_then(|g| g.consumer(&client_id))
+                .map_or(0, |c| c.pending)
+        })
+        .unwrap_or(0)
+    };
+    let status = move || {
+        match &state {
+        // A Redis group never times a consumer out.
+        InstanceState::Crashed {
+            session_timeout_ms: 0,
+            ..
+        } => "Still a consumer of its group: what it held stays pending until another consumer claims it".to_owned(),
         InstanceState::Crashed {
             at,
             session_timeout_ms,
@@ -772,11 +891,12 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
         }
         InstanceState::Failed { reason, .. } => reason.clone(),
         InstanceState::Joining => "Joining the group…".to_owned(),
-        InstanceState::Stopping { .. } => "Committing and leaving the group…".to_owned(),
+        InstanceState::Stopping { .. } => "Finishing its work and leaving the group…".to_owned(),
         _ => String::new(),
+    }
     };
     let name = instance.name.clone();
-    let summary = settings_summary(&instance);
+    let summary = settings_summary(&instance, redis);
     let max_poll_ms = instance.settings.max_poll_interval_ms;
     let busy = instance.busy.filter(|_| alive);
     let busy_status = move || {
@@ -804,7 +924,8 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
                 <span class="name">{instance.name.clone()}</span>
                 <span class="state">{instance.state.label()}</span>
             </header>
-            <p class="owns">"Owns: " <strong data-testid=format!("owns-{}", instance.name)>{partitions}</strong></p>
+            <p class="owns kafka-only">"Owns: " <strong data-testid=format!("owns-{}", instance.name)>{partitions}</strong></p>
+            <p class="owns redis-only">"Pending: " <strong data-testid=format!("pending-{}", instance.name)>{pending}</strong></p>
             <p class="received">
                 "Received: " <strong data-testid=format!("received-{}", instance.name)>{instance.received}</strong>
                 " · processed: " <strong data-testid=format!("processed-{}", instance.name)>{instance.processed}</strong>
@@ -821,7 +942,7 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
                 </p>
             })}
             {(instance.dead_lettered > 0).then(|| view! {
-                <p class="muted" data-testid=format!("parked-{}", instance.name)>{format!("Parked in the dead-letter topic: {}", instance.dead_lettered)}</p>
+                <p class="muted" data-testid=format!("parked-{}", instance.name)>{format!("{}: {}", if redis { "Moved to the dead-letter stream" } else { "Parked in the dead-letter topic" }, instance.dead_lettered)}</p>
             })}
             <p class="settings muted">{summary}</p>
             <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
@@ -847,9 +968,32 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
 }
 
 /// The settings of an instance in one line, leaving out what is at its default.
-fn settings_summary(instance: &InstanceView) -> String {
+fn settings_summary(instance: &InstanceView, redis: bool) -> String {
     let settings = &instance.settings;
     let defaults = ConsumerSettings::default();
+    if redis {
+        let mut parts = vec![
+            instance.group.clone(),
+            settings.commit.redis_label().to_owned(),
+            format!("COUNT {}", settings.max_poll_records),
+        ];
+        if settings.processing_ms > 0 {
+            parts.push(format!("{} ms per entry", settings.processing_ms));
+        }
+        if let Some(idle) = settings.claim_idle_ms {
+            parts.push(format!("claims entries idle {} ms", idle));
+        }
+        if let Some(n) = settings.crash_after {
+            parts.push(format!("crashes after {n}"));
+        }
+        if let Some(text) = &settings.fail_on {
+            parts.push(format!("fails on “{text}”"));
+            if let Some(stream) = &settings.dead_letter_topic {
+                parts.push(format!("after {} retries to {stream}", settings.retries));
+            }
+        }
+        return parts.join(" · ");
+    }
     let commit = match settings.commit {
         CommitPolicy::Auto => format!(
             "{} every {} s",
@@ -1065,7 +1209,10 @@ fn Messages() -> impl IntoView {
                 {move || rows().into_iter().map(|(name, colour, m)| view! {
                     <li>
                         <span class=format!("chip {}", colour_class(colour))>{name}</span>
-                        <code>{format!("P{}@{}", m.partition, m.offset)}</code>
+                        <code>{match &m.entry {
+                            Some(id) => id.clone(),
+                            None => format!("P{}@{}", m.partition, m.offset),
+                        }}</code>
                         {m.key.map(|k| view! { <span class="key">{k}</span> })}
                         <span class="value">{m.value}</span>
                     </li>
@@ -1166,8 +1313,11 @@ fn describe(entry: &TimelineEntry) -> String {
         TimelineKind::Assigned { .. } => format!("assigned {parts}"),
         TimelineKind::Revoked => format!("revoked {parts}"),
         TimelineKind::Released => format!("its revoke callback gave up {parts}"),
+        TimelineKind::Stopping if entry.partitions.is_empty() => "asked to stop".to_owned(),
         TimelineKind::Stopping => format!("asked to stop, holding {parts}"),
         TimelineKind::Stopped => "its process exited".to_owned(),
+        // A Redis consumer holds entries, not partitions: its stream panel shows them.
+        TimelineKind::Crashed if entry.partitions.is_empty() => "crashed (SIGKILL)".to_owned(),
         TimelineKind::Crashed => format!("crashed (SIGKILL) holding {parts}"),
         TimelineKind::PollTimeout {
             max_poll_interval_ms,
@@ -1180,6 +1330,12 @@ fn describe(entry: &TimelineEntry) -> String {
             format!("{reason}; consumers retry and cannot reach their coordinator")
         }
         TimelineKind::BrokerUp => "answers again; the consumers reconnect and rejoin".to_owned(),
+        TimelineKind::Claimed { entries } => format!(
+            "claimed {} pending entr{} from another consumer ({}); each is delivered again",
+            entries.len(),
+            if entries.len() == 1 { "y" } else { "ies" },
+            entries.join(", ")
+        ),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `grouplab-consumer`: one consumer instance, a real rdkafka group consumer in its own process.
+//! `grouplab-consumer`: one consumer instance, a real rdkafka group consumer in its own process
+//! (or, for a Redis lab, a Redis Streams group consumer: see [`redis_streams`]).
 //!
 //! The server starts it with one argument, an [`InstanceConfig`] as JSON, and reads
 //! [`InstanceReport`]s from its stdout, one JSON line each.
@@ -18,6 +19,8 @@
 //! - A crash is the server sending SIGKILL: nothing here runs, and the group learns of it only
 //!   when the session times out. `PR_SET_PDEATHSIG` is the backstop should the stdin thread be stuck.
 
+mod redis_streams;
+
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
@@ -27,7 +30,7 @@ use std::sync::mpsc::TrySendError;
 use std::time::{Duration, Instant};
 
 use grouplab_protocol::{
-    CommitPolicy, CommittedOffset, ConsumedMessage, ConsumerSettings, InstanceConfig,
+    Backend, CommitPolicy, CommittedOffset, ConsumedMessage, ConsumerSettings, InstanceConfig,
     InstanceReport, MAX_REPORTED_VALUE, ProcessingMode, TopicPartition,
 };
 use rdkafka::config::ClientConfig;
@@ -66,11 +69,15 @@ fn main() -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     watch_stdin(Arc::clone(&stop));
 
-    match run(&config, &stop) {
+    let outcome = match config.backend {
+        Backend::Kafka => run(&config, &stop).map_err(|err| describe(&err)),
+        Backend::Redis => redis_streams::run(&config, &stop).map_err(|err| format!("Redis: {err}")),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        Err(message) => {
             report(&InstanceReport::Error {
-                message: describe(&err),
+                message,
                 fatal: true,
             });
             ExitCode::FAILURE

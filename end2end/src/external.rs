@@ -41,6 +41,11 @@ pub enum Client {
         arg: Option<&'static str>,
         client_id: &'static str,
     },
+    /// Any Python file of a lab, run with the broker's address (for Redis, its URL).
+    Script {
+        lab: &'static str,
+        file: &'static str,
+    },
 }
 
 impl Client {
@@ -63,6 +68,7 @@ impl Client {
             Self::Rust => "lab04-rust",
             Self::Kcat => "lab04-kcat",
             Self::Solution { client_id, .. } | Self::Starter { client_id, .. } => client_id,
+            Self::Script { file, .. } => file,
         }
     }
 
@@ -96,6 +102,14 @@ impl Client {
                 let mut command = Command::new("sh");
                 command.arg(lab.join("consumer_kcat.sh"));
                 command
+            }
+            Self::Script { lab, file } => {
+                let mut command = Command::new(need(&python)?);
+                command
+                    .arg("-u")
+                    .arg(root.join("labs").join(lab).join(file))
+                    .arg(bootstrap);
+                return Ok(command);
             }
             Self::Solution { lab, arg, .. } | Self::Starter { lab, arg, .. } => {
                 let file = match self {

@@ -748,3 +748,108 @@ async fn lab_12_journey_builds_drains_and_stops_lag() -> anyhow::Result<()> {
     wait_text(client, "progress-count", "4 of 4").await?;
     browser.close().await
 }
+
+/// The Redis Streams lab by clicking, beside the learner's own redis-py consumers: the stream
+/// panel lists every consumer with its pending entries, a crashed instance keeps its entries
+/// until a survivor claims them, a poison entry is moved aside, and plain XREAD readers are
+/// shown as readers in no group.
+#[tokio::test]
+async fn lab_13_journey_shares_a_redis_stream_and_claims_a_crashed_consumers_entries()
+-> anyhow::Result<()> {
+    const LAB: &str = "13-redis-streams";
+    let (data, _server, browser) = open_lab_page(LAB).await?;
+    let client = &browser.client;
+    wait_text(client, "broker-badge", "Redis redis://127.0.0.1:").await?;
+    let badge = text(client, "broker-badge").await.unwrap_or_default();
+    let url = badge
+        .split_whitespace()
+        .find(|word| word.starts_with("redis://"))
+        .unwrap_or_default()
+        .to_owned();
+
+    for name in ["A", "B", "C"] {
+        click(client, "start-instance").await?;
+        wait_text(client, "instances", name).await?;
+    }
+    // The card's state is drawn in capitals.
+    wait_text(client, "instance-C", "RUNNING").await?;
+    type_into(client, "produce-count", "30").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 0).await?;
+    wait_text(client, "streams", "30 entries").await?;
+
+    let mut solution = ExternalConsumer::start(
+        Consumer::Solution {
+            lab: LAB,
+            arg: None,
+            client_id: "learner-solution",
+        },
+        &url,
+        data.path(),
+    )?;
+    click(client, "produce").await?;
+    wait_text(client, "streams", "yours").await?;
+    wait_step_passed(client, 1).await?;
+    solution.interrupt()?;
+    solution.wait_exit(STEP_DEADLINE).await?;
+
+    for name in ["A", "B", "C"] {
+        stop_instance(client, name).await?;
+    }
+    type_into(client, "instance-processing", "1000").await?;
+    click(client, "more-settings").await?;
+    type_into(client, "instance-batch", "10").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "instance-D", "RUNNING").await?;
+    type_into(client, "produce-count", "10").await?;
+    click(client, "produce").await?;
+    wait_text(client, "received-D", "1").await?;
+    click(client, "crash-D").await?;
+    wait_text(client, "status-D", "stays pending").await?;
+    wait_step_passed(client, 2).await?;
+
+    type_into(client, "instance-processing", "200").await?;
+    type_into(client, "instance-claim", "5000").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "timeline", "claimed").await?;
+    wait_step_passed(client, 3).await?;
+
+    stop_instance(client, "E").await?;
+    // A stopping consumer finishes the read it is blocked in, and would take the poison entry.
+    wait_text(client, "instance-E", "STOPPED").await?;
+    type_into(client, "instance-claim", "1000").await?;
+    type_into(client, "instance-fail-on", "poison").await?;
+    type_into(client, "instance-dead-letter", "orders.dead").await?;
+    click(client, "start-instance").await?;
+    type_into(client, "produce-count", "1").await?;
+    type_into(client, "produce-text", "poison").await?;
+    click(client, "produce").await?;
+    // Only four gone cards are kept, and a dropped card's name is used again: this one is A.
+    wait_text(client, "parked-A", "dead-letter stream: 1").await?;
+    wait_step_passed(client, 4).await?;
+
+    let _readers = [
+        ExternalConsumer::start(
+            Consumer::Script {
+                lab: LAB,
+                file: "xread_reader.py",
+            },
+            &url,
+            data.path(),
+        )?,
+        ExternalConsumer::start(
+            Consumer::Script {
+                lab: LAB,
+                file: "xread_reader.py",
+            },
+            &url,
+            data.path(),
+        )?,
+    ];
+    wait_text(client, "loose-readers", "xread").await?;
+    type_into(client, "produce-text", "").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 5).await?;
+    wait_text(client, "progress-count", "6 of 6").await?;
+    browser.close().await
+}

@@ -87,6 +87,9 @@ pub const BOOTSTRAP_PLACEHOLDER: &str = "{bootstrap}";
 /// The names a lab works with; the forms are filled in with them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabSetup {
+    /// The broker the lab runs on; on Redis, `topic` names the stream and `partitions` is 1.
+    #[serde(default)]
+    pub broker: crate::Backend,
     pub topic: String,
     pub partitions: i32,
     pub group: String,

@@ -47,6 +47,10 @@ pub enum ServerEvent {
     Lag(crate::LagView),
     /// A group's ledger of one topic changed; replaces the ledger of that group and topic.
     Ledger(LedgerView),
+    /// A Redis stream, its groups or their consumers changed; replaces the stream of that name.
+    Stream(crate::StreamView),
+    /// A Redis stream is gone (the lab was reset).
+    StreamRemoved { stream: String },
     /// The learner's progress changed: a checkpoint passed, a hint opened.
     Progress(ProgressView),
     /// Something the learner should read: an error with what to do, or a confirmation.

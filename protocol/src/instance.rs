@@ -7,11 +7,14 @@ use serde::{Deserialize, Serialize};
 /// It is passed as a single JSON argument; nothing in it is interpreted by a shell.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceConfig {
-    /// The broker's bootstrap address, `host:port[,host:port…]`.
+    /// The broker the instance consumes from.
+    #[serde(default)]
+    pub backend: crate::Backend,
+    /// The broker's address: Kafka's bootstrap list `host:port[,host:port…]`, or a `redis://` URL.
     pub bootstrap_servers: String,
     /// The consumer group to join.
     pub group: String,
-    /// The topics to subscribe to.
+    /// The topics to subscribe to (on Redis, the one stream to read).
     pub topics: Vec<String>,
     /// The client id the broker sees, so that the learner can tell instances apart in broker tools.
     pub client_id: String,
@@ -52,8 +55,13 @@ pub struct ConsumerSettings {
     /// How long to wait before trying a failed message again.
     pub retry_backoff_ms: u32,
     /// Where a message goes once its retries are used up; without one the consumer keeps
-    /// retrying it, and its partition is blocked behind it.
+    /// retrying it, and its partition is blocked behind it. On Redis, a stream.
     pub dead_letter_topic: Option<String>,
+    /// Redis: how long one `XREADGROUP` waits for new entries (`BLOCK`).
+    pub block_ms: u32,
+    /// Redis: before each read, take over entries that other consumers have left pending this
+    /// long (`XAUTOCLAIM … min-idle-time`); never, when empty.
+    pub claim_idle_ms: Option<u32>,
 }
 
 impl Default for ConsumerSettings {
@@ -77,6 +85,8 @@ impl Default for ConsumerSettings {
             retries: 3,
             retry_backoff_ms: 500,
             dead_letter_topic: None,
+            block_ms: 2_000,
+            claim_idle_ms: None,
         }
     }
 }
@@ -147,6 +157,17 @@ impl ConsumerSettings {
         {
             return Some(problem);
         }
+        if !(100..=10_000).contains(&self.block_ms) {
+            return Some("A read may wait between 0.1 and 10 seconds for new entries.".into());
+        }
+        if let Some(idle) = self.claim_idle_ms
+            && !(100..=600_000).contains(&idle)
+        {
+            return Some(
+                "Claim entries left pending between 0.1 and 600 seconds; leave it empty to never claim."
+                    .into(),
+            );
+        }
         if self.crash_after == Some(0) {
             return Some(
                 "\"Crash after\" needs at least 1 message; leave it empty for no crash.".into(),
@@ -181,6 +202,15 @@ impl CommitPolicy {
             Self::Auto => "auto",
             Self::AfterProcessing => "after_processing",
             Self::BeforeProcessing => "before_processing",
+        }
+    }
+
+    /// The name shown to a learner on Redis, where an entry is acknowledged rather than committed.
+    pub fn redis_label(self) -> &'static str {
+        match self {
+            Self::Auto => "never: read with NOACK",
+            Self::AfterProcessing => "ack after processing",
+            Self::BeforeProcessing => "ack on read, before processing",
         }
     }
 
@@ -321,6 +351,43 @@ pub enum InstanceReport {
     /// The client left its group because the application did not poll within
     /// `max.poll.interval.ms`; it rejoins at its next poll. `message` is librdkafka's.
     MaxPollExceeded { message: String },
+    /// Redis: the consumer group exists and the consumer reads from it.
+    Reading { stream: String, group: String },
+    /// Redis: an entry was handed to this consumer, by a read or by a claim.
+    Entry(StreamEntry),
+    /// Redis: an entry was processed (its work is done; it may or may not be acknowledged yet).
+    EntryProcessed { stream: String, id: String },
+    /// Redis: entries were acknowledged (`XACK`) and left the pending entries list.
+    Acked { stream: String, ids: Vec<String> },
+    /// Redis: processing an entry failed; it stays pending (unacknowledged) to be delivered again.
+    EntryFailed {
+        stream: String,
+        id: String,
+        deliveries: u64,
+        error: String,
+    },
+    /// Redis: an entry delivered too often was copied to the dead-letter stream and acknowledged.
+    EntryDeadLettered {
+        stream: String,
+        id: String,
+        deliveries: u64,
+        dead_letter_stream: String,
+    },
+}
+
+/// A Redis stream entry, as a consumer was handed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEntry {
+    pub stream: String,
+    pub id: String,
+    /// The entry's `key` field, if it has one.
+    pub key: Option<String>,
+    /// The entry's `value` field (or its fields, written out), cut to [`MAX_REPORTED_VALUE`].
+    pub value: String,
+    /// How many times the entry has been delivered, this time included.
+    pub deliveries: u64,
+    /// Whether it came by claiming it from another consumer.
+    pub claimed: bool,
 }
 
 /// One consumed message, as the instance saw it.

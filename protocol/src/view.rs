@@ -37,6 +37,8 @@ pub struct LabSnapshot {
     /// The partition each key of the lab's produced messages landed in, by topic and key;
     /// at most [`MAX_KEYS_SHOWN`].
     pub keys: Vec<KeyPlacement>,
+    /// On a Redis lab, its streams with their groups, consumers and pending entries, sorted by name.
+    pub streams: Vec<crate::StreamView>,
     pub progress: ProgressView,
 }
 
@@ -54,6 +56,7 @@ impl LabSnapshot {
             ledgers: Vec::new(),
             keys: Vec::new(),
             lag: Vec::new(),
+            streams: Vec::new(),
             lab_problem: None,
             progress: ProgressView::new(steps),
         }
@@ -122,9 +125,23 @@ impl LabSnapshot {
                     (l.group.clone(), l.topic.clone())
                 });
             }
+            ServerEvent::Stream(stream) => {
+                match self.streams.iter_mut().find(|s| s.name == stream.name) {
+                    Some(found) => *found = stream.clone(),
+                    None => {
+                        self.streams.push(stream.clone());
+                        self.streams.sort_by(|a, b| a.name.cmp(&b.name));
+                    }
+                }
+            }
+            ServerEvent::StreamRemoved { stream } => self.streams.retain(|s| &s.name != stream),
             ServerEvent::Progress(progress) => self.progress = progress.clone(),
             ServerEvent::Notice(_) => {}
         }
+    }
+
+    pub fn stream(&self, name: &str) -> Option<&crate::StreamView> {
+        self.streams.iter().find(|s| s.name == name)
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicView> {
@@ -180,6 +197,9 @@ fn trim_front<T>(items: &mut Vec<T>, max: usize) {
 /// Which broker the lab talks to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerView {
+    /// Which broker the lab runs on.
+    #[serde(default)]
+    pub backend: crate::Backend,
     /// The address to give a consumer: the page shows it so learners can connect their own scripts.
     pub bootstrap_servers: String,
     /// `true` for the broker embedded in the grouplab server, `false` for a cluster named by the user.
@@ -534,6 +554,8 @@ pub struct MessageView {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// On Redis, the entry's id (the stream has no partitions or offsets).
+    pub entry: Option<String>,
     pub key: Option<String>,
     pub value: String,
     pub at: EpochMillis,
@@ -594,6 +616,8 @@ pub enum TimelineKind {
     BrokerDown { reason: String },
     /// The broker answers again.
     BrokerUp,
+    /// A Redis consumer claimed entries that another consumer had left pending (`XAUTOCLAIM`).
+    Claimed { entries: Vec<String> },
 }
 
 /// The learner's progress through a lab.
@@ -637,6 +661,7 @@ mod tests {
 
     fn broker() -> BrokerView {
         BrokerView {
+            backend: Default::default(),
             bootstrap_servers: "127.0.0.1:9092".into(),
             embedded: true,
             health: BrokerHealth::Up,

@@ -114,6 +114,22 @@ pub enum Check {
         topic: String,
         at_least: u64,
     },
+    /// Redis: at least `consumers` consumers of the group (whoever runs them) were handed
+    /// entries, and no entry was handed to two of them by a read.
+    StreamShared { group: String, consumers: usize },
+    /// Redis: a consumer the page does not run (the learner's own) was handed entries.
+    StreamExternalConsumer { group: String },
+    /// Redis: a crashed page instance of the group was seen still holding pending entries.
+    StreamLeftPending { group: String },
+    /// Redis: a consumer of the group claimed entries another consumer had left pending.
+    StreamClaimed { group: String },
+    /// Redis: one entry was delivered to the group's consumers at least `times` times.
+    StreamDeliveredAtLeast { group: String, times: u64 },
+    /// Redis: the group was handed every entry of the stream (there is at least one) and
+    /// holds none pending: everything was acknowledged.
+    StreamAllAcknowledged { group: String, stream: String },
+    /// Redis: a connection read the lab's Redis with plain `XREAD`, in no group.
+    StreamReaderOutsideGroup,
 }
 
 impl fmt::Display for Check {
@@ -257,6 +273,33 @@ impl fmt::Display for Check {
                 f,
                 "`{group}` processed at least {at_least} message(s) of `{topic}` twice"
             ),
+            Check::StreamShared { group, consumers } => write!(
+                f,
+                "{consumers} consumers of `{group}` were each handed entries, and no entry went to two of them"
+            ),
+            Check::StreamExternalConsumer { group } => write!(
+                f,
+                "a consumer of `{group}` that you run yourself was handed entries"
+            ),
+            Check::StreamLeftPending { group } => write!(
+                f,
+                "a crashed consumer of `{group}` still holds pending entries"
+            ),
+            Check::StreamClaimed { group } => write!(
+                f,
+                "a consumer of `{group}` claimed entries another consumer left pending"
+            ),
+            Check::StreamDeliveredAtLeast { group, times } => write!(
+                f,
+                "one entry was delivered to `{group}` at least {times} times"
+            ),
+            Check::StreamAllAcknowledged { group, stream } => write!(
+                f,
+                "`{group}` was handed every entry of `{stream}` and acknowledged them all"
+            ),
+            Check::StreamReaderOutsideGroup => {
+                write!(f, "a reader in no group (plain XREAD) was seen")
+            }
         }
     }
 }
@@ -320,6 +363,80 @@ pub struct History {
     pub crashed: HashMap<String, u32>,
     /// For each group: the partitions one of the learner's own consumers owned at some point.
     pub external: HashMap<String, std::collections::BTreeSet<TopicPartition>>,
+    /// What Redis Streams groups did.
+    pub streams: StreamHistory,
+}
+
+/// The most entry ids remembered per group, for telling first deliveries from repeats and claims.
+const MAX_REMEMBERED_ENTRIES: usize = 10_000;
+
+/// What a Redis lab's groups did, as page instances reported it and as polls of Redis saw it.
+#[derive(Clone, Debug, Default)]
+pub struct StreamHistory {
+    /// For each group: consumers that were handed entries (page instances by their reports,
+    /// others when Redis showed them holding entries).
+    pub handed: HashMap<String, std::collections::BTreeSet<String>>,
+    /// For each group: the consumers among those that the page does not run.
+    pub handed_externally: HashMap<String, std::collections::BTreeSet<String>>,
+    /// For each group: which consumer each entry was first handed to (page instances' reports),
+    /// at most [`MAX_REMEMBERED_ENTRIES`].
+    pub first: HashMap<String, HashMap<String, String>>,
+    /// For each group: entries first handed to two different consumers: not what a group does.
+    pub handed_twice: HashMap<String, u64>,
+    /// For each group: entries claimed by a consumer from another, by id.
+    pub claims: HashMap<String, std::collections::BTreeSet<String>>,
+    /// For each group: the most entries a crashed page instance was seen holding pending.
+    pub left_pending: HashMap<String, u64>,
+    /// For each group: the most times one entry was delivered.
+    pub most_deliveries: HashMap<String, u64>,
+    /// Whether a connection reading in no group (plain `XREAD`) was seen.
+    pub loose_readers: bool,
+}
+
+impl StreamHistory {
+    pub fn handed_to(&mut self, group: &str, consumer: &str, external: bool) {
+        self.handed
+            .entry(group.to_owned())
+            .or_default()
+            .insert(consumer.to_owned());
+        if external {
+            self.handed_externally
+                .entry(group.to_owned())
+                .or_default()
+                .insert(consumer.to_owned());
+        }
+    }
+
+    /// An entry read (not claimed) by a page instance.
+    pub fn first_handed(&mut self, group: &str, id: &str, consumer: &str) {
+        let first = self.first.entry(group.to_owned()).or_default();
+        match first.get(id) {
+            Some(before) if before != consumer => {
+                *self.handed_twice.entry(group.to_owned()).or_default() += 1;
+            }
+            Some(_) => {}
+            None if first.len() < MAX_REMEMBERED_ENTRIES => {
+                first.insert(id.to_owned(), consumer.to_owned());
+            }
+            None => {}
+        }
+    }
+
+    /// How many entries page instances of the group were handed by reads.
+    pub fn first_received(&self, group: &str) -> u64 {
+        self.first.get(group).map_or(0, |f| f.len() as u64)
+    }
+
+    /// Records a claim; `true` if this entry's claim is news.
+    pub fn claimed(&mut self, group: &str, id: &str) -> bool {
+        let claims = self.claims.entry(group.to_owned()).or_default();
+        claims.len() < MAX_REMEMBERED_ENTRIES && claims.insert(id.to_owned())
+    }
+
+    pub fn delivered(&mut self, group: &str, deliveries: u64) {
+        let most = self.most_deliveries.entry(group.to_owned()).or_default();
+        *most = (*most).max(deliveries);
+    }
 }
 
 /// What the order of arrivals in one group and topic looked like, with what it needs to judge
@@ -1024,6 +1141,113 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                 ))
             }
         }),
+        Check::StreamShared { group, consumers } => {
+            let streams = &history.streams;
+            let handed = streams.handed.get(group).map_or(0, |h| h.len());
+            let twice = streams.handed_twice.get(group).copied().unwrap_or(0);
+            if twice > 0 {
+                Verdict::wait(format!(
+                    "{twice} entry(ies) were handed to two consumers of `{group}` by a read: reset the lab and try again."
+                ))
+            } else if handed >= *consumers {
+                Verdict::pass(format!(
+                    "{handed} consumers of `{group}` were handed entries, each entry to one of them."
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "{handed} of the {consumers} consumers needed have been handed entries so far."
+                ))
+            }
+        }
+        Check::StreamExternalConsumer { group } => {
+            match history.streams.handed_externally.get(group) {
+                Some(names) if !names.is_empty() => Verdict::pass(format!(
+                    "Your consumer {} was handed entries of `{group}`.",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                _ => Verdict::wait(format!(
+                    "No consumer of `{group}` outside the page has been handed entries yet."
+                )),
+            }
+        }
+        Check::StreamLeftPending { group } => {
+            match history
+                .streams
+                .left_pending
+                .get(group)
+                .copied()
+                .unwrap_or(0)
+            {
+                0 => Verdict::wait(format!(
+                    "No crashed consumer of `{group}` has been seen holding pending entries yet."
+                )),
+                held => Verdict::pass(format!(
+                    "A crashed consumer of `{group}` was seen holding {held} pending entry(ies): nobody else gets them until they are claimed."
+                )),
+            }
+        }
+        Check::StreamClaimed { group } => {
+            match history.streams.claims.get(group).map_or(0, |c| c.len()) {
+                0 => Verdict::wait(format!(
+                    "No consumer of `{group}` has claimed an entry yet."
+                )),
+                claimed => Verdict::pass(format!(
+                    "{claimed} entry(ies) of `{group}` were claimed from the consumer that held them."
+                )),
+            }
+        }
+        Check::StreamDeliveredAtLeast { group, times } => {
+            let most = history
+                .streams
+                .most_deliveries
+                .get(group)
+                .copied()
+                .unwrap_or(0);
+            if most >= *times {
+                Verdict::pass(format!("An entry was delivered {most} times to `{group}`."))
+            } else {
+                Verdict::wait(format!(
+                    "The most any entry was delivered to `{group}` is {most} time(s); this step needs {times}."
+                ))
+            }
+        }
+        Check::StreamAllAcknowledged { group, stream } => {
+            let Some(found) = view.stream(stream) else {
+                return Verdict::wait(format!("There is no stream `{stream}` yet."));
+            };
+            let Some(g) = found.group(group) else {
+                return Verdict::wait(format!("`{stream}` has no group `{group}` yet."));
+            };
+            let caught_up =
+                found.length > 0 && found.last_id.as_deref() == Some(&g.last_delivered_id);
+            if caught_up && g.pending == 0 {
+                Verdict::pass(format!(
+                    "`{group}` was handed all {} entries of `{stream}` and acknowledged every one.",
+                    found.length
+                ))
+            } else if !caught_up {
+                Verdict::wait(format!(
+                    "`{group}` has not been handed every entry of `{stream}` yet (it holds {}).",
+                    found.length
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "`{group}` still holds {} entry(ies) pending, unacknowledged.",
+                    g.pending
+                ))
+            }
+        }
+        Check::StreamReaderOutsideGroup => {
+            if history.streams.loose_readers {
+                Verdict::pass("A connection reading with plain XREAD, in no group, was seen.")
+            } else {
+                Verdict::wait("No connection reading with plain XREAD has been seen yet.")
+            }
+        }
     }
 }
 
@@ -1343,6 +1567,7 @@ mod tests {
     /// `(name, state, partitions)` in group `g`.
     fn view(log_ends: &[i64], instances: &[(&str, InstanceState, &[i32])]) -> LabSnapshot {
         let broker = BrokerView {
+            backend: Default::default(),
             bootstrap_servers: "b".into(),
             embedded: true,
             health: BrokerHealth::Up,
@@ -1833,5 +2058,102 @@ mod tests {
         );
         let unknown = toml::from_str::<Wrapper>("[[check]]\nkind = \"group_size\"\ngroup = \"g\"");
         assert!(unknown.is_err());
+    }
+
+    fn stream_view(length: u64, last_delivered: &str, pending: u64) -> LabSnapshot {
+        let broker = BrokerView {
+            backend: Default::default(),
+            bootstrap_servers: "redis://127.0.0.1:1/".into(),
+            embedded: true,
+            health: BrokerHealth::Up,
+        };
+        let mut view = LabSnapshot::new("lab", broker, 1);
+        view.streams.push(grouplab_protocol::StreamView {
+            name: "s".into(),
+            length,
+            last_id: (length > 0).then(|| format!("{length}-0")),
+            groups: vec![grouplab_protocol::StreamGroupView {
+                name: "g".into(),
+                last_delivered_id: last_delivered.into(),
+                pending,
+                ..Default::default()
+            }],
+            loose_readers: Vec::new(),
+        });
+        view
+    }
+
+    #[test]
+    fn a_stream_is_shared_when_enough_consumers_were_handed_entries_and_none_twice() {
+        let check = Check::StreamShared {
+            group: "g".into(),
+            consumers: 2,
+        };
+        let view = stream_view(0, "0-0", 0);
+        let mut history = History::default();
+        history.streams.first_handed("g", "1-0", "a");
+        history.streams.handed_to("g", "a", false);
+        assert!(
+            !evaluate(&check, &view, &history).passed,
+            "one consumer is not two"
+        );
+        history.streams.first_handed("g", "2-0", "b");
+        history.streams.handed_to("g", "b", false);
+        assert!(evaluate(&check, &view, &history).passed);
+        // The same entry read by two consumers is not what a group does.
+        history.streams.first_handed("g", "1-0", "b");
+        assert!(!evaluate(&check, &view, &history).passed);
+    }
+
+    #[test]
+    fn all_acknowledged_needs_every_entry_handed_out_and_nothing_pending() {
+        let check = Check::StreamAllAcknowledged {
+            group: "g".into(),
+            stream: "s".into(),
+        };
+        let history = History::default();
+        assert!(
+            !evaluate(&check, &stream_view(0, "0-0", 0), &history).passed,
+            "an empty stream"
+        );
+        assert!(
+            !evaluate(&check, &stream_view(5, "4-0", 0), &history).passed,
+            "one not handed out"
+        );
+        assert!(
+            !evaluate(&check, &stream_view(5, "5-0", 2), &history).passed,
+            "two pending"
+        );
+        assert!(evaluate(&check, &stream_view(5, "5-0", 0), &history).passed);
+    }
+
+    #[test]
+    fn claims_and_deliveries_are_counted_once_per_entry() {
+        let mut streams = StreamHistory::default();
+        assert!(streams.claimed("g", "1-0"));
+        assert!(
+            !streams.claimed("g", "1-0"),
+            "a second sight of one claim is not news"
+        );
+        streams.delivered("g", 2);
+        streams.delivered("g", 4);
+        streams.delivered("g", 3);
+        let history = History {
+            streams,
+            ..History::default()
+        };
+        let view = stream_view(1, "1-0", 0);
+        let claimed = Check::StreamClaimed { group: "g".into() };
+        assert!(evaluate(&claimed, &view, &history).passed);
+        let four = Check::StreamDeliveredAtLeast {
+            group: "g".into(),
+            times: 4,
+        };
+        let five = Check::StreamDeliveredAtLeast {
+            group: "g".into(),
+            times: 5,
+        };
+        assert!(evaluate(&four, &view, &history).passed);
+        assert!(!evaluate(&five, &view, &history).passed);
     }
 }

@@ -49,6 +49,9 @@ pub enum ClusterError {
     Refused(String),
     #[error("This broker cannot do that: {0}.")]
     Unsupported(&'static str),
+    /// The broker could not be started or reached at all; the text says why and what to do.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(
         "grouplab hit a problem of its own while talking to the broker (the details are in its log). Try again, and restart grouplab if it repeats."
     )]

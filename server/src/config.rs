@@ -30,6 +30,15 @@ pub struct Config {
     )]
     pub initial_rebalance_delay_ms: u64,
 
+    /// The Redis that Redis Streams labs use, as `redis://host:port/`; without one, grouplab
+    /// starts its own redis-server on a loopback port when the first such lab is opened.
+    #[arg(long, env = "GROUPLAB_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// The redis-server program grouplab starts when no --redis-url is given.
+    #[arg(long, env = "GROUPLAB_REDIS_PROGRAM", default_value = "redis-server")]
+    pub redis_program: PathBuf,
+
     /// The folder holding the labs.
     #[arg(long, env = "GROUPLAB_LABS_DIR", default_value = "labs")]
     pub labs_dir: PathBuf,

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use grouplab_protocol::{
-    BOOTSTRAP_PLACEHOLDER, CodeBlock, ConsumerSettings, ConsumerSnippet, LabContent, LabSetup,
-    LabSummary, Solution, StepContent, validate_name, validate_partitions,
+    BOOTSTRAP_PLACEHOLDER, Backend, CodeBlock, ConsumerSettings, ConsumerSnippet, LabContent,
+    LabSetup, LabSummary, Solution, StepContent, validate_name, validate_partitions,
 };
 use serde::Deserialize;
 
@@ -287,7 +287,11 @@ struct LabFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetupFile {
+    #[serde(default)]
+    broker: Backend,
     topic: String,
+    /// A Redis stream has no partitions: a Redis lab leaves this out.
+    #[serde(default = "one_partition")]
     partitions: i32,
     group: String,
     #[serde(default)]
@@ -296,6 +300,10 @@ struct SetupFile {
     other_topics: Vec<String>,
     #[serde(default)]
     consumer: ConsumerSettings,
+}
+
+fn one_partition() -> i32 {
+    1
 }
 
 #[derive(Deserialize)]
@@ -353,6 +361,11 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
         return Err(fail(format!("[setup.consumer]: {problem}")));
     }
     validate_partitions(file.setup.partitions).map_err(&fail)?;
+    if file.setup.broker == Backend::Redis && file.setup.partitions != 1 {
+        return Err(fail(
+            "a Redis stream has no partitions: leave `partitions` out of [setup]".into(),
+        ));
+    }
     if file.steps.is_empty() {
         return Err(fail("a lab needs at least one [[steps]]".into()));
     }
@@ -440,6 +453,7 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
             hint_count: file.hints.len() as u32,
             has_solution: solution.is_some(),
             setup: LabSetup {
+                broker: file.setup.broker,
                 topic: file.setup.topic,
                 partitions: file.setup.partitions,
                 group: file.setup.group,

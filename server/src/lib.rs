@@ -7,6 +7,8 @@
 //! - [`broker`]: the embedded nisshi broker, and its groups read in-process.
 //! - [`cluster`]: the server's own Kafka clients (admin, producer, offsets, DescribeGroups).
 //! - [`health`]: whether the broker answers, probed for the whole server.
+//! - [`backend`]: what differs between the brokers a lab can run on; [`redis_streams`]: the
+//!   Redis labs' own `redis-server` and the server's client for it.
 //! - [`membership`]: every group member, whoever runs it, from the broker's view of the group.
 //! - [`supervisor`]: the actor that owns every consumer instance process.
 //! - [`labs`] and [`checks`]: lab content from `labs/`, and checkpoint evaluation.
@@ -20,6 +22,7 @@
 #![recursion_limit = "512"]
 
 pub mod access;
+pub mod backend;
 pub mod broker;
 pub mod checks;
 pub mod cluster;
@@ -31,6 +34,7 @@ pub mod lag;
 pub mod ledger;
 pub mod membership;
 pub mod progress;
+pub mod redis_streams;
 pub mod session;
 pub mod supervisor;
 pub mod watch;
@@ -52,6 +56,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::labs::LabCatalog;
 use crate::progress::ProgressStore;
+use crate::redis_streams::{Redis, RedisSource};
 use crate::session::{SessionDeps, Sessions};
 use crate::supervisor::{Supervisor, SupervisorConfig};
 use crate::web::AppState;
@@ -97,6 +102,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         Err(err) => warn!(%err, "the Kafka cluster is not answering yet"),
     }
 
+    // Started by the first Redis lab opened, never before: Kafka labs do not wait for it.
+    let redis = Redis::new(match &config.redis_url {
+        Some(url) => RedisSource::Url(url.clone()),
+        None => RedisSource::Own {
+            program: config.redis_program.clone(),
+            dir: config.data_dir.join("redis"),
+        },
+    });
     let progress_path = config.data_dir.join("progress.sqlite3");
     let progress = ProgressStore::open(&progress_path)?;
     let program = config.consumer_program();
@@ -132,6 +145,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             health,
             shared: token.is_some(),
             groups: broker.as_deref().map(EmbeddedBroker::groups),
+            redis: redis.clone(),
             shutdown: sessions_shutdown.clone(),
             tasks: session_tasks.clone(),
         },
@@ -205,6 +219,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     {
         warn!("some lab tasks did not finish in time");
     }
+    redis.shut_down().await;
     if let Some(broker) = broker {
         broker.shut_down().await;
     }

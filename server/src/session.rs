@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grouplab_protocol::{
-    BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, Failing,
+    Backend, BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, Failing,
     GROUP_COLOUR, InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState,
     InstanceView, KeyMode, KeyPlacement, LabSnapshot, MessageBatch, MessageView, Notice,
     ProgressView, QueueView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition,
@@ -27,12 +27,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+mod stream;
+
 use crate::broker::{EmbeddedBroker, GroupWatch, Refusal};
 use crate::checks::{History, evaluate, produced_number};
 use crate::cluster::{Cluster, ClusterError, Polled};
 use crate::labs::{Lab, LabCatalog};
 use crate::membership::{Change, GroupObservation, Tracker};
 use crate::progress::ProgressStore;
+use crate::redis_streams::Redis;
 use crate::supervisor::{ExitReason, InstanceEvent, InstanceEventKind, SupervisorHandle};
 
 /// How often the broker is asked for offsets and watermarks.
@@ -90,6 +93,8 @@ pub struct SessionDeps {
     /// The embedded broker's groups, pushed as they change; `None` on a named cluster, whose
     /// groups are polled with DescribeGroups instead.
     pub groups: Option<GroupWatch>,
+    /// Redis, for Redis Streams labs; it starts when the first of them is opened.
+    pub redis: Redis,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -235,6 +240,13 @@ enum Outcome {
         result: Result<(), ClusterError>,
         reply: Reply,
     },
+    /// Redis answered (and the lab's groups exist), at this URL, or cannot be used.
+    RedisReady(Result<String, ClusterError>),
+    /// A poll of a Redis lab's streams, and of the readers in no group.
+    StreamsPolled {
+        generation: u64,
+        result: Result<stream::StreamsPolled, ClusterError>,
+    },
 }
 
 /// Where a reset of the lab is.
@@ -285,6 +297,13 @@ struct Session {
     rates: HashMap<InstanceId, std::collections::VecDeque<(EpochMillis, u64)>>,
     /// The steady produce running, if any: cancel it to stop.
     producing: Option<CancellationToken>,
+    /// On a Redis lab, the URL of its Redis once it answers.
+    redis_url: Option<String>,
+    /// On a Redis lab, what the streams' pending entries lists held at the last poll, to see
+    /// entries move from one consumer to another (claims).
+    pending_owners: HashMap<(String, String), String>,
+    /// On a Redis lab, entries page instances claimed since the last flush, for the timeline.
+    claims: std::collections::BTreeMap<InstanceId, Vec<String>>,
 }
 
 impl Session {
@@ -298,10 +317,20 @@ impl Session {
         let (instance_events, instance_inbox) = mpsc::channel(1024);
         let (outcomes, outcome_inbox) = mpsc::channel(64);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let broker = BrokerView {
-            bootstrap_servers: deps.cluster.bootstrap_servers().to_owned(),
-            embedded: deps.broker.is_some(),
-            health: deps.health.borrow().clone(),
+        let broker = match lab.content.setup.broker {
+            Backend::Kafka => BrokerView {
+                backend: Backend::Kafka,
+                bootstrap_servers: deps.cluster.bootstrap_servers().to_owned(),
+                embedded: deps.broker.is_some(),
+                health: deps.health.borrow().clone(),
+            },
+            // Shown once Redis answers (`Outcome::RedisReady`).
+            Backend::Redis => BrokerView {
+                backend: Backend::Redis,
+                bootstrap_servers: String::new(),
+                embedded: true,
+                health: BrokerHealth::Unknown,
+            },
         };
         let setup = &lab.content.setup;
         let session = Session {
@@ -334,6 +363,9 @@ impl Session {
             lag: crate::lag::LagTracker::default(),
             rates: HashMap::new(),
             producing: None,
+            redis_url: None,
+            pending_owners: HashMap::new(),
+            claims: Default::default(),
         };
         deps.tasks
             .spawn(session.run(inbox, instance_inbox, outcome_inbox));
@@ -347,6 +379,9 @@ impl Session {
         mut outcome_inbox: mpsc::Receiver<Outcome>,
     ) {
         self.load_progress().await;
+        if self.is_redis() {
+            self.start_redis();
+        }
         let mut group_changes = self.deps.groups.as_ref().map(GroupWatch::subscribe);
         let mut refusals = self.deps.groups.as_ref().map(GroupWatch::refusals);
         let mut health = self.deps.health.clone();
@@ -478,6 +513,14 @@ impl Session {
             ));
         }
         match command {
+            ClientCommand::CreateTopic { .. } | ClientCommand::AddPartitions { .. }
+                if self.is_redis() =>
+            {
+                return Err(Notice::info(
+                    "A Redis lab has its streams already",
+                    "A stream has no partitions to create or add: it is one log, and its consumer groups share its entries one by one. Reset the lab to start the stream afresh.",
+                ));
+            }
             ClientCommand::CreateTopic { topic, partitions } => {
                 validate_name("topic", &topic)
                     .map_err(|e| Notice::error("That topic name won't work", e))?;
@@ -505,6 +548,7 @@ impl Session {
             } => {
                 validate_name("topic", &topic)
                     .map_err(|e| Notice::error("That topic name won't work", e))?;
+                self.writable(&topic)?;
                 validate_produce(count, &keys)?;
                 if let Some(text) = &text
                     && (text.is_empty() || text.chars().count() > limits::MAX_KEY_LEN)
@@ -518,12 +562,12 @@ impl Session {
                     ));
                 }
                 let permit = self.command_permit()?;
-                let cluster = self.deps.cluster.clone();
+                let broker = self.lab_broker()?;
                 let reply = reply.clone();
                 let first = self.produced + 1;
                 self.produced += u64::from(count);
                 self.run_outcome(async move {
-                    let result = cluster
+                    let result = broker
                         .produce(&topic, count, &keys, partition, text.as_deref(), first)
                         .await;
                     drop(permit);
@@ -578,7 +622,13 @@ impl Session {
             }
             ClientCommand::ResetLab => {
                 let now = now_ms();
-                let confirmed = self.deps.broker.is_some()
+                // grouplab's own broker is nobody else's; a named cluster or Redis may be shared.
+                let own = if self.is_redis() {
+                    self.deps.redis.is_own()
+                } else {
+                    self.deps.broker.is_some()
+                };
+                let confirmed = own
                     || self
                         .reset_asked_at
                         .take()
@@ -687,7 +737,8 @@ impl Session {
 
     /// Shows a change of the broker's health, and marks it on the timeline.
     fn on_health(&mut self, health: BrokerHealth) {
-        if health == self.view.broker.health {
+        // The Kafka broker's health; a Redis lab shows its Redis's instead.
+        if self.is_redis() || health == self.view.broker.health {
             return;
         }
         let was_up = self.view.broker.health.is_up();
@@ -785,8 +836,23 @@ impl Session {
         // Unique on this server, so the instance's group member can be found by its client id.
         let unique = uuid::Uuid::new_v4().simple().to_string();
         let client_id = format!("grouplab-{name}-{}", &unique[..6]);
+        let backend = self.lab.content.setup.broker;
+        let bootstrap_servers = match backend {
+            Backend::Kafka => self.deps.cluster.bootstrap_servers().to_owned(),
+            Backend::Redis => self
+                .redis_url
+                .clone()
+                .ok_or_else(|| self.redis_unavailable())?,
+        };
+        if backend == Backend::Redis && !self.topics.contains(&topic) {
+            return Err(Notice::error(
+                format!("`{topic}` is not one of this lab's streams"),
+                "Instances read the lab's own stream: type its name in the form.",
+            ));
+        }
         let config = InstanceConfig {
-            bootstrap_servers: self.deps.cluster.bootstrap_servers().to_owned(),
+            backend,
+            bootstrap_servers,
             group: group.clone(),
             topics: vec![topic.clone()],
             client_id: client_id.clone(),
@@ -847,6 +913,7 @@ impl Session {
     ) -> Result<(), Notice> {
         validate_name("topic", &topic)
             .map_err(|e| Notice::error("That topic name won't work", e))?;
+        self.writable(&topic)?;
         validate_produce(1, &keys)?;
         if !(1..=limits::MAX_RATE).contains(&per_second)
             || !(1..=limits::MAX_STEADY_SECONDS).contains(&seconds)
@@ -866,12 +933,12 @@ impl Session {
                 "A steady produce is running: press Stop producing first.",
             ));
         }
+        let broker = self.lab_broker()?;
         let token = self.deps.shutdown.child_token();
         self.producing = Some(token.clone());
         let total = u64::from(per_second) * u64::from(seconds);
         let first = self.produced + 1;
         self.produced += total;
-        let cluster = self.deps.cluster.clone();
         let reply = reply.clone();
         let _ = reply.try_send(ServerEvent::Notice(Notice::info(
             format!("Producing {per_second} message(s) per second to `{topic}`"),
@@ -893,7 +960,7 @@ impl Session {
                     continue;
                 }
                 let count = (due - sent) as u32;
-                if let Err(err) = cluster
+                if let Err(err) = broker
                     .produce(&topic, count, &keys, None, None, first + sent)
                     .await
                 {
@@ -1006,6 +1073,10 @@ impl Session {
             return;
         };
         let now = now_ms();
+        let event = match self.on_stream_report(&mut view, event, now) {
+            Some(event) => event,
+            None => return,
+        };
         match event.kind {
             InstanceEventKind::Report(InstanceReport::Message(message)) => {
                 let tp = TopicPartition::new(&message.topic, message.partition);
@@ -1022,21 +1093,14 @@ impl Session {
                 }
                 self.history
                     .record_received(&view.group, tp, message.offset);
-                match self
-                    .batch
-                    .received
-                    .iter_mut()
-                    .find(|(id, _)| *id == view.id)
-                {
-                    Some((_, count)) => *count += 1,
-                    None => self.batch.received.push((view.id, 1)),
-                }
+                self.count_received(view.id);
                 if self.batch.sample.len() < SAMPLE_PER_FLUSH {
                     self.batch.sample.push(MessageView {
                         instance: view.id,
                         topic: message.topic,
                         partition: message.partition,
                         offset: message.offset,
+                        entry: None,
                         key: message.key,
                         value: message.value,
                         at: now,
@@ -1064,15 +1128,7 @@ impl Session {
                     view.failing = None;
                     self.emit(ServerEvent::Instance(Box::new(view.clone())));
                 }
-                match self
-                    .batch
-                    .processed
-                    .iter_mut()
-                    .find(|(id, _)| *id == view.id)
-                {
-                    Some((_, count)) => *count += 1,
-                    None => self.batch.processed.push((view.id, 1)),
-                }
+                self.count_processed(view.id);
                 self.progress_dirty = true;
                 return;
             }
@@ -1241,6 +1297,15 @@ impl Session {
                 }
                 return;
             }
+            // Redis reports, handled by `on_stream_report` above.
+            InstanceEventKind::Report(
+                InstanceReport::Reading { .. }
+                | InstanceReport::Entry(_)
+                | InstanceReport::EntryProcessed { .. }
+                | InstanceReport::Acked { .. }
+                | InstanceReport::EntryFailed { .. }
+                | InstanceReport::EntryDeadLettered { .. },
+            ) => return,
             InstanceEventKind::Exited(reason) => {
                 self.on_exit(view, reason, now);
                 self.forget_old_instances();
@@ -1248,6 +1313,22 @@ impl Session {
             }
         }
         self.emit(ServerEvent::Instance(Box::new(view)));
+    }
+
+    /// Counts one more message received by an instance, in the next batch.
+    fn count_received(&mut self, id: InstanceId) {
+        match self.batch.received.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, count)) => *count += 1,
+            None => self.batch.received.push((id, 1)),
+        }
+    }
+
+    /// Counts one more message processed by an instance, in the next batch.
+    fn count_processed(&mut self, id: InstanceId) {
+        match self.batch.processed.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, count)) => *count += 1,
+            None => self.batch.processed.push((id, 1)),
+        }
     }
 
     fn on_exit(&mut self, mut view: InstanceView, reason: ExitReason, now: EpochMillis) {
@@ -1267,7 +1348,12 @@ impl Session {
                 (
                     InstanceState::Crashed {
                         at: now,
-                        session_timeout_ms: view.settings.session_timeout_ms,
+                        // A Redis group never times a consumer out: what it held stays pending.
+                        session_timeout_ms: if self.is_redis() {
+                            0
+                        } else {
+                            view.settings.session_timeout_ms
+                        },
                         noticed_at: None,
                     },
                     TimelineKind::Crashed,
@@ -1300,7 +1386,7 @@ impl Session {
 
     /// Reads a group's membership from the embedded broker, if it is one of this lab's.
     fn observe_group(&mut self, group: &str) {
-        if !self.groups.contains(group) {
+        if self.is_redis() || !self.groups.contains(group) {
             return;
         }
         if let Some(watch) = &self.deps.groups {
@@ -1434,6 +1520,10 @@ impl Session {
         if self.polling {
             return;
         }
+        if self.is_redis() {
+            self.start_stream_poll();
+            return;
+        }
         self.polling = true;
         let cluster = self.deps.cluster.clone();
         let topics: Vec<String> = self.topics.iter().cloned().collect();
@@ -1499,14 +1589,21 @@ impl Session {
                         let mut parts: Vec<_> = produced.landed.into_iter().collect();
                         parts.sort_unstable();
                         let total: u64 = parts.iter().map(|(_, n)| n).sum();
-                        let spread: Vec<String> = parts
-                            .iter()
-                            .map(|(p, n)| format!("partition {p}: {n}"))
-                            .collect();
-                        Notice::info(
-                            format!("Produced {total} message(s) to `{topic}`"),
-                            spread.join(", "),
-                        )
+                        if self.is_redis() {
+                            Notice::info(
+                                format!("Added {total} entr(ies) to `{topic}`"),
+                                "XADD gave each a new id at the end of the stream.",
+                            )
+                        } else {
+                            let spread: Vec<String> = parts
+                                .iter()
+                                .map(|(p, n)| format!("partition {p}: {n}"))
+                                .collect();
+                            Notice::info(
+                                format!("Produced {total} message(s) to `{topic}`"),
+                                spread.join(", "),
+                            )
+                        }
                     }
                     Err(err) => Notice::error(
                         format!("Messages were not produced to `{topic}`"),
@@ -1562,8 +1659,19 @@ impl Session {
                 };
                 let _ = reply.try_send(ServerEvent::Notice(notice));
             }
+            Outcome::RedisReady(result) => self.on_redis_ready(result),
+            Outcome::StreamsPolled { generation, result } => {
+                self.polling = false;
+                if generation == self.generation
+                    && let Ok(polled) = result
+                {
+                    self.on_streams_polled(polled);
+                }
+            }
             Outcome::ResetDone { result, reply } => {
                 self.reset = Reset::Idle;
+                self.pending_owners.clear();
+                self.claims.clear();
                 self.generation += 1;
                 let fresh = LabSnapshot {
                     progress: self.view.progress.clone(),
@@ -1588,6 +1696,10 @@ impl Session {
                 self.groups = setup.groups().cloned().collect();
                 self.emit(ServerEvent::Snapshot(Box::new(fresh)));
                 self.observe_all_groups();
+                if self.is_redis() {
+                    // The stream and its groups come back empty, as the lab starts.
+                    self.start_redis();
+                }
                 let notice = match result {
                     Ok(()) => Notice::info(
                         "The lab was reset",
@@ -1689,6 +1801,7 @@ impl Session {
     }
 
     fn flush(&mut self) {
+        self.flush_claims();
         if !self.batch.received.is_empty() || !self.batch.processed.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             self.emit(ServerEvent::Messages(batch));
@@ -1846,16 +1959,18 @@ impl Session {
         else {
             return;
         };
-        let cluster = self.deps.cluster.clone();
+        let broker = self.lab_broker();
         let (topics, groups) = self.resettable();
         let store = self.deps.progress.clone();
         let (namespace, lab) = (self.namespace.clone(), self.lab.content.id.clone());
         self.run_outcome(async move {
             let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
-            let result = match cluster.delete_groups(&group_refs).await {
-                Ok(()) => cluster.delete_topics(&topic_refs).await,
-                Err(err) => Err(err),
+            let result = match broker {
+                Ok(broker) => broker.delete(&topic_refs, &group_refs).await,
+                Err(_) => Err(ClusterError::Refused(
+                    "Redis is not running, so there was nothing to delete.".to_owned(),
+                )),
             };
             if result.is_ok()
                 && let Err(err) = store.forget_created_topics(&namespace, &lab).await

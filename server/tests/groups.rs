@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use grouplab_protocol::{ConsumerSettings, InstanceConfig, InstanceId, InstanceReport, KeyMode};
+use grouplab_protocol::{
+    Backend, ConsumerSettings, InstanceConfig, InstanceId, InstanceReport, KeyMode,
+};
 use grouplab_server::broker::EmbeddedBroker;
 use grouplab_server::cluster::Cluster;
 use grouplab_server::config::locate_consumer_program;
@@ -86,6 +88,7 @@ impl Lab {
 
     async fn start(&mut self) -> InstanceId {
         let config = InstanceConfig {
+            backend: Backend::Kafka,
             bootstrap_servers: self.cluster.bootstrap_servers().to_owned(),
             group: self.group.clone(),
             topics: vec![self.topic.clone()],
@@ -281,6 +284,7 @@ async fn instance_cap_is_enforced_with_a_clear_message() {
     );
     let (sender, mut events) = mpsc::channel(64);
     let config = InstanceConfig {
+        backend: Backend::Kafka,
         bootstrap_servers: broker.bootstrap_servers(),
         group: "cap".into(),
         topics: vec!["cap".into()],
@@ -336,6 +340,7 @@ async fn a_missing_consumer_program_is_reported_not_fatal() {
     );
     let (sender, _events) = mpsc::channel(4);
     let config = InstanceConfig {
+        backend: Backend::Kafka,
         bootstrap_servers: "127.0.0.1:1".into(),
         group: "g".into(),
         topics: vec!["t".into()],

@@ -1,0 +1,431 @@
+//! The parts of a lab's session that only a Redis Streams lab has: starting its Redis, polling
+//! its streams, and the reports of Redis consumer instances.
+
+use std::collections::HashMap;
+
+use grouplab_protocol::{
+    Backend, BrokerHealth, BrokerView, EpochMillis, GROUP_COLOUR, InstanceProblem, InstanceReport,
+    InstanceState, InstanceView, MessageView, Notice, ServerEvent, StreamView, TimelineEntry,
+    TimelineKind, free_colour,
+};
+
+use super::{Outcome, Session, now_ms};
+use crate::backend::LabBroker;
+use crate::cluster::ClusterError;
+use crate::redis_streams::loose_readers_since;
+use crate::supervisor::{InstanceEvent, InstanceEventKind};
+
+/// What one poll of a Redis lab read.
+pub(super) struct StreamsPolled {
+    /// Each of the lab's streams, `None` when it does not exist.
+    streams: Vec<(String, Option<StreamView>)>,
+    /// Connections reading with plain `XREAD` (name or address, command).
+    loose: Vec<(String, String)>,
+}
+
+impl Session {
+    /// The answer to a command that needs Redis before it has answered, or when it cannot.
+    pub(super) fn redis_unavailable(&self) -> Notice {
+        match &self.view.broker.health {
+            BrokerHealth::Down { reason } => {
+                Notice::error("Redis is not available", reason.clone())
+            }
+            _ => Notice::info(
+                "Redis is still starting",
+                "grouplab starts its own Redis when a Redis lab is first opened; it takes a moment. Try again in a few seconds.",
+            ),
+        }
+    }
+
+    /// On Redis, grouplab writes only to the lab's own streams: a Redis may hold anyone's keys.
+    pub(super) fn writable(&self, topic: &str) -> Result<(), Notice> {
+        if self.is_redis() && !self.topics.contains(topic) {
+            return Err(Notice::error(
+                format!("`{topic}` is not one of this lab's streams"),
+                format!(
+                    "On Redis, grouplab adds entries only to the lab's own streams: {}.",
+                    self.topics
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn is_redis(&self) -> bool {
+        self.lab.content.setup.broker == Backend::Redis
+    }
+
+    /// The broker this lab's commands go to.
+    pub(super) fn lab_broker(&self) -> Result<LabBroker, Notice> {
+        match self.lab.content.setup.broker {
+            Backend::Kafka => Ok(LabBroker::Kafka(self.deps.cluster.clone())),
+            Backend::Redis if self.redis_url.is_some() => {
+                Ok(LabBroker::Redis(self.deps.redis.clone()))
+            }
+            Backend::Redis => Err(self.redis_unavailable()),
+        }
+    }
+
+    /// Starts Redis if nobody has yet, and makes the lab's groups on its stream.
+    pub(super) fn start_redis(&mut self) {
+        let redis = self.deps.redis.clone();
+        let setup = &self.lab.content.setup;
+        let stream = setup.topic.clone();
+        let groups: Vec<String> = setup.groups().cloned().collect();
+        self.run_outcome(async move {
+            let ready = async {
+                let url = redis.url().await?;
+                for group in &groups {
+                    redis.create_group(&stream, group).await?;
+                }
+                Ok(url)
+            };
+            Outcome::RedisReady(ready.await)
+        });
+    }
+
+    pub(super) fn on_redis_ready(&mut self, result: Result<String, ClusterError>) {
+        let broker = match result {
+            Ok(url) => {
+                self.redis_url = Some(url.clone());
+                BrokerView {
+                    backend: Backend::Redis,
+                    bootstrap_servers: url,
+                    embedded: true,
+                    health: BrokerHealth::Up,
+                }
+            }
+            Err(err) => BrokerView {
+                health: BrokerHealth::Down {
+                    reason: err.to_string(),
+                },
+                ..self.view.broker.clone()
+            },
+        };
+        if broker != self.view.broker {
+            self.emit(ServerEvent::Broker(broker));
+        }
+        self.start_poll();
+    }
+
+    pub(super) fn start_stream_poll(&mut self) {
+        if self.redis_url.is_none() {
+            return;
+        }
+        self.polling = true;
+        let redis = self.deps.redis.clone();
+        let streams: Vec<String> = self.topics.iter().cloned().collect();
+        let generation = self.generation;
+        self.run_outcome(async move {
+            let poll = async {
+                let mut found = Vec::new();
+                for stream in streams {
+                    let view = redis.describe(&stream).await?;
+                    found.push((stream, view));
+                }
+                Ok(StreamsPolled {
+                    streams: found,
+                    loose: redis.loose_readers().await?,
+                })
+            };
+            Outcome::StreamsPolled {
+                generation,
+                result: poll.await,
+            }
+        });
+    }
+
+    /// Shows what Redis holds now, and learns from it what the checks need: who was handed
+    /// entries, what a crashed instance left pending, and entries that moved (claims).
+    pub(super) fn on_streams_polled(&mut self, polled: StreamsPolled) {
+        let now = now_ms();
+        let main = self.lab.content.setup.topic.clone();
+        for (name, found) in polled.streams {
+            let known = self.view.stream(&name).cloned();
+            let Some(mut stream) = found else {
+                if known.is_some() {
+                    self.emit(ServerEvent::StreamRemoved { stream: name });
+                }
+                continue;
+            };
+            if name == main {
+                let before = known.as_ref().map_or(&[][..], |k| &k.loose_readers);
+                stream.loose_readers = loose_readers_since(polled.loose.clone(), before, now);
+                if !stream.loose_readers.is_empty() {
+                    self.history.streams.loose_readers = true;
+                }
+            }
+            self.link_consumers(&mut stream);
+            self.learn_from(&stream, now);
+            if known.as_ref() != Some(&stream) {
+                self.emit(ServerEvent::Stream(stream));
+                self.progress_dirty = true;
+            }
+        }
+    }
+
+    /// Links each consumer to the page instance of that client id, and gives it a colour.
+    fn link_consumers(&self, stream: &mut StreamView) {
+        let mut taken: std::collections::BTreeSet<u8> = self
+            .view
+            .instances
+            .iter()
+            .filter(|i| i.is_alive())
+            .map(|i| i.colour)
+            .collect();
+        for group in &mut stream.groups {
+            for consumer in &mut group.consumers {
+                match self
+                    .view
+                    .instances
+                    .iter()
+                    .find(|i| i.client_id == consumer.name && i.group == group.name)
+                {
+                    Some(instance) => {
+                        consumer.instance = Some(instance.id);
+                        consumer.colour = instance.colour;
+                    }
+                    None => {
+                        let previous = self
+                            .view
+                            .stream(&stream.name)
+                            .and_then(|s| s.group(&group.name))
+                            .and_then(|g| g.consumer(&consumer.name))
+                            .map(|c| c.colour);
+                        consumer.colour = free_colour(previous, &taken);
+                        taken.insert(consumer.colour);
+                    }
+                }
+            }
+        }
+    }
+
+    fn learn_from(&mut self, stream: &StreamView, now: EpochMillis) {
+        let mut owners = HashMap::new();
+        for group in &stream.groups {
+            if !self.groups.contains(&group.name) {
+                continue;
+            }
+            let history = &mut self.history.streams;
+            let externals: Vec<&str> = group
+                .consumers
+                .iter()
+                .filter(|c| c.instance.is_none())
+                .map(|c| c.name.as_str())
+                .collect();
+            for consumer in &group.consumers {
+                if consumer.instance.is_none() && consumer.pending > 0 {
+                    history.handed_to(&group.name, &consumer.name, true);
+                }
+                let crashed = consumer
+                    .instance
+                    .and_then(|id| self.view.instance(id))
+                    .is_some_and(|i| matches!(i.state, InstanceState::Crashed { .. }));
+                if crashed {
+                    let left = history.left_pending.entry(group.name.clone()).or_default();
+                    *left = (*left).max(consumer.pending);
+                }
+                for entry in &consumer.entries {
+                    history.delivered(&group.name, entry.deliveries);
+                    owners.insert(
+                        (group.name.clone(), entry.id.clone()),
+                        consumer.name.clone(),
+                    );
+                }
+            }
+            // Entries the group was handed beyond what page instances received went to the
+            // others; with one other consumer, they went to it.
+            let received_by_instances = history.first_received(&group.name);
+            if let ([external], Some(read)) = (externals.as_slice(), group.entries_read)
+                && read > received_by_instances
+            {
+                history.handed_to(&group.name, external, true);
+            }
+        }
+        // Claims by consumers the page does not run; instances report their own.
+        let mut claims = Vec::new();
+        for ((group, id), owner) in &owners {
+            let external = stream
+                .group(group)
+                .and_then(|g| g.consumer(owner))
+                .is_some_and(|c| c.instance.is_none());
+            if let Some(before) = self.pending_owners.get(&(group.clone(), id.clone()))
+                && before != owner
+                && external
+                && self.history.streams.claimed(group, id)
+            {
+                claims.push((group.clone(), owner.clone(), id.clone()));
+            }
+        }
+        self.pending_owners
+            .retain(|(group, _), _| !stream.groups.iter().any(|g| &g.name == group));
+        self.pending_owners.extend(owners);
+        self.timeline_claims(stream, claims, now);
+    }
+
+    /// One timeline entry per consumer that claimed entries since the last poll.
+    fn timeline_claims(
+        &mut self,
+        stream: &StreamView,
+        claims: Vec<(String, String, String)>,
+        now: EpochMillis,
+    ) {
+        let mut by_consumer: std::collections::BTreeMap<(String, String), Vec<String>> =
+            Default::default();
+        for (group, consumer, id) in claims {
+            by_consumer.entry((group, consumer)).or_default().push(id);
+        }
+        for ((group, consumer), mut entries) in by_consumer {
+            entries.sort();
+            let found = stream
+                .group(&group)
+                .and_then(|g| g.consumer(&consumer))
+                .cloned();
+            let instance = found.as_ref().and_then(|c| c.instance);
+            let name = instance
+                .and_then(|id| self.view.instance(id))
+                .map_or(consumer.clone(), |i| i.name.clone());
+            self.emit(ServerEvent::Timeline(TimelineEntry {
+                at: now,
+                group,
+                instance,
+                member: Some(consumer),
+                name,
+                colour: found.map_or(GROUP_COLOUR, |c| c.colour),
+                kind: TimelineKind::Claimed { entries },
+                partitions: Vec::new(),
+            }));
+        }
+    }
+
+    /// One timeline entry per instance that claimed entries since the last flush.
+    pub(super) fn flush_claims(&mut self) {
+        for (id, entries) in std::mem::take(&mut self.claims) {
+            if let Some(view) = self.view.instance(id).cloned() {
+                self.timeline(
+                    &view,
+                    TimelineKind::Claimed { entries },
+                    Vec::new(),
+                    now_ms(),
+                );
+            }
+        }
+    }
+
+    /// Handles what only a Redis consumer instance reports; gives back any other event.
+    pub(super) fn on_stream_report(
+        &mut self,
+        view: &mut InstanceView,
+        event: InstanceEvent,
+        now: EpochMillis,
+    ) -> Option<InstanceEvent> {
+        let InstanceEventKind::Report(report) = &event.kind else {
+            return Some(event);
+        };
+        match report {
+            InstanceReport::Reading { .. } => {
+                if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
+                    view.state = InstanceState::Running;
+                }
+                view.problem = None;
+                self.emit(ServerEvent::Instance(Box::new(view.clone())));
+                self.start_poll();
+            }
+            InstanceReport::Entry(entry) => {
+                let history = &mut self.history.streams;
+                history.delivered(&view.group, entry.deliveries);
+                let held = (view.group.clone(), entry.id.clone());
+                // An entry this consumer claims back from itself is a retry, not a takeover.
+                let from_another = self
+                    .pending_owners
+                    .get(&held)
+                    .is_none_or(|owner| *owner != view.client_id);
+                if entry.claimed && from_another {
+                    history.claimed(&view.group, &entry.id);
+                    self.claims
+                        .entry(view.id)
+                        .or_default()
+                        .push(entry.id.clone());
+                } else if !entry.claimed {
+                    history.first_handed(&view.group, &entry.id, &view.client_id);
+                }
+                if view.settings.commit != grouplab_protocol::CommitPolicy::Auto {
+                    self.pending_owners.insert(held, view.client_id.clone());
+                }
+                history.handed_to(&view.group, &view.client_id, false);
+                self.count_received(view.id);
+                if self.batch.sample.len() < super::SAMPLE_PER_FLUSH {
+                    self.batch.sample.push(MessageView {
+                        instance: view.id,
+                        topic: entry.stream.clone(),
+                        partition: 0,
+                        offset: -1,
+                        entry: Some(entry.id.clone()),
+                        key: entry.key.clone(),
+                        value: entry.value.clone(),
+                        at: now,
+                    });
+                }
+                self.progress_dirty = true;
+            }
+            InstanceReport::EntryProcessed { .. } => {
+                self.history.last_processed.insert(view.group.clone(), now);
+                self.count_processed(view.id);
+                if view.problem.take().is_some() {
+                    self.emit(ServerEvent::Instance(Box::new(view.clone())));
+                }
+                self.progress_dirty = true;
+            }
+            InstanceReport::Acked { ids, .. } => {
+                for id in ids {
+                    self.pending_owners
+                        .remove(&(view.group.clone(), id.clone()));
+                }
+            }
+            InstanceReport::EntryFailed {
+                id,
+                deliveries,
+                error,
+                ..
+            } => {
+                let attempts = self.history.attempts.entry(view.group.clone()).or_default();
+                *attempts = (*attempts).max(*deliveries as u32);
+                view.problem = Some(InstanceProblem {
+                    message: format!("entry {id}, delivery {deliveries}: {error}; left pending"),
+                    at: now,
+                });
+                self.emit(ServerEvent::Instance(Box::new(view.clone())));
+                self.progress_dirty = true;
+            }
+            InstanceReport::EntryDeadLettered {
+                id,
+                deliveries,
+                dead_letter_stream,
+                ..
+            } => {
+                view.dead_lettered += 1;
+                view.problem = None;
+                *self
+                    .history
+                    .dead_lettered
+                    .entry(view.group.clone())
+                    .or_default() += 1;
+                let _ = self.events.send(ServerEvent::Notice(Notice::info(
+                    format!("Instance {} moved an entry aside", view.name),
+                    format!(
+                        "Entry {id} was delivered {deliveries} time(s) and failed each time: it was copied to `{dead_letter_stream}` and acknowledged."
+                    ),
+                )));
+                self.emit(ServerEvent::Instance(Box::new(view.clone())));
+                self.start_poll();
+                self.progress_dirty = true;
+            }
+            _ => return Some(event),
+        }
+        None
+    }
+}
