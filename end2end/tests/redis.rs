@@ -373,3 +373,43 @@ async fn a_graceful_shutdown_stops_redis_and_its_instances() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// Redis going away mid-lab is shown as the broker being down, commands that need it say so,
+/// and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_is_shown_and_the_server_keeps_running() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::open(&server, LAB).await?;
+    page.wait_until("Redis to answer", STEP_DEADLINE, |c| {
+        c.view().broker.health == BrokerHealth::Up
+    })
+    .await?;
+    for pid in children_of(server.pid()) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )?;
+    }
+    page.wait_until("Redis to be shown down", STEP_DEADLINE, |c| {
+        matches!(c.view().broker.health, BrokerHealth::Down { .. })
+    })
+    .await?;
+    page.send(&ClientCommand::Produce {
+        topic: STREAM.into(),
+        count: 1,
+        keys: KeyMode::None,
+        partition: None,
+        text: None,
+    })
+    .await?;
+    page.wait_until("the produce to fail in words", STEP_DEADLINE, |c| {
+        c.notices.iter().any(|n| {
+            n.title.starts_with("Messages were not produced") && n.detail.contains("redis://")
+        })
+    })
+    .await?;
+    let (status, _) = server.get("/healthz").await?;
+    anyhow::ensure!(status == 200, "the server still serves");
+    Ok(())
+}

@@ -11,7 +11,7 @@ use crate::{
 ///
 /// Each variant but [`ServerEvent::Notice`] is applied to a [`LabSnapshot`] by [`LabSnapshot::apply`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ServerEvent {
     /// The whole view: sent first on every connection, and again to a page that fell behind.
     Snapshot(Box<LabSnapshot>),

@@ -117,7 +117,7 @@ impl GroupState {
 
 /// Who started a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "origin", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum MemberOrigin {
     /// A consumer instance grouplab started and supervises.
     Instance { instance: InstanceId },

@@ -208,7 +208,7 @@ pub struct BrokerView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "health", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum BrokerHealth {
     /// Not yet checked.
     Unknown,
@@ -510,7 +510,7 @@ impl InstanceView {
 
 /// The lifecycle of a consumer instance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum InstanceState {
     /// The process was started and has not reported yet.
     Starting,
@@ -577,7 +577,7 @@ pub struct TimelineEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TimelineKind {
     /// An instance process started.
     Started,

@@ -19,7 +19,7 @@ use grouplab_protocol::{
     StreamView,
 };
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply, StreamPendingCountReply};
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
@@ -54,7 +54,7 @@ struct Inner {
 
 struct Ready {
     url: String,
-    connection: MultiplexedConnection,
+    connection: ConnectionManager,
     /// grouplab's own `redis-server`, if it started one; dropping it kills the process.
     /// A std Mutex: it is only taken to hand the process to [`Redis::shut_down`].
     process: std::sync::Mutex<Option<Child>>,
@@ -111,7 +111,7 @@ impl Redis {
             .map_err(|err| ClusterError::Unavailable(err.clone()))
     }
 
-    async fn connection(&self) -> Result<(MultiplexedConnection, String), ClusterError> {
+    async fn connection(&self) -> Result<(ConnectionManager, String), ClusterError> {
         let ready = self.ready().await?;
         Ok((ready.connection.clone(), ready.url.clone()))
     }
@@ -412,13 +412,14 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
     }
 }
 
-async fn connect(url: &str) -> redis::RedisResult<MultiplexedConnection> {
+/// A connection that reconnects by itself when Redis comes back (the operator's may restart).
+async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
     let client = redis::Client::open(url)?;
-    let mut con = tokio::time::timeout(CALL_TIMEOUT, client.get_multiplexed_async_connection())
-        .await
-        .map_err(|_| {
-            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
-        })??;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CALL_TIMEOUT))
+        .set_response_timeout(Some(CALL_TIMEOUT))
+        .set_number_of_retries(2);
+    let mut con = ConnectionManager::new_with_config(client, config).await?;
     redis::cmd("PING").query_async::<()>(&mut con).await?;
     Ok(con)
 }

@@ -1662,10 +1662,8 @@ impl Session {
             Outcome::RedisReady(result) => self.on_redis_ready(result),
             Outcome::StreamsPolled { generation, result } => {
                 self.polling = false;
-                if generation == self.generation
-                    && let Ok(polled) = result
-                {
-                    self.on_streams_polled(polled);
+                if generation == self.generation {
+                    self.on_streams_polled(result);
                 }
             }
             Outcome::ResetDone { result, reply } => {

@@ -141,7 +141,23 @@ impl Session {
 
     /// Shows what Redis holds now, and learns from it what the checks need: who was handed
     /// entries, what a crashed instance left pending, and entries that moved (claims).
-    pub(super) fn on_streams_polled(&mut self, polled: StreamsPolled) {
+    pub(super) fn on_streams_polled(&mut self, result: Result<StreamsPolled, ClusterError>) {
+        // Redis's health is whether it answers the polls.
+        let health = match &result {
+            Ok(_) => BrokerHealth::Up,
+            Err(err) => BrokerHealth::Down {
+                reason: err.to_string(),
+            },
+        };
+        if health != self.view.broker.health {
+            self.emit(ServerEvent::Broker(BrokerView {
+                health,
+                ..self.view.broker.clone()
+            }));
+        }
+        let Ok(polled) = result else {
+            return;
+        };
         let now = now_ms();
         let main = self.lab.content.setup.topic.clone();
         for (name, found) in polled.streams {
