@@ -833,23 +833,13 @@ async fn lab_13_journey_shares_a_redis_stream_and_claims_a_crashed_consumers_ent
     wait_text(client, "parked-A", "dead-letter stream: 1").await?;
     wait_step_passed(client, 4).await?;
 
+    let reader = Consumer::Script {
+        lab: LAB,
+        file: "xread_reader.py",
+    };
     let _readers = [
-        ExternalConsumer::start(
-            Consumer::Script {
-                lab: LAB,
-                file: "xread_reader.py",
-            },
-            &url,
-            data.path(),
-        )?,
-        ExternalConsumer::start(
-            Consumer::Script {
-                lab: LAB,
-                file: "xread_reader.py",
-            },
-            &url,
-            data.path(),
-        )?,
+        ExternalConsumer::start(reader, &url, data.path())?,
+        ExternalConsumer::start(reader, &url, data.path())?,
     ];
     wait_text(client, "loose-readers", "xread").await?;
     type_into(client, "produce-text", "").await?;

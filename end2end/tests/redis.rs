@@ -248,23 +248,13 @@ async fn the_redis_streams_lab_runs_on_a_real_redis_and_every_step_passes() -> a
     .await?;
 
     // Step 6: two readers in no group each get every entry.
+    let reader = Client::Script {
+        lab: LAB,
+        file: "xread_reader.py",
+    };
     let readers = [
-        ExternalConsumer::start(
-            Client::Script {
-                lab: LAB,
-                file: "xread_reader.py",
-            },
-            &url,
-            logs.path(),
-        )?,
-        ExternalConsumer::start(
-            Client::Script {
-                lab: LAB,
-                file: "xread_reader.py",
-            },
-            &url,
-            logs.path(),
-        )?,
+        ExternalConsumer::start(reader, &url, logs.path())?,
+        ExternalConsumer::start(reader, &url, logs.path())?,
     ];
     page.wait_until("two readers in no group", STEP_DEADLINE, |c| {
         c.view()

@@ -480,28 +480,13 @@ impl Cluster {
         let spread = partitions.len().max(1) as u64;
         let records: Vec<(Option<String>, String, Option<i32>)> = (0..u64::from(count))
             .map(|i| {
-                let number = first_number + i;
                 let target = match keys {
                     KeyMode::RoundRobin if partition.is_none() => {
                         partitions.get((i % spread) as usize).map(|p| p.partition)
                     }
                     _ => partition,
                 };
-                let key = match keys {
-                    KeyMode::None | KeyMode::RoundRobin => None,
-                    KeyMode::Fixed { key } => Some(key.clone()),
-                    KeyMode::Rotating { distinct } => {
-                        Some(format!("user-{}", i % u64::from((*distinct).max(1))))
-                    }
-                };
-                let mut value = match &key {
-                    Some(key) => format!("click #{number} by {key}"),
-                    None => format!("click #{number}"),
-                };
-                if let Some(text) = text {
-                    value.push_str(": ");
-                    value.push_str(text);
-                }
+                let (key, value) = numbered_message(keys, i, first_number + i, text);
                 (key, value, target)
             })
             .collect();
@@ -538,6 +523,32 @@ impl Cluster {
         }
         Ok(produced)
     }
+}
+
+/// The `i`-th message of one produce, numbered `number`: its key as `keys` says, and its value
+/// `click #N` (`by <key>`, then `: <text>`), which the ledger and the order checks read back.
+pub fn numbered_message(
+    keys: &KeyMode,
+    i: u64,
+    number: u64,
+    text: Option<&str>,
+) -> (Option<String>, String) {
+    let key = match keys {
+        KeyMode::None | KeyMode::RoundRobin => None,
+        KeyMode::Fixed { key } => Some(key.clone()),
+        KeyMode::Rotating { distinct } => {
+            Some(format!("user-{}", i % u64::from((*distinct).max(1))))
+        }
+    };
+    let mut value = match &key {
+        Some(key) => format!("click #{number} by {key}"),
+        None => format!("click #{number}"),
+    };
+    if let Some(text) = text {
+        value.push_str(": ");
+        value.push_str(text);
+    }
+    (key, value)
 }
 
 impl Inner {

@@ -25,7 +25,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use crate::cluster::{ClusterError, Produced};
+use crate::cluster::{ClusterError, Produced, numbered_message};
 
 /// How long grouplab's `redis-server` may take to answer its first `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,22 +141,7 @@ impl Redis {
         let (mut con, url) = self.connection().await?;
         let mut pipe = redis::pipe();
         for i in 0..u64::from(count) {
-            let number = first_number + i;
-            let key = match keys {
-                KeyMode::None | KeyMode::RoundRobin => None,
-                KeyMode::Fixed { key } => Some(key.clone()),
-                KeyMode::Rotating { distinct } => {
-                    Some(format!("user-{}", i % u64::from((*distinct).max(1))))
-                }
-            };
-            let mut value = match &key {
-                Some(key) => format!("click #{number} by {key}"),
-                None => format!("click #{number}"),
-            };
-            if let Some(text) = text {
-                value.push_str(": ");
-                value.push_str(text);
-            }
+            let (key, value) = numbered_message(keys, i, first_number + i, text);
             let mut fields = vec![("value", value)];
             if let Some(key) = key {
                 fields.push(("key", key));
