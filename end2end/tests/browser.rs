@@ -818,6 +818,7 @@ async fn lab_13_journey_shares_a_redis_stream_and_claims_a_crashed_consumers_ent
     click(client, "start-instance").await?;
     wait_text(client, "timeline", "claimed").await?;
     wait_step_passed(client, 3).await?;
+    screenshot(client, "lab-13-claimed").await?;
 
     stop_instance(client, "E").await?;
     // A stopping consumer finishes the read it is blocked in, and would take the poison entry.
@@ -846,5 +847,6 @@ async fn lab_13_journey_shares_a_redis_stream_and_claims_a_crashed_consumers_ent
     click(client, "produce").await?;
     wait_step_passed(client, 5).await?;
     wait_text(client, "progress-count", "6 of 6").await?;
+    screenshot(client, "lab-13-done").await?;
     browser.close().await
 }
