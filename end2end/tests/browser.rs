@@ -389,6 +389,32 @@ async fn stop_instance(client: &Client, name: &str) -> anyhow::Result<()> {
     .await
 }
 
+/// Presses Crash on an instance's card until the card says it crashed (a busy card is redrawn
+/// as its counts change, and a click that lands as it is replaced does nothing).
+async fn crash_instance(client: &Client, name: &str) -> anyhow::Result<()> {
+    let (button, card) = (
+        testid(&format!("crash-{name}")),
+        testid(&format!("instance-{name}")),
+    );
+    poll_until(&format!("{name} to crash"), STEP_DEADLINE, || async {
+        let state = client
+            .find(Locator::Css(&card))
+            .await
+            .ok()?
+            .attr("data-state")
+            .await
+            .ok()??;
+        if state == "crashed" {
+            return Some(());
+        }
+        if let Ok(crash) = client.find(Locator::Css(&button)).await {
+            let _ = crash.click().await;
+        }
+        None
+    })
+    .await
+}
+
 /// Chooses an option of a select by its value.
 async fn select(client: &Client, id: &str, value: &str) -> anyhow::Result<()> {
     client
@@ -809,7 +835,7 @@ async fn lab_13_journey_shares_a_redis_stream_and_claims_a_crashed_consumers_ent
     type_into(client, "produce-count", "10").await?;
     click(client, "produce").await?;
     wait_text(client, "received-D", "1").await?;
-    click(client, "crash-D").await?;
+    crash_instance(client, "D").await?;
     wait_text(client, "status-D", "stays pending").await?;
     wait_step_passed(client, 2).await?;
 
