@@ -363,55 +363,51 @@ async fn lab_04_can_be_done_with_a_page_instance_and_an_external_consumer() -> a
     browser.close().await
 }
 
-/// Presses Stop on an instance's card until the card says it is stopping or stopped: a card is
-/// drawn anew as its counts change, and a click that lands as it is replaced does nothing.
+/// Presses Stop on an instance's card until the card says it is stopping or stopped.
 async fn stop_instance(client: &Client, name: &str) -> anyhow::Result<()> {
-    let (button, card) = (
-        testid(&format!("stop-{name}")),
-        testid(&format!("instance-{name}")),
-    );
-    poll_until(&format!("{name} to stop"), STEP_DEADLINE, || async {
-        let state = client
-            .find(Locator::Css(&card))
-            .await
-            .ok()?
-            .attr("data-state")
-            .await
-            .ok()??;
-        if state != "running" && state != "joining" && state != "starting" {
-            return Some(());
-        }
-        if let Ok(stop) = client.find(Locator::Css(&button)).await {
-            let _ = stop.click().await;
-        }
-        None
+    press_until(client, name, "stop", |state| {
+        !matches!(state, "running" | "joining" | "starting")
     })
     .await
 }
 
-/// Presses Crash on an instance's card until the card says it crashed (a busy card is redrawn
-/// as its counts change, and a click that lands as it is replaced does nothing).
+/// Presses Crash on an instance's card until the card says it crashed.
 async fn crash_instance(client: &Client, name: &str) -> anyhow::Result<()> {
+    press_until(client, name, "crash", |state| state == "crashed").await
+}
+
+/// Presses a card's button until the card's `data-state` is `done`: a card is drawn anew as its
+/// counts change, and a click that lands as it is replaced does nothing.
+async fn press_until(
+    client: &Client,
+    name: &str,
+    button: &str,
+    done: fn(&str) -> bool,
+) -> anyhow::Result<()> {
     let (button, card) = (
-        testid(&format!("crash-{name}")),
+        testid(&format!("{button}-{name}")),
         testid(&format!("instance-{name}")),
     );
-    poll_until(&format!("{name} to crash"), STEP_DEADLINE, || async {
-        let state = client
-            .find(Locator::Css(&card))
-            .await
-            .ok()?
-            .attr("data-state")
-            .await
-            .ok()??;
-        if state == "crashed" {
-            return Some(());
-        }
-        if let Ok(crash) = client.find(Locator::Css(&button)).await {
-            let _ = crash.click().await;
-        }
-        None
-    })
+    poll_until(
+        &format!("{name}'s card to change"),
+        STEP_DEADLINE,
+        || async {
+            let state = client
+                .find(Locator::Css(&card))
+                .await
+                .ok()?
+                .attr("data-state")
+                .await
+                .ok()??;
+            if done(&state) {
+                return Some(());
+            }
+            if let Ok(pressed) = client.find(Locator::Css(&button)).await {
+                let _ = pressed.click().await;
+            }
+            None
+        },
+    )
     .await
 }
 
