@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what grouplab needs to build, skipping whatever is already there.
 #   scripts/setup.sh          the pinned Rust toolchain with its WASM target, a C toolchain,
-#                             binaryen's wasm-opt from npm (tools/binaryen) with Node.js, and
-#                             Debian's redis-server for the Redis Streams labs
+#                             binaryen's wasm-opt from npm (tools/binaryen) with Node.js,
+#                             Debian's redis-server for the Redis Streams labs, and Debian's
+#                             rabbitmq-server (with Erlang) for the RabbitMQ labs
 #   scripts/setup.sh --tests  the same, plus Debian's Chromium and ChromeDriver for browser tests, and
 #                             the Kafka clients the tests run as a learner's own consumers: Debian's
 #                             kcat, KafkaJS, and a Python virtual environment with
-#                             confluent-kafka, aiokafka and redis-py (all in end2end/clients/)
+#                             confluent-kafka, aiokafka, redis-py and pika (all in end2end/clients/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +79,13 @@ if ! command -v redis-server >/dev/null && [ ! -x /usr/bin/redis-server ]; then
   apt_install redis-server
 fi
 
+# The RabbitMQ labs run a rabbitmq-server of grouplab's own, on loopback ports, in .grouplab/.
+# The package also starts a system-wide broker where a service manager runs; grouplab does not use it.
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+  say "Installing rabbitmq-server for the RabbitMQ labs"
+  apt_install rabbitmq-server
+fi
+
 if [ "${1:-}" = "--tests" ]; then
   packages=()
   command -v chromium >/dev/null || packages+=(chromium)
@@ -95,7 +103,7 @@ if [ "${1:-}" = "--tests" ]; then
     python3 -m venv "$clients/.venv"
   fi
   if ! cmp -s "$clients/requirements.txt" "$clients/.venv/installed.txt"; then
-    say "Installing confluent-kafka, aiokafka and redis-py into $clients/.venv"
+    say "Installing confluent-kafka, aiokafka, redis-py and pika into $clients/.venv"
     "$clients/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$clients/requirements.txt"
     cp "$clients/requirements.txt" "$clients/.venv/installed.txt"
   fi

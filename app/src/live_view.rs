@@ -47,13 +47,16 @@ pub fn BrokerBadge() -> impl IntoView {
     let live = expect_context::<Live>();
     let text = move || {
         with_view(live, |v| {
-            let kind = if v.broker.backend == Backend::Redis {
-                "Redis"
-            } else if v.broker.embedded {
-                "embedded broker"
-            } else {
-                "Kafka cluster"
+            let kind = match v.broker.backend {
+                Backend::Redis => "Redis",
+                Backend::RabbitMq => "RabbitMQ",
+                Backend::Kafka if v.broker.embedded => "embedded broker",
+                Backend::Kafka => "Kafka cluster",
             };
+            // Redis and RabbitMQ have no address until grouplab has started them.
+            if v.broker.bootstrap_servers.is_empty() && v.broker.health == BrokerHealth::Unknown {
+                return format!("{kind} · starting…");
+            }
             let health = match &v.broker.health {
                 BrokerHealth::Unknown => "checking…",
                 BrokerHealth::Up => "up",
@@ -118,10 +121,12 @@ pub fn Notices() -> impl IntoView {
 pub fn LiveView(setup: LabSetup) -> AnyView {
     let live = expect_context::<Live>();
     let connected = move || live.view.with(Option::is_some);
-    // What only one broker has is hidden by the style sheet (`.kafka-only`, `.redis-only`).
+    // What only one broker has is hidden by the style sheet (`.kafka-only`, `.redis-only`,
+    // `.rabbitmq-only`, and `.not-rabbitmq` for what Kafka and Redis share).
     let broker = match setup.broker {
         Backend::Kafka => "kafka",
         Backend::Redis => "redis",
+        Backend::RabbitMq => "rabbitmq",
     };
     view! {
         <section class="live" aria-label="Live view" data-broker=broker>
@@ -151,6 +156,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
                 <Topics />
                 <Groups />
                 <Streams />
+                <Queues />
                 <Instances />
                 <LagCharts />
                 <Ledgers />
@@ -219,7 +225,15 @@ fn Controls(setup: LabSetup) -> AnyView {
             .map(|n| n.to_string())
             .unwrap_or_default(),
     );
-    let redis = setup.broker == Backend::Redis;
+    let prefetch = RwSignal::new(defaults.prefetch.to_string());
+    let requeue = RwSignal::new(defaults.requeue_on_failure);
+    let backend = setup.broker;
+    let redis = backend == Backend::Redis;
+    let commit_label = move |c: CommitPolicy| match backend {
+        Backend::Kafka => c.label(),
+        Backend::Redis => c.redis_label(),
+        Backend::RabbitMq => c.rabbitmq_label(),
+    };
 
     let create_topic = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -330,6 +344,9 @@ fn Controls(setup: LabSetup) -> AnyView {
         let Some(block_ms) = number::<u32>(live, "read wait", &block_ms.get_untracked()) else {
             return;
         };
+        let Some(prefetch) = number::<u16>(live, "prefetch", &prefetch.get_untracked()) else {
+            return;
+        };
         let typed = claim_idle_ms.get_untracked();
         let claim_idle_ms = if typed.trim().is_empty() {
             None
@@ -379,6 +396,8 @@ fn Controls(setup: LabSetup) -> AnyView {
             dead_letter_topic: optional(dead_letter),
             block_ms,
             claim_idle_ms,
+            prefetch,
+            requeue_on_failure: requeue.get_untracked(),
             ..ConsumerSettings::default()
         };
         live.send(ClientCommand::StartInstance {
@@ -391,7 +410,7 @@ fn Controls(setup: LabSetup) -> AnyView {
     view! {
         <div class="controls">
             <form class="control" novalidate on:submit=create_topic>
-                <h3>{if redis { "Stream" } else { "Topic" }}</h3>
+                <h3>{match backend { Backend::Kafka => "Topic", Backend::Redis => "Stream", Backend::RabbitMq => "Queue" }}</h3>
                 <label>"Name" <input data-testid="topic-name" bind:value=topic maxlength=limits::MAX_NAME_LEN /></label>
                 <label class="kafka-only">"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
                 <button type="submit" class="kafka-only" data-testid="create-topic">"Create topic"</button>
@@ -445,11 +464,12 @@ fn Controls(setup: LabSetup) -> AnyView {
             <form class="control" novalidate on:submit=start>
                 <h3>"Consumer of " <code>{move || topic.get()}</code></h3>
                 <label>"Group" <input data-testid="instance-group" bind:value=group maxlength=limits::MAX_NAME_LEN /></label>
-                <label>{if redis { "Acknowledge" } else { "Commit" }}
+                <label>{if backend == Backend::Kafka { "Commit" } else { "Acknowledge" }}
                     <select data-testid="instance-commit" bind:value=commit>
-                        {CommitPolicy::ALL.into_iter().map(|c| view! { <option value=c.key()>{if redis { c.redis_label() } else { c.label() }}</option> }).collect_view()}
+                        {CommitPolicy::ALL.into_iter().map(|c| view! { <option value=c.key()>{commit_label(c)}</option> }).collect_view()}
                     </select>
                 </label>
+                <label class="rabbitmq-only">"Prefetch (0: no limit)" <input data-testid="instance-prefetch" type="number" min="0" max="1000" bind:value=prefetch /></label>
                 <label class="redis-only">"Claim pending after (ms)" <input data-testid="instance-claim" type="number" min="100" placeholder="never" bind:value=claim_idle_ms /></label>
                 <label>"Processing per message (ms)" <input data-testid="instance-processing" type="number" min="0" max=limits::MAX_PROCESSING_MS bind:value=processing_ms /></label>
                 <label>"Crash after (messages)" <input data-testid="instance-crash-after" type="number" min="1" placeholder="never" bind:value=crash_after /></label>
@@ -458,7 +478,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                     <label class="kafka-only">"Auto-commit every (ms)" <input data-testid="instance-commit-interval" type="number" min="100" max="60000" bind:value=commit_interval_ms /></label>
                     <label class="kafka-only">"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
                     <label class="kafka-only">"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
-                    <label>{if redis { "Entries per read (COUNT)" } else { "Messages per poll" }} <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
+                    <label class="not-rabbitmq">{if redis { "Entries per read (COUNT)" } else { "Messages per poll" }} <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
                     <label class="redis-only">"Read waits up to (ms, BLOCK)" <input data-testid="instance-block" type="number" min="100" max="10000" bind:value=block_ms /></label>
                     <label class="kafka-only">"Assignor"
                         <select data-testid="instance-assignor" bind:value=assignor>
@@ -468,8 +488,9 @@ fn Controls(setup: LabSetup) -> AnyView {
                     <label class="kafka-only">"Static member id" <input data-testid="instance-static-id" placeholder="none (dynamic member)" bind:value=static_id maxlength=limits::MAX_NAME_LEN /></label>
                     <label class="check kafka-only"><input type="checkbox" data-testid="instance-queue" bind:checked=queue /> "Process on a worker behind a queue"</label>
                     <label>"Fail on messages containing" <input data-testid="instance-fail-on" placeholder="nothing" bind:value=fail_on maxlength=limits::MAX_KEY_LEN /></label>
-                    <label>"Retries" <input data-testid="instance-retries" type="number" min="0" max=limits::MAX_RETRIES bind:value=retries /></label>
-                    <label>{if redis { "Dead-letter stream" } else { "Dead-letter topic" }} <input data-testid="instance-dead-letter" placeholder="none: retry forever" bind:value=dead_letter maxlength=limits::MAX_NAME_LEN /></label>
+                    <label class="check rabbitmq-only"><input type="checkbox" data-testid="instance-requeue" bind:checked=requeue /> "Hand a failed message back to the queue (off: reject it)"</label>
+                    <label class="not-rabbitmq">"Retries" <input data-testid="instance-retries" type="number" min="0" max=limits::MAX_RETRIES bind:value=retries /></label>
+                    <label class="not-rabbitmq">{if redis { "Dead-letter stream" } else { "Dead-letter topic" }} <input data-testid="instance-dead-letter" placeholder="none: retry forever" bind:value=dead_letter maxlength=limits::MAX_NAME_LEN /></label>
                 </details>
                 <button type="submit" data-testid="start-instance">"Start instance"</button>
             </form>
@@ -712,6 +733,56 @@ fn Streams() -> impl IntoView {
     }
 }
 
+/// A RabbitMQ lab's queues: what waits, what is out with consumers, and each consumer (whoever
+/// runs it) with its prefetch and unacked messages.
+#[component]
+fn Queues() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let queues = move || with_view(live, |v| v.queues.clone()).unwrap_or_default();
+    let name_of = move |instance: Option<grouplab_protocol::InstanceId>, tag: &str| {
+        instance
+            .and_then(|id| with_view(live, |v| v.instance(id).map(|i| i.name.clone())).flatten())
+            .unwrap_or_else(|| tag.to_owned())
+    };
+    view! {
+        <div class="streams rabbitmq-only" data-testid="queues">
+            {move || queues().into_iter().map(|queue| view! {
+                <div class="stream" data-queue=queue.name.clone() data-testid=format!("queue-panel-{}", queue.name)>
+                    <h3>"Queue " <code>{queue.name.clone()}</code></h3>
+                    <p class="counts">
+                        <strong data-testid=format!("ready-{}", queue.name)>{queue.ready}</strong>" ready · "
+                        <strong data-testid=format!("unacked-total-{}", queue.name)>{queue.unacked}</strong>" unacked"
+                        {queue.dead_letter_queue.clone().map(|target| view! { <span class="muted">" · rejected messages go to " <code>{target}</code></span> })}
+                    </p>
+                    <p class="muted">{format!(
+                        "since it was made: {} published, {} delivered ({} redelivered), {} acknowledged",
+                        queue.published, queue.delivered, queue.redelivered, queue.acked
+                    )}</p>
+                    {(!queue.consumers.is_empty()).then(|| view! {
+                        <table class="consumers">
+                            <thead><tr><th>"Consumer"</th><th>"Connection"</th><th>"Prefetch"</th><th>"Ack"</th><th>"Unacked"</th></tr></thead>
+                            <tbody>
+                                {queue.consumers.into_iter().map(|c| view! {
+                                    <tr data-testid="queue-consumer" data-consumer=c.tag.clone() data-unacked=c.unacked>
+                                        <td>
+                                            <span class=format!("chip {}", colour_class(c.colour))>{name_of(c.instance, &c.tag)}</span>
+                                            {c.instance.is_none().then(|| view! { <span class="muted">" yours"</span> })}
+                                        </td>
+                                        <td><code>{c.connection}</code></td>
+                                        <td>{if c.prefetch == 0 { "no limit".to_owned() } else { c.prefetch.to_string() }}</td>
+                                        <td>{if c.ack_required { "manual" } else { "auto" }}</td>
+                                        <td>{c.unacked}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    })}
+                </div>
+            }).collect_view()}
+        </div>
+    }
+}
+
 /// A group's state as the broker sees it, and its members that grouplab did not start.
 #[component]
 fn GroupPanel(group: GroupView) -> AnyView {
@@ -840,7 +911,7 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
         .unwrap_or_else(|| "none".to_owned())
     };
     let state = instance.state.clone();
-    let redis = with_view(live, |v| v.broker.backend == Backend::Redis).unwrap_or(false);
+    let backend = with_view(live, |v| v.broker.backend).unwrap_or_default();
     let client_id = instance.client_id.clone();
     let group = instance.group.clone();
     let topic = instance.topic.clone();
@@ -854,8 +925,22 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
         })
         .unwrap_or(0)
     };
+    // On RabbitMQ: what this consumer holds unacked, as the management API says.
+    let (queue_name, tag) = (instance.topic.clone(), instance.client_id.clone());
+    let unacked = move || {
+        with_view(live, |v| {
+            v.queue(&queue_name)
+                .and_then(|q| q.consumer(&tag))
+                .map_or(0, |c| c.unacked)
+        })
+        .unwrap_or(0)
+    };
     let status = move || {
         match &state {
+        InstanceState::Crashed {
+            session_timeout_ms: 0,
+            ..
+        } if backend == Backend::RabbitMq => "Its connection dropped: RabbitMQ put what it held unacked back in the queue at once, marked redelivered".to_owned(),
         // A Redis group never times a consumer out.
         InstanceState::Crashed {
             session_timeout_ms: 0,
@@ -896,7 +981,7 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
     }
     };
     let name = instance.name.clone();
-    let summary = settings_summary(&instance, redis);
+    let summary = settings_summary(&instance, backend);
     let max_poll_ms = instance.settings.max_poll_interval_ms;
     let busy = instance.busy.filter(|_| alive);
     let busy_status = move || {
@@ -926,6 +1011,7 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
             </header>
             <p class="owns kafka-only">"Owns: " <strong data-testid=format!("owns-{}", instance.name)>{partitions}</strong></p>
             <p class="owns redis-only">"Pending: " <strong data-testid=format!("pending-{}", instance.name)>{pending}</strong></p>
+            <p class="owns rabbitmq-only">"Unacked: " <strong data-testid=format!("unacked-{}", instance.name)>{unacked}</strong></p>
             <p class="received">
                 "Received: " <strong data-testid=format!("received-{}", instance.name)>{instance.received}</strong>
                 " · processed: " <strong data-testid=format!("processed-{}", instance.name)>{instance.processed}</strong>
@@ -942,7 +1028,7 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
                 </p>
             })}
             {(instance.dead_lettered > 0).then(|| view! {
-                <p class="muted" data-testid=format!("parked-{}", instance.name)>{format!("{}: {}", if redis { "Moved to the dead-letter stream" } else { "Parked in the dead-letter topic" }, instance.dead_lettered)}</p>
+                <p class="muted" data-testid=format!("parked-{}", instance.name)>{format!("{}: {}", match backend { Backend::Redis => "Moved to the dead-letter stream", Backend::RabbitMq => "Rejected for good", Backend::Kafka => "Parked in the dead-letter topic" }, instance.dead_lettered)}</p>
             })}
             <p class="settings muted">{summary}</p>
             <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
@@ -968,10 +1054,34 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
 }
 
 /// The settings of an instance in one line, leaving out what is at its default.
-fn settings_summary(instance: &InstanceView, redis: bool) -> String {
+fn settings_summary(instance: &InstanceView, backend: Backend) -> String {
     let settings = &instance.settings;
     let defaults = ConsumerSettings::default();
-    if redis {
+    if backend == Backend::RabbitMq {
+        let mut parts = vec![settings.commit.rabbitmq_label().to_owned()];
+        parts.push(match settings.prefetch {
+            0 => "prefetch: no limit".to_owned(),
+            n => format!("prefetch {n}"),
+        });
+        if settings.processing_ms > 0 {
+            parts.push(format!("{} ms per message", settings.processing_ms));
+        }
+        if let Some(n) = settings.crash_after {
+            parts.push(format!("crashes after {n}"));
+        }
+        if let Some(text) = &settings.fail_on {
+            parts.push(format!(
+                "fails on “{text}”, then {}",
+                if settings.requeue_on_failure {
+                    "requeues it"
+                } else {
+                    "rejects it"
+                }
+            ));
+        }
+        return parts.join(" · ");
+    }
+    if backend == Backend::Redis {
         let mut parts = vec![
             instance.group.clone(),
             settings.commit.redis_label().to_owned(),

@@ -1,5 +1,6 @@
 //! `grouplab-consumer`: one consumer instance, a real rdkafka group consumer in its own process
-//! (or, for a Redis lab, a Redis Streams group consumer: see [`redis_streams`]).
+//! (or, for a Redis lab, a Redis Streams group consumer: see [`redis_streams`]; for a RabbitMQ
+//! lab, a competing consumer on a queue: see [`rabbitmq`]).
 //!
 //! The server starts it with one argument, an [`InstanceConfig`] as JSON, and reads
 //! [`InstanceReport`]s from its stdout, one JSON line each.
@@ -19,6 +20,7 @@
 //! - A crash is the server sending SIGKILL: nothing here runs, and the group learns of it only
 //!   when the session times out. `PR_SET_PDEATHSIG` is the backstop should the stdin thread be stuck.
 
+mod rabbitmq;
 mod redis_streams;
 
 use std::collections::BTreeMap;
@@ -72,6 +74,9 @@ fn main() -> ExitCode {
     let outcome = match config.backend {
         Backend::Kafka => run(&config, &stop).map_err(|err| describe(&err)),
         Backend::Redis => redis_streams::run(&config, &stop).map_err(|err| format!("Redis: {err}")),
+        Backend::RabbitMq => {
+            rabbitmq::run(&config, &stop).map_err(|err| format!("RabbitMQ: {err}"))
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -411,6 +411,60 @@ async fn press_until(
     .await
 }
 
+/// The names on the instance cards now.
+async fn card_names(client: &Client) -> Vec<String> {
+    let mut names = Vec::new();
+    for card in client
+        .find_all(Locator::Css("article.instance"))
+        .await
+        .unwrap_or_default()
+    {
+        if let Ok(Some(id)) = card.attr("data-testid").await
+            && let Some(name) = id.strip_prefix("instance-")
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Presses Start instance and gives the new card's name once it runs (a gone card's name may be
+/// used again once the card is dropped).
+async fn start_new_instance(client: &Client) -> anyhow::Result<String> {
+    let before = card_names(client).await;
+    click(client, "start-instance").await?;
+    let name = poll_until("a new instance card", STEP_DEADLINE, || async {
+        card_names(client)
+            .await
+            .into_iter()
+            .find(|name| !before.contains(name))
+    })
+    .await?;
+    wait_text(client, &format!("instance-{name}"), "RUNNING").await?;
+    Ok(name)
+}
+
+/// Waits until an element shows exactly this text.
+async fn wait_exactly(client: &Client, id: &str, wanted: &str) -> anyhow::Result<()> {
+    poll_until(&format!("{id} to show {wanted}"), STEP_DEADLINE, || async {
+        (text(client, id).await?.trim() == wanted).then_some(())
+    })
+    .await
+}
+
+/// Waits until the number shown in an element is at least `at_least`.
+async fn wait_number(client: &Client, id: &str, at_least: u64) -> anyhow::Result<()> {
+    poll_until(
+        &format!("{id} to reach {at_least}"),
+        STEP_DEADLINE,
+        || async {
+            let shown: u64 = text(client, id).await?.trim().parse().ok()?;
+            (shown >= at_least).then_some(())
+        },
+    )
+    .await
+}
+
 /// Chooses an option of a select by its value.
 async fn select(client: &Client, id: &str, value: &str) -> anyhow::Result<()> {
     client
@@ -870,5 +924,115 @@ async fn lab_13_journey_shares_a_redis_stream_and_claims_a_crashed_consumers_ent
     wait_step_passed(client, 5).await?;
     wait_text(client, "progress-count", "6 of 6").await?;
     screenshot(client, "lab-13-done").await?;
+    browser.close().await
+}
+
+/// Lab 14 on grouplab's own RabbitMQ: round-robin, the learner's own worker, prefetch, a crash
+/// that hands unacked messages back, an auto-ack crash that loses them, and a dead-letter queue.
+#[tokio::test]
+async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_messages()
+-> anyhow::Result<()> {
+    const LAB: &str = "14-rabbitmq-competing-consumers";
+    let (data, _server, browser) = open_lab_page(LAB).await?;
+    let client = &browser.client;
+    // RabbitMQ takes seconds to boot; the badge says it is starting meanwhile.
+    poll_until("RabbitMQ to answer", Duration::from_secs(120), || async {
+        text(client, "broker-badge")
+            .await
+            .filter(|t| t.contains("amqp://") && t.contains("up"))
+            .map(|_| ())
+    })
+    .await?;
+    let badge = text(client, "broker-badge").await.unwrap_or_default();
+    let url = badge
+        .split_whitespace()
+        .find(|word| word.starts_with("amqp://"))
+        .unwrap_or_default()
+        .to_owned();
+
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(start_new_instance(client).await?);
+    }
+    type_into(client, "produce-count", "30").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 0).await?;
+    for name in &workers {
+        wait_text(client, &format!("received-{name}"), "10").await?;
+    }
+
+    let mut solution = ExternalConsumer::start(
+        Consumer::Solution {
+            lab: LAB,
+            arg: None,
+            client_id: "learner-solution",
+        },
+        &url,
+        data.path(),
+    )?;
+    wait_text(client, "queues", "yours").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 1).await?;
+    solution.interrupt()?;
+    solution.wait_exit(STEP_DEADLINE).await?;
+    for name in &workers {
+        stop_instance(client, name).await?;
+    }
+
+    type_into(client, "instance-prefetch", "1").await?;
+    type_into(client, "instance-processing", "1000").await?;
+    let slow = start_new_instance(client).await?;
+    type_into(client, "instance-processing", "100").await?;
+    start_new_instance(client).await?;
+    type_into(client, "produce-count", "20").await?;
+    click(client, "produce").await?;
+    wait_step_passed(client, 2).await?;
+    stop_instance(client, &slow).await?;
+
+    type_into(client, "instance-prefetch", "10").await?;
+    type_into(client, "instance-processing", "2000").await?;
+    let slow = start_new_instance(client).await?;
+    click(client, "produce").await?;
+    wait_number(client, &format!("unacked-{slow}"), 3).await?;
+    crash_instance(client, &slow).await?;
+    wait_text(client, &format!("status-{slow}"), "back in the queue").await?;
+    wait_step_passed(client, 3).await?;
+    wait_text(client, "messages", "redelivered").await?;
+    screenshot(client, "lab-14-requeued").await?;
+
+    // Let the fast worker finish, then stop it, so the auto-ack worker is alone.
+    wait_exactly(client, "ready-tasks", "0").await?;
+    wait_exactly(client, "unacked-total-tasks", "0").await?;
+    for name in card_names(client).await {
+        let state = text(client, &format!("instance-{name}"))
+            .await
+            .unwrap_or_default();
+        if state.contains("RUNNING") {
+            stop_instance(client, &name).await?;
+        }
+    }
+    select(client, "instance-commit", "auto").await?;
+    type_into(client, "instance-processing", "1000").await?;
+    let careless = start_new_instance(client).await?;
+    type_into(client, "produce-count", "10").await?;
+    click(client, "produce").await?;
+    wait_number(client, &format!("received-{careless}"), 10).await?;
+    crash_instance(client, &careless).await?;
+    wait_step_passed(client, 4).await?;
+
+    select(client, "instance-commit", "after_processing").await?;
+    type_into(client, "instance-processing", "100").await?;
+    click(client, "more-settings").await?;
+    type_into(client, "instance-fail-on", "poison").await?;
+    click(client, "instance-requeue").await?;
+    let picky = start_new_instance(client).await?;
+    type_into(client, "produce-count", "1").await?;
+    type_into(client, "produce-text", "poison").await?;
+    click(client, "produce").await?;
+    wait_text(client, &format!("parked-{picky}"), "Rejected for good: 1").await?;
+    wait_step_passed(client, 5).await?;
+    wait_text(client, "queue-panel-tasks.dead", "1 ready").await?;
+    wait_text(client, "progress-count", "6 of 6").await?;
+    screenshot(client, "lab-14-done").await?;
     browser.close().await
 }

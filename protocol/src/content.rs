@@ -98,6 +98,9 @@ pub struct LabSetup {
     pub other_groups: Vec<String>,
     /// More topics the lab works with (a dead-letter topic, say), shown and reset with it.
     pub other_topics: Vec<String>,
+    /// RabbitMQ: the queue (one of `other_topics`) that the lab's queue sends rejected messages to.
+    #[serde(default)]
+    pub dead_letter_queue: Option<String>,
     /// What the page's "Start instance" form starts with.
     pub consumer: crate::ConsumerSettings,
 }

@@ -51,6 +51,10 @@ pub enum ServerEvent {
     Stream(crate::StreamView),
     /// A Redis stream is gone (the lab was reset).
     StreamRemoved { stream: String },
+    /// A RabbitMQ queue or its consumers changed; replaces the queue of that name.
+    Queue(crate::RabbitQueueView),
+    /// A RabbitMQ queue is gone (the lab was reset).
+    QueueRemoved { queue: String },
     /// The learner's progress changed: a checkpoint passed, a hint opened.
     Progress(ProgressView),
     /// Something the learner should read: an error with what to do, or a confirmation.

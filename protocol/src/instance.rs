@@ -62,6 +62,12 @@ pub struct ConsumerSettings {
     /// Redis: before each read, take over entries that other consumers have left pending this
     /// long (`XAUTOCLAIM … min-idle-time`); never, when empty.
     pub claim_idle_ms: Option<u32>,
+    /// RabbitMQ: how many unacked messages the broker may hand this consumer at once
+    /// (`basic.qos`); 0 is no limit, RabbitMQ's default.
+    pub prefetch: u16,
+    /// RabbitMQ: whether a message whose processing failed goes back to the queue
+    /// (`basic.nack` with requeue), or is rejected for good (dead-lettered, if the queue says where).
+    pub requeue_on_failure: bool,
 }
 
 impl Default for ConsumerSettings {
@@ -87,6 +93,8 @@ impl Default for ConsumerSettings {
             dead_letter_topic: None,
             block_ms: 2_000,
             claim_idle_ms: None,
+            prefetch: 0,
+            requeue_on_failure: true,
         }
     }
 }
@@ -168,6 +176,9 @@ impl ConsumerSettings {
                     .into(),
             );
         }
+        if self.prefetch > 1_000 {
+            return Some("Prefetch at most 1,000 messages; 0 means no limit.".into());
+        }
         if self.crash_after == Some(0) {
             return Some(
                 "\"Crash after\" needs at least 1 message; leave it empty for no crash.".into(),
@@ -202,6 +213,15 @@ impl CommitPolicy {
             Self::Auto => "auto",
             Self::AfterProcessing => "after_processing",
             Self::BeforeProcessing => "before_processing",
+        }
+    }
+
+    /// The name shown to a learner on RabbitMQ, where a message is acknowledged rather than committed.
+    pub fn rabbitmq_label(self) -> &'static str {
+        match self {
+            Self::Auto => "auto-ack: done once sent",
+            Self::AfterProcessing => "ack after processing",
+            Self::BeforeProcessing => "ack on receipt, before processing",
         }
     }
 
@@ -373,6 +393,24 @@ pub enum InstanceReport {
         deliveries: u64,
         dead_letter_stream: String,
     },
+    /// RabbitMQ: the consumer is attached to the queue (`basic.consume`) and waits for messages.
+    Consuming { queue: String, prefetch: u16 },
+    /// RabbitMQ: the broker handed this consumer a message.
+    Delivery(crate::RabbitDelivery),
+    /// RabbitMQ: a message was processed; `acked` when the consumer acknowledged it now.
+    DeliveryProcessed {
+        queue: String,
+        tag: u64,
+        acked: bool,
+    },
+    /// RabbitMQ: processing a message failed, and the consumer gave it back to the queue
+    /// (`requeued`) or rejected it for good (dead-lettered, if the queue says where).
+    DeliveryRejected {
+        queue: String,
+        tag: u64,
+        requeued: bool,
+        error: String,
+    },
 }
 
 /// A Redis stream entry, as a consumer was handed it.
@@ -440,6 +478,16 @@ mod tests {
             r#"{"report":"message","topic":"t","partition":2,"offset":41,"key":null,"value":"v"}"#,
         );
         round_trip(InstanceReport::Leaving, r#"{"report":"leaving"}"#);
+        round_trip(
+            InstanceReport::Delivery(crate::RabbitDelivery {
+                queue: "q".into(),
+                tag: 3,
+                key: None,
+                value: "v".into(),
+                redelivered: true,
+            }),
+            r#"{"report":"delivery","queue":"q","tag":3,"key":null,"value":"v","redelivered":true}"#,
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod content;
 mod event;
 mod group;
 mod instance;
+mod queue;
 mod stream;
 mod view;
 
@@ -26,13 +27,14 @@ pub use content::*;
 pub use event::*;
 pub use group::*;
 pub use instance::*;
+pub use queue::*;
 pub use stream::*;
 pub use view::*;
 
 /// The version of the browser ↔ server protocol.
 ///
 /// It is sent in every snapshot; a page built for another version asks the learner to reload.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Milliseconds since the Unix epoch, the time stamp used everywhere in the protocol.
 pub type EpochMillis = u64;

@@ -17,6 +17,9 @@ pub enum Backend {
     Kafka,
     /// Redis Streams: a stream, consumer groups that share its entries (`XREADGROUP`, `XACK`).
     Redis,
+    /// RabbitMQ: a queue, competing consumers that share its messages (`basic.consume`, `basic.ack`).
+    #[serde(rename = "rabbitmq")]
+    RabbitMq,
 }
 
 impl Backend {
@@ -25,6 +28,7 @@ impl Backend {
         match self {
             Self::Kafka => "Kafka",
             Self::Redis => "Redis Streams",
+            Self::RabbitMq => "RabbitMQ",
         }
     }
 }

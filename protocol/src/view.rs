@@ -39,6 +39,8 @@ pub struct LabSnapshot {
     pub keys: Vec<KeyPlacement>,
     /// On a Redis lab, its streams with their groups, consumers and pending entries, sorted by name.
     pub streams: Vec<crate::StreamView>,
+    /// On a RabbitMQ lab, its queues with their consumers, sorted by name.
+    pub queues: Vec<crate::RabbitQueueView>,
     pub progress: ProgressView,
 }
 
@@ -57,6 +59,7 @@ impl LabSnapshot {
             keys: Vec::new(),
             lag: Vec::new(),
             streams: Vec::new(),
+            queues: Vec::new(),
             lab_problem: None,
             progress: ProgressView::new(steps),
         }
@@ -135,6 +138,16 @@ impl LabSnapshot {
                 }
             }
             ServerEvent::StreamRemoved { stream } => self.streams.retain(|s| &s.name != stream),
+            ServerEvent::Queue(queue) => {
+                match self.queues.iter_mut().find(|q| q.name == queue.name) {
+                    Some(found) => *found = queue.clone(),
+                    None => {
+                        self.queues.push(queue.clone());
+                        self.queues.sort_by(|a, b| a.name.cmp(&b.name));
+                    }
+                }
+            }
+            ServerEvent::QueueRemoved { queue } => self.queues.retain(|q| &q.name != queue),
             ServerEvent::Progress(progress) => self.progress = progress.clone(),
             ServerEvent::Notice(_) => {}
         }
@@ -142,6 +155,10 @@ impl LabSnapshot {
 
     pub fn stream(&self, name: &str) -> Option<&crate::StreamView> {
         self.streams.iter().find(|s| s.name == name)
+    }
+
+    pub fn queue(&self, name: &str) -> Option<&crate::RabbitQueueView> {
+        self.queues.iter().find(|q| q.name == name)
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicView> {
@@ -554,7 +571,7 @@ pub struct MessageView {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
-    /// On Redis, the entry's id (the stream has no partitions or offsets).
+    /// On Redis, the entry's id; on RabbitMQ, the delivery tag (neither has partitions or offsets).
     pub entry: Option<String>,
     pub key: Option<String>,
     pub value: String,

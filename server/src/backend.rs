@@ -7,6 +7,7 @@
 use grouplab_protocol::KeyMode;
 
 use crate::cluster::{Cluster, ClusterError, Produced};
+use crate::rabbitmq::Rabbit;
 use crate::redis_streams::Redis;
 
 /// The broker calls a session makes that differ between brokers.
@@ -14,6 +15,7 @@ use crate::redis_streams::Redis;
 pub enum LabBroker {
     Kafka(Cluster),
     Redis(Redis),
+    RabbitMq(Rabbit),
 }
 
 impl LabBroker {
@@ -35,10 +37,12 @@ impl LabBroker {
                     .await
             }
             Self::Redis(redis) => redis.produce(topic, count, keys, text, first_number).await,
+            Self::RabbitMq(rabbit) => rabbit.produce(topic, count, keys, text, first_number).await,
         }
     }
 
-    /// Deletes what a reset deletes: groups then topics on Kafka; streams (with their groups) on Redis.
+    /// Deletes what a reset deletes: groups then topics on Kafka; streams (with their groups) on
+    /// Redis; queues (with their messages) on RabbitMQ.
     pub async fn delete(&self, topics: &[&str], groups: &[&str]) -> Result<(), ClusterError> {
         match self {
             Self::Kafka(cluster) => {
@@ -46,6 +50,7 @@ impl LabBroker {
                 cluster.delete_topics(topics).await
             }
             Self::Redis(redis) => redis.delete(topics).await,
+            Self::RabbitMq(rabbit) => rabbit.delete(topics).await,
         }
     }
 }

@@ -130,6 +130,24 @@ pub enum Check {
     StreamAllAcknowledged { group: String, stream: String },
     /// Redis: a connection read the lab's Redis with plain `XREAD`, in no group.
     StreamReaderOutsideGroup,
+    /// RabbitMQ: at least `consumers` consumers of the queue (whoever runs them) were handed messages.
+    QueueShared { queue: String, consumers: usize },
+    /// RabbitMQ: a consumer the page does not run (the learner's own) was handed messages of the queue.
+    QueueExternalConsumer { queue: String },
+    /// RabbitMQ: two page instances with a prefetch limit and different processing times were
+    /// handed messages of the queue, the faster at least `ratio` times as many as the slower.
+    QueueFairDispatch { queue: String, ratio: u64 },
+    /// RabbitMQ: a page instance crashed holding unacked messages of the queue, and a message
+    /// was then delivered again, marked redelivered.
+    QueueRequeuedOnCrash { queue: String },
+    /// RabbitMQ: a page instance that consumed the queue with auto-ack crashed holding messages
+    /// it had been sent and had not processed: they are gone.
+    QueueLostOnCrash { queue: String },
+    /// RabbitMQ: the queue was seen holding at least `at_least` messages (a dead-letter queue
+    /// receiving rejected ones, say).
+    QueueHeld { queue: String, at_least: u64 },
+    /// RabbitMQ: messages were published to the queue, and it holds none now, ready or unacked.
+    QueueDrained { queue: String },
 }
 
 impl fmt::Display for Check {
@@ -300,6 +318,33 @@ impl fmt::Display for Check {
             Check::StreamReaderOutsideGroup => {
                 write!(f, "a reader in no group (plain XREAD) was seen")
             }
+            Check::QueueShared { queue, consumers } => write!(
+                f,
+                "{consumers} consumers of `{queue}` were each handed messages"
+            ),
+            Check::QueueExternalConsumer { queue } => write!(
+                f,
+                "a consumer of `{queue}` that you run yourself was handed messages"
+            ),
+            Check::QueueFairDispatch { queue, ratio } => write!(
+                f,
+                "with a prefetch limit, a fast consumer of `{queue}` was handed at least {ratio} times as many messages as a slow one"
+            ),
+            Check::QueueRequeuedOnCrash { queue } => write!(
+                f,
+                "a consumer of `{queue}` crashed holding unacked messages, and they were delivered again, marked redelivered"
+            ),
+            Check::QueueLostOnCrash { queue } => write!(
+                f,
+                "an auto-ack consumer of `{queue}` crashed, and the messages it had been sent were lost"
+            ),
+            Check::QueueHeld { queue, at_least } => {
+                write!(f, "`{queue}` held at least {at_least} message(s)")
+            }
+            Check::QueueDrained { queue } => write!(
+                f,
+                "every message published to `{queue}` was consumed and acknowledged"
+            ),
         }
     }
 }
@@ -365,6 +410,78 @@ pub struct History {
     pub external: HashMap<String, std::collections::BTreeSet<TopicPartition>>,
     /// What Redis Streams groups did.
     pub streams: StreamHistory,
+    /// What RabbitMQ queues' consumers did.
+    pub queues: QueueHistory,
+}
+
+/// What a RabbitMQ lab's consumers did, as page instances reported it and as polls of the
+/// management API saw it. Keyed by queue: a queue has no groups.
+#[derive(Clone, Debug, Default)]
+pub struct QueueHistory {
+    /// For each queue: consumer tags that were handed messages.
+    pub handed: HashMap<String, std::collections::BTreeSet<String>>,
+    /// For each queue: the tags among those that the page does not run.
+    pub handed_externally: HashMap<String, std::collections::BTreeSet<String>>,
+    /// For each queue: how many messages page instances were handed.
+    pub received_by_instances: HashMap<String, u64>,
+    /// Each page instance that consumed a queue: what it was set to, and how much it got.
+    pub workers: HashMap<grouplab_protocol::InstanceId, QueueWorker>,
+    /// For each queue: the most unacked messages a page instance held as it crashed.
+    pub crashed_holding: HashMap<String, u64>,
+    /// For each queue: messages delivered marked redelivered after such a crash.
+    pub redelivered_after_crash: HashMap<String, u64>,
+    /// For each queue: messages an auto-ack page instance had been sent and not processed when it crashed.
+    pub lost_on_crash: HashMap<String, u64>,
+    /// For each queue: the most messages (ready and unacked) it was seen holding.
+    pub most_held: HashMap<String, u64>,
+}
+
+/// One page instance's share of a queue.
+#[derive(Clone, Debug, Default)]
+pub struct QueueWorker {
+    pub queue: String,
+    pub prefetch: u16,
+    pub processing_ms: u32,
+    pub received: u64,
+}
+
+impl QueueHistory {
+    pub fn handed_to(&mut self, queue: &str, tag: &str, external: bool) {
+        self.handed
+            .entry(queue.to_owned())
+            .or_default()
+            .insert(tag.to_owned());
+        if external {
+            self.handed_externally
+                .entry(queue.to_owned())
+                .or_default()
+                .insert(tag.to_owned());
+        }
+    }
+
+    /// The fastest-to-slowest ratio of messages handed to two page instances of the queue that
+    /// both had a prefetch limit and differed in processing time (the slower handed two at
+    /// least), with both counts.
+    pub fn best_fair_ratio(&self, queue: &str) -> Option<(u64, u64, u64)> {
+        let workers: Vec<&QueueWorker> = self
+            .workers
+            .values()
+            .filter(|w| w.queue == queue && w.prefetch > 0 && w.received > 0)
+            .collect();
+        let mut best: Option<(u64, u64, u64)> = None;
+        for slow in &workers {
+            for fast in &workers {
+                // Two messages at least for the slow one: a ratio over one is chance.
+                if fast.processing_ms < slow.processing_ms && slow.received >= 2 {
+                    let ratio = fast.received / slow.received;
+                    if best.is_none_or(|(r, _, _)| ratio > r) {
+                        best = Some((ratio, fast.received, slow.received));
+                    }
+                }
+            }
+        }
+        best
+    }
 }
 
 /// The most entry ids remembered per group, for telling first deliveries from repeats and claims.
@@ -1246,6 +1363,107 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                 Verdict::pass("A connection reading with plain XREAD, in no group, was seen.")
             } else {
                 Verdict::wait("No connection reading with plain XREAD has been seen yet.")
+            }
+        }
+        Check::QueueShared { queue, consumers } => {
+            let handed = history.queues.handed.get(queue).map_or(0, |h| h.len());
+            if handed >= *consumers {
+                Verdict::pass(format!(
+                    "{handed} consumers of `{queue}` were handed messages, each message to one of them."
+                ))
+            } else {
+                Verdict::wait(format!(
+                    "{handed} of the {consumers} consumers needed have been handed messages of `{queue}` so far."
+                ))
+            }
+        }
+        Check::QueueExternalConsumer { queue } => {
+            match history.queues.handed_externally.get(queue) {
+                Some(tags) if !tags.is_empty() => Verdict::pass(format!(
+                    "Your consumer {} was handed messages of `{queue}`.",
+                    tags.iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                _ => Verdict::wait(format!(
+                    "No consumer of `{queue}` outside the page has been handed messages yet."
+                )),
+            }
+        }
+        Check::QueueFairDispatch { queue, ratio } => match history.queues.best_fair_ratio(queue) {
+            Some((best, fast, slow)) if best >= *ratio => Verdict::pass(format!(
+                "The faster consumer of `{queue}` was handed {fast} messages, the slower {slow}: each got work only as it finished the last."
+            )),
+            Some((_, fast, slow)) => Verdict::wait(format!(
+                "The faster consumer of `{queue}` has {fast} messages and the slower {slow}; this step needs {ratio} times as many."
+            )),
+            None => Verdict::wait(format!(
+                "No two consumers of `{queue}` with a prefetch limit and different processing times have both been handed messages yet."
+            )),
+        },
+        Check::QueueRequeuedOnCrash { queue } => {
+            let queues = &history.queues;
+            let held = queues.crashed_holding.get(queue).copied().unwrap_or(0);
+            let again = queues
+                .redelivered_after_crash
+                .get(queue)
+                .copied()
+                .unwrap_or(0);
+            match (held, again) {
+                (0, _) => Verdict::wait(format!(
+                    "No consumer of `{queue}` has crashed holding unacked messages yet."
+                )),
+                (held, 0) => Verdict::wait(format!(
+                    "A consumer crashed holding {held} unacked message(s); none has been delivered again yet (is another consumer running?)."
+                )),
+                (held, again) => Verdict::pass(format!(
+                    "A consumer crashed holding {held} unacked message(s); {again} message(s) were then delivered again, marked redelivered."
+                )),
+            }
+        }
+        Check::QueueLostOnCrash { queue } => {
+            match history
+                .queues
+                .lost_on_crash
+                .get(queue)
+                .copied()
+                .unwrap_or(0)
+            {
+                0 => Verdict::wait(format!(
+                    "No auto-ack consumer of `{queue}` has crashed with messages it had not processed yet."
+                )),
+                lost => Verdict::pass(format!(
+                    "An auto-ack consumer crashed before processing {lost} message(s) it had been sent: RabbitMQ counted them as done, so they are gone."
+                )),
+            }
+        }
+        Check::QueueHeld { queue, at_least } => {
+            let most = history.queues.most_held.get(queue).copied().unwrap_or(0);
+            if most >= *at_least {
+                Verdict::pass(format!("`{queue}` was seen holding {most} message(s)."))
+            } else {
+                Verdict::wait(format!(
+                    "`{queue}` has held at most {most} message(s) so far; this step needs {at_least}."
+                ))
+            }
+        }
+        Check::QueueDrained { queue } => {
+            let Some(found) = view.queue(queue) else {
+                return Verdict::wait(format!("There is no queue `{queue}` yet."));
+            };
+            if found.published == 0 {
+                Verdict::wait(format!("Nothing has been published to `{queue}` yet."))
+            } else if found.ready + found.unacked > 0 {
+                Verdict::wait(format!(
+                    "`{queue}` still holds {} ready and {} unacked message(s).",
+                    found.ready, found.unacked
+                ))
+            } else {
+                Verdict::pass(format!(
+                    "All {} message(s) published to `{queue}` were consumed and acknowledged.",
+                    found.published
+                ))
             }
         }
     }
@@ -2155,5 +2373,105 @@ mod tests {
         };
         assert!(evaluate(&four, &view, &history).passed);
         assert!(!evaluate(&five, &view, &history).passed);
+    }
+
+    fn empty_view() -> LabSnapshot {
+        stream_view(0, "0-0", 0)
+    }
+
+    fn worker(prefetch: u16, processing_ms: u32, received: u64) -> QueueWorker {
+        QueueWorker {
+            queue: "q".into(),
+            prefetch,
+            processing_ms,
+            received,
+        }
+    }
+
+    #[test]
+    fn fair_dispatch_needs_a_prefetch_limit_and_a_faster_worker_that_got_more() {
+        let check = Check::QueueFairDispatch {
+            queue: "q".into(),
+            ratio: 3,
+        };
+        let judge = |workers: Vec<QueueWorker>| {
+            let history = History {
+                queues: QueueHistory {
+                    workers: workers
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, w)| (grouplab_protocol::InstanceId(i as u64), w))
+                        .collect(),
+                    ..QueueHistory::default()
+                },
+                ..History::default()
+            };
+            evaluate(&check, &empty_view(), &history).passed
+        };
+        // Round-robin without a limit: ten each.
+        assert!(!judge(vec![worker(0, 1000, 10), worker(0, 100, 10)]));
+        // Without a limit, a lopsided split is not what prefetch did.
+        assert!(!judge(vec![worker(0, 1000, 2), worker(0, 100, 18)]));
+        // The same speed: no slow worker to be fair to.
+        assert!(!judge(vec![worker(1, 100, 2), worker(1, 100, 18)]));
+        assert!(!judge(vec![worker(1, 1000, 7), worker(1, 100, 13)]));
+        assert!(
+            !judge(vec![worker(1, 1000, 1), worker(1, 100, 4)]),
+            "one message to the slow one is too early to tell"
+        );
+        assert!(judge(vec![worker(1, 1000, 2), worker(1, 100, 18)]));
+        // The slow one's count is the divisor, whichever was started first.
+        assert!(judge(vec![worker(1, 100, 18), worker(1, 1000, 2)]));
+    }
+
+    #[test]
+    fn a_crash_counts_as_requeued_only_once_something_is_redelivered() {
+        let check = Check::QueueRequeuedOnCrash { queue: "q".into() };
+        let mut history = History::default();
+        let view = empty_view();
+        assert!(!evaluate(&check, &view, &history).passed, "no crash yet");
+        history.queues.crashed_holding.insert("q".into(), 9);
+        assert!(
+            !evaluate(&check, &view, &history).passed,
+            "nothing redelivered yet"
+        );
+        history.queues.redelivered_after_crash.insert("q".into(), 9);
+        assert!(evaluate(&check, &view, &history).passed);
+        let other = Check::QueueRequeuedOnCrash { queue: "r".into() };
+        assert!(!evaluate(&other, &view, &history).passed, "another queue");
+    }
+
+    #[test]
+    fn a_queue_is_drained_when_it_was_used_and_holds_nothing() {
+        let check = Check::QueueDrained { queue: "q".into() };
+        let history = History::default();
+        let with = |published, ready, unacked| {
+            let mut view = empty_view();
+            view.queues.push(grouplab_protocol::RabbitQueueView {
+                name: "q".into(),
+                published,
+                ready,
+                unacked,
+                ..Default::default()
+            });
+            view
+        };
+        assert!(
+            !evaluate(&check, &empty_view(), &history).passed,
+            "no queue"
+        );
+        assert!(
+            !evaluate(&check, &with(0, 0, 0), &history).passed,
+            "never used"
+        );
+        assert!(
+            !evaluate(&check, &with(30, 3, 0), &history).passed,
+            "three ready"
+        );
+        assert!(
+            !evaluate(&check, &with(30, 0, 2), &history).passed,
+            "two unacked"
+        );
+        assert!(evaluate(&check, &with(30, 0, 0), &history).passed);
     }
 }

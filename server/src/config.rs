@@ -39,6 +39,32 @@ pub struct Config {
     #[arg(long, env = "GROUPLAB_REDIS_PROGRAM", default_value = "redis-server")]
     pub redis_program: PathBuf,
 
+    /// The RabbitMQ that RabbitMQ labs use, as `amqp://user:password@host:port/vhost`; without
+    /// one, grouplab starts its own rabbitmq-server on loopback ports when the first such lab is opened.
+    #[arg(long, env = "GROUPLAB_AMQP_URL")]
+    pub amqp_url: Option<String>,
+
+    /// The management API of the RabbitMQ named by --amqp-url (`http://user:password@host:port`).
+    #[arg(
+        long,
+        env = "GROUPLAB_RABBITMQ_MANAGEMENT_URL",
+        default_value = "http://guest:guest@127.0.0.1:15672"
+    )]
+    pub rabbitmq_management_url: String,
+
+    /// The rabbitmq-server program grouplab starts when no --amqp-url is given (Debian's; the
+    /// one in /usr/sbin switches user and cannot use grouplab's folder).
+    #[arg(
+        long,
+        env = "GROUPLAB_RABBITMQ_PROGRAM",
+        default_value = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+    )]
+    pub rabbitmq_program: PathBuf,
+
+    /// Erlang's port mapper, which grouplab runs for its own rabbitmq-server.
+    #[arg(long, env = "GROUPLAB_EPMD_PROGRAM", default_value = "epmd")]
+    pub epmd_program: PathBuf,
+
     /// The folder holding the labs.
     #[arg(long, env = "GROUPLAB_LABS_DIR", default_value = "labs")]
     pub labs_dir: PathBuf,

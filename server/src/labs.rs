@@ -298,6 +298,9 @@ struct SetupFile {
     other_groups: Vec<String>,
     #[serde(default)]
     other_topics: Vec<String>,
+    /// RabbitMQ: one of `other_topics`, where the lab's queue dead-letters rejected messages.
+    #[serde(default)]
+    dead_letter_queue: Option<String>,
     #[serde(default)]
     consumer: ConsumerSettings,
 }
@@ -361,10 +364,23 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
         return Err(fail(format!("[setup.consumer]: {problem}")));
     }
     validate_partitions(file.setup.partitions).map_err(&fail)?;
-    if file.setup.broker == Backend::Redis && file.setup.partitions != 1 {
-        return Err(fail(
-            "a Redis stream has no partitions: leave `partitions` out of [setup]".into(),
-        ));
+    if file.setup.broker != Backend::Kafka && file.setup.partitions != 1 {
+        return Err(fail(format!(
+            "{} has no partitions: leave `partitions` out of [setup]",
+            file.setup.broker.label()
+        )));
+    }
+    if let Some(queue) = &file.setup.dead_letter_queue {
+        if file.setup.broker != Backend::RabbitMq {
+            return Err(fail(
+                "`dead_letter_queue` is for RabbitMQ labs; on other brokers, a consumer's dead-letter topic is a setting of [setup.consumer]".into(),
+            ));
+        }
+        if !file.setup.other_topics.contains(queue) {
+            return Err(fail(format!(
+                "the dead-letter queue `{queue}` must also be listed in `other_topics`, so that it is created and reset with the lab"
+            )));
+        }
     }
     if file.steps.is_empty() {
         return Err(fail("a lab needs at least one [[steps]]".into()));
@@ -459,6 +475,7 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
                 group: file.setup.group,
                 other_groups: file.setup.other_groups,
                 other_topics: file.setup.other_topics,
+                dead_letter_queue: file.setup.dead_letter_queue,
                 consumer: file.setup.consumer,
             },
         },
@@ -644,6 +661,29 @@ partitions = 2
                 "checks = []\n",
             ),
             "has no checks",
+        );
+        // A RabbitMQ queue has no partitions, and a dead-letter queue is a RabbitMQ lab's own queue.
+        check_broken(
+            &GOOD.replace("[setup]\n", "[setup]\nbroker = \"rabbitmq\"\n"),
+            "RabbitMQ has no partitions",
+        );
+        let rabbit = GOOD.replace(
+            "[setup]\ntopic = \"t\"\npartitions = 2\n",
+            "[setup]\nbroker = \"rabbitmq\"\ntopic = \"t\"\n",
+        );
+        check_broken(
+            &rabbit.replace(
+                "group = \"g\"\n",
+                "group = \"g\"\ndead_letter_queue = \"t.dead\"\n",
+            ),
+            "must also be listed in `other_topics`",
+        );
+        check_broken(
+            &GOOD.replace(
+                "group = \"g\"\n",
+                "group = \"g\"\nother_topics = [\"t.dead\"]\ndead_letter_queue = \"t.dead\"\n",
+            ),
+            "for RabbitMQ labs",
         );
     }
 

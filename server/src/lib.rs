@@ -8,7 +8,8 @@
 //! - [`cluster`]: the server's own Kafka clients (admin, producer, offsets, DescribeGroups).
 //! - [`health`]: whether the broker answers, probed for the whole server.
 //! - [`backend`]: what differs between the brokers a lab can run on; [`redis_streams`]: the
-//!   Redis labs' own `redis-server` and the server's client for it.
+//!   Redis labs' own `redis-server` and the server's client for it; [`rabbitmq`]: the same for
+//!   RabbitMQ labs; [`own_process`]: what starting such a broker needs.
 //! - [`membership`]: every group member, whoever runs it, from the broker's view of the group.
 //! - [`supervisor`]: the actor that owns every consumer instance process.
 //! - [`labs`] and [`checks`]: lab content from `labs/`, and checkpoint evaluation.
@@ -33,7 +34,9 @@ pub mod labs;
 pub mod lag;
 pub mod ledger;
 pub mod membership;
+pub mod own_process;
 pub mod progress;
+pub mod rabbitmq;
 pub mod redis_streams;
 pub mod session;
 pub mod supervisor;
@@ -56,6 +59,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::labs::LabCatalog;
 use crate::progress::ProgressStore;
+use crate::rabbitmq::{Rabbit, RabbitSource};
 use crate::redis_streams::{Redis, RedisSource};
 use crate::session::{SessionDeps, Sessions};
 use crate::supervisor::{Supervisor, SupervisorConfig};
@@ -110,6 +114,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             dir: config.data_dir.join("redis"),
         },
     });
+    // Likewise started by the first RabbitMQ lab opened: it takes seconds.
+    let rabbit = Rabbit::new(match &config.amqp_url {
+        Some(amqp) => RabbitSource::Url {
+            amqp: amqp.clone(),
+            management: config.rabbitmq_management_url.clone(),
+        },
+        None => RabbitSource::Own {
+            program: config.rabbitmq_program.clone(),
+            epmd: config.epmd_program.clone(),
+            dir: config.data_dir.join("rabbitmq"),
+        },
+    });
     let progress_path = config.data_dir.join("progress.sqlite3");
     let progress = ProgressStore::open(&progress_path)?;
     let program = config.consumer_program();
@@ -146,6 +162,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             shared: token.is_some(),
             groups: broker.as_deref().map(EmbeddedBroker::groups),
             redis: redis.clone(),
+            rabbit: rabbit.clone(),
             shutdown: sessions_shutdown.clone(),
             tasks: session_tasks.clone(),
         },
@@ -220,6 +237,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         warn!("some lab tasks did not finish in time");
     }
     redis.shut_down().await;
+    rabbit.shut_down().await;
     if let Some(broker) = broker {
         broker.shut_down().await;
     }

@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::cluster::{ClusterError, Produced, numbered_message};
+use crate::own_process::{find_program, free_port};
 
 /// How long grouplab's `redis-server` may take to answer its first `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -407,24 +408,6 @@ async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
     let mut con = ConnectionManager::new_with_config(client, config).await?;
     redis::cmd("PING").query_async::<()>(&mut con).await?;
     Ok(con)
-}
-
-/// The program itself if it is a path to a file, or the first file of that name on the PATH.
-fn find_program(program: &std::path::Path) -> Option<PathBuf> {
-    if program.components().count() > 1 {
-        return program.is_file().then(|| program.to_owned());
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A loopback port nobody listens on now.
-fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

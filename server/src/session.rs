@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+mod lab_broker;
+mod queue;
 mod stream;
 
 use crate::broker::{EmbeddedBroker, GroupWatch, Refusal};
@@ -95,6 +97,8 @@ pub struct SessionDeps {
     pub groups: Option<GroupWatch>,
     /// Redis, for Redis Streams labs; it starts when the first of them is opened.
     pub redis: Redis,
+    /// RabbitMQ, for RabbitMQ labs; likewise.
+    pub rabbit: crate::rabbitmq::Rabbit,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -240,12 +244,18 @@ enum Outcome {
         result: Result<(), ClusterError>,
         reply: Reply,
     },
-    /// Redis answered (and the lab's groups exist), at this URL, or cannot be used.
-    RedisReady(Result<String, ClusterError>),
+    /// The lab's Redis or RabbitMQ answered (and the lab's groups or queues exist), at this
+    /// URL, or cannot be used.
+    LabBrokerReady(Result<String, ClusterError>),
     /// A poll of a Redis lab's streams, and of the readers in no group.
     StreamsPolled {
         generation: u64,
         result: Result<stream::StreamsPolled, ClusterError>,
+    },
+    /// A poll of a RabbitMQ lab's queues.
+    QueuesPolled {
+        generation: u64,
+        result: Result<Vec<(String, Option<grouplab_protocol::RabbitQueueView>)>, ClusterError>,
     },
 }
 
@@ -297,8 +307,8 @@ struct Session {
     rates: HashMap<InstanceId, std::collections::VecDeque<(EpochMillis, u64)>>,
     /// The steady produce running, if any: cancel it to stop.
     producing: Option<CancellationToken>,
-    /// On a Redis lab, the URL of its Redis once it answers.
-    redis_url: Option<String>,
+    /// On a Redis or RabbitMQ lab, the URL of its broker once it answers.
+    lab_url: Option<String>,
     /// On a Redis lab, what the streams' pending entries lists held at the last poll, to see
     /// entries move from one consumer to another (claims).
     pending_owners: HashMap<(String, String), String>,
@@ -324,9 +334,9 @@ impl Session {
                 embedded: deps.broker.is_some(),
                 health: deps.health.borrow().clone(),
             },
-            // Shown once Redis answers (`Outcome::RedisReady`).
-            Backend::Redis => BrokerView {
-                backend: Backend::Redis,
+            // Shown once the broker answers (`Outcome::LabBrokerReady`).
+            backend => BrokerView {
+                backend,
                 bootstrap_servers: String::new(),
                 embedded: true,
                 health: BrokerHealth::Unknown,
@@ -363,7 +373,7 @@ impl Session {
             lag: crate::lag::LagTracker::default(),
             rates: HashMap::new(),
             producing: None,
-            redis_url: None,
+            lab_url: None,
             pending_owners: HashMap::new(),
             claims: Default::default(),
         };
@@ -379,9 +389,7 @@ impl Session {
         mut outcome_inbox: mpsc::Receiver<Outcome>,
     ) {
         self.load_progress().await;
-        if self.is_redis() {
-            self.start_redis();
-        }
+        self.start_lab_broker();
         let mut group_changes = self.deps.groups.as_ref().map(GroupWatch::subscribe);
         let mut refusals = self.deps.groups.as_ref().map(GroupWatch::refusals);
         let mut health = self.deps.health.clone();
@@ -514,12 +522,19 @@ impl Session {
         }
         match command {
             ClientCommand::CreateTopic { .. } | ClientCommand::AddPartitions { .. }
-                if self.is_redis() =>
+                if !self.is_kafka() =>
             {
-                return Err(Notice::info(
-                    "A Redis lab has its streams already",
-                    "A stream has no partitions to create or add: it is one log, and its consumer groups share its entries one by one. Reset the lab to start the stream afresh.",
-                ));
+                return Err(if self.is_redis() {
+                    Notice::info(
+                        "A Redis lab has its streams already",
+                        "A stream has no partitions to create or add: it is one log, and its consumer groups share its entries one by one. Reset the lab to start the stream afresh.",
+                    )
+                } else {
+                    Notice::info(
+                        "A RabbitMQ lab has its queues already",
+                        "A queue has no partitions to create or add: its consumers compete for its messages one by one. Reset the lab to start the queues afresh.",
+                    )
+                });
             }
             ClientCommand::CreateTopic { topic, partitions } => {
                 validate_name("topic", &topic)
@@ -622,12 +637,8 @@ impl Session {
             }
             ClientCommand::ResetLab => {
                 let now = now_ms();
-                // grouplab's own broker is nobody else's; a named cluster or Redis may be shared.
-                let own = if self.is_redis() {
-                    self.deps.redis.is_own()
-                } else {
-                    self.deps.broker.is_some()
-                };
+                // grouplab's own broker is nobody else's; a named cluster, Redis or RabbitMQ may be shared.
+                let own = self.broker_is_own();
                 let confirmed = own
                     || self
                         .reset_asked_at
@@ -737,8 +748,8 @@ impl Session {
 
     /// Shows a change of the broker's health, and marks it on the timeline.
     fn on_health(&mut self, health: BrokerHealth) {
-        // The Kafka broker's health; a Redis lab shows its Redis's instead.
-        if self.is_redis() || health == self.view.broker.health {
+        // The Kafka broker's health; a Redis or RabbitMQ lab shows its own broker's instead.
+        if !self.is_kafka() || health == self.view.broker.health {
             return;
         }
         let was_up = self.view.broker.health.is_up();
@@ -839,15 +850,18 @@ impl Session {
         let backend = self.lab.content.setup.broker;
         let bootstrap_servers = match backend {
             Backend::Kafka => self.deps.cluster.bootstrap_servers().to_owned(),
-            Backend::Redis => self
-                .redis_url
+            Backend::Redis | Backend::RabbitMq => self
+                .lab_url
                 .clone()
-                .ok_or_else(|| self.redis_unavailable())?,
+                .ok_or_else(|| self.lab_broker_unavailable())?,
         };
-        if backend == Backend::Redis && !self.topics.contains(&topic) {
+        if !self.is_kafka() && !self.topics.contains(&topic) {
+            let word = self.topic_word();
             return Err(Notice::error(
-                format!("`{topic}` is not one of this lab's streams"),
-                "Instances read the lab's own stream: type its name in the form.",
+                format!("`{topic}` is not one of this lab's {word}"),
+                format!(
+                    "Instances read the lab's own {word}: type one of their names in the form."
+                ),
             ));
         }
         let config = InstanceConfig {
@@ -1077,6 +1091,10 @@ impl Session {
             Some(event) => event,
             None => return,
         };
+        let event = match self.on_queue_report(&mut view, event, now) {
+            Some(event) => event,
+            None => return,
+        };
         match event.kind {
             InstanceEventKind::Report(InstanceReport::Message(message)) => {
                 let tp = TopicPartition::new(&message.topic, message.partition);
@@ -1297,14 +1315,18 @@ impl Session {
                 }
                 return;
             }
-            // Redis reports, handled by `on_stream_report` above.
+            // Redis and RabbitMQ reports, handled by `on_stream_report` and `on_queue_report` above.
             InstanceEventKind::Report(
                 InstanceReport::Reading { .. }
                 | InstanceReport::Entry(_)
                 | InstanceReport::EntryProcessed { .. }
                 | InstanceReport::Acked { .. }
                 | InstanceReport::EntryFailed { .. }
-                | InstanceReport::EntryDeadLettered { .. },
+                | InstanceReport::EntryDeadLettered { .. }
+                | InstanceReport::Consuming { .. }
+                | InstanceReport::Delivery(_)
+                | InstanceReport::DeliveryProcessed { .. }
+                | InstanceReport::DeliveryRejected { .. },
             ) => return,
             InstanceEventKind::Exited(reason) => {
                 self.on_exit(view, reason, now);
@@ -1345,11 +1367,15 @@ impl Session {
             ExitReason::Stopped => (InstanceState::Stopped { at: now }, TimelineKind::Stopped),
             ExitReason::Crashed => {
                 *self.history.crashed.entry(view.group.clone()).or_default() += 1;
+                if !self.is_kafka() && !self.is_redis() {
+                    self.queue_crashed(&view);
+                }
                 (
                     InstanceState::Crashed {
                         at: now,
                         // A Redis group never times a consumer out: what it held stays pending.
-                        session_timeout_ms: if self.is_redis() {
+                        // RabbitMQ needs no timeout: the dropped connection requeues at once.
+                        session_timeout_ms: if !self.is_kafka() {
                             0
                         } else {
                             view.settings.session_timeout_ms
@@ -1386,7 +1412,7 @@ impl Session {
 
     /// Reads a group's membership from the embedded broker, if it is one of this lab's.
     fn observe_group(&mut self, group: &str) {
-        if self.is_redis() || !self.groups.contains(group) {
+        if !self.is_kafka() || !self.groups.contains(group) {
             return;
         }
         if let Some(watch) = &self.deps.groups {
@@ -1524,6 +1550,10 @@ impl Session {
             self.start_stream_poll();
             return;
         }
+        if !self.is_kafka() {
+            self.start_queue_poll();
+            return;
+        }
         self.polling = true;
         let cluster = self.deps.cluster.clone();
         let topics: Vec<String> = self.topics.iter().cloned().collect();
@@ -1594,6 +1624,11 @@ impl Session {
                                 format!("Added {total} entr(ies) to `{topic}`"),
                                 "XADD gave each a new id at the end of the stream.",
                             )
+                        } else if !self.is_kafka() {
+                            Notice::info(
+                                format!("Published {total} message(s) to `{topic}`"),
+                                "RabbitMQ confirmed each; the queue deals them out to its consumers.",
+                            )
                         } else {
                             let spread: Vec<String> = parts
                                 .iter()
@@ -1659,7 +1694,13 @@ impl Session {
                 };
                 let _ = reply.try_send(ServerEvent::Notice(notice));
             }
-            Outcome::RedisReady(result) => self.on_redis_ready(result),
+            Outcome::LabBrokerReady(result) => self.on_lab_broker_ready(result),
+            Outcome::QueuesPolled { generation, result } => {
+                self.polling = false;
+                if generation == self.generation {
+                    self.on_queues_polled(result);
+                }
+            }
             Outcome::StreamsPolled { generation, result } => {
                 self.polling = false;
                 if generation == self.generation {
@@ -1694,10 +1735,9 @@ impl Session {
                 self.groups = setup.groups().cloned().collect();
                 self.emit(ServerEvent::Snapshot(Box::new(fresh)));
                 self.observe_all_groups();
-                if self.is_redis() {
-                    // The stream and its groups come back empty, as the lab starts.
-                    self.start_redis();
-                }
+                // A Redis lab's stream and groups, or a RabbitMQ lab's queues, come back empty, as
+                // the lab starts.
+                self.start_lab_broker();
                 let notice = match result {
                     Ok(()) => Notice::info(
                         "The lab was reset",
@@ -1967,7 +2007,7 @@ impl Session {
             let result = match broker {
                 Ok(broker) => broker.delete(&topic_refs, &group_refs).await,
                 Err(_) => Err(ClusterError::Refused(
-                    "Redis is not running, so there was nothing to delete.".to_owned(),
+                    "The lab's broker is not running, so there was nothing to delete.".to_owned(),
                 )),
             };
             if result.is_ok()

@@ -1,16 +1,14 @@
-//! The parts of a lab's session that only a Redis Streams lab has: starting its Redis, polling
-//! its streams, and the reports of Redis consumer instances.
+//! The parts of a lab's session that only a Redis Streams lab has: polling its streams, and the
+//! reports of Redis consumer instances.
 
 use std::collections::HashMap;
 
 use grouplab_protocol::{
-    Backend, BrokerHealth, BrokerView, EpochMillis, GROUP_COLOUR, InstanceProblem, InstanceReport,
-    InstanceState, InstanceView, MessageView, Notice, ServerEvent, StreamView, TimelineEntry,
-    TimelineKind, free_colour,
+    EpochMillis, GROUP_COLOUR, InstanceProblem, InstanceReport, InstanceState, InstanceView,
+    MessageView, Notice, ServerEvent, StreamView, TimelineEntry, TimelineKind, free_colour,
 };
 
 use super::{Outcome, Session, now_ms};
-use crate::backend::LabBroker;
 use crate::cluster::ClusterError;
 use crate::redis_streams::loose_readers_since;
 use crate::supervisor::{InstanceEvent, InstanceEventKind};
@@ -24,96 +22,8 @@ pub(super) struct StreamsPolled {
 }
 
 impl Session {
-    /// The answer to a command that needs Redis before it has answered, or when it cannot.
-    pub(super) fn redis_unavailable(&self) -> Notice {
-        match &self.view.broker.health {
-            BrokerHealth::Down { reason } => {
-                Notice::error("Redis is not available", reason.clone())
-            }
-            _ => Notice::info(
-                "Redis is still starting",
-                "grouplab starts its own Redis when a Redis lab is first opened; it takes a moment. Try again in a few seconds.",
-            ),
-        }
-    }
-
-    /// On Redis, grouplab writes only to the lab's own streams: a Redis may hold anyone's keys.
-    pub(super) fn writable(&self, topic: &str) -> Result<(), Notice> {
-        if self.is_redis() && !self.topics.contains(topic) {
-            return Err(Notice::error(
-                format!("`{topic}` is not one of this lab's streams"),
-                format!(
-                    "On Redis, grouplab adds entries only to the lab's own streams: {}.",
-                    self.topics
-                        .iter()
-                        .map(|t| format!("`{t}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    pub(super) fn is_redis(&self) -> bool {
-        self.lab.content.setup.broker == Backend::Redis
-    }
-
-    /// The broker this lab's commands go to.
-    pub(super) fn lab_broker(&self) -> Result<LabBroker, Notice> {
-        match self.lab.content.setup.broker {
-            Backend::Kafka => Ok(LabBroker::Kafka(self.deps.cluster.clone())),
-            Backend::Redis if self.redis_url.is_some() => {
-                Ok(LabBroker::Redis(self.deps.redis.clone()))
-            }
-            Backend::Redis => Err(self.redis_unavailable()),
-        }
-    }
-
-    /// Starts Redis if nobody has yet, and makes the lab's groups on its stream.
-    pub(super) fn start_redis(&mut self) {
-        let redis = self.deps.redis.clone();
-        let setup = &self.lab.content.setup;
-        let stream = setup.topic.clone();
-        let groups: Vec<String> = setup.groups().cloned().collect();
-        self.run_outcome(async move {
-            let ready = async {
-                let url = redis.url().await?;
-                for group in &groups {
-                    redis.create_group(&stream, group).await?;
-                }
-                Ok(url)
-            };
-            Outcome::RedisReady(ready.await)
-        });
-    }
-
-    pub(super) fn on_redis_ready(&mut self, result: Result<String, ClusterError>) {
-        let broker = match result {
-            Ok(url) => {
-                self.redis_url = Some(url.clone());
-                BrokerView {
-                    backend: Backend::Redis,
-                    bootstrap_servers: url,
-                    embedded: true,
-                    health: BrokerHealth::Up,
-                }
-            }
-            Err(err) => BrokerView {
-                health: BrokerHealth::Down {
-                    reason: err.to_string(),
-                },
-                ..self.view.broker.clone()
-            },
-        };
-        if broker != self.view.broker {
-            self.emit(ServerEvent::Broker(broker));
-        }
-        self.start_poll();
-    }
-
     pub(super) fn start_stream_poll(&mut self) {
-        if self.redis_url.is_none() {
+        if self.lab_url.is_none() {
             return;
         }
         self.polling = true;
@@ -143,18 +53,7 @@ impl Session {
     /// entries, what a crashed instance left pending, and entries that moved (claims).
     pub(super) fn on_streams_polled(&mut self, result: Result<StreamsPolled, ClusterError>) {
         // Redis's health is whether it answers the polls.
-        let health = match &result {
-            Ok(_) => BrokerHealth::Up,
-            Err(err) => BrokerHealth::Down {
-                reason: err.to_string(),
-            },
-        };
-        if health != self.view.broker.health {
-            self.emit(ServerEvent::Broker(BrokerView {
-                health,
-                ..self.view.broker.clone()
-            }));
-        }
+        self.polled_health(result.as_ref().err());
         let Ok(polled) = result else {
             return;
         };

@@ -1,0 +1,179 @@
+//! What Redis and RabbitMQ labs share: grouplab starts their broker when the first such lab is
+//! opened (Kafka labs never wait for it), the lab's stream or queue is made once it answers, and
+//! its health is whether it answers the lab's polls.
+
+use grouplab_protocol::{Backend, BrokerHealth, BrokerView, Notice, ServerEvent};
+
+use super::{Outcome, Session};
+use crate::backend::LabBroker;
+use crate::cluster::ClusterError;
+
+impl Session {
+    fn backend(&self) -> Backend {
+        self.lab.content.setup.broker
+    }
+
+    pub(super) fn is_kafka(&self) -> bool {
+        self.backend() == Backend::Kafka
+    }
+
+    pub(super) fn is_redis(&self) -> bool {
+        self.backend() == Backend::Redis
+    }
+
+    /// What the lab calls its topics, as a learner reads it.
+    pub(super) fn topic_word(&self) -> &'static str {
+        match self.backend() {
+            Backend::Kafka => "topics",
+            Backend::Redis => "streams",
+            Backend::RabbitMq => "queues",
+        }
+    }
+
+    /// Whether the lab's broker is grouplab's own, which nobody else uses.
+    pub(super) fn broker_is_own(&self) -> bool {
+        match self.backend() {
+            Backend::Kafka => self.deps.broker.is_some(),
+            Backend::Redis => self.deps.redis.is_own(),
+            Backend::RabbitMq => self.deps.rabbit.is_own(),
+        }
+    }
+
+    /// The answer to a command that needs the lab's Redis or RabbitMQ before it has answered,
+    /// or when it cannot.
+    pub(super) fn lab_broker_unavailable(&self) -> Notice {
+        let name = match self.backend() {
+            Backend::RabbitMq => "RabbitMQ",
+            _ => "Redis",
+        };
+        match &self.view.broker.health {
+            BrokerHealth::Down { reason } => {
+                Notice::error(format!("{name} is not available"), reason.clone())
+            }
+            _ => Notice::info(
+                format!("{name} is still starting"),
+                format!(
+                    "grouplab starts its own {name} when a {name} lab is first opened; it takes {}. Try again in a few seconds.",
+                    if self.backend() == Backend::RabbitMq {
+                        "several seconds"
+                    } else {
+                        "a moment"
+                    }
+                ),
+            ),
+        }
+    }
+
+    /// On Redis and RabbitMQ, grouplab writes only to the lab's own streams or queues: the
+    /// broker may hold anyone's.
+    pub(super) fn writable(&self, topic: &str) -> Result<(), Notice> {
+        if !self.is_kafka() && !self.topics.contains(topic) {
+            let word = self.topic_word();
+            return Err(Notice::error(
+                format!("`{topic}` is not one of this lab's {word}"),
+                format!(
+                    "On {}, grouplab works only with the lab's own {word}: {}.",
+                    self.backend().label(),
+                    self.topics
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The broker this lab's commands go to.
+    pub(super) fn lab_broker(&self) -> Result<LabBroker, Notice> {
+        match self.backend() {
+            Backend::Kafka => Ok(LabBroker::Kafka(self.deps.cluster.clone())),
+            _ if self.lab_url.is_none() => Err(self.lab_broker_unavailable()),
+            Backend::Redis => Ok(LabBroker::Redis(self.deps.redis.clone())),
+            Backend::RabbitMq => Ok(LabBroker::RabbitMq(self.deps.rabbit.clone())),
+        }
+    }
+
+    /// Starts the lab's Redis or RabbitMQ if nobody has yet, and makes the lab's groups on its
+    /// stream, or its queues.
+    pub(super) fn start_lab_broker(&mut self) {
+        let setup = &self.lab.content.setup;
+        match setup.broker {
+            Backend::Kafka => {}
+            Backend::Redis => {
+                let redis = self.deps.redis.clone();
+                let stream = setup.topic.clone();
+                let groups: Vec<String> = setup.groups().cloned().collect();
+                self.run_outcome(async move {
+                    let ready = async {
+                        let url = redis.url().await?;
+                        for group in &groups {
+                            redis.create_group(&stream, group).await?;
+                        }
+                        Ok(url)
+                    };
+                    Outcome::LabBrokerReady(ready.await)
+                });
+            }
+            Backend::RabbitMq => {
+                let rabbit = self.deps.rabbit.clone();
+                let main = setup.topic.clone();
+                let dead_letter = setup.dead_letter_queue.clone();
+                let others: Vec<String> = setup.other_topics.clone();
+                self.run_outcome(async move {
+                    let ready = async {
+                        let url = rabbit.url().await?;
+                        // The dead-letter queue first, so that nothing rejected is lost.
+                        for queue in &others {
+                            rabbit.declare(queue, None).await?;
+                        }
+                        rabbit.declare(&main, dead_letter.as_deref()).await?;
+                        Ok(url)
+                    };
+                    Outcome::LabBrokerReady(ready.await)
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_lab_broker_ready(&mut self, result: Result<String, ClusterError>) {
+        let broker = match result {
+            Ok(url) => {
+                self.lab_url = Some(url.clone());
+                BrokerView {
+                    backend: self.backend(),
+                    bootstrap_servers: url,
+                    embedded: self.broker_is_own(),
+                    health: BrokerHealth::Up,
+                }
+            }
+            Err(err) => BrokerView {
+                health: BrokerHealth::Down {
+                    reason: err.to_string(),
+                },
+                ..self.view.broker.clone()
+            },
+        };
+        if broker != self.view.broker {
+            self.emit(ServerEvent::Broker(broker));
+        }
+        self.start_poll();
+    }
+
+    /// Shows the lab broker's health as its latest poll found it.
+    pub(super) fn polled_health(&mut self, error: Option<&ClusterError>) {
+        let health = match error {
+            None => BrokerHealth::Up,
+            Some(err) => BrokerHealth::Down {
+                reason: err.to_string(),
+            },
+        };
+        if health != self.view.broker.health {
+            self.emit(ServerEvent::Broker(BrokerView {
+                health,
+                ..self.view.broker.clone()
+            }));
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The parts of a lab's session that only a RabbitMQ lab has: polling its queues through the
+//! management API, and the reports of RabbitMQ consumer instances.
+
+use std::collections::BTreeSet;
+
+use grouplab_protocol::{
+    CommitPolicy, EpochMillis, InstanceProblem, InstanceReport, InstanceState, InstanceView,
+    MessageView, Notice, RabbitQueueView, ServerEvent, free_colour,
+};
+
+use super::{Outcome, Session};
+use crate::checks::QueueWorker;
+use crate::cluster::ClusterError;
+use crate::supervisor::{InstanceEvent, InstanceEventKind};
+
+impl Session {
+    pub(super) fn start_queue_poll(&mut self) {
+        if self.lab_url.is_none() {
+            return;
+        }
+        self.polling = true;
+        let rabbit = self.deps.rabbit.clone();
+        let queues: Vec<String> = self.topics.iter().cloned().collect();
+        let generation = self.generation;
+        self.run_outcome(async move {
+            Outcome::QueuesPolled {
+                generation,
+                result: rabbit.describe(&queues).await,
+            }
+        });
+    }
+
+    /// Shows what RabbitMQ holds now, and learns from it what the checks need: which consumers
+    /// the page does not run were handed messages, and how full each queue got.
+    pub(super) fn on_queues_polled(
+        &mut self,
+        result: Result<Vec<(String, Option<RabbitQueueView>)>, ClusterError>,
+    ) {
+        // RabbitMQ's health is whether it answers the polls.
+        self.polled_health(result.as_ref().err());
+        let Ok(queues) = result else {
+            return;
+        };
+        for (name, found) in queues {
+            let known = self.view.queue(&name).cloned();
+            let Some(mut queue) = found else {
+                if known.is_some() {
+                    self.emit(ServerEvent::QueueRemoved { queue: name });
+                }
+                continue;
+            };
+            self.link_queue_consumers(&mut queue);
+            self.learn_from_queue(&queue, known.as_ref());
+            if known.as_ref() != Some(&queue) {
+                self.emit(ServerEvent::Queue(queue));
+                self.progress_dirty = true;
+            }
+        }
+    }
+
+    /// Links each consumer to the page instance of that tag (its client id), and gives the
+    /// others a colour each.
+    fn link_queue_consumers(&self, queue: &mut RabbitQueueView) {
+        let mut taken: BTreeSet<u8> = self
+            .view
+            .instances
+            .iter()
+            .filter(|i| i.is_alive())
+            .map(|i| i.colour)
+            .collect();
+        for consumer in &mut queue.consumers {
+            match self
+                .view
+                .instances
+                .iter()
+                .find(|i| i.client_id == consumer.tag)
+            {
+                Some(instance) => {
+                    consumer.instance = Some(instance.id);
+                    consumer.colour = instance.colour;
+                }
+                None => {
+                    let previous = self
+                        .view
+                        .queue(&queue.name)
+                        .and_then(|q| q.consumer(&consumer.tag))
+                        .map(|c| c.colour);
+                    consumer.colour = free_colour(previous, &taken);
+                    taken.insert(consumer.colour);
+                }
+            }
+        }
+    }
+
+    fn learn_from_queue(&mut self, queue: &RabbitQueueView, before: Option<&RabbitQueueView>) {
+        let history = &mut self.history.queues;
+        let held = history.most_held.entry(queue.name.clone()).or_default();
+        *held = (*held).max(queue.ready + queue.unacked);
+        let externals: Vec<&str> = queue
+            .consumers
+            .iter()
+            .filter(|c| c.instance.is_none())
+            .map(|c| c.tag.as_str())
+            .collect();
+        for consumer in &queue.consumers {
+            if consumer.instance.is_none() && consumer.unacked > 0 {
+                history.handed_to(&queue.name, &consumer.tag, true);
+            }
+        }
+        // Deliveries beyond what page instances received went to the others; with one other
+        // consumer, they went to it (an auto-ack consumer never shows unacked messages).
+        let by_instances = history
+            .received_by_instances
+            .get(&queue.name)
+            .copied()
+            .unwrap_or(0);
+        let delivered_more = before.is_some_and(|b| queue.delivered > b.delivered);
+        if let [external] = externals.as_slice()
+            && delivered_more
+            && queue.delivered > by_instances
+        {
+            history.handed_to(&queue.name, external, true);
+        }
+        // Redeliveries the broker counted after a crash (to anyone, the learner's own included).
+        if let Some(before) = before
+            && history.crashed_holding.contains_key(&queue.name)
+            && queue.redelivered > before.redelivered
+        {
+            *history
+                .redelivered_after_crash
+                .entry(queue.name.clone())
+                .or_default() += queue.redelivered - before.redelivered;
+        }
+    }
+
+    /// What a RabbitMQ instance held as it crashed: unacked messages go back to the queue;
+    /// with auto-ack, what it had been sent and not processed is lost.
+    pub(super) fn queue_crashed(&mut self, view: &InstanceView) {
+        let queue = &view.topic;
+        // Counts not yet flushed to the page are in the batch.
+        let batched = |counts: &[(grouplab_protocol::InstanceId, u64)]| {
+            counts
+                .iter()
+                .find(|(id, _)| *id == view.id)
+                .map_or(0, |(_, n)| *n)
+        };
+        let received = view.received + batched(&self.batch.received);
+        let processed = view.processed + batched(&self.batch.processed);
+        let unprocessed = received.saturating_sub(processed);
+        let history = &mut self.history.queues;
+        if view.settings.commit == CommitPolicy::Auto {
+            if unprocessed > 0 {
+                *history.lost_on_crash.entry(queue.clone()).or_default() += unprocessed;
+            }
+            return;
+        }
+        // The poll's count includes prefetched messages the instance never reported.
+        let unacked = self
+            .view
+            .queue(queue)
+            .and_then(|q| q.consumer(&view.client_id))
+            .map_or(0, |c| c.unacked)
+            .max(unprocessed);
+        if unacked > 0 {
+            let held = history.crashed_holding.entry(queue.clone()).or_default();
+            *held = (*held).max(unacked);
+        }
+    }
+
+    /// Handles what only a RabbitMQ consumer instance reports; gives back any other event.
+    pub(super) fn on_queue_report(
+        &mut self,
+        view: &mut InstanceView,
+        event: InstanceEvent,
+        now: EpochMillis,
+    ) -> Option<InstanceEvent> {
+        let InstanceEventKind::Report(report) = &event.kind else {
+            return Some(event);
+        };
+        match report {
+            InstanceReport::Consuming { queue, prefetch } => {
+                if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
+                    view.state = InstanceState::Running;
+                }
+                view.problem = None;
+                self.history.queues.workers.insert(
+                    view.id,
+                    QueueWorker {
+                        queue: queue.clone(),
+                        prefetch: *prefetch,
+                        processing_ms: view.settings.processing_ms,
+                        received: 0,
+                    },
+                );
+                self.emit(ServerEvent::Instance(Box::new(view.clone())));
+                self.start_poll();
+            }
+            InstanceReport::Delivery(delivery) => {
+                let history = &mut self.history.queues;
+                history.handed_to(&delivery.queue, &view.client_id, false);
+                *history
+                    .received_by_instances
+                    .entry(delivery.queue.clone())
+                    .or_default() += 1;
+                if let Some(worker) = history.workers.get_mut(&view.id) {
+                    worker.received += 1;
+                }
+                // The broker's own count catches redeliveries to the learner's consumers; the
+                // instances' flags are seen at once.
+                if delivery.redelivered && history.crashed_holding.contains_key(&delivery.queue) {
+                    *history
+                        .redelivered_after_crash
+                        .entry(delivery.queue.clone())
+                        .or_default() += 1;
+                }
+                self.count_received(view.id);
+                if self.batch.sample.len() < super::SAMPLE_PER_FLUSH {
+                    self.batch.sample.push(MessageView {
+                        instance: view.id,
+                        topic: delivery.queue.clone(),
+                        partition: 0,
+                        offset: -1,
+                        entry: Some(format!(
+                            "#{}{}",
+                            delivery.tag,
+                            if delivery.redelivered {
+                                " redelivered"
+                            } else {
+                                ""
+                            }
+                        )),
+                        key: delivery.key.clone(),
+                        value: delivery.value.clone(),
+                        at: now,
+                    });
+                }
+                self.progress_dirty = true;
+            }
+            InstanceReport::DeliveryProcessed { .. } => {
+                self.history.last_processed.insert(view.group.clone(), now);
+                self.count_processed(view.id);
+                if view.problem.take().is_some() {
+                    self.emit(ServerEvent::Instance(Box::new(view.clone())));
+                }
+                self.progress_dirty = true;
+            }
+            InstanceReport::DeliveryRejected {
+                tag,
+                requeued,
+                error,
+                ..
+            } => {
+                let outcome = if *requeued {
+                    "handed back to the queue"
+                } else if self.lab.content.setup.dead_letter_queue.is_some() {
+                    "rejected: the queue dead-letters it"
+                } else {
+                    "rejected: the queue drops it"
+                };
+                view.problem = Some(InstanceProblem {
+                    message: format!("message #{tag}: {error}; {outcome}"),
+                    at: now,
+                });
+                if !*requeued {
+                    view.dead_lettered += 1;
+                    let _ = self.events.send(ServerEvent::Notice(Notice::info(
+                        format!("Instance {} rejected a message", view.name),
+                        format!("{error}; {outcome}."),
+                    )));
+                }
+                self.emit(ServerEvent::Instance(Box::new(view.clone())));
+                self.start_poll();
+                self.progress_dirty = true;
+            }
+            _ => return Some(event),
+        }
+        None
+    }
+}
