@@ -777,6 +777,17 @@ fn Queues() -> impl IntoView {
                             </tbody>
                         </table>
                     })}
+                    {(!queue.refusals.is_empty()).then(|| view! {
+                        <div class="loose-readers" data-testid="refusals">
+                            <h4>"Refused by RabbitMQ"</h4>
+                            <p class="muted">"The broker closed these clients' channels: whatever they did next on them failed."</p>
+                            <ul>
+                                {queue.refusals.into_iter().map(|r| view! {
+                                    <li>{clock(r.seen_at)} " " <code>{r.client}</code>": " <code>{r.operation}</code>" → " {r.error}</li>
+                                }).collect_view()}
+                            </ul>
+                        </div>
+                    })}
                 </div>
             }).collect_view()}
         </div>

@@ -993,7 +993,7 @@ async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_m
     type_into(client, "instance-processing", "2000").await?;
     let slow = start_new_instance(client).await?;
     click(client, "produce").await?;
-    wait_number(client, &format!("unacked-{slow}"), 3).await?;
+    wait_number(client, &format!("received-{slow}"), 5).await?;
     crash_instance(client, &slow).await?;
     wait_text(client, &format!("status-{slow}"), "back in the queue").await?;
     wait_step_passed(client, 3).await?;
@@ -1032,7 +1032,23 @@ async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_m
     wait_text(client, &format!("parked-{picky}"), "Rejected for good: 1").await?;
     wait_step_passed(client, 5).await?;
     wait_text(client, "queue-panel-tasks.dead", "1 ready").await?;
-    wait_text(client, "progress-count", "6 of 6").await?;
+
+    let _refused = ExternalConsumer::start(
+        Consumer::Script {
+            lab: LAB,
+            file: "default_exchange.py",
+        },
+        &url,
+        data.path(),
+    )?;
+    wait_text(
+        client,
+        "refusals",
+        "operation not permitted on the default exchange",
+    )
+    .await?;
+    wait_step_passed(client, 6).await?;
+    wait_text(client, "progress-count", "7 of 7").await?;
     screenshot(client, "lab-14-done").await?;
     browser.close().await
 }

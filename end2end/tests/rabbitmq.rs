@@ -285,6 +285,44 @@ async fn the_rabbitmq_lab_runs_on_a_real_rabbitmq_and_every_step_passes() -> any
     publish(&mut page, 1, Some("poison"), 111).await?;
     page.wait_for_step(5, STEP_DEADLINE).await?;
 
+    // Step 7: a client that declares the default exchange is refused, and the page says so.
+    let refused = ExternalConsumer::start(
+        Client::Script {
+            lab: LAB,
+            file: "default_exchange.py",
+        },
+        &url,
+        logs.path(),
+    )?;
+    page.wait_for_step(6, STEP_DEADLINE)
+        .await
+        .map_err(|e| e.context(refused.output()))?;
+    // The log is read at once; the connection's name comes from the management API, which
+    // may list the connection a poll later.
+    page.wait_until("the refused client named", STEP_DEADLINE, |c| {
+        c.view()
+            .queue(QUEUE)
+            .and_then(|q| q.refusals.last())
+            .is_some_and(|r| r.client.starts_with("learner-"))
+    })
+    .await?;
+    let refusal = page
+        .view()
+        .queue(QUEUE)
+        .and_then(|q| q.refusals.last().cloned())
+        .ok_or_else(|| anyhow::anyhow!("the refusal is on the queue"))?;
+    println!(
+        "RabbitMQ refused {}: {} → {}",
+        refusal.client, refusal.operation, refusal.error
+    );
+    anyhow::ensure!(
+        refusal.client.starts_with("learner-")
+            && refusal.operation == "exchange.declare"
+            && refusal.error.contains("access_refused"),
+        "the refusal names the client and what it was refused: {refusal:?}"
+    );
+    refused.interrupt()?;
+
     // Reset stops the instances and deletes the lab's queues; they come back empty.
     page.send(&ClientCommand::ResetLab).await?;
     page.wait_until("the reset", STEP_DEADLINE, |c| {

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::InstanceId;
+use crate::{EpochMillis, InstanceId};
 
 /// A queue as RabbitMQ's management API describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,22 @@ pub struct RabbitQueueView {
     pub acked: u64,
     /// The consumers attached now, sorted by tag.
     pub consumers: Vec<RabbitConsumerView>,
+    /// Operations the broker refused a client since the lab was opened, newest last (on the
+    /// lab's main queue only: the broker's log does not always say which queue a client meant).
+    pub refusals: Vec<RabbitRefusal>,
+}
+
+/// An operation RabbitMQ refused a client, closing its channel (from the broker's log).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RabbitRefusal {
+    /// The client's connection name, or its address.
+    pub client: String,
+    /// The AMQP method, such as `exchange.declare`.
+    pub operation: String,
+    /// The broker's words, such as `access_refused: operation not permitted on the default exchange`.
+    pub error: String,
+    /// When this server read it.
+    pub seen_at: EpochMillis,
 }
 
 /// One consumer of a queue: a subscription (`basic.consume`) on a channel, whoever runs it.

@@ -148,6 +148,8 @@ pub enum Check {
     QueueHeld { queue: String, at_least: u64 },
     /// RabbitMQ: messages were published to the queue, and it holds none now, ready or unacked.
     QueueDrained { queue: String },
+    /// RabbitMQ: grouplab's own broker refused a client an operation and closed its channel.
+    QueueOperationRefused,
 }
 
 impl fmt::Display for Check {
@@ -345,6 +347,9 @@ impl fmt::Display for Check {
                 f,
                 "every message published to `{queue}` was consumed and acknowledged"
             ),
+            Check::QueueOperationRefused => {
+                write!(f, "RabbitMQ was seen refusing a client an operation")
+            }
         }
     }
 }
@@ -434,6 +439,8 @@ pub struct QueueHistory {
     pub lost_on_crash: HashMap<String, u64>,
     /// For each queue: the most messages (ready and unacked) it was seen holding.
     pub most_held: HashMap<String, u64>,
+    /// Whether the broker was seen refusing a client an operation (from its log).
+    pub refused: bool,
 }
 
 /// One page instance's share of a queue.
@@ -1446,6 +1453,13 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                 Verdict::wait(format!(
                     "`{queue}` has held at most {most} message(s) so far; this step needs {at_least}."
                 ))
+            }
+        }
+        Check::QueueOperationRefused => {
+            if history.queues.refused {
+                Verdict::pass("RabbitMQ refused a client an operation and closed its channel.")
+            } else {
+                Verdict::wait("RabbitMQ has not refused any client anything yet.")
             }
         }
         Check::QueueDrained { queue } => {

@@ -10,14 +10,15 @@
 //! The server declares, fills and deletes the lab's queues over AMQP (`lapin`) and reads them, with
 //! their consumers, from the management API, the way a learner's tools would.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use grouplab_protocol::{KeyMode, RabbitConsumerView, RabbitQueueView};
+use grouplab_protocol::{KeyMode, RabbitConsumerView, RabbitQueueView, RabbitRefusal};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -42,6 +43,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the broker refreshes the statistics the page shows (RabbitMQ's default is 5 s).
 const STATISTICS_INTERVAL_MS: u32 = 500;
+/// How many refused operations are remembered for the page.
+const MAX_REFUSALS: usize = 20;
+/// The most of the broker's log read in one poll.
+const MAX_LOG_READ: u64 = 1 << 20;
 
 /// Where RabbitMQ comes from.
 #[derive(Clone, Debug)]
@@ -74,6 +79,34 @@ struct Ready {
     publisher: Mutex<Option<(Connection, Channel)>>,
     /// grouplab's own `rabbitmq-server` and `epmd`, if it started them; dropping kills them.
     processes: std::sync::Mutex<Vec<Child>>,
+    /// grouplab's own broker's log, where it writes the operations it refuses clients.
+    log: Option<PathBuf>,
+    refusals: std::sync::Mutex<RefusalLog>,
+}
+
+/// What grouplab's own broker logged about refused operations, read as the log grows.
+#[derive(Default)]
+struct RefusalLog {
+    offset: u64,
+    /// The client whose channel error's explanation is on the next line.
+    waiting: Option<String>,
+    recent: VecDeque<Refused>,
+}
+
+/// One refusal as logged: the client's address, and its connection name once the management
+/// API has listed the connection (it may lag behind the log by a poll or two).
+struct Refused {
+    address: String,
+    name: Option<String>,
+    operation: String,
+    error: String,
+    seen_at: grouplab_protocol::EpochMillis,
+}
+
+/// The queues of a lab, and what clients were refused lately (grouplab's own broker only).
+pub struct QueuesPolled {
+    pub queues: Vec<(String, Option<RabbitQueueView>)>,
+    pub refusals: Vec<RabbitRefusal>,
 }
 
 impl Rabbit {
@@ -254,12 +287,10 @@ impl Rabbit {
 
     /// The queues as the page shows them (`None` for a queue that does not exist), read from
     /// the management API. Consumers are not linked to instances here: the session does that.
-    pub async fn describe(
-        &self,
-        queues: &[String],
-    ) -> Result<Vec<(String, Option<RabbitQueueView>)>, ClusterError> {
+    pub async fn describe(&self, queues: &[String]) -> Result<QueuesPolled, ClusterError> {
         let ready = self.ready().await?;
         let api = &ready.management;
+        let fresh = ready.read_log();
         let consumers: Vec<ApiConsumer> = api.get("/api/consumers/%2F").await?.unwrap_or_default();
         let wanted: BTreeSet<&str> = queues.iter().map(String::as_str).collect();
         let watched: Vec<&ApiConsumer> = consumers
@@ -268,7 +299,7 @@ impl Rabbit {
             .collect();
         // Unacked counts are per channel, and connection names per connection: read them only
         // when someone consumes.
-        let (channels, connections) = if watched.is_empty() {
+        let (channels, connections) = if watched.is_empty() && !ready.refusals_to_name(&fresh) {
             (Vec::new(), Vec::new())
         } else {
             (
@@ -304,12 +335,124 @@ impl Rabbit {
                     redelivered: stats.redeliver,
                     acked: stats.ack,
                     consumers,
+                    refusals: Vec::new(),
                 }
             });
             found.push((name.clone(), view));
         }
-        Ok(found)
+        Ok(QueuesPolled {
+            queues: found,
+            refusals: ready.remember_refusals(fresh, &connections),
+        })
     }
+}
+
+impl Ready {
+    /// The refused operations logged since the last read: (client address, operation, error).
+    fn read_log(&self) -> Vec<(String, String, String)> {
+        let Some(path) = &self.log else {
+            return Vec::new();
+        };
+        let mut log = self
+            .refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return Vec::new();
+        };
+        let mut text = Vec::new();
+        let read = file
+            .seek(std::io::SeekFrom::Start(log.offset))
+            .and_then(|_| file.take(MAX_LOG_READ).read_to_end(&mut text));
+        if read.is_err() {
+            return Vec::new();
+        }
+        // Only whole lines: a line being written is read next time.
+        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        log.offset += whole as u64;
+        let text = String::from_utf8_lossy(&text[..whole]);
+        parse_refusals(&text, &mut log.waiting)
+    }
+
+    /// Whether some refusal waits for its client's connection name.
+    fn refusals_to_name(&self, fresh: &[(String, String, String)]) -> bool {
+        !fresh.is_empty()
+            || self
+                .refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .recent
+                .iter()
+                .any(|r| r.name.is_none())
+    }
+
+    /// Adds fresh refusals, names those whose client's connection is listed now, and gives
+    /// back the ones remembered.
+    fn remember_refusals(
+        &self,
+        fresh: Vec<(String, String, String)>,
+        connections: &[ApiConnection],
+    ) -> Vec<RabbitRefusal> {
+        let mut log = self
+            .refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = crate::session::now_ms();
+        for (address, operation, error) in fresh {
+            log.recent.push_back(Refused {
+                address,
+                name: None,
+                operation,
+                error,
+                seen_at: now,
+            });
+            if log.recent.len() > MAX_REFUSALS {
+                log.recent.pop_front();
+            }
+        }
+        for refused in log.recent.iter_mut().filter(|r| r.name.is_none()) {
+            let prefix = format!("{} ->", refused.address);
+            refused.name = connections
+                .iter()
+                .find(|c| c.name.starts_with(&prefix))
+                .and_then(|c| c.client_properties.get("connection_name"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+        }
+        log.recent
+            .iter()
+            .map(|r| RabbitRefusal {
+                client: match &r.name {
+                    Some(name) => format!("{name} ({})", r.address),
+                    None => r.address.clone(),
+                },
+                operation: r.operation.clone(),
+                error: r.error.clone(),
+                seen_at: r.seen_at,
+            })
+            .collect()
+    }
+}
+
+/// Refused operations in RabbitMQ's log: a "Channel error on connection … (ADDRESS -> …)" line,
+/// then "operation METHOD caused a channel exception ERROR". `waiting` carries a first line whose
+/// second is not read yet.
+fn parse_refusals(text: &str, waiting: &mut Option<String>) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.contains("Channel error on connection") {
+            *waiting = line
+                .split_once(" (")
+                .and_then(|(_, rest)| rest.split_once(" -> "))
+                .map(|(address, _)| address.to_owned());
+        } else if let Some(address) = waiting.take()
+            && let Some((_, rest)) = line.split_once("operation ")
+            && let Some((operation, error)) = rest.split_once(" caused a channel exception ")
+        {
+            found.push((address, operation.to_owned(), error.trim().to_owned()));
+        }
+    }
+    found
 }
 
 fn consumer_view(
@@ -520,6 +663,8 @@ async fn start(source: &RabbitSource) -> Result<Ready, String> {
                 management: api,
                 publisher: Mutex::new(None),
                 processes: std::sync::Mutex::new(Vec::new()),
+                log: None,
+                refusals: Default::default(),
             })
         }
         RabbitSource::Own { program, epmd, dir } => start_own(program, epmd, dir).await,
@@ -646,6 +791,8 @@ async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result<Ready, Str
                     management,
                     publisher: Mutex::new(None),
                     processes: std::sync::Mutex::new(processes),
+                    log: Some(log),
+                    refusals: Default::default(),
                 });
             }
             Err(err) if tokio::time::Instant::now() >= deadline => {
@@ -657,5 +804,31 @@ async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result<Ready, Str
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_operations_are_read_from_the_log_even_split_across_reads() {
+        let first = "2026-11-23 15:52:42.953753+00:00 [warning] <0.634.0> Message store rebuilding indices\n\
+            2026-11-23 15:52:43.214319+00:00 [error] <0.792.0> Channel error on connection <0.783.0> (127.0.0.1:37248 -> 127.0.0.1:25672, vhost: '/', user: 'guest'), channel 1:\n";
+        let second = "2026-11-23 15:52:43.214319+00:00 [error] <0.792.0> operation exchange.declare caused a channel exception access_refused: operation not permitted on the default exchange\n";
+        let mut waiting = None;
+        assert!(parse_refusals(first, &mut waiting).is_empty());
+        assert_eq!(waiting.as_deref(), Some("127.0.0.1:37248"));
+        assert_eq!(
+            parse_refusals(second, &mut waiting),
+            [(
+                "127.0.0.1:37248".to_owned(),
+                "exchange.declare".to_owned(),
+                "access_refused: operation not permitted on the default exchange".to_owned()
+            )]
+        );
+        assert!(waiting.is_none());
+        // An explanation with no error line before it is not a refusal.
+        assert!(parse_refusals(second, &mut waiting).is_empty());
     }
 }

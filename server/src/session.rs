@@ -255,7 +255,7 @@ enum Outcome {
     /// A poll of a RabbitMQ lab's queues.
     QueuesPolled {
         generation: u64,
-        result: Result<Vec<(String, Option<grouplab_protocol::RabbitQueueView>)>, ClusterError>,
+        result: Result<crate::rabbitmq::QueuesPolled, ClusterError>,
     },
 }
 
@@ -309,6 +309,8 @@ struct Session {
     producing: Option<CancellationToken>,
     /// On a Redis or RabbitMQ lab, the URL of its broker once it answers.
     lab_url: Option<String>,
+    /// When the session began: a RabbitMQ lab shows the refusals its broker logged since.
+    opened_at: EpochMillis,
     /// On a Redis lab, what the streams' pending entries lists held at the last poll, to see
     /// entries move from one consumer to another (claims).
     pending_owners: HashMap<(String, String), String>,
@@ -374,6 +376,7 @@ impl Session {
             rates: HashMap::new(),
             producing: None,
             lab_url: None,
+            opened_at: now_ms(),
             pending_owners: HashMap::new(),
             claims: Default::default(),
         };

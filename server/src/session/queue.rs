@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 
 use grouplab_protocol::{
     CommitPolicy, EpochMillis, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    MessageView, Notice, RabbitQueueView, ServerEvent, free_colour,
+    MessageView, Notice, RabbitQueueView, RabbitRefusal, ServerEvent, free_colour,
 };
 
 use super::{Outcome, Session};
 use crate::checks::QueueWorker;
 use crate::cluster::ClusterError;
+use crate::rabbitmq::QueuesPolled;
 use crate::supervisor::{InstanceEvent, InstanceEventKind};
 
 impl Session {
@@ -32,16 +33,22 @@ impl Session {
 
     /// Shows what RabbitMQ holds now, and learns from it what the checks need: which consumers
     /// the page does not run were handed messages, and how full each queue got.
-    pub(super) fn on_queues_polled(
-        &mut self,
-        result: Result<Vec<(String, Option<RabbitQueueView>)>, ClusterError>,
-    ) {
+    pub(super) fn on_queues_polled(&mut self, result: Result<QueuesPolled, ClusterError>) {
         // RabbitMQ's health is whether it answers the polls.
         self.polled_health(result.as_ref().err());
-        let Ok(queues) = result else {
+        let Ok(polled) = result else {
             return;
         };
-        for (name, found) in queues {
+        let main = self.lab.content.setup.topic.clone();
+        let refusals: Vec<RabbitRefusal> = polled
+            .refusals
+            .into_iter()
+            .filter(|r| r.seen_at >= self.opened_at)
+            .collect();
+        if !refusals.is_empty() {
+            self.history.queues.refused = true;
+        }
+        for (name, found) in polled.queues {
             let known = self.view.queue(&name).cloned();
             let Some(mut queue) = found else {
                 if known.is_some() {
@@ -49,6 +56,9 @@ impl Session {
                 }
                 continue;
             };
+            if name == main {
+                queue.refusals = refusals.clone();
+            }
             self.link_queue_consumers(&mut queue);
             self.learn_from_queue(&queue, known.as_ref());
             if known.as_ref() != Some(&queue) {
