@@ -378,3 +378,64 @@ async fn a_missing_rabbitmq_server_is_explained() -> anyhow::Result<()> {
     anyhow::ensure!(page.view().instances.is_empty(), "no instance was started");
     Ok(())
 }
+
+/// grouplab's RabbitMQ dying mid-lab is shown in words with what to do, commands that need it
+/// say so, and the server keeps serving; then Ctrl-C or SIGTERM leaves no process behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_going_away_is_explained_and_nothing_outlives_a_graceful_stop()
+-> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let mut server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::open(&server, LAB).await?;
+    page.wait_until("RabbitMQ to answer", START_DEADLINE, |c| {
+        c.view().broker.health == BrokerHealth::Up
+    })
+    .await?;
+    let brokers = children_of(server.pid());
+    start(&mut page, lab_settings()).await?;
+    let all = children_of(server.pid());
+    anyhow::ensure!(
+        all.len() == brokers.len() + 1,
+        "epmd, rabbitmq-server and one instance: {all:?}"
+    );
+    // The broker is the child that is neither epmd nor the instance.
+    let broker = brokers
+        .iter()
+        .copied()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| name.trim() == "beam.smp")
+        })
+        .ok_or_else(|| anyhow::anyhow!("no beam.smp among {brokers:?}"))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(broker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    page.wait_until("RabbitMQ to be shown stopped", STEP_DEADLINE, |c| {
+        matches!(&c.view().broker.health, BrokerHealth::Down { reason } if reason.contains("Restart grouplab"))
+    })
+    .await?;
+    page.send(&ClientCommand::Produce {
+        topic: QUEUE.into(),
+        count: 1,
+        keys: KeyMode::None,
+        partition: None,
+        text: None,
+    })
+    .await?;
+    page.wait_until("the produce to fail in words", STEP_DEADLINE, |c| {
+        c.notices.iter().any(|n| {
+            n.title.starts_with("Messages were not produced")
+                && n.detail.contains("rabbitmq-server stopped")
+        })
+    })
+    .await?;
+    let (status, _) = server.get("/healthz").await?;
+    anyhow::ensure!(status == 200, "the server still serves");
+
+    server.terminate().await?;
+    for pid in all {
+        anyhow::ensure!(!is_running(pid), "process {pid} outlived grouplab");
+    }
+    Ok(())
+}

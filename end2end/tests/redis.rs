@@ -403,3 +403,96 @@ async fn redis_going_away_is_shown_and_the_server_keeps_running() -> anyhow::Res
     anyhow::ensure!(status == 200, "the server still serves");
     Ok(())
 }
+
+/// On a Redis that is not grouplab's own (`--redis-url`), the page writes only to the lab's own
+/// streams, and Reset asks twice before it deletes them; nobody else's keys are touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_named_redis_only_the_labs_own_streams_are_written_and_reset_asks_twice()
+-> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(data.path())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output();
+        output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    poll_until("the named Redis to answer", STEP_DEADLINE, || {
+        let answer = cli(&["PING"]).unwrap_or_default();
+        async move { (answer == "PONG").then_some(()) }
+    })
+    .await?;
+    cli(&["SET", "someone-elses", "keep me"])?;
+
+    let url = format!("redis://127.0.0.1:{port}/");
+    let server = TestServer::start_with(data.path(), &["--redis-url", &url]).await?;
+    let mut page = LabClient::open(&server, LAB).await?;
+    page.wait_until("the named Redis to answer", STEP_DEADLINE, |c| {
+        c.view().broker.health == BrokerHealth::Up && c.view().broker.bootstrap_servers == url
+    })
+    .await?;
+    produce(&mut page, 3, None, 3).await?;
+
+    // A stream the lab does not own is refused, and not made.
+    for name in ["someone-elses", "other-stream"] {
+        page.send(&ClientCommand::Produce {
+            topic: name.into(),
+            count: 1,
+            keys: KeyMode::None,
+            partition: None,
+            text: None,
+        })
+        .await?;
+        page.wait_until("the refusal", STEP_DEADLINE, |c| {
+            c.notices
+                .iter()
+                .any(|n| n.title == format!("`{name}` is not one of this lab's streams"))
+        })
+        .await?;
+    }
+    anyhow::ensure!(
+        cli(&["TYPE", "someone-elses"])? == "string",
+        "the key is untouched"
+    );
+    anyhow::ensure!(
+        cli(&["EXISTS", "other-stream"])? == "0",
+        "no stream was made"
+    );
+
+    // The first Reset only says what it would delete.
+    page.send(&ClientCommand::ResetLab).await?;
+    page.wait_until("Reset to ask again", STEP_DEADLINE, |c| {
+        c.notices
+            .iter()
+            .any(|n| n.title == "Press Reset again to confirm")
+    })
+    .await?;
+    anyhow::ensure!(cli(&["XLEN", STREAM])? == "3", "nothing was deleted yet");
+    page.send(&ClientCommand::ResetLab).await?;
+    page.wait_until("the reset", STEP_DEADLINE, |c| {
+        c.notices.iter().any(|n| n.title == "The lab was reset")
+    })
+    .await?;
+    page.wait_until("an empty stream again", STEP_DEADLINE, |c| {
+        c.view().stream(STREAM).is_some_and(|s| s.length == 0)
+    })
+    .await?;
+    anyhow::ensure!(
+        cli(&["GET", "someone-elses"])? == "keep me",
+        "Reset deletes only the lab's streams"
+    );
+    drop(server);
+    redis.kill().await?;
+    Ok(())
+}

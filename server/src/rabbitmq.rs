@@ -146,6 +146,14 @@ impl Rabbit {
     }
 
     async fn ready(&self) -> Result<&Ready, ClusterError> {
+        let ready = self.started().await?;
+        match ready.stopped() {
+            Some(why) => Err(ClusterError::Unavailable(why)),
+            None => Ok(ready),
+        }
+    }
+
+    async fn started(&self) -> Result<&Ready, ClusterError> {
         let ready = self
             .inner
             .ready
@@ -348,6 +356,22 @@ impl Rabbit {
 }
 
 impl Ready {
+    /// Why grouplab's own broker is gone, if it exited (it is not started again).
+    fn stopped(&self) -> Option<String> {
+        let mut processes = self
+            .processes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let status = processes.last_mut()?.try_wait().ok()??;
+        Some(format!(
+            "grouplab's rabbitmq-server stopped ({status}){}. Restart grouplab to start it again.",
+            self.log
+                .as_ref()
+                .map(|log| format!("; its log is {}", log.display()))
+                .unwrap_or_default()
+        ))
+    }
+
     /// The refused operations logged since the last read: (client address, operation, error).
     fn read_log(&self) -> Vec<(String, String, String)> {
         let Some(path) = &self.log else {
