@@ -703,10 +703,7 @@ fn Streams() -> impl IntoView {
                                 <tbody>
                                     {group.consumers.into_iter().map(|c| view! {
                                         <tr data-testid="stream-consumer" data-consumer=c.name.clone() data-pending=c.pending>
-                                            <td>
-                                                <span class=format!("chip {}", colour_class(c.colour))>{name_of(c.instance, &c.name)}</span>
-                                                {c.instance.is_none().then(|| view! { <span class="muted">" yours"</span> })}
-                                            </td>
+                                            {consumer_cell(name_of(c.instance, &c.name), c.colour, c.instance.is_none())}
                                             <td>{c.pending}</td>
                                             <td>{format!("{:.1} s", c.idle_ms as f64 / 1000.0)}</td>
                                             <td><code>{c.entries.iter().map(|e| format!("{} ×{}", e.id, e.deliveries)).collect::<Vec<_>>().join("  ")}</code></td>
@@ -730,6 +727,16 @@ fn Streams() -> impl IntoView {
                 </div>
             }).collect_view()}
         </div>
+    }
+}
+
+/// A Redis or RabbitMQ consumer's table cell: its name in its colour, and whether the learner runs it.
+fn consumer_cell(name: String, colour: u8, yours: bool) -> impl IntoView {
+    view! {
+        <td>
+            <span class=format!("chip {}", colour_class(colour))>{name}</span>
+            {yours.then(|| view! { <span class="muted">" yours"</span> })}
+        </td>
     }
 }
 
@@ -764,10 +771,7 @@ fn Queues() -> impl IntoView {
                             <tbody>
                                 {queue.consumers.into_iter().map(|c| view! {
                                     <tr data-testid="queue-consumer" data-consumer=c.tag.clone() data-unacked=c.unacked>
-                                        <td>
-                                            <span class=format!("chip {}", colour_class(c.colour))>{name_of(c.instance, &c.tag)}</span>
-                                            {c.instance.is_none().then(|| view! { <span class="muted">" yours"</span> })}
-                                        </td>
+                                        {consumer_cell(name_of(c.instance, &c.tag), c.colour, c.instance.is_none())}
                                         <td><code>{c.connection}</code></td>
                                         <td>{if c.prefetch == 0 { "no limit".to_owned() } else { c.prefetch.to_string() }}</td>
                                         <td>{if c.ack_required { "manual" } else { "auto" }}</td>

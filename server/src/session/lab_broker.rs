@@ -2,7 +2,11 @@
 //! opened (Kafka labs never wait for it), the lab's stream or queue is made once it answers, and
 //! its health is whether it answers the lab's polls.
 
-use grouplab_protocol::{Backend, BrokerHealth, BrokerView, Notice, ServerEvent};
+use std::collections::BTreeSet;
+
+use grouplab_protocol::{
+    Backend, BrokerHealth, BrokerView, InstanceId, Notice, ServerEvent, free_colour,
+};
 
 use super::{Outcome, Session};
 use crate::backend::LabBroker;
@@ -159,6 +163,41 @@ impl Session {
             self.emit(ServerEvent::Broker(broker));
         }
         self.start_poll();
+    }
+
+    /// The colours of the running instances, which consumers the page does not run must not take.
+    pub(super) fn instance_colours(&self) -> BTreeSet<u8> {
+        self.view
+            .instances
+            .iter()
+            .filter(|i| i.is_alive())
+            .map(|i| i.colour)
+            .collect()
+    }
+
+    /// A Redis or RabbitMQ consumer named `client_id` (in `group`, on Redis) is the page
+    /// instance of that client id, in its colour; any other keeps the colour it had
+    /// (`previous`), or takes one nobody has.
+    pub(super) fn link_consumer(
+        &self,
+        client_id: &str,
+        group: Option<&str>,
+        previous: Option<u8>,
+        taken: &mut BTreeSet<u8>,
+    ) -> (Option<InstanceId>, u8) {
+        let instance = self
+            .view
+            .instances
+            .iter()
+            .find(|i| i.client_id == client_id && group.is_none_or(|g| i.group == g));
+        match instance {
+            Some(instance) => (Some(instance.id), instance.colour),
+            None => {
+                let colour = free_colour(previous, taken);
+                taken.insert(colour);
+                (None, colour)
+            }
+        }
     }
 
     /// Shows the lab broker's health as its latest poll found it.

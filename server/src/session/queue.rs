@@ -1,11 +1,9 @@
 //! The parts of a lab's session that only a RabbitMQ lab has: polling its queues through the
 //! management API, and the reports of RabbitMQ consumer instances.
 
-use std::collections::BTreeSet;
-
 use grouplab_protocol::{
     CommitPolicy, EpochMillis, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    MessageView, Notice, RabbitQueueView, RabbitRefusal, ServerEvent, free_colour,
+    MessageView, Notice, RabbitQueueView, RabbitRefusal, ServerEvent,
 };
 
 use super::{Outcome, Session};
@@ -71,34 +69,15 @@ impl Session {
     /// Links each consumer to the page instance of that tag (its client id), and gives the
     /// others a colour each.
     fn link_queue_consumers(&self, queue: &mut RabbitQueueView) {
-        let mut taken: BTreeSet<u8> = self
-            .view
-            .instances
-            .iter()
-            .filter(|i| i.is_alive())
-            .map(|i| i.colour)
-            .collect();
+        let mut taken = self.instance_colours();
         for consumer in &mut queue.consumers {
-            match self
+            let previous = self
                 .view
-                .instances
-                .iter()
-                .find(|i| i.client_id == consumer.tag)
-            {
-                Some(instance) => {
-                    consumer.instance = Some(instance.id);
-                    consumer.colour = instance.colour;
-                }
-                None => {
-                    let previous = self
-                        .view
-                        .queue(&queue.name)
-                        .and_then(|q| q.consumer(&consumer.tag))
-                        .map(|c| c.colour);
-                    consumer.colour = free_colour(previous, &taken);
-                    taken.insert(consumer.colour);
-                }
-            }
+                .queue(&queue.name)
+                .and_then(|q| q.consumer(&consumer.tag))
+                .map(|c| c.colour);
+            (consumer.instance, consumer.colour) =
+                self.link_consumer(&consumer.tag, None, previous, &mut taken);
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use grouplab_protocol::{
     EpochMillis, GROUP_COLOUR, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    MessageView, Notice, ServerEvent, StreamView, TimelineEntry, TimelineKind, free_colour,
+    MessageView, Notice, ServerEvent, StreamView, TimelineEntry, TimelineKind,
 };
 
 use super::{Outcome, Session, now_ms};
@@ -85,36 +85,17 @@ impl Session {
 
     /// Links each consumer to the page instance of that client id, and gives it a colour.
     fn link_consumers(&self, stream: &mut StreamView) {
-        let mut taken: std::collections::BTreeSet<u8> = self
-            .view
-            .instances
-            .iter()
-            .filter(|i| i.is_alive())
-            .map(|i| i.colour)
-            .collect();
+        let mut taken = self.instance_colours();
         for group in &mut stream.groups {
             for consumer in &mut group.consumers {
-                match self
+                let previous = self
                     .view
-                    .instances
-                    .iter()
-                    .find(|i| i.client_id == consumer.name && i.group == group.name)
-                {
-                    Some(instance) => {
-                        consumer.instance = Some(instance.id);
-                        consumer.colour = instance.colour;
-                    }
-                    None => {
-                        let previous = self
-                            .view
-                            .stream(&stream.name)
-                            .and_then(|s| s.group(&group.name))
-                            .and_then(|g| g.consumer(&consumer.name))
-                            .map(|c| c.colour);
-                        consumer.colour = free_colour(previous, &taken);
-                        taken.insert(consumer.colour);
-                    }
-                }
+                    .stream(&stream.name)
+                    .and_then(|s| s.group(&group.name))
+                    .and_then(|g| g.consumer(&consumer.name))
+                    .map(|c| c.colour);
+                (consumer.instance, consumer.colour) =
+                    self.link_consumer(&consumer.name, Some(&group.name), previous, &mut taken);
             }
         }
     }
