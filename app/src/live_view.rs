@@ -123,6 +123,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
     let connected = move || live.view.with(Option::is_some);
     // What only one broker has is hidden by the style sheet (`.kafka-only`, `.redis-only`,
     // `.rabbitmq-only`, and `.not-rabbitmq` for what Kafka and Redis share).
+    let compare = setup.compare_crashes;
     let broker = match setup.broker {
         Backend::Kafka => "kafka",
         Backend::Redis => "redis",
@@ -157,6 +158,7 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
                 <Groups />
                 <Streams />
                 <Queues />
+                {compare.then(|| view! { <Crashes /> })}
                 <Instances />
                 <LagCharts />
                 <Ledgers />
@@ -727,6 +729,36 @@ fn Streams() -> impl IntoView {
                 </div>
             }).collect_view()}
         </div>
+    }
+}
+
+/// The latest crash on each broker, from any lab of this server, side by side.
+#[component]
+fn Crashes() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let crashes = move || with_view(live, |v| v.crashes.clone()).unwrap_or_default();
+    view! {
+        <Show when=move || !crashes().is_empty()>
+            <div class="streams crashes" data-testid="crashes">
+                <h3>"The same crash on each broker"</h3>
+                <p class="muted">"The latest page instance that crashed on each broker, in any lab: what it held, when another consumer had its work, and what was delivered twice."</p>
+                <table class="consumers">
+                    <thead><tr><th>"Broker"</th><th>"Crashed"</th><th>"Held"</th><th>"Work moved after"</th><th>"Delivered again"</th><th>"How"</th></tr></thead>
+                    <tbody>
+                        {move || crashes().into_iter().map(|c| view! {
+                            <tr data-testid=format!("crash-{}", c.backend.label())>
+                                <td>{c.backend.label()}</td>
+                                <td>{format!("{} in {}, {}", c.instance, c.lab, clock(c.at))}</td>
+                                <td>{format!("{} {}", c.held, c.held_unit())}</td>
+                                <td>{c.moved_after_ms.map_or_else(|| "not yet".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0))}</td>
+                                <td>{c.delivered_again}</td>
+                                <td class="muted">{c.how()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </Show>
     }
 }
 

@@ -1052,3 +1052,75 @@ async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_m
     screenshot(client, "lab-14-done").await?;
     browser.close().await
 }
+
+/// Lab 15 by clicking: a crash on Kafka on its own page, then the same on lab 13's (Redis) and
+/// lab 14's (RabbitMQ) pages, and back to lab 15, whose table and steps compare the three.
+#[tokio::test]
+async fn lab_15_journey_compares_the_same_crash_on_three_brokers() -> anyhow::Result<()> {
+    const LAB: &str = "15-same-crash-three-brokers";
+    let (_data, server, browser) = open_lab_page(LAB).await?;
+    let client = &browser.client;
+
+    click(client, "create-topic").await?;
+    wait_text(client, "notices", "created").await?;
+    let a = start_new_instance(client).await?;
+    let b = start_new_instance(client).await?;
+    wait_text(client, &format!("owns-{b}"), "P").await?;
+    select(client, "produce-keys", "round_robin").await?;
+    type_into(client, "produce-count", "20").await?;
+    click(client, "produce").await?;
+    wait_number(client, &format!("received-{a}"), 1).await?;
+    crash_instance(client, &a).await?;
+    wait_text(client, "crashes", "Kafka").await?;
+    wait_step_passed(client, 0).await?;
+
+    client.goto(&server.url("/labs/13-redis-streams")).await?;
+    wait_text(client, "link-status", "live").await?;
+    wait_text(client, "broker-badge", "redis://").await?;
+    type_into(client, "instance-processing", "1000").await?;
+    click(client, "more-settings").await?;
+    type_into(client, "instance-batch", "10").await?;
+    let slow = start_new_instance(client).await?;
+    type_into(client, "produce-count", "10").await?;
+    click(client, "produce").await?;
+    wait_number(client, &format!("received-{slow}"), 1).await?;
+    crash_instance(client, &slow).await?;
+    type_into(client, "instance-processing", "100").await?;
+    type_into(client, "instance-claim", "5000").await?;
+    start_new_instance(client).await?;
+    wait_text(client, "timeline", "claimed").await?;
+
+    client
+        .goto(&server.url("/labs/14-rabbitmq-competing-consumers"))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+    poll_until("RabbitMQ to answer", Duration::from_secs(120), || async {
+        text(client, "broker-badge")
+            .await
+            .filter(|t| t.contains("amqp://") && t.contains("up"))
+            .map(|_| ())
+    })
+    .await?;
+    type_into(client, "instance-prefetch", "10").await?;
+    type_into(client, "instance-processing", "2000").await?;
+    let slow = start_new_instance(client).await?;
+    type_into(client, "instance-prefetch", "1").await?;
+    type_into(client, "instance-processing", "100").await?;
+    start_new_instance(client).await?;
+    type_into(client, "produce-count", "20").await?;
+    click(client, "produce").await?;
+    wait_number(client, &format!("received-{slow}"), 5).await?;
+    crash_instance(client, &slow).await?;
+    wait_text(client, &format!("status-{slow}"), "back in the queue").await?;
+
+    client.goto(&server.url(&format!("/labs/{LAB}"))).await?;
+    wait_text(client, "link-status", "live").await?;
+    wait_step_passed(client, 1).await?;
+    wait_step_passed(client, 2).await?;
+    wait_text(client, "progress-count", "3 of 3").await?;
+    for broker in ["Kafka", "Redis Streams", "RabbitMQ"] {
+        wait_text(client, &format!("crash-{broker}"), " s").await?;
+    }
+    screenshot(client, "lab-15-compared").await?;
+    browser.close().await
+}

@@ -101,6 +101,9 @@ pub struct LabSetup {
     /// RabbitMQ: the queue (one of `other_topics`) that the lab's queue sends rejected messages to.
     #[serde(default)]
     pub dead_letter_queue: Option<String>,
+    /// Whether the page shows the latest crash on each broker side by side (lab 15).
+    #[serde(default)]
+    pub compare_crashes: bool,
     /// What the page's "Start instance" form starts with.
     pub consumer: crate::ConsumerSettings,
 }

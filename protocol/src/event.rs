@@ -55,6 +55,8 @@ pub enum ServerEvent {
     Queue(crate::RabbitQueueView),
     /// A RabbitMQ queue is gone (the lab was reset).
     QueueRemoved { queue: String },
+    /// The latest crash on each broker changed (in this lab or another).
+    Crashes(Vec<crate::CrashReport>),
     /// The learner's progress changed: a checkpoint passed, a hint opened.
     Progress(ProgressView),
     /// Something the learner should read: an error with what to do, or a confirmation.

@@ -83,3 +83,48 @@ pub struct RabbitDelivery {
     /// Whether the broker had handed this message out before (the `redelivered` flag).
     pub redelivered: bool,
 }
+
+/// What a crash of a page instance did to the work it held, measured alike on every broker, so
+/// that a learner can compare Kafka's, Redis's and RabbitMQ's answers to the same crash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashReport {
+    pub backend: crate::Backend,
+    /// The lab it happened in, and the instance's name there.
+    pub lab: String,
+    pub instance: String,
+    pub at: EpochMillis,
+    /// What it held as it died: partitions on Kafka, pending entries on Redis, unacked messages
+    /// on RabbitMQ.
+    pub held: u64,
+    /// How long until another consumer had its work: a rebalance after the session timeout,
+    /// a claim, or a redelivery. `None` while nobody has.
+    pub moved_after_ms: Option<u64>,
+    /// Messages or entries delivered a second time since the crash.
+    pub delivered_again: u64,
+}
+
+impl CrashReport {
+    /// What `held` counts, as the page says it.
+    pub fn held_unit(&self) -> &'static str {
+        match self.backend {
+            crate::Backend::Kafka => "partition(s)",
+            crate::Backend::Redis => "pending entr(ies)",
+            crate::Backend::RabbitMq => "unacked message(s)",
+        }
+    }
+
+    /// How the work moved on this broker.
+    pub fn how(&self) -> &'static str {
+        match self.backend {
+            crate::Backend::Kafka => {
+                "the group rebalanced once the session timed out; the new owner read from the last commit"
+            }
+            crate::Backend::Redis => {
+                "nothing moved until a consumer claimed the idle entries (XAUTOCLAIM)"
+            }
+            crate::Backend::RabbitMq => {
+                "the dropped connection put them back in the queue at once, marked redelivered"
+            }
+        }
+    }
+}

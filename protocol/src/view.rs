@@ -41,6 +41,8 @@ pub struct LabSnapshot {
     pub streams: Vec<crate::StreamView>,
     /// On a RabbitMQ lab, its queues with their consumers, sorted by name.
     pub queues: Vec<crate::RabbitQueueView>,
+    /// The latest crash of a page instance on each broker, in any lab of this server.
+    pub crashes: Vec<crate::CrashReport>,
     pub progress: ProgressView,
 }
 
@@ -60,6 +62,7 @@ impl LabSnapshot {
             lag: Vec::new(),
             streams: Vec::new(),
             queues: Vec::new(),
+            crashes: Vec::new(),
             lab_problem: None,
             progress: ProgressView::new(steps),
         }
@@ -148,6 +151,7 @@ impl LabSnapshot {
                 }
             }
             ServerEvent::QueueRemoved { queue } => self.queues.retain(|q| &q.name != queue),
+            ServerEvent::Crashes(crashes) => self.crashes = crashes.clone(),
             ServerEvent::Progress(progress) => self.progress = progress.clone(),
             ServerEvent::Notice(_) => {}
         }

@@ -150,6 +150,9 @@ pub enum Check {
     QueueDrained { queue: String },
     /// RabbitMQ: grouplab's own broker refused a client an operation and closed its channel.
     QueueOperationRefused,
+    /// Any lab of this server: a page instance on this broker crashed holding work, and the
+    /// work reached another consumer (or, with auto-ack, was lost).
+    CrashCompared { broker: grouplab_protocol::Backend },
 }
 
 impl fmt::Display for Check {
@@ -350,6 +353,11 @@ impl fmt::Display for Check {
             Check::QueueOperationRefused => {
                 write!(f, "RabbitMQ was seen refusing a client an operation")
             }
+            Check::CrashCompared { broker } => write!(
+                f,
+                "a consumer crashed holding work on {}, and the work moved on",
+                broker.label()
+            ),
         }
     }
 }
@@ -1455,6 +1463,37 @@ pub fn evaluate(check: &Check, view: &LabSnapshot, history: &History) -> Verdict
                 ))
             }
         }
+        Check::CrashCompared { broker } => {
+            let found = view.crashes.iter().find(|c| c.backend == *broker);
+            match found {
+                Some(crash) if crash.held > 0 => match crash.moved_after_ms {
+                    Some(ms) => Verdict::pass(format!(
+                        "On {}, {} held {} {} as it crashed; another consumer had the work {:.1} s later.",
+                        broker.label(),
+                        crash.instance,
+                        crash.held,
+                        crash.held_unit(),
+                        ms as f64 / 1000.0
+                    )),
+                    None => Verdict::wait(format!(
+                        "{} crashed on {} holding {} {}; nobody has its work yet.",
+                        crash.instance,
+                        broker.label(),
+                        crash.held,
+                        crash.held_unit()
+                    )),
+                },
+                Some(crash) => Verdict::wait(format!(
+                    "{} crashed on {} holding nothing: crash one while it works.",
+                    crash.instance,
+                    broker.label()
+                )),
+                None => Verdict::wait(format!(
+                    "No page instance has crashed on {} yet.",
+                    broker.label()
+                )),
+            }
+        }
         Check::QueueOperationRefused => {
             if history.queues.refused {
                 Verdict::pass("RabbitMQ refused a client an operation and closed its channel.")
@@ -2487,5 +2526,46 @@ mod tests {
             "two unacked"
         );
         assert!(evaluate(&check, &with(30, 0, 0), &history).passed);
+    }
+
+    #[test]
+    fn a_crash_is_compared_once_its_work_moved() {
+        let check = Check::CrashCompared {
+            broker: grouplab_protocol::Backend::Redis,
+        };
+        let history = History::default();
+        let with = |held, moved_after_ms| {
+            let mut view = empty_view();
+            view.crashes.push(grouplab_protocol::CrashReport {
+                backend: grouplab_protocol::Backend::Redis,
+                lab: "Redis".into(),
+                instance: "A".into(),
+                at: 1,
+                held,
+                moved_after_ms,
+                delivered_again: 0,
+            });
+            view
+        };
+        assert!(
+            !evaluate(&check, &empty_view(), &history).passed,
+            "no crash"
+        );
+        assert!(
+            !evaluate(&check, &with(0, Some(10)), &history).passed,
+            "it held nothing"
+        );
+        assert!(
+            !evaluate(&check, &with(3, None), &history).passed,
+            "nothing moved yet"
+        );
+        assert!(evaluate(&check, &with(3, Some(5_000)), &history).passed);
+        let kafka = Check::CrashCompared {
+            broker: grouplab_protocol::Backend::Kafka,
+        };
+        assert!(
+            !evaluate(&kafka, &with(3, Some(5_000)), &history).passed,
+            "another broker"
+        );
     }
 }

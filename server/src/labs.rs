@@ -301,6 +301,9 @@ struct SetupFile {
     /// RabbitMQ: one of `other_topics`, where the lab's queue dead-letters rejected messages.
     #[serde(default)]
     dead_letter_queue: Option<String>,
+    /// Shows the latest crash on each broker side by side.
+    #[serde(default)]
+    compare_crashes: bool,
     #[serde(default)]
     consumer: ConsumerSettings,
 }
@@ -476,6 +479,7 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
                 other_groups: file.setup.other_groups,
                 other_topics: file.setup.other_topics,
                 dead_letter_queue: file.setup.dead_letter_queue,
+                compare_crashes: file.setup.compare_crashes,
                 consumer: file.setup.consumer,
             },
         },

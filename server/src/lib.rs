@@ -163,6 +163,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             groups: broker.as_deref().map(EmbeddedBroker::groups),
             redis: redis.clone(),
             rabbit: rabbit.clone(),
+            crashes: Default::default(),
             shutdown: sessions_shutdown.clone(),
             tasks: session_tasks.clone(),
         },

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+mod crash;
 mod lab_broker;
 mod queue;
 mod stream;
@@ -99,6 +100,8 @@ pub struct SessionDeps {
     pub redis: Redis,
     /// RabbitMQ, for RabbitMQ labs; likewise.
     pub rabbit: crate::rabbitmq::Rabbit,
+    /// The latest crash on each broker, which every lab shows.
+    pub crashes: Arc<crash::CrashBook>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -311,6 +314,8 @@ struct Session {
     lab_url: Option<String>,
     /// When the session began: a RabbitMQ lab shows the refusals its broker logged since.
     opened_at: EpochMillis,
+    /// The latest crash of one of this lab's instances, measured as its work moves.
+    crash: Option<(InstanceId, grouplab_protocol::CrashReport)>,
     /// On a Redis lab, what the streams' pending entries lists held at the last poll, to see
     /// entries move from one consumer to another (claims).
     pending_owners: HashMap<(String, String), String>,
@@ -377,6 +382,7 @@ impl Session {
             producing: None,
             lab_url: None,
             opened_at: now_ms(),
+            crash: None,
             pending_owners: HashMap::new(),
             claims: Default::default(),
         };
@@ -397,6 +403,8 @@ impl Session {
         let mut refusals = self.deps.groups.as_ref().map(GroupWatch::refusals);
         let mut health = self.deps.health.clone();
         self.on_health(health.borrow_and_update().clone());
+        let mut crashes = self.deps.crashes.subscribe();
+        self.on_crashes(crashes.borrow_and_update().clone());
         self.observe_all_groups();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
@@ -422,6 +430,10 @@ impl Session {
                 Ok(()) = health.changed() => {
                     let now = health.borrow_and_update().clone();
                     self.on_health(now);
+                }
+                Ok(()) = crashes.changed() => {
+                    let now = crashes.borrow_and_update().clone();
+                    self.on_crashes(now);
                 }
                 _ = poll.tick() => if self.watched() { self.start_poll() },
                 _ = flush.tick() => self.flush(),
@@ -1101,11 +1113,13 @@ impl Session {
         match event.kind {
             InstanceEventKind::Report(InstanceReport::Message(message)) => {
                 let tp = TopicPartition::new(&message.topic, message.partition);
-                if !self
+                let again = self
                     .history
-                    .received_before(&view.group, &tp, message.offset)
-                    && let Some(number) = produced_number(&message.value)
-                {
+                    .received_before(&view.group, &tp, message.offset);
+                if again {
+                    self.crash_delivered_again(1);
+                }
+                if !again && let Some(number) = produced_number(&message.value) {
                     self.history
                         .order
                         .entry((view.group.clone(), message.topic.clone()))
@@ -1370,8 +1384,18 @@ impl Session {
             ExitReason::Stopped => (InstanceState::Stopped { at: now }, TimelineKind::Stopped),
             ExitReason::Crashed => {
                 *self.history.crashed.entry(view.group.clone()).or_default() += 1;
-                if !self.is_kafka() && !self.is_redis() {
-                    self.queue_crashed(&view);
+                if self.is_kafka() {
+                    self.crash_began(&view, held.len() as u64, now);
+                } else if self.is_redis() {
+                    let pending = self
+                        .view
+                        .stream(&view.topic)
+                        .and_then(|s| s.group(&view.group))
+                        .and_then(|g| g.consumer(&view.client_id))
+                        .map_or(0, |c| c.pending);
+                    self.crash_began(&view, pending, now);
+                } else {
+                    self.queue_crashed(&view, now);
                 }
                 (
                     InstanceState::Crashed {
@@ -1484,7 +1508,16 @@ impl Session {
                         self.emit(ServerEvent::Instance(Box::new(view)));
                     }
                 }
-                Change::Handover(handover) => self.history.handovers.push(handover),
+                Change::Handover(handover) => {
+                    let crashed = self
+                        .crash
+                        .as_ref()
+                        .is_some_and(|(_, report)| report.instance == handover.from);
+                    if crashed && handover.departure == grouplab_protocol::Departure::Crash {
+                        self.crash_work_moved(handover.taken_at);
+                    }
+                    self.history.handovers.push(handover);
+                }
             }
         }
         self.progress_dirty = true;

@@ -115,16 +115,19 @@ impl Session {
             && history.crashed_holding.contains_key(&queue.name)
             && queue.redelivered > before.redelivered
         {
+            let again = queue.redelivered - before.redelivered;
             *history
                 .redelivered_after_crash
                 .entry(queue.name.clone())
-                .or_default() += queue.redelivered - before.redelivered;
+                .or_default() += again;
+            self.crash_work_moved(crate::session::now_ms());
+            self.crash_delivered_again(again);
         }
     }
 
     /// What a RabbitMQ instance held as it crashed: unacked messages go back to the queue;
     /// with auto-ack, what it had been sent and not processed is lost.
-    pub(super) fn queue_crashed(&mut self, view: &InstanceView) {
+    pub(super) fn queue_crashed(&mut self, view: &InstanceView, now: EpochMillis) {
         let queue = &view.topic;
         // Counts not yet flushed to the page are in the batch.
         let batched = |counts: &[(grouplab_protocol::InstanceId, u64)]| {
@@ -141,6 +144,8 @@ impl Session {
             if unprocessed > 0 {
                 *history.lost_on_crash.entry(queue.clone()).or_default() += unprocessed;
             }
+            // What it held is lost: nothing will move.
+            self.crash_began(view, unprocessed, now);
             return;
         }
         // The poll's count includes prefetched messages the instance never reported.
@@ -154,6 +159,7 @@ impl Session {
             let held = history.crashed_holding.entry(queue.clone()).or_default();
             *held = (*held).max(unacked);
         }
+        self.crash_began(view, unacked, now);
     }
 
     /// Handles what only a RabbitMQ consumer instance reports; gives back any other event.
@@ -201,6 +207,8 @@ impl Session {
                         .redelivered_after_crash
                         .entry(delivery.queue.clone())
                         .or_default() += 1;
+                    // Counted again from the broker's statistics; the instance is quicker.
+                    self.crash_work_moved(now);
                 }
                 self.count_received(view.id);
                 if self.batch.sample.len() < super::SAMPLE_PER_FLUSH {

@@ -102,6 +102,7 @@ impl Session {
 
     fn learn_from(&mut self, stream: &StreamView, now: EpochMillis) {
         let mut owners = HashMap::new();
+        let mut crashed_held = Vec::new();
         for group in &stream.groups {
             if !self.groups.contains(&group.name) {
                 continue;
@@ -124,6 +125,9 @@ impl Session {
                 if crashed {
                     let left = history.left_pending.entry(group.name.clone()).or_default();
                     *left = (*left).max(consumer.pending);
+                    if let Some(id) = consumer.instance {
+                        crashed_held.push((id, consumer.pending));
+                    }
                 }
                 for entry in &consumer.entries {
                     history.delivered(&group.name, entry.deliveries);
@@ -160,6 +164,13 @@ impl Session {
         self.pending_owners
             .retain(|(group, _), _| !stream.groups.iter().any(|g| &g.name == group));
         self.pending_owners.extend(owners);
+        for (id, pending) in crashed_held {
+            self.crash_held(id, pending);
+        }
+        if !claims.is_empty() {
+            self.crash_work_moved(now);
+            self.crash_delivered_again(claims.len() as u64);
+        }
         self.timeline_claims(stream, claims, now);
     }
 
@@ -240,7 +251,8 @@ impl Session {
                     .pending_owners
                     .get(&held)
                     .is_none_or(|owner| *owner != view.client_id);
-                if entry.claimed && from_another {
+                let taken_over = entry.claimed && from_another;
+                if taken_over {
                     history.claimed(&view.group, &entry.id);
                     self.claims
                         .entry(view.id)
@@ -249,10 +261,14 @@ impl Session {
                 } else if !entry.claimed {
                     history.first_handed(&view.group, &entry.id, &view.client_id);
                 }
+                history.handed_to(&view.group, &view.client_id, false);
                 if view.settings.commit != grouplab_protocol::CommitPolicy::Auto {
                     self.pending_owners.insert(held, view.client_id.clone());
                 }
-                history.handed_to(&view.group, &view.client_id, false);
+                if taken_over {
+                    self.crash_work_moved(now);
+                    self.crash_delivered_again(1);
+                }
                 self.count_received(view.id);
                 if self.batch.sample.len() < super::SAMPLE_PER_FLUSH {
                     self.batch.sample.push(MessageView {
