@@ -228,6 +228,7 @@ fn Controls(setup: LabSetup) -> AnyView {
             .unwrap_or_default(),
     );
     let prefetch = RwSignal::new(defaults.prefetch.to_string());
+    let consumer_name = RwSignal::new(defaults.consumer_name.clone().unwrap_or_default());
     let requeue = RwSignal::new(defaults.requeue_on_failure);
     let backend = setup.broker;
     let redis = backend == Backend::Redis;
@@ -400,6 +401,7 @@ fn Controls(setup: LabSetup) -> AnyView {
             claim_idle_ms,
             prefetch,
             requeue_on_failure: requeue.get_untracked(),
+            consumer_name: optional(consumer_name),
             ..ConsumerSettings::default()
         };
         live.send(ClientCommand::StartInstance {
@@ -472,6 +474,7 @@ fn Controls(setup: LabSetup) -> AnyView {
                     </select>
                 </label>
                 <label class="rabbitmq-only">"Prefetch (0: no limit)" <input data-testid="instance-prefetch" type="number" min="0" max="1000" bind:value=prefetch /></label>
+                <label class="redis-only">"Consumer name" <input data-testid="instance-consumer-name" placeholder="its client id" bind:value=consumer_name maxlength=limits::MAX_NAME_LEN /></label>
                 <label class="redis-only">"Claim pending after (ms)" <input data-testid="instance-claim" type="number" min="100" placeholder="never" bind:value=claim_idle_ms /></label>
                 <label>"Processing per message (ms)" <input data-testid="instance-processing" type="number" min="0" max=limits::MAX_PROCESSING_MS bind:value=processing_ms /></label>
                 <label>"Crash after (messages)" <input data-testid="instance-crash-after" type="number" min="1" placeholder="never" bind:value=crash_after /></label>
@@ -959,7 +962,7 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
     };
     let state = instance.state.clone();
     let backend = with_view(live, |v| v.broker.backend).unwrap_or_default();
-    let client_id = instance.client_id.clone();
+    let consumer_name = instance.consumer_name().to_owned();
     let group = instance.group.clone();
     let topic = instance.topic.clone();
     // On Redis: what this consumer holds unacknowledged, as Redis says.
@@ -967,7 +970,7 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
         with_view(live, |v| {
             v.stream(&topic)
                 .and_then(|s| s.group(&group))
-                .and_then(|g| g.consumer(&client_id))
+                .and_then(|g| g.consumer(&consumer_name))
                 .map_or(0, |c| c.pending)
         })
         .unwrap_or(0)
@@ -1130,7 +1133,7 @@ fn settings_summary(instance: &InstanceView, backend: Backend) -> String {
     }
     if backend == Backend::Redis {
         let mut parts = vec![
-            instance.group.clone(),
+            format!("{} as {}", instance.group, instance.consumer_name()),
             settings.commit.redis_label().to_owned(),
             format!("COUNT {}", settings.max_poll_records),
         ];

@@ -34,7 +34,11 @@ pub fn run(config: &InstanceConfig, stop: &AtomicBool) -> RedisResult<()> {
         stream,
         group: &config.group,
         // The consumer's name in its group is the instance's client id, which links it to its card.
-        consumer: &config.client_id,
+        consumer: config
+            .settings
+            .consumer_name
+            .as_deref()
+            .unwrap_or(&config.client_id),
         config,
         done: AtomicU64::new(0),
     };

@@ -675,6 +675,31 @@ impl LabClient {
         .await
     }
 
+    /// Starts one instance, waits until it runs (joined, or reading), and gives its id.
+    pub async fn start_running(
+        &mut self,
+        group: &str,
+        topic: &str,
+        settings: grouplab_protocol::ConsumerSettings,
+        deadline: Duration,
+    ) -> anyhow::Result<grouplab_protocol::InstanceId> {
+        let before: Vec<_> = self.view().instances.iter().map(|i| i.id).collect();
+        self.start_instance(group, topic, settings).await?;
+        let new = |view: &grouplab_protocol::LabSnapshot| {
+            view.instances
+                .iter()
+                .find(|i| {
+                    !before.contains(&i.id) && i.state == grouplab_protocol::InstanceState::Running
+                })
+                .map(|i| i.id)
+        };
+        self.wait_until("the new instance running", deadline, |c| {
+            new(c.view()).is_some()
+        })
+        .await?;
+        new(self.view()).context("the new instance is gone")
+    }
+
     /// Stops an instance gracefully and waits until its process has exited.
     pub async fn stop_instance(
         &mut self,

@@ -411,6 +411,18 @@ async fn press_until(
     .await
 }
 
+/// Waits for grouplab's RabbitMQ, which takes seconds to boot; the badge says it is starting
+/// meanwhile.
+async fn wait_for_rabbitmq(client: &Client) -> anyhow::Result<()> {
+    poll_until("RabbitMQ to answer", Duration::from_secs(120), || async {
+        text(client, "broker-badge")
+            .await
+            .filter(|t| t.contains("amqp://") && t.contains("up"))
+            .map(|_| ())
+    })
+    .await
+}
+
 /// The names on the instance cards now.
 async fn card_names(client: &Client) -> Vec<String> {
     let mut names = Vec::new();
@@ -936,13 +948,7 @@ async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_m
     let (data, _server, browser) = open_lab_page(LAB).await?;
     let client = &browser.client;
     // RabbitMQ takes seconds to boot; the badge says it is starting meanwhile.
-    poll_until("RabbitMQ to answer", Duration::from_secs(120), || async {
-        text(client, "broker-badge")
-            .await
-            .filter(|t| t.contains("amqp://") && t.contains("up"))
-            .map(|_| ())
-    })
-    .await?;
+    wait_for_rabbitmq(client).await?;
     let badge = text(client, "broker-badge").await.unwrap_or_default();
     let url = badge
         .split_whitespace()
@@ -1094,13 +1100,7 @@ async fn lab_15_journey_compares_the_same_crash_on_three_brokers() -> anyhow::Re
         .goto(&server.url("/labs/14-rabbitmq-competing-consumers"))
         .await?;
     wait_text(client, "link-status", "live").await?;
-    poll_until("RabbitMQ to answer", Duration::from_secs(120), || async {
-        text(client, "broker-badge")
-            .await
-            .filter(|t| t.contains("amqp://") && t.contains("up"))
-            .map(|_| ())
-    })
-    .await?;
+    wait_for_rabbitmq(client).await?;
     type_into(client, "instance-prefetch", "10").await?;
     type_into(client, "instance-processing", "2000").await?;
     let slow = start_new_instance(client).await?;

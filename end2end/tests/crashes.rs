@@ -8,33 +8,20 @@ use std::time::Duration;
 use grouplab_end2end::{LabClient, TestServer};
 use grouplab_protocol::{
     Backend, BrokerHealth, ClientCommand, CommitPolicy, ConsumerSettings, CrashReport, InstanceId,
-    InstanceState, KeyMode, LabSnapshot,
+    KeyMode,
 };
 
 const LAB: &str = "15-same-crash-three-brokers";
 /// RabbitMQ's start, and Kafka's 10 s session timeout, fit well within this.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Starts an instance and waits until it runs; gives its id.
 async fn start(
     page: &mut LabClient,
     group: &str,
     topic: &str,
     settings: ConsumerSettings,
 ) -> anyhow::Result<InstanceId> {
-    let before: Vec<InstanceId> = page.view().instances.iter().map(|i| i.id).collect();
-    page.start_instance(group, topic, settings).await?;
-    let new = |view: &LabSnapshot| {
-        view.instances
-            .iter()
-            .find(|i| !before.contains(&i.id) && i.state == InstanceState::Running)
-            .map(|i| i.id)
-    };
-    page.wait_until("the new instance running", DEADLINE, |c| {
-        new(c.view()).is_some()
-    })
-    .await?;
-    new(page.view()).ok_or_else(|| anyhow::anyhow!("no new instance"))
+    page.start_running(group, topic, settings, DEADLINE).await
 }
 
 /// Produces `count` messages to `topic` (any broker) without waiting for them; on Kafka, round

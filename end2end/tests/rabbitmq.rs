@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use grouplab_end2end::external::{Client, ExternalConsumer};
 use grouplab_end2end::{LabClient, TestServer, children_of, is_running, poll_until};
 use grouplab_protocol::{
-    Backend, BrokerHealth, ClientCommand, CommitPolicy, ConsumerSettings, InstanceId,
-    InstanceState, KeyMode, LabSnapshot,
+    Backend, BrokerHealth, ClientCommand, CommitPolicy, ConsumerSettings, InstanceId, KeyMode,
+    LabSnapshot,
 };
 
 const LAB: &str = "14-rabbitmq-competing-consumers";
@@ -64,19 +64,8 @@ fn alive(view: &LabSnapshot) -> Vec<InstanceId> {
 
 /// Starts an instance and waits until it consumes; gives its id.
 async fn start(page: &mut LabClient, settings: ConsumerSettings) -> anyhow::Result<InstanceId> {
-    let before: Vec<InstanceId> = page.view().instances.iter().map(|i| i.id).collect();
-    page.start_instance(GROUP, QUEUE, settings).await?;
-    let new = |view: &LabSnapshot| {
-        view.instances
-            .iter()
-            .find(|i| !before.contains(&i.id) && i.state == InstanceState::Running)
-            .map(|i| i.id)
-    };
-    page.wait_until("the new instance consuming", STEP_DEADLINE, |c| {
-        new(c.view()).is_some()
-    })
-    .await?;
-    new(page.view()).ok_or_else(|| anyhow::anyhow!("no new instance"))
+    page.start_running(GROUP, QUEUE, settings, STEP_DEADLINE)
+        .await
 }
 
 async fn stop_all(page: &mut LabClient) -> anyhow::Result<()> {

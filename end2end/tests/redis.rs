@@ -496,3 +496,61 @@ async fn on_a_named_redis_only_the_labs_own_streams_are_written_and_reset_asks_t
     redis.kill().await?;
     Ok(())
 }
+
+/// An instance can be given its consumer name: two given one name are one consumer to Redis,
+/// sharing one pending entries list, and the stream panel links that consumer to them. A name
+/// Redis tools would choke on is refused in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_given_one_consumer_name_are_one_consumer() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::open(&server, LAB).await?;
+    page.wait_until("Redis to answer", STEP_DEADLINE, |c| {
+        c.view().broker.health == BrokerHealth::Up
+    })
+    .await?;
+    page.start_instance(
+        GROUP,
+        STREAM,
+        ConsumerSettings {
+            consumer_name: Some("two words".into()),
+            ..lab_settings()
+        },
+    )
+    .await?;
+    page.wait_until("the refusal", STEP_DEADLINE, |c| {
+        c.notices.iter().any(|n| {
+            n.title == "Those consumer settings won't work" && n.detail.contains("consumer name")
+        })
+    })
+    .await?;
+    let named = ConsumerSettings {
+        consumer_name: Some("shared".into()),
+        ..lab_settings()
+    };
+    page.start_instance(GROUP, STREAM, named.clone()).await?;
+    page.start_instance(GROUP, STREAM, named).await?;
+    page.wait_until("two instances reading", STEP_DEADLINE, |c| {
+        c.view()
+            .instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Running)
+            .count()
+            == 2
+    })
+    .await?;
+    produce(&mut page, 6, None, 6).await?;
+    page.wait_until("six entries processed", STEP_DEADLINE, |c| {
+        c.view().instances.iter().map(|i| i.processed).sum::<u64>() == 6
+    })
+    .await?;
+    let names: Vec<(String, bool)> = consumers(page.view())
+        .iter()
+        .map(|c| (c.name.clone(), c.instance.is_some()))
+        .collect();
+    anyhow::ensure!(
+        names == [("shared".to_owned(), true)],
+        "one consumer, linked to the instances: {names:?}"
+    );
+    Ok(())
+}

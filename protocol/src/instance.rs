@@ -62,6 +62,9 @@ pub struct ConsumerSettings {
     /// Redis: before each read, take over entries that other consumers have left pending this
     /// long (`XAUTOCLAIM … min-idle-time`); never, when empty.
     pub claim_idle_ms: Option<u32>,
+    /// Redis: the consumer's name in its group; the instance's client id when empty. Two
+    /// instances given one name share one pending entries list.
+    pub consumer_name: Option<String>,
     /// RabbitMQ: how many unacked messages the broker may hand this consumer at once
     /// (`basic.qos`); 0 is no limit, RabbitMQ's default.
     pub prefetch: u16,
@@ -93,6 +96,7 @@ impl Default for ConsumerSettings {
             dead_letter_topic: None,
             block_ms: 2_000,
             claim_idle_ms: None,
+            consumer_name: None,
             prefetch: 0,
             requeue_on_failure: true,
         }
@@ -175,6 +179,11 @@ impl ConsumerSettings {
                 "Claim entries left pending between 0.1 and 600 seconds; leave it empty to never claim."
                     .into(),
             );
+        }
+        if let Some(name) = &self.consumer_name
+            && let Err(problem) = crate::validate_name("consumer name", name)
+        {
+            return Some(problem);
         }
         if self.prefetch > 1_000 {
             return Some("Prefetch at most 1,000 messages; 0 means no limit.".into());

@@ -517,6 +517,14 @@ pub struct InstanceProblem {
 }
 
 impl InstanceView {
+    /// Its consumer's name in a Redis group: the one it was given, or its client id.
+    pub fn consumer_name(&self) -> &str {
+        self.settings
+            .consumer_name
+            .as_deref()
+            .unwrap_or(&self.client_id)
+    }
+
     /// Whether the process is still running (or about to).
     pub fn is_alive(&self) -> bool {
         matches!(

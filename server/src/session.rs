@@ -1391,7 +1391,7 @@ impl Session {
                         .view
                         .stream(&view.topic)
                         .and_then(|s| s.group(&view.group))
-                        .and_then(|g| g.consumer(&view.client_id))
+                        .and_then(|g| g.consumer(view.consumer_name()))
                         .map_or(0, |c| c.pending);
                     self.crash_began(&view, pending, now);
                 } else {

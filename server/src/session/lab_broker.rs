@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use grouplab_protocol::{
-    Backend, BrokerHealth, BrokerView, InstanceId, Notice, ServerEvent, free_colour,
+    Backend, BrokerHealth, BrokerView, InstanceId, InstanceView, Notice, ServerEvent, free_colour,
 };
 
 use super::{Outcome, Session};
@@ -175,21 +175,25 @@ impl Session {
             .collect()
     }
 
-    /// A Redis or RabbitMQ consumer named `client_id` (in `group`, on Redis) is the page
-    /// instance of that client id, in its colour; any other keeps the colour it had
-    /// (`previous`), or takes one nobody has.
+    /// A Redis or RabbitMQ consumer named `name` (in `group`, on Redis) is the page instance
+    /// whose consumer has that name (its client id unless it was given one), in its colour; any
+    /// other keeps the colour it had (`previous`), or takes one nobody has. Of instances that
+    /// share a name, a running one wins.
     pub(super) fn link_consumer(
         &self,
-        client_id: &str,
+        name: &str,
         group: Option<&str>,
         previous: Option<u8>,
         taken: &mut BTreeSet<u8>,
     ) -> (Option<InstanceId>, u8) {
+        let named =
+            |i: &&InstanceView| i.consumer_name() == name && group.is_none_or(|g| i.group == g);
         let instance = self
             .view
             .instances
             .iter()
-            .find(|i| i.client_id == client_id && group.is_none_or(|g| i.group == g));
+            .filter(named)
+            .max_by_key(|i| (i.is_alive(), i.started_at));
         match instance {
             Some(instance) => (Some(instance.id), instance.colour),
             None => {

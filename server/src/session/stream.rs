@@ -250,7 +250,7 @@ impl Session {
                 let from_another = self
                     .pending_owners
                     .get(&held)
-                    .is_none_or(|owner| *owner != view.client_id);
+                    .is_none_or(|owner| owner != view.consumer_name());
                 let taken_over = entry.claimed && from_another;
                 if taken_over {
                     history.claimed(&view.group, &entry.id);
@@ -259,11 +259,12 @@ impl Session {
                         .or_default()
                         .push(entry.id.clone());
                 } else if !entry.claimed {
-                    history.first_handed(&view.group, &entry.id, &view.client_id);
+                    history.first_handed(&view.group, &entry.id, view.consumer_name());
                 }
-                history.handed_to(&view.group, &view.client_id, false);
+                history.handed_to(&view.group, view.consumer_name(), false);
                 if view.settings.commit != grouplab_protocol::CommitPolicy::Auto {
-                    self.pending_owners.insert(held, view.client_id.clone());
+                    self.pending_owners
+                        .insert(held, view.consumer_name().to_owned());
                 }
                 if taken_over {
                     self.crash_work_moved(now);
