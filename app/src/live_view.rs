@@ -677,11 +677,6 @@ fn Groups() -> impl IntoView {
 fn Streams() -> impl IntoView {
     let live = expect_context::<Live>();
     let streams = move || with_view(live, |v| v.streams.clone()).unwrap_or_default();
-    let name_of = move |instance: Option<grouplab_protocol::InstanceId>, consumer: &str| {
-        instance
-            .and_then(|id| with_view(live, |v| v.instance(id).map(|i| i.name.clone())).flatten())
-            .unwrap_or_else(|| consumer.to_owned())
-    };
     view! {
         <div class="streams redis-only" data-testid="streams">
             {move || streams().into_iter().map(|stream| view! {
@@ -708,7 +703,7 @@ fn Streams() -> impl IntoView {
                                 <tbody>
                                     {group.consumers.into_iter().map(|c| view! {
                                         <tr data-testid="stream-consumer" data-consumer=c.name.clone() data-pending=c.pending>
-                                            {consumer_cell(name_of(c.instance, &c.name), c.colour, c.instance.is_none())}
+                                            {consumer_cell(live, c.instance, c.name.clone(), c.colour)}
                                             <td>{c.pending}</td>
                                             <td>{format!("{:.1} s", c.idle_ms as f64 / 1000.0)}</td>
                                             <td><code>{c.entries.iter().map(|e| format!("{} ×{}", e.id, e.deliveries)).collect::<Vec<_>>().join("  ")}</code></td>
@@ -765,8 +760,18 @@ fn Crashes() -> impl IntoView {
     }
 }
 
-/// A Redis or RabbitMQ consumer's table cell: its name in its colour, and whether the learner runs it.
-fn consumer_cell(name: String, colour: u8, yours: bool) -> impl IntoView {
+/// A Redis or RabbitMQ consumer's table cell: the name of its page instance, or its own (then
+/// the learner runs it), in its colour.
+fn consumer_cell(
+    live: Live,
+    instance: Option<grouplab_protocol::InstanceId>,
+    own_name: String,
+    colour: u8,
+) -> impl IntoView {
+    let yours = instance.is_none();
+    let name = instance
+        .and_then(|id| with_view(live, |v| v.instance(id).map(|i| i.name.clone())).flatten())
+        .unwrap_or(own_name);
     view! {
         <td>
             <span class=format!("chip {}", colour_class(colour))>{name}</span>
@@ -781,11 +786,6 @@ fn consumer_cell(name: String, colour: u8, yours: bool) -> impl IntoView {
 fn Queues() -> impl IntoView {
     let live = expect_context::<Live>();
     let queues = move || with_view(live, |v| v.queues.clone()).unwrap_or_default();
-    let name_of = move |instance: Option<grouplab_protocol::InstanceId>, tag: &str| {
-        instance
-            .and_then(|id| with_view(live, |v| v.instance(id).map(|i| i.name.clone())).flatten())
-            .unwrap_or_else(|| tag.to_owned())
-    };
     view! {
         <div class="streams rabbitmq-only" data-testid="queues">
             {move || queues().into_iter().map(|queue| view! {
@@ -806,7 +806,7 @@ fn Queues() -> impl IntoView {
                             <tbody>
                                 {queue.consumers.into_iter().map(|c| view! {
                                     <tr data-testid="queue-consumer" data-consumer=c.tag.clone() data-unacked=c.unacked>
-                                        {consumer_cell(name_of(c.instance, &c.tag), c.colour, c.instance.is_none())}
+                                        {consumer_cell(live, c.instance, c.tag.clone(), c.colour)}
                                         <td><code>{c.connection}</code></td>
                                         <td>{if c.prefetch == 0 { "no limit".to_owned() } else { c.prefetch.to_string() }}</td>
                                         <td>{if c.ack_required { "manual" } else { "auto" }}</td>

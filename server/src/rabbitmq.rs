@@ -35,7 +35,7 @@ use tokio::sync::{Mutex, OnceCell};
 use tracing::{info, warn};
 
 use crate::cluster::{ClusterError, Produced, numbered_message};
-use crate::own_process::{find_program, free_port};
+use crate::own_process::{find_program, free_port, within};
 
 /// How long grouplab's `rabbitmq-server` may take to answer on AMQP and on its management API.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -181,10 +181,14 @@ impl Rabbit {
         });
         if !usable {
             *publisher = None;
-            let connection = within(&ready.amqp, connect(&ready.amqp, "grouplab-server"))
-                .await?
-                .map_err(|err| refused(&ready.amqp, err))?;
-            let channel = within(&ready.amqp, open_channel(&connection))
+            let connection = within(
+                CALL_TIMEOUT,
+                &ready.amqp,
+                connect(&ready.amqp, "grouplab-server"),
+            )
+            .await?
+            .map_err(|err| refused(&ready.amqp, err))?;
+            let channel = within(CALL_TIMEOUT, &ready.amqp, open_channel(&connection))
                 .await?
                 .map_err(|err| refused(&ready.amqp, err))?;
             *publisher = Some((connection, channel));
@@ -192,7 +196,7 @@ impl Rabbit {
         let Some((_, channel)) = publisher.as_ref() else {
             return Err(ClusterError::Internal);
         };
-        let result = within(&ready.amqp, call(channel.clone())).await?;
+        let result = within(CALL_TIMEOUT, &ready.amqp, call(channel.clone())).await?;
         result.map_err(|err| refused(&ready.amqp, err))
     }
 
@@ -643,14 +647,6 @@ impl Management {
     }
 }
 
-async fn within<T>(url: &str, call: impl Future<Output = T>) -> Result<T, ClusterError> {
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .map_err(|_| ClusterError::Unreachable {
-            bootstrap: url.to_owned(),
-        })
-}
-
 fn refused(url: &str, err: lapin::Error) -> ClusterError {
     use lapin::ErrorKind;
     match err.kind() {
@@ -697,7 +693,7 @@ async fn start(source: &RabbitSource) -> Result<Ready, String> {
 
 /// Whether RabbitMQ takes an AMQP connection and its management API answers.
 async fn answers(amqp: &str, api: &Management) -> Result<(), String> {
-    let connection = within(amqp, connect(amqp, "grouplab-server"))
+    let connection = within(CALL_TIMEOUT, amqp, connect(amqp, "grouplab-server"))
         .await
         .map_err(|err| err.to_string())?
         .map_err(|err| err.to_string())?;

@@ -26,7 +26,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::cluster::{ClusterError, Produced, numbered_message};
-use crate::own_process::{find_program, free_port};
+use crate::own_process::{find_program, free_port, within};
 
 /// How long grouplab's `redis-server` may take to answer its first `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,8 +121,12 @@ impl Redis {
     /// that exists is left as it is.
     pub async fn create_group(&self, stream: &str, group: &str) -> Result<(), ClusterError> {
         let (mut con, url) = self.connection().await?;
-        let created: redis::RedisResult<()> =
-            within(&url, con.xgroup_create_mkstream(stream, group, "0")).await?;
+        let created: redis::RedisResult<()> = within(
+            CALL_TIMEOUT,
+            &url,
+            con.xgroup_create_mkstream(stream, group, "0"),
+        )
+        .await?;
         match created {
             Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
             other => other.map_err(|err| refused(&url, err)),
@@ -149,7 +153,7 @@ impl Redis {
             }
             pipe.xadd(stream, "*", &fields).ignore();
         }
-        within(&url, pipe.query_async::<()>(&mut con))
+        within(CALL_TIMEOUT, &url, pipe.query_async::<()>(&mut con))
             .await?
             .map_err(|err| refused(&url, err))?;
         Ok(Produced {
@@ -163,22 +167,26 @@ impl Redis {
     pub async fn describe(&self, stream: &str) -> Result<Option<StreamView>, ClusterError> {
         let (mut con, url) = self.connection().await?;
         let fail = |err| refused(&url, err);
-        let exists: bool = within(&url, con.exists(stream)).await?.map_err(fail)?;
+        let exists: bool = within(CALL_TIMEOUT, &url, con.exists(stream))
+            .await?
+            .map_err(fail)?;
         if !exists {
             return Ok(None);
         }
-        let length: u64 = within(&url, con.xlen(stream)).await?.map_err(fail)?;
+        let length: u64 = within(CALL_TIMEOUT, &url, con.xlen(stream))
+            .await?
+            .map_err(fail)?;
         let newest: redis::streams::StreamRangeReply =
-            within(&url, con.xrevrange_count(stream, "+", "-", 1))
+            within(CALL_TIMEOUT, &url, con.xrevrange_count(stream, "+", "-", 1))
                 .await?
                 .map_err(fail)?;
-        let groups: StreamInfoGroupsReply = within(&url, con.xinfo_groups(stream))
+        let groups: StreamInfoGroupsReply = within(CALL_TIMEOUT, &url, con.xinfo_groups(stream))
             .await?
             .map_err(fail)?;
         let mut views = Vec::new();
         for group in groups.groups {
             let consumers: StreamInfoConsumersReply =
-                within(&url, con.xinfo_consumers(stream, &group.name))
+                within(CALL_TIMEOUT, &url, con.xinfo_consumers(stream, &group.name))
                     .await?
                     .map_err(fail)?;
             let mut consumer_views = Vec::new();
@@ -186,6 +194,7 @@ impl Redis {
                 let mut entries = Vec::new();
                 if consumer.pending > 0 {
                     let pending: StreamPendingCountReply = within(
+                        CALL_TIMEOUT,
                         &url,
                         con.xpending_consumer_count(
                             stream,
@@ -241,9 +250,13 @@ impl Redis {
     /// does not say which stream they read, so every lab on this Redis sees them all.
     pub async fn loose_readers(&self) -> Result<Vec<(String, String)>, ClusterError> {
         let (mut con, url) = self.connection().await?;
-        let list: String = within(&url, redis::cmd("CLIENT").arg("LIST").query_async(&mut con))
-            .await?
-            .map_err(|err| refused(&url, err))?;
+        let list: String = within(
+            CALL_TIMEOUT,
+            &url,
+            redis::cmd("CLIENT").arg("LIST").query_async(&mut con),
+        )
+        .await?
+        .map_err(|err| refused(&url, err))?;
         Ok(parse_client_list(&list))
     }
 
@@ -253,7 +266,7 @@ impl Redis {
             return Ok(());
         }
         let (mut con, url) = self.connection().await?;
-        within(&url, con.del::<_, ()>(streams))
+        within(CALL_TIMEOUT, &url, con.del::<_, ()>(streams))
             .await?
             .map_err(|err| refused(&url, err))
     }
@@ -302,14 +315,6 @@ pub fn loose_readers_since(
     readers.sort_by(|a, b| a.client.cmp(&b.client));
     readers.dedup_by(|a, b| a.client == b.client);
     readers
-}
-
-async fn within<T>(url: &str, call: impl Future<Output = T>) -> Result<T, ClusterError> {
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .map_err(|_| ClusterError::Unreachable {
-            bootstrap: url.to_owned(),
-        })
 }
 
 fn refused(url: &str, err: redis::RedisError) -> ClusterError {
