@@ -46,6 +46,12 @@ pub fn backoff(attempt: u32) -> std::time::Duration {
 #[derive(Clone, Copy)]
 pub struct Live {
     pub view: RwSignal<Option<LabSnapshot>>,
+    /// Told when a batch of messages changed the counts in `view`. Batches come up to 250 times a
+    /// second, so they change `view` without telling its readers: only what shows the counts
+    /// listens here, and the rest of the page is not rendered again for each batch.
+    pub counted: Trigger,
+    /// Told when a batch brought messages to show in the feed.
+    pub fed: Trigger,
     pub status: RwSignal<LinkStatus>,
     pub notices: RwSignal<Vec<ShownNotice>>,
     /// The browser's clock in epoch milliseconds, ticking for countdowns; 0 on the server.
@@ -63,6 +69,8 @@ impl Live {
     pub fn connect(lab_id: String) -> Self {
         let live = Self {
             view: RwSignal::new(None),
+            counted: Trigger::new(),
+            fed: Trigger::new(),
             status: RwSignal::new(LinkStatus::Connecting),
             notices: RwSignal::new(Vec::new()),
             now: RwSignal::new(0),
@@ -162,6 +170,18 @@ impl Live {
                 reloaded: true,
                 problem: None,
             } => reload_page(),
+            ServerEvent::Messages(ref batch) => {
+                let sampled = !batch.sample.is_empty();
+                self.view.update_untracked(|view| {
+                    if let Some(view) = view {
+                        view.apply(&event);
+                    }
+                });
+                self.counted.notify();
+                if sampled {
+                    self.fed.notify();
+                }
+            }
             event => self.view.update(|view| {
                 if let Some(view) = view {
                     view.apply(&event);
@@ -233,8 +253,18 @@ mod browser {
             let Some(text) = event.data().as_string() else {
                 return;
             };
+            let bench = bench_log();
+            let received_us = bench.as_ref().map(|_| now_us());
             match serde_json::from_str::<ServerEvent>(&text) {
-                Ok(event) => live.receive(event),
+                Ok(event) => {
+                    let reported = bench.as_ref().and_then(|_| reported_span(&event));
+                    live.receive(event);
+                    if let (Some(log), Some(received_us), Some(reported)) =
+                        (bench, received_us, reported)
+                    {
+                        note_applied(log, reported, received_us);
+                    }
+                }
                 Err(err) => live.notify(Notice::error(
                     "The page could not read a message from the server",
                     format!("{err}. Reload the page: it may be older than the server."),
@@ -259,6 +289,67 @@ mod browser {
         on_close.forget();
 
         live.socket.set_value(Some(socket));
+    }
+
+    /// The latency benchmark's log, if it asked for one by setting `window.grouplabBench` to an
+    /// array. The page then appends `[kind, first reported µs, last reported µs, received µs,
+    /// applied µs, count]` for every event that carries a consumer's or the broker's time;
+    /// `count` is the number of messages a batch counted (1 for other events).
+    fn bench_log() -> Option<js_sys::Array> {
+        js_sys::Reflect::get(&window(), &"grouplabBench".into())
+            .ok()?
+            .dyn_into()
+            .ok()
+    }
+
+    /// What an event says about when its consumer reports were written.
+    fn reported_span(event: &ServerEvent) -> Option<Reported> {
+        match event {
+            ServerEvent::Instance(view) if view.reported_at_us > 0 => {
+                let kind = if view.partitions.is_empty() {
+                    "instance"
+                } else {
+                    "instance-assigned"
+                };
+                Some((kind, view.reported_at_us, view.reported_at_us, 1))
+            }
+            ServerEvent::Group(group) if group.decided_at_us > 0 => {
+                Some(("group", group.decided_at_us, group.decided_at_us, 1))
+            }
+            ServerEvent::Messages(batch) => batch.reported_us.map(|span| {
+                let count = batch.received.iter().map(|(_, n)| n).sum();
+                ("messages", span.first, span.last, count)
+            }),
+            _ => None,
+        }
+    }
+
+    /// Logs the event once the view has applied it: the task runs after the effects the change
+    /// woke, which update the page.
+    fn note_applied(log: js_sys::Array, (kind, first, last, count): Reported, received: f64) {
+        leptos::task::spawn_local(async move {
+            let entry = js_sys::Array::of5(
+                &kind.into(),
+                &(first as f64).into(),
+                &(last as f64).into(),
+                &received.into(),
+                &now_us().into(),
+            );
+            entry.push(&(count as f64).into());
+            log.push(&entry);
+        });
+    }
+
+    /// An event's kind for the benchmark, its first and last reported time (µs) and its count.
+    type Reported = (&'static str, u64, u64, u64);
+
+    /// The wall clock in microseconds, as precisely as the browser gives it.
+    fn now_us() -> f64 {
+        window()
+            .performance()
+            .map_or(js_sys::Date::now() * 1000.0, |p| {
+                (p.time_origin() + p.now()) * 1000.0
+            })
     }
 
     fn retry(live: Live, lab_id: String, attempt: u32) {

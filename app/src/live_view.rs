@@ -934,7 +934,8 @@ fn Instances() -> impl IntoView {
     let instances = move || with_view(live, |v| v.instances.clone()).unwrap_or_default();
     view! {
         <div class="instances" data-testid="instances">
-            <For each=instances key=|i: &InstanceView| format!("{i:?}") let:instance>
+            // Keyed without the counts, which change on their own (see `Live::counted`).
+            <For each=instances key=|i: &InstanceView| format!("{:?}", InstanceView { received: 0, processed: 0, reported_at_us: 0, ..i.clone() }) let:instance>
                 <InstanceCard instance />
             </For>
             <Show when=move || {
@@ -952,6 +953,13 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
     let id = instance.id;
     let alive = instance.is_alive();
     let stopping = matches!(instance.state, InstanceState::Stopping { .. });
+    // Counted by every batch of messages, which only tells `live.counted`.
+    let counts = move || {
+        live.counted.track();
+        live.view
+            .with_untracked(|v| v.as_ref()?.instance(id).map(|i| (i.received, i.processed)))
+            .unwrap_or_default()
+    };
     // What the broker gave the instance's member: the same truth as for every other member.
     let partitions = move || {
         with_view(live, |v| {
@@ -1063,8 +1071,8 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
             <p class="owns redis-only">"Pending: " <strong data-testid=format!("pending-{}", instance.name)>{pending}</strong></p>
             <p class="owns rabbitmq-only">"Unacked: " <strong data-testid=format!("unacked-{}", instance.name)>{unacked}</strong></p>
             <p class="received">
-                "Received: " <strong data-testid=format!("received-{}", instance.name)>{instance.received}</strong>
-                " · processed: " <strong data-testid=format!("processed-{}", instance.name)>{instance.processed}</strong>
+                "Received: " <strong data-testid=format!("received-{}", instance.name)>{move || counts().0}</strong>
+                " · processed: " <strong data-testid=format!("processed-{}", instance.name)>{move || counts().1}</strong>
             </p>
             {instance.queue.filter(|_| alive).map(|queue| view! {
                 <p class="queue" data-testid=format!("queue-{}", instance.name)>
@@ -1346,6 +1354,7 @@ fn LedgerRow(ledger: LedgerView) -> AnyView {
 fn Messages() -> impl IntoView {
     let live = expect_context::<Live>();
     let rows = move || {
+        live.fed.track();
         with_view(live, |v| {
             v.messages
                 .iter()

@@ -6,18 +6,22 @@
 //! The labs are copies of Lab 04 with their own topic and group (`cap-NN-clicks`,
 //! `cap-NN-group`), written to a temporary labs folder.
 //!
-//! "Produce to page" runs from the Produce command leaving the page to the page's received
-//! count reaching it: the producer's delivery, the consumer's fetch, its report, and the
-//! server's 250 ms batching of message counts. It is not the callback-to-screen latency of
-//! issue 9's first benchmark, which needs timestamps from the consumer's callback.
+//! "Callback to page" runs, for each batch of messages a page is sent, from the consumer callback
+//! that reported its oldest message (the instance's own time stamp) to the page's websocket
+//! client reading it: an upper bound for every message in the batch. "Produce to page" runs from
+//! the Produce command leaving the page to the page's received count reaching it: the
+//! producer's delivery of the whole second's messages, the consumers' fetches, and the above.
+//! The pages here are websocket clients that apply every event as the browser does; the
+//! `event_to_screen` benchmark measures one page in Chromium.
 //!
 //!     cargo xtask build && cargo run -p grouplab-benches --bin capacity -- [levels, e.g. 10,20,40] [messages/s per lab] [seconds]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use grouplab_end2end::{LabClient, TestServer, children_of, resident_kib, workspace_root};
-use grouplab_protocol::{ClientCommand, KeyMode};
+use grouplab_protocol::{ClientCommand, KeyMode, ServerEvent};
 
 const INSTANCES: usize = 4;
 const PARTITIONS: i32 = 4;
@@ -45,9 +49,9 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
-        "| labs | instances | instance RSS avg / max (MiB) | server RSS (MiB) | server CPU | all CPU | produce→page p50 / p99 / max (ms) | messages |"
+        "| labs | instances | instance RSS avg / max (MiB) | server RSS (MiB) | server CPU | all CPU | callback→page p50 / p99 / max (ms) | produce→page p50 / p99 / max (ms) | messages |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for labs in levels {
         level(labs_dir.path(), labs, rate, seconds).await?;
     }
@@ -114,6 +118,7 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
     for (n, mut page) in pages.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut callbacks = Vec::new();
             let mut expected = 0u64;
             for second in 0..seconds {
                 let tick = started + Duration::from_secs(u64::from(second));
@@ -128,20 +133,36 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
                 })
                 .await?;
                 expected += u64::from(rate);
-                page.wait_until("the produced messages counted", DEADLINE, |p| {
-                    p.view().instances.iter().map(|i| i.received).sum::<u64>() >= expected
-                })
-                .await?;
+                let until = tokio::time::Instant::now() + DEADLINE;
+                while page
+                    .view()
+                    .instances
+                    .iter()
+                    .map(|i| i.received)
+                    .sum::<u64>()
+                    < expected
+                {
+                    let event = tokio::time::timeout_at(until, page.next_event())
+                        .await
+                        .context("the produced messages were not counted in time")??;
+                    if let ServerEvent::Messages(batch) = &event
+                        && let Some(span) = batch.reported_us
+                    {
+                        callbacks.push(now_us().saturating_sub(span.first));
+                    }
+                }
                 latencies.push(sent.elapsed());
             }
             let counted: u64 = page.view().instances.iter().map(|i| i.received).sum();
-            anyhow::Ok((latencies, counted, expected))
+            anyhow::Ok((latencies, callbacks, counted, expected))
         }));
     }
-    let (mut latencies, mut counted, mut produced) = (Vec::new(), 0u64, 0u64);
+    let (mut latencies, mut callbacks, mut counted, mut produced) =
+        (Vec::new(), Vec::new(), 0u64, 0u64);
     for task in tasks {
-        let (lab, lab_counted, lab_expected) = task.await??;
+        let (lab, lab_callbacks, lab_counted, lab_expected) = task.await??;
         latencies.extend(lab);
+        callbacks.extend(lab_callbacks);
         counted += lab_counted;
         produced += lab_expected;
     }
@@ -162,16 +183,26 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
     let server_rss = resident_kib(server.pid())? as f64 / 1024.0;
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_millis();
+    callbacks.sort_unstable();
+    anyhow::ensure!(
+        !callbacks.is_empty(),
+        "no batch carried its consumers' report times: is the server built from this tree?"
+    );
+    let event_at =
+        |q: f64| callbacks[((callbacks.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
     // A broken run cannot print a good number: every message produced is counted once.
     anyhow::ensure!(
         counted == produced,
         "{counted} messages counted for {produced} produced"
     );
     println!(
-        "| {labs} | {} | {average:.1} / {largest:.1} | {server_rss:.0} | {:.0}% | {:.0}% | {} / {} / {} | {produced} |",
+        "| {labs} | {} | {average:.1} / {largest:.1} | {server_rss:.0} | {:.0}% | {:.0}% | {:.1} / {:.1} / {:.1} | {} / {} / {} | {produced} |",
         instances.len(),
         server_cpu * 100.0,
         all_cpu * 100.0,
+        event_at(0.5),
+        event_at(0.99),
+        event_at(1.0),
         at(0.5),
         at(0.99),
         at(1.0),
@@ -195,4 +226,11 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// The CPU time of the server's running children (the instances).
 fn children_ticks(pid: u32) -> u64 {
     children_of(pid).into_iter().map(cpu_ticks).sum()
+}
+
+/// The current time in microseconds since the Unix epoch, the clock instances stamp reports with.
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -608,16 +608,23 @@ fn describe(err: &KafkaError) -> String {
 /// Whether stdout broke: then there is no one to report to.
 static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
 
-/// Writes one report line. A broken stdout only stops the reports: this may run inside a
+/// Writes one report line (see [`grouplab_protocol::split_report_line`]). A broken stdout only stops the reports: this may run inside a
 /// rebalance or commit callback of a consumer that is closing, which must still commit and
 /// leave its group. The stdin watcher ends the instance when the server is gone.
 fn report(report: &InstanceReport) {
     if STDOUT_GONE.load(Ordering::Relaxed) {
         return;
     }
+    // Stamped as the callback reports it, so the server and the page can measure what follows.
+    let at_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
     let line = serde_json::to_string(report).expect("reports always serialize");
     let mut out = io::stdout().lock();
-    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+    if writeln!(out, "{at_us} {line}")
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         STDOUT_GONE.store(true, Ordering::Relaxed);
     }
 }

@@ -7,6 +7,7 @@
 //! Every wait polls for a condition under a deadline.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -452,10 +453,13 @@ impl Browser {
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_addr().port();
+        // Its own process group, which the Chromium it starts joins: a test or benchmark that
+        // fails before `close` kills them all on drop instead of leaving Chromium running.
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .with_context(|| format!("could not start {chromedriver}: install Debian's chromium-driver (the test command does)"))?;
         let mut browser_args = serde_json::Map::new();
@@ -505,17 +509,27 @@ impl Browser {
 
     pub async fn close(mut self) -> anyhow::Result<()> {
         self.client.clone().close().await?;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        kill_group(&mut self.driver);
         Ok(())
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        kill_group(&mut self.driver);
     }
+}
+
+/// Kills chromedriver and everything in its process group (the Chromium it started).
+fn kill_group(driver: &mut Child) {
+    if let Ok(pid) = i32::try_from(driver.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = driver.kill();
+    let _ = driver.wait();
 }
 
 /// Kills chromedriver if the session could not be opened.
@@ -524,8 +538,7 @@ struct DriverGuard(Option<Child>);
 impl Drop for DriverGuard {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 }

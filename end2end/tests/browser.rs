@@ -424,30 +424,26 @@ async fn wait_for_rabbitmq(client: &Client) -> anyhow::Result<()> {
 }
 
 /// The names on the instance cards now.
-async fn card_names(client: &Client) -> Vec<String> {
-    let mut names = Vec::new();
-    for card in client
-        .find_all(Locator::Css("article.instance"))
-        .await
-        .unwrap_or_default()
-    {
-        if let Ok(Some(id)) = card.attr("data-testid").await
-            && let Some(name) = id.strip_prefix("instance-")
-        {
-            names.push(name.to_owned());
-        }
-    }
-    names
+async fn card_names(client: &Client) -> anyhow::Result<Vec<String>> {
+    // One script reads every card at once: element by element, a card re-rendered between two
+    // reads would go stale and be missed, and a missed card would later look new.
+    let names = client
+        .execute(
+            "return Array.from(document.querySelectorAll('article.instance'))
+               .map(card => card.dataset.testid.replace(/^instance-/, ''));",
+            vec![],
+        )
+        .await?;
+    Ok(serde_json::from_value(names)?)
 }
 
-/// Presses Start instance and gives the new card's name once it runs (a gone card's name may be
-/// used again once the card is dropped).
 async fn start_new_instance(client: &Client) -> anyhow::Result<String> {
-    let before = card_names(client).await;
+    let before = card_names(client).await?;
     click(client, "start-instance").await?;
     let name = poll_until("a new instance card", STEP_DEADLINE, || async {
         card_names(client)
             .await
+            .ok()?
             .into_iter()
             .find(|name| !before.contains(name))
     })
@@ -1009,7 +1005,7 @@ async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_m
     // Let the fast worker finish, then stop it, so the auto-ack worker is alone.
     wait_exactly(client, "ready-tasks", "0").await?;
     wait_exactly(client, "unacked-total-tasks", "0").await?;
-    for name in card_names(client).await {
+    for name in card_names(client).await? {
         let state = text(client, &format!("instance-{name}"))
             .await
             .unwrap_or_default();

@@ -73,6 +73,35 @@ pub struct MessageBatch {
     /// How many messages each instance finished processing in this batch.
     #[serde(default)]
     pub processed: Vec<(crate::InstanceId, u64)>,
+    /// When the consumers' callbacks reported the oldest and the newest message counted in this
+    /// batch; the latency benchmark compares them with the time the page applies the batch.
+    #[serde(default)]
+    pub reported_us: Option<ReportedSpan>,
+}
+
+/// The first and the last of some consumer reports' time stamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedSpan {
+    pub first: crate::EpochMicros,
+    pub last: crate::EpochMicros,
+}
+
+impl ReportedSpan {
+    /// Widens the span to include `at` (or starts one).
+    pub fn include(span: &mut Option<Self>, at: crate::EpochMicros) {
+        match span {
+            Some(span) => {
+                span.first = span.first.min(at);
+                span.last = span.last.max(at);
+            }
+            None => {
+                *span = Some(Self {
+                    first: at,
+                    last: at,
+                })
+            }
+        }
+    }
 }
 
 /// A message for the learner.
@@ -108,4 +137,33 @@ impl Notice {
 pub enum NoticeLevel {
     Info,
     Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReportedSpan;
+
+    #[test]
+    fn a_reported_span_widens_to_every_time_included() {
+        let mut span = None;
+        ReportedSpan::include(&mut span, 50);
+        assert_eq!(
+            span,
+            Some(ReportedSpan {
+                first: 50,
+                last: 50
+            })
+        );
+        // Reports may reach the server out of order (each instance has its own pipe).
+        for at in [70, 20, 60] {
+            ReportedSpan::include(&mut span, at);
+        }
+        assert_eq!(
+            span,
+            Some(ReportedSpan {
+                first: 20,
+                last: 70
+            })
+        );
+    }
 }

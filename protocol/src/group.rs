@@ -54,6 +54,10 @@ pub struct GroupView {
     /// Members, sorted by member id.
     pub members: Vec<MemberView>,
     pub source: MembershipSource,
+    /// On the embedded broker, when the coordinator call that led to this view came (the
+    /// latency benchmark's start); 0 when not known.
+    #[serde(default)]
+    pub decided_at_us: crate::EpochMicros,
 }
 
 impl GroupView {

@@ -422,6 +422,20 @@ pub enum InstanceReport {
     },
 }
 
+/// Splits one line of an instance's stdout into its time stamp and its report.
+///
+/// An instance writes each report as its own line: the time it was written, in microseconds since
+/// the Unix epoch, a space, then the [`InstanceReport`] as JSON. A line without the stamp is
+/// all report.
+pub fn split_report_line(line: &str) -> (Option<crate::EpochMicros>, &str) {
+    match line.split_once(' ') {
+        Some((stamp, report)) if !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()) => {
+            (stamp.parse().ok(), report)
+        }
+        _ => (None, line),
+    }
+}
+
 /// A Redis stream entry, as a consumer was handed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamEntry {
@@ -455,6 +469,26 @@ pub const MAX_REPORTED_VALUE: usize = 200;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_line_is_a_time_stamp_then_the_report() {
+        assert_eq!(
+            split_report_line(r#"1732380000123456 {"report":"leaving"}"#),
+            (Some(1_732_380_000_123_456), r#"{"report":"leaving"}"#)
+        );
+        // Without a stamp, the whole line is the report; JSON never starts with a digit run
+        // followed by a space that this would take for a stamp.
+        assert_eq!(
+            split_report_line(r#"{"report":"error","message":"a b"}"#),
+            (None, r#"{"report":"error","message":"a b"}"#)
+        );
+        assert_eq!(split_report_line(" {}"), (None, " {}"));
+        // A stamp too large for 64 bits is no stamp.
+        assert_eq!(
+            split_report_line("99999999999999999999999 {}"),
+            (None, "{}")
+        );
+    }
 
     #[track_caller]
     fn round_trip(report: InstanceReport, expected_json: &str) {

@@ -34,7 +34,11 @@ pub use view::*;
 /// The version of the browser ↔ server protocol.
 ///
 /// It is sent in every snapshot; a page built for another version asks the learner to reload.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Milliseconds since the Unix epoch, the time stamp used everywhere in the protocol.
 pub type EpochMillis = u64;
+
+/// Microseconds since the Unix epoch: when a consumer's callback fired, so that the time an
+/// event takes to reach the screen can be measured (the page reads the same clock).
+pub type EpochMicros = u64;

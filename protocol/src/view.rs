@@ -373,6 +373,10 @@ pub struct InstanceView {
     pub failing: Option<Failing>,
     /// Messages parked in the dead-letter topic so far.
     pub dead_lettered: u64,
+    /// When the instance wrote the report this view last changed for (its callback's clock);
+    /// 0 before the first. The latency benchmark compares it with the time the page applies it.
+    #[serde(default)]
+    pub reported_at_us: crate::EpochMicros,
 }
 
 /// A message an instance keeps failing to process.
@@ -714,6 +718,7 @@ mod tests {
             queue: None,
             failing: None,
             dead_lettered: 0,
+            reported_at_us: 0,
             started_at: 1,
             problem: None,
         }
@@ -783,6 +788,7 @@ mod tests {
             sample: Vec::new(),
             received: vec![(InstanceId(2), 1_000), (InstanceId(1), 3)],
             processed: vec![(InstanceId(1), 2)],
+            reported_us: None,
         };
         view.apply(&ServerEvent::Messages(batch.clone()));
         view.apply(&ServerEvent::Messages(batch));
@@ -838,6 +844,7 @@ mod tests {
                 member("ext", crate::MemberOrigin::External, &[1, 2]),
             ],
             source: crate::MembershipSource::Coordinator,
+            decided_at_us: 0,
         };
         view.apply(&ServerEvent::Group(group.clone()));
         view.apply(&ServerEvent::Group(group));

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use grouplab_protocol::{EpochMillis, GroupState, MembershipSource};
+use grouplab_protocol::{EpochMicros, EpochMillis, GroupState, MembershipSource};
 use nisshi_broker::coordinator::group::administrator::{Controller, GroupCoordinatorConfig};
 use nisshi_broker::coordinator::group::{Coordinator, OffsetCommit};
 use nisshi_sans_io::join_group_request::JoinGroupRequestProtocol;
@@ -382,9 +382,10 @@ impl Service<FrameInput> for KafkaApiVersions {
 struct Signals {
     /// Woken by every coordinator call that may change a group.
     changed: Notify,
-    /// The groups those calls named since the watcher last looked: only these are read again,
-    /// so a heartbeat costs one group's read, not every group's.
-    touched: Mutex<BTreeSet<String>>,
+    /// The groups those calls named since the watcher last looked, with when the first of those
+    /// calls came: only these are read again, so a heartbeat costs one group's read, not every
+    /// group's.
+    touched: Mutex<BTreeMap<String, EpochMicros>>,
     /// The client id each member joined with, and when; the stored group does not keep it.
     /// A std Mutex is fine here and below: held for a map operation, never across an await.
     client_ids: Mutex<HashMap<String, (String, EpochMillis)>>,
@@ -408,17 +409,17 @@ impl Signals {
     /// Marks a group as changed and wakes the watcher.
     fn touch(&self, group: &str) {
         if let Ok(mut touched) = self.touched.lock()
-            && !touched.contains(group)
+            && !touched.contains_key(group)
         {
-            touched.insert(group.to_owned());
+            touched.insert(group.to_owned(), crate::session::now_us());
         }
         self.changed.notify_one();
     }
 
-    fn take_touched(&self) -> Vec<String> {
+    fn take_touched(&self) -> BTreeMap<String, EpochMicros> {
         self.touched
             .lock()
-            .map(|mut touched| std::mem::take(&mut *touched).into_iter().collect())
+            .map(|mut touched| std::mem::take(&mut *touched))
             .unwrap_or_default()
     }
 
@@ -701,7 +702,7 @@ impl Coordinator for ObservedCoordinator {
 pub struct GroupWatch {
     /// A std Mutex is fine: held to read or replace one entry, never across an await.
     latest: Arc<Mutex<HashMap<String, Arc<GroupObservation>>>>,
-    changes: broadcast::Sender<String>,
+    changes: broadcast::Sender<GroupChange>,
     refusals: broadcast::Sender<Refusal>,
 }
 
@@ -719,8 +720,8 @@ impl GroupWatch {
         self.refusals.subscribe()
     }
 
-    /// Names of groups as they change; a receiver that lags should re-read its groups.
-    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+    /// Groups as they change; a receiver that lags should re-read its groups.
+    pub fn subscribe(&self) -> broadcast::Receiver<GroupChange> {
         self.changes.subscribe()
     }
 
@@ -738,7 +739,9 @@ impl GroupWatch {
             })
     }
 
-    fn publish(&self, observation: GroupObservation) {
+    /// Keeps the observation; if it differs from the last, tells the subscribers, with when the
+    /// coordinator call that led to it came (`decided_at_us`).
+    fn publish(&self, observation: GroupObservation, decided_at_us: EpochMicros) {
         let name = observation.group.clone();
         let changed = match self.latest.lock() {
             Ok(mut latest) => {
@@ -752,7 +755,10 @@ impl GroupWatch {
         };
         if changed {
             // No session listening is fine.
-            let _ = self.changes.send(name);
+            let _ = self.changes.send(GroupChange {
+                group: name,
+                decided_at_us,
+            });
         }
     }
 
@@ -762,6 +768,15 @@ impl GroupWatch {
             .map(|latest| latest.keys().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+/// A group whose observation changed.
+#[derive(Clone, Debug)]
+pub struct GroupChange {
+    pub group: String,
+    /// When the coordinator call that changed it came; for a session that expired, when the
+    /// watcher saw it (the broker makes no call for that).
+    pub decided_at_us: EpochMicros,
 }
 
 /// Reads the groups the coordinator touched whenever it touches one, and every stored group on a
@@ -810,22 +825,26 @@ async fn read_every_group(
         }
     };
     let now = SystemTime::now();
+    let read_at_us = crate::session::now_us();
     let mut seen = Vec::with_capacity(details.len());
     let mut members = BTreeSet::new();
     for named in &details {
         if let GroupDetailResponse::Found(detail) = &named.response {
             let leaves = signals.leaves(&named.name);
-            watch.publish(observe(&named.name, detail, signals, leaves, now, up_since));
+            watch.publish(
+                observe(&named.name, detail, signals, leaves, now, up_since),
+                read_at_us,
+            );
             members.extend(detail.members.keys().map(String::as_str));
             seen.push(named.name.clone());
         }
     }
     signals.prune(&members, epoch_ms(now));
     for gone in watch.known().into_iter().filter(|g| !seen.contains(g)) {
-        watch.publish(GroupObservation::empty(
-            &gone,
-            MembershipSource::Coordinator,
-        ));
+        watch.publish(
+            GroupObservation::empty(&gone, MembershipSource::Coordinator),
+            read_at_us,
+        );
     }
 }
 
@@ -835,9 +854,10 @@ async fn read_groups(
     signals: &Signals,
     watch: &GroupWatch,
     up_since: EpochMillis,
-    groups: &[String],
+    groups: &BTreeMap<String, EpochMicros>,
 ) {
-    let details = match storage.describe_groups(Some(groups), false).await {
+    let names: Vec<String> = groups.keys().cloned().collect();
+    let details = match storage.describe_groups(Some(&names), false).await {
         Ok(details) => details,
         Err(err) => {
             debug!(?err, "the touched groups could not be read");
@@ -846,16 +866,20 @@ async fn read_groups(
     };
     let now = SystemTime::now();
     for named in &details {
-        match &named.response {
+        let decided_at_us = groups
+            .get(&named.name)
+            .copied()
+            .unwrap_or_else(crate::session::now_us);
+        let observation = match &named.response {
             GroupDetailResponse::Found(detail) => {
                 let leaves = signals.leaves(&named.name);
-                watch.publish(observe(&named.name, detail, signals, leaves, now, up_since));
+                observe(&named.name, detail, signals, leaves, now, up_since)
             }
-            GroupDetailResponse::ErrorCode(_) => watch.publish(GroupObservation::empty(
-                &named.name,
-                MembershipSource::Coordinator,
-            )),
-        }
+            GroupDetailResponse::ErrorCode(_) => {
+                GroupObservation::empty(&named.name, MembershipSource::Coordinator)
+            }
+        };
+        watch.publish(observation, decided_at_us);
     }
 }
 

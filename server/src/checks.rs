@@ -1882,6 +1882,7 @@ mod tests {
                 queue: None,
                 failing: None,
                 dead_lettered: 0,
+                reported_at_us: 0,
                 started_at: 0,
                 problem: None,
             });
@@ -1899,6 +1900,7 @@ mod tests {
             leader: None,
             members,
             source: MembershipSource::Coordinator,
+            decided_at_us: 0,
         });
         view
     }

@@ -330,6 +330,7 @@ impl Tracker {
             leader: observation.leader.clone(),
             members,
             source: observation.source,
+            decided_at_us: 0,
         };
         if previous.as_ref() != Some(&view) {
             changes.push(Change::Group(view.clone()));
@@ -532,6 +533,7 @@ mod tests {
             queue: None,
             failing: None,
             dead_lettered: 0,
+            reported_at_us: 0,
             started_at: 0,
             problem: None,
         }

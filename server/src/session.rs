@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grouplab_protocol::{
-    Backend, BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMillis, Failing,
-    GROUP_COLOUR, InstanceConfig, InstanceId, InstanceProblem, InstanceReport, InstanceState,
-    InstanceView, KeyMode, KeyPlacement, LabSnapshot, MessageBatch, MessageView, Notice,
-    ProgressView, QueueView, ServerEvent, TimelineEntry, TimelineKind, TopicPartition,
-    colours_in_use, free_colour, limits, validate_name, validate_partitions, validate_produce,
+    Backend, BrokerHealth, BrokerView, Busy, ClientCommand, ConsumerSettings, EpochMicros,
+    EpochMillis, Failing, GROUP_COLOUR, InstanceConfig, InstanceId, InstanceProblem,
+    InstanceReport, InstanceState, InstanceView, KeyMode, KeyPlacement, LabSnapshot, MessageBatch,
+    MessageView, Notice, ProgressView, QueueView, ReportedSpan, ServerEvent, TimelineEntry,
+    TimelineKind, TopicPartition, colours_in_use, free_colour, limits, validate_name,
+    validate_partitions, validate_produce,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -43,9 +44,12 @@ use crate::supervisor::{ExitReason, InstanceEvent, InstanceEventKind, Supervisor
 
 /// How often the broker is asked for offsets and watermarks.
 const POLL_INTERVAL: Duration = Duration::from_millis(700);
-/// How often consumed messages are sent to pages as one batch, and checkpoints evaluated.
+/// How often checkpoints are evaluated (and the messages shown are counted anew).
 const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
-/// The most messages shown per batch; counts stay exact beyond it.
+/// The least time between two batches of consumed messages to the pages: a message waits at most
+/// this long for others to share its event, so a fast stream costs one event per gap.
+const BATCH_GAP: Duration = Duration::from_millis(4);
+/// The most messages shown per [`FLUSH_INTERVAL`]; counts stay exact beyond it.
 const SAMPLE_PER_FLUSH: usize = 12;
 /// How many stopped or crashed instance cards a page keeps.
 const KEEP_GONE_INSTANCES: usize = 4;
@@ -295,6 +299,14 @@ struct Session {
     unwatched_since: Option<tokio::time::Instant>,
     membership: Tracker,
     batch: MessageBatch,
+    /// When the batch being filled is to be sent; `None` while it is empty.
+    batch_due: Option<tokio::time::Instant>,
+    /// When the last batch was sent.
+    batch_sent: tokio::time::Instant,
+    /// Messages shown since the last [`FLUSH_INTERVAL`] tick.
+    sampled: usize,
+    /// Instances that polled since the last tick, whose cards the pages are to be sent.
+    polled: BTreeSet<InstanceId>,
     polling: bool,
     /// Bumped by every reset, so that a poll started before it cannot bring back what it deleted.
     generation: u64,
@@ -370,6 +382,10 @@ impl Session {
             commands_in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_COMMANDS_IN_FLIGHT)),
             unwatched_since: None,
             batch: MessageBatch::default(),
+            batch_due: None,
+            batch_sent: tokio::time::Instant::now(),
+            sampled: 0,
+            polled: BTreeSet::new(),
             polling: false,
             generation: 0,
             produced: 0,
@@ -418,7 +434,7 @@ impl Session {
                 Some(event) = instance_inbox.recv() => self.on_instance_event(event),
                 Some(outcome) = outcome_inbox.recv() => self.on_outcome(outcome),
                 change = next_change(&mut group_changes) => match change {
-                    Ok(group) => self.observe_group(&group),
+                    Ok(change) => self.observe_group(&change.group, change.decided_at_us),
                     Err(RecvError::Lagged(_)) => self.observe_all_groups(),
                     Err(RecvError::Closed) => group_changes = None,
                 },
@@ -437,6 +453,8 @@ impl Session {
                 }
                 _ = poll.tick() => if self.watched() { self.start_poll() },
                 _ = flush.tick() => self.flush(),
+                () = tokio::time::sleep_until(self.batch_due.unwrap_or_else(tokio::time::Instant::now)),
+                    if self.batch_due.is_some() => self.send_batch(),
             }
         }
     }
@@ -918,6 +936,7 @@ impl Session {
             queue: None,
             failing: None,
             dead_lettered: 0,
+            reported_at_us: 0,
         };
         let new_group = self.groups.insert(group.clone());
         self.topics.insert(topic);
@@ -925,7 +944,7 @@ impl Session {
         self.emit(ServerEvent::Instance(Box::new(view)));
         self.forget_old_instances();
         if new_group {
-            self.observe_group(&group);
+            self.observe_group(&group, 0);
         }
         Ok(())
     }
@@ -1102,6 +1121,7 @@ impl Session {
             return;
         };
         let now = now_ms();
+        view.reported_at_us = event.at_us;
         let event = match self.on_stream_report(&mut view, event, now) {
             Some(event) => event,
             None => return,
@@ -1128,20 +1148,16 @@ impl Session {
                 }
                 self.history
                     .record_received(&view.group, tp, message.offset);
-                self.count_received(view.id);
-                if self.batch.sample.len() < SAMPLE_PER_FLUSH {
-                    self.batch.sample.push(MessageView {
-                        instance: view.id,
-                        topic: message.topic,
-                        partition: message.partition,
-                        offset: message.offset,
-                        entry: None,
-                        key: message.key,
-                        value: message.value,
-                        at: now,
-                    });
-                }
-                self.progress_dirty = true;
+                self.take_message(view.id, event.at_us, || MessageView {
+                    instance: view.id,
+                    topic: message.topic,
+                    partition: message.partition,
+                    offset: message.offset,
+                    entry: None,
+                    key: message.key,
+                    value: message.value,
+                    at: now,
+                });
                 return;
             }
             InstanceEventKind::Report(InstanceReport::Processed {
@@ -1172,6 +1188,11 @@ impl Session {
                     polled_at: now,
                     messages,
                 });
+                // A fast stream means hundreds of polls a second: the view keeps each at once,
+                // and the pages hear of the latest at the next tick.
+                self.view.apply(&ServerEvent::Instance(Box::new(view)));
+                self.polled.insert(event.id);
+                return;
             }
             InstanceEventKind::Report(InstanceReport::Queue { depth, paused }) => {
                 view.queue = Some(QueueView { depth, paused });
@@ -1354,12 +1375,25 @@ impl Session {
         self.emit(ServerEvent::Instance(Box::new(view)));
     }
 
-    /// Counts one more message received by an instance, in the next batch.
-    fn count_received(&mut self, id: InstanceId) {
+    /// Counts one more message (entry, delivery) an instance reported receiving at `at_us`, in
+    /// the next batch, and shows it if this interval has room for it.
+    fn take_message(
+        &mut self,
+        id: InstanceId,
+        at_us: EpochMicros,
+        message: impl FnOnce() -> MessageView,
+    ) {
         match self.batch.received.iter_mut().find(|(i, _)| *i == id) {
             Some((_, count)) => *count += 1,
             None => self.batch.received.push((id, 1)),
         }
+        ReportedSpan::include(&mut self.batch.reported_us, at_us);
+        if self.sampled < SAMPLE_PER_FLUSH {
+            self.sampled += 1;
+            self.batch.sample.push(message());
+        }
+        self.progress_dirty = true;
+        self.batch_soon();
     }
 
     /// Counts one more message processed by an instance, in the next batch.
@@ -1367,6 +1401,25 @@ impl Session {
         match self.batch.processed.iter_mut().find(|(i, _)| *i == id) {
             Some((_, count)) => *count += 1,
             None => self.batch.processed.push((id, 1)),
+        }
+        self.batch_soon();
+    }
+
+    /// Makes the batch due: now, unless the last one left less than [`BATCH_GAP`] ago.
+    fn batch_soon(&mut self) {
+        if self.batch_due.is_none() {
+            let now = tokio::time::Instant::now();
+            self.batch_due = Some(now.max(self.batch_sent + BATCH_GAP));
+        }
+    }
+
+    /// Sends the consumed messages counted since the last batch.
+    fn send_batch(&mut self) {
+        self.batch_due = None;
+        self.batch_sent = tokio::time::Instant::now();
+        if !self.batch.received.is_empty() || !self.batch.processed.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.emit(ServerEvent::Messages(batch));
         }
     }
 
@@ -1438,20 +1491,22 @@ impl Session {
     }
 
     /// Reads a group's membership from the embedded broker, if it is one of this lab's.
-    fn observe_group(&mut self, group: &str) {
+    /// Reads the embedded broker's latest observation of a group; `decided_at_us` is when the
+    /// coordinator call that changed it came (0: not known).
+    fn observe_group(&mut self, group: &str, decided_at_us: EpochMicros) {
         if !self.is_kafka() || !self.groups.contains(group) {
             return;
         }
         if let Some(watch) = &self.deps.groups {
             let observation = watch.latest(group);
-            self.on_membership(&observation);
+            self.on_membership(&observation, decided_at_us);
         }
     }
 
     fn observe_all_groups(&mut self) {
         let groups: Vec<String> = self.groups.iter().cloned().collect();
         for group in groups {
-            self.observe_group(&group);
+            self.observe_group(&group, 0);
         }
     }
 
@@ -1478,7 +1533,7 @@ impl Session {
     }
 
     /// Applies what an observation of a group changed.
-    fn on_membership(&mut self, observation: &GroupObservation) {
+    fn on_membership(&mut self, observation: &GroupObservation, decided_at_us: EpochMicros) {
         let now = now_ms();
         let changes = self
             .membership
@@ -1488,7 +1543,8 @@ impl Session {
         }
         for change in changes {
             match change {
-                Change::Group(group) => {
+                Change::Group(mut group) => {
+                    group.decided_at_us = decided_at_us;
                     let before = self.view.group(&group.name).map(|g| g.generation);
                     if before != Some(group.generation) {
                         self.history.rebalanced_at.insert(group.name.clone(), now);
@@ -1758,6 +1814,7 @@ impl Session {
                 self.rates.clear();
                 self.membership.clear();
                 self.batch = MessageBatch::default();
+                self.batch_due = None;
                 self.produced = 0;
                 if result.is_ok() {
                     self.created_topics.clear();
@@ -1797,7 +1854,7 @@ impl Session {
             return;
         };
         for observation in groups {
-            self.on_membership(&observation);
+            self.on_membership(&observation, 0);
         }
         for (topic, exists) in topics {
             let known = self.view.topic(&topic.name);
@@ -1876,9 +1933,11 @@ impl Session {
 
     fn flush(&mut self) {
         self.flush_claims();
-        if !self.batch.received.is_empty() || !self.batch.processed.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            self.emit(ServerEvent::Messages(batch));
+        self.sampled = 0;
+        for id in std::mem::take(&mut self.polled) {
+            if let Some(view) = self.view.instance(id).cloned() {
+                self.emit(ServerEvent::Instance(Box::new(view)));
+            }
         }
         if self.progress_dirty {
             self.progress_dirty = false;
@@ -2075,4 +2134,11 @@ pub fn now_ms() -> EpochMillis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as EpochMillis)
+}
+
+/// The current time in microseconds since the Unix epoch, the clock instances stamp reports with.
+pub fn now_us() -> EpochMicros {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as EpochMicros)
 }

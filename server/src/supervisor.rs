@@ -17,7 +17,9 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grouplab_protocol::{InstanceConfig, InstanceId, InstanceReport};
+use grouplab_protocol::{
+    EpochMicros, InstanceConfig, InstanceId, InstanceReport, split_report_line,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +45,8 @@ pub struct SupervisorConfig {
 pub struct InstanceEvent {
     pub id: InstanceId,
     pub kind: InstanceEventKind,
+    /// When the instance wrote the report (its own stamp), or when the server saw the exit.
+    pub at_us: EpochMicros,
 }
 
 #[derive(Debug)]
@@ -375,6 +379,7 @@ impl InstanceTask {
             .send(InstanceEvent {
                 id: self.id,
                 kind: InstanceEventKind::Exited(reason),
+                at_us: crate::session::now_us(),
             })
             .await;
     }
@@ -416,7 +421,8 @@ async fn forward_reports(
     let mut crashing = false;
     let mut lines = BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let report = match serde_json::from_str::<InstanceReport>(&line) {
+        let (stamp, json) = split_report_line(&line);
+        let report = match serde_json::from_str::<InstanceReport>(json) {
             Ok(report) => {
                 crashing |= matches!(report, InstanceReport::Crashing { .. });
                 report
@@ -429,6 +435,7 @@ async fn forward_reports(
         let event = InstanceEvent {
             id,
             kind: InstanceEventKind::Report(report),
+            at_us: stamp.unwrap_or_else(crate::session::now_us),
         };
         // With its session gone the reports have no reader, but stdout is still drained: an
         // instance that cannot write would die before it has left its group.

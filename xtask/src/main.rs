@@ -5,6 +5,8 @@
 //! - `build`: `site`, then the server and consumer binaries (nothing else: the run command waits for it).
 //! - `run [-- server args]`: `build`, then starts the server on the built site.
 //! - `test`: `build`, then every test of the workspace.
+//! - `bench`: `build`, then every benchmark in `benches/` with its default arguments, each
+//!   printing its table (BENCHMARKS.md records them). Not part of `test`.
 //! - `lint`: rustfmt and clippy, for the native half and for the WASM half.
 //!
 //! The module is then optimised by binaryen's `wasm-opt` from npm (`tools/binaryen`, installed by
@@ -57,8 +59,14 @@ fn main() -> anyhow::Result<()> {
             test(&root)
         }
         "lint" => lint(&root),
+        "bench" => {
+            build(&root)?;
+            bench(&root)
+        }
         _ => {
-            eprintln!("usage: cargo xtask <site | build | run [-- server args] | test | lint>");
+            eprintln!(
+                "usage: cargo xtask <site | build | run [-- server args] | test | bench | lint>"
+            );
             std::process::exit(2);
         }
     }
@@ -87,6 +95,42 @@ fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
         .with_context(|| format!("could not run {cargo}"))?;
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The benchmarks `bench` runs, in order: each is a binary of `grouplab-benches`.
+const BENCHMARKS: &[&str] = &[
+    "start_and_load",
+    "event_to_screen",
+    "capacity",
+    "throughput",
+];
+
+/// Runs every benchmark with its default arguments; a failed one is reported and the rest run.
+fn bench(root: &Path) -> anyhow::Result<()> {
+    cargo(root, &["build", "--locked", "-p", "grouplab-benches"])?;
+    let mut failed = Vec::new();
+    for name in BENCHMARKS {
+        println!("\n# {name}\n");
+        if let Err(err) = cargo(
+            root,
+            &[
+                "run",
+                "--locked",
+                "-q",
+                "-p",
+                "grouplab-benches",
+                "--bin",
+                name,
+            ],
+        ) {
+            eprintln!("{name} failed: {err:#}");
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("these benchmarks failed, so their figures are not printed: {failed:?}");
     }
     Ok(())
 }

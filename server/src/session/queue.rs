@@ -210,28 +210,24 @@ impl Session {
                     // Counted again from the broker's statistics; the instance is quicker.
                     self.crash_work_moved(now);
                 }
-                self.count_received(view.id);
-                if self.batch.sample.len() < super::SAMPLE_PER_FLUSH {
-                    self.batch.sample.push(MessageView {
-                        instance: view.id,
-                        topic: delivery.queue.clone(),
-                        partition: 0,
-                        offset: -1,
-                        entry: Some(format!(
-                            "#{}{}",
-                            delivery.tag,
-                            if delivery.redelivered {
-                                " redelivered"
-                            } else {
-                                ""
-                            }
-                        )),
-                        key: delivery.key.clone(),
-                        value: delivery.value.clone(),
-                        at: now,
-                    });
-                }
-                self.progress_dirty = true;
+                self.take_message(view.id, event.at_us, || MessageView {
+                    instance: view.id,
+                    topic: delivery.queue.clone(),
+                    partition: 0,
+                    offset: -1,
+                    entry: Some(format!(
+                        "#{}{}",
+                        delivery.tag,
+                        if delivery.redelivered {
+                            " redelivered"
+                        } else {
+                            ""
+                        }
+                    )),
+                    key: delivery.key.clone(),
+                    value: delivery.value.clone(),
+                    at: now,
+                });
             }
             InstanceReport::DeliveryProcessed { .. } => {
                 self.history.last_processed.insert(view.group.clone(), now);

@@ -270,20 +270,16 @@ impl Session {
                     self.crash_work_moved(now);
                     self.crash_delivered_again(1);
                 }
-                self.count_received(view.id);
-                if self.batch.sample.len() < super::SAMPLE_PER_FLUSH {
-                    self.batch.sample.push(MessageView {
-                        instance: view.id,
-                        topic: entry.stream.clone(),
-                        partition: 0,
-                        offset: -1,
-                        entry: Some(entry.id.clone()),
-                        key: entry.key.clone(),
-                        value: entry.value.clone(),
-                        at: now,
-                    });
-                }
-                self.progress_dirty = true;
+                self.take_message(view.id, event.at_us, || MessageView {
+                    instance: view.id,
+                    topic: entry.stream.clone(),
+                    partition: 0,
+                    offset: -1,
+                    entry: Some(entry.id.clone()),
+                    key: entry.key.clone(),
+                    value: entry.value.clone(),
+                    at: now,
+                });
             }
             InstanceReport::EntryProcessed { .. } => {
                 self.history.last_processed.insert(view.group.clone(), now);
