@@ -134,14 +134,7 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
                 .await?;
                 expected += u64::from(rate);
                 let until = tokio::time::Instant::now() + DEADLINE;
-                while page
-                    .view()
-                    .instances
-                    .iter()
-                    .map(|i| i.received)
-                    .sum::<u64>()
-                    < expected
-                {
+                while page.received_total() < expected {
                     let event = tokio::time::timeout_at(until, page.next_event())
                         .await
                         .context("the produced messages were not counted in time")??;
@@ -153,7 +146,7 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
                 }
                 latencies.push(sent.elapsed());
             }
-            let counted: u64 = page.view().instances.iter().map(|i| i.received).sum();
+            let counted = page.received_total();
             anyhow::Ok((latencies, callbacks, counted, expected))
         }));
     }

@@ -50,14 +50,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
         let until = tokio::time::Instant::now() + DEADLINE;
-        while page
-            .view()
-            .instances
-            .iter()
-            .map(|i| i.received)
-            .sum::<u64>()
-            < expected
-        {
+        while page.received_total() < expected {
             let event = tokio::time::timeout_at(until, page.next_event()).await??;
             events += 1;
             bytes += serde_json_len(&event);

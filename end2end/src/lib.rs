@@ -798,6 +798,11 @@ impl LabClient {
         running.len() == count && running.iter().all(|i| i.partitions.len() == partitions)
     }
 
+    /// Messages received by every instance in the view, counted exactly.
+    pub fn received_total(&self) -> u64 {
+        self.view().instances.iter().map(|i| i.received).sum()
+    }
+
     pub fn view(&self) -> &grouplab_protocol::LabSnapshot {
         self.view.as_ref().expect("the snapshot arrived")
     }
