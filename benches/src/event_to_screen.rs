@@ -177,6 +177,13 @@ async fn main() -> anyhow::Result<()> {
         &callbacks,
     );
     row("broker's coordinator call → group shown", &decisions);
+    // Where the instance events' time goes: before the page has them, and in the page.
+    let in_page: Vec<f64> = log
+        .iter()
+        .filter(|e| e.kind.starts_with("instance"))
+        .map(|e| e.applied - e.received)
+        .collect();
+    row("of the instance events: page received → applied", &in_page);
 
     // 2. Messages at each rate.
     println!();

@@ -452,6 +452,27 @@ async fn start_new_instance(client: &Client) -> anyhow::Result<String> {
     Ok(name)
 }
 
+/// Waits until the instance cards' received counts add up to at least `at_least`.
+async fn wait_received_total(client: &Client, at_least: u64) -> anyhow::Result<()> {
+    poll_until(
+        &format!("{at_least} messages received by the instances"),
+        STEP_DEADLINE,
+        || async {
+            let counts = client
+                .execute(
+                    "return Array.from(document.querySelectorAll(\"[data-testid^='received-']\"))
+                       .map(e => parseInt(e.textContent.trim(), 10) || 0);",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            let counts: Vec<u64> = serde_json::from_value(counts).ok()?;
+            (counts.iter().sum::<u64>() >= at_least).then_some(())
+        },
+    )
+    .await
+}
+
 /// Waits until an element shows exactly this text.
 async fn wait_exactly(client: &Client, id: &str, wanted: &str) -> anyhow::Result<()> {
     poll_until(&format!("{id} to show {wanted}"), STEP_DEADLINE, || async {
@@ -682,6 +703,8 @@ async fn lab_10_journey_keeps_order_per_key() -> anyhow::Result<()> {
     click(client, "start-instance").await?;
     wait_text(client, "owns-B", "P").await?;
     click(client, "produce").await?;
+    // As in `labs.rs::keys_keep_their_partition…`: A stops once the group has read them.
+    wait_received_total(client, 60).await?;
     stop_instance(client, "A").await?;
     wait_text(client, "owns-B", "P0 P1 P2").await?;
     click(client, "produce").await?;
