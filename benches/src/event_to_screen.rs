@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use fantoccini::Locator;
-use grouplab_end2end::{Browser, LabClient, TestServer, poll_until};
+use grouplab_end2end::{Browser, LabClient, TestServer, poll_until, shown_received};
 use grouplab_protocol::{ClientCommand, InstanceId, InstanceState, KeyMode, ServerEvent};
 use tokio::sync::mpsc;
 
@@ -488,19 +488,6 @@ async fn take_frames(page: &fantoccini::Client) -> anyhow::Result<Vec<f64>> {
         .execute("return window.grouplabFrames;", vec![])
         .await?;
     Ok(serde_json::from_value(raw)?)
-}
-
-/// The sum of the received counters the page shows on its instance cards.
-async fn shown_received(page: &fantoccini::Client) -> anyhow::Result<u64> {
-    let raw = page
-        .execute(
-            "return Array.from(document.querySelectorAll(\"[data-testid^='received-']\"))
-               .map(e => parseInt(e.textContent.trim(), 10) || 0);",
-            vec![],
-        )
-        .await?;
-    let counts: Vec<u64> = serde_json::from_value(raw)?;
-    Ok(counts.iter().sum())
 }
 
 /// p50, p99 and max of `samples` (sorted in place).

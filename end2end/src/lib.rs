@@ -441,6 +441,19 @@ pub fn is_running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// The sum of the received counts the page shows on its instance cards, read in one script.
+pub async fn shown_received(page: &fantoccini::Client) -> anyhow::Result<u64> {
+    let counts = page
+        .execute(
+            "return Array.from(document.querySelectorAll(\"[data-testid^='received-']\"))
+               .map(e => parseInt(e.textContent.trim(), 10) || 0);",
+            vec![],
+        )
+        .await?;
+    let counts: Vec<u64> = serde_json::from_value(counts)?;
+    Ok(counts.iter().sum())
+}
+
 /// A headless Chromium driven through Debian's chromedriver.
 pub struct Browser {
     driver: Child,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use grouplab_end2end::external::{Client as Consumer, ExternalConsumer};
-use grouplab_end2end::{Browser, TestServer, poll_until};
+use grouplab_end2end::{Browser, TestServer, poll_until, shown_received};
 
 const LAB: &str = "04-consumer-groups";
 /// Long enough for a crash to be noticed after the lab's 10 s session timeout, with room to spare.
@@ -457,18 +457,7 @@ async fn wait_received_total(client: &Client, at_least: u64) -> anyhow::Result<(
     poll_until(
         &format!("{at_least} messages received by the instances"),
         STEP_DEADLINE,
-        || async {
-            let counts = client
-                .execute(
-                    "return Array.from(document.querySelectorAll(\"[data-testid^='received-']\"))
-                       .map(e => parseInt(e.textContent.trim(), 10) || 0);",
-                    vec![],
-                )
-                .await
-                .ok()?;
-            let counts: Vec<u64> = serde_json::from_value(counts).ok()?;
-            (counts.iter().sum::<u64>() >= at_least).then_some(())
-        },
+        || async { (shown_received(client).await.ok()? >= at_least).then_some(()) },
     )
     .await
 }
