@@ -593,6 +593,13 @@ async fn a_poison_message_blocks_its_partition_until_it_is_parked_in_the_dead_le
         text: Some("poison".into()),
     })
     .await?;
+    // Produces run concurrently: the next five must not land before the poison message.
+    page.wait_until("the poison message in `invoices`", STEP_DEADLINE, |p| {
+        p.view()
+            .topic("invoices")
+            .is_some_and(|t| t.message_count() >= 6)
+    })
+    .await?;
     page.produce("invoices", 5, KeyMode::None, Some(0), 11)
         .await?;
     let blocked = page.wait_for_step(1, STEP_DEADLINE).await?;
