@@ -458,6 +458,9 @@ pub async fn shown_received(page: &fantoccini::Client) -> anyhow::Result<u64> {
 pub struct Browser {
     driver: Child,
     pub client: fantoccini::Client,
+    /// chromedriver's and Chromium's temporary files (profile, scoped dirs). Chromium killed
+    /// with SIGKILL cannot remove them, so they live here and go when the browser is dropped.
+    _scratch: tempfile::TempDir,
 }
 
 impl Browser {
@@ -466,10 +469,15 @@ impl Browser {
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = free_addr().port();
+        let scratch = tempfile::Builder::new()
+            .prefix("grouplab-browser-")
+            .tempdir()
+            .context("could not create a temporary directory for Chromium")?;
         // Its own process group, which the Chromium it starts joins: a test or benchmark that
         // fails before `close` kills them all on drop instead of leaving Chromium running.
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", scratch.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
@@ -517,6 +525,7 @@ impl Browser {
         Ok(Self {
             driver: driver.0.take().expect("the driver is still owned"),
             client,
+            _scratch: scratch,
         })
     }
 
