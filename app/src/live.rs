@@ -257,7 +257,7 @@ mod browser {
             let received_us = bench.as_ref().map(|_| now_us());
             match serde_json::from_str::<ServerEvent>(&text) {
                 Ok(event) => {
-                    let reported = bench.as_ref().and_then(|_| reported_span(&event));
+                    let reported = bench.as_ref().and_then(|_| reported_span(live, &event));
                     live.receive(event);
                     if let (Some(log), Some(received_us), Some(reported)) =
                         (bench, received_us, reported)
@@ -302,10 +302,19 @@ mod browser {
             .ok()
     }
 
-    /// What an event says about when its consumer reports were written.
-    fn reported_span(event: &ServerEvent) -> Option<Reported> {
+    /// What an event says about when its consumer reports were written. An instance's card sent
+    /// again (for its poll count, its lag) with a report the page already has is not logged again.
+    fn reported_span(live: Live, event: &ServerEvent) -> Option<Reported> {
         match event {
-            ServerEvent::Instance(view) if view.reported_at_us > 0 => {
+            ServerEvent::Instance(view)
+                if view.reported_at_us > 0
+                    && live.view.with_untracked(|shown| {
+                        shown
+                            .as_ref()
+                            .and_then(|shown| shown.instance(view.id))
+                            .is_none_or(|before| before.reported_at_us != view.reported_at_us)
+                    }) =>
+            {
                 let kind = if view.partitions.is_empty() {
                     "instance"
                 } else {

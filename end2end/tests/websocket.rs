@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use grouplab_end2end::{LabClient, TestServer, resident_kib};
 use grouplab_protocol::{
-    ClientCommand, KeyMode, NoticeLevel, PROTOCOL_VERSION, ServerEvent, TopicView,
+    ClientCommand, ConsumerSettings, KeyMode, NoticeLevel, PROTOCOL_VERSION, ServerEvent, TopicView,
 };
 
 const LAB: &str = "04-consumer-groups";
@@ -575,6 +576,63 @@ async fn keyless_messages_go_where_the_key_mode_says() -> anyhow::Result<()> {
         notice.detail
     );
     assert!(sticky.starts_with("partition"), "{sticky}");
+    Ok(())
+}
+
+/// An instance's card carries the time its consumer wrote the report the card was sent for,
+/// which the latency benchmark compares with the time the page applied it. Poll counts reach
+/// the pages at the server's next tick, so the cards they change keep the time of the last
+/// report sent as it came: the tick's wait must not pass for the time an assignment took.
+#[tokio::test]
+async fn a_card_re_sent_for_its_poll_count_keeps_the_time_of_the_report_shown_last()
+-> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let mut page = LabClient::open(&server, LAB).await?;
+    page.create_topic("stamped", 1).await?;
+    let id = page
+        .start_running(
+            "stamped-group",
+            "stamped",
+            ConsumerSettings::default(),
+            DEADLINE,
+        )
+        .await?;
+    let assigned = page
+        .view()
+        .instance(id)
+        .context("the instance")?
+        .reported_at_us;
+    assert!(
+        assigned > 0,
+        "the assignment's card carries its report's time"
+    );
+
+    page.send(&ClientCommand::Produce {
+        topic: "stamped".into(),
+        count: 20,
+        keys: KeyMode::RoundRobin,
+        partition: None,
+        text: None,
+    })
+    .await?;
+    let until = tokio::time::Instant::now() + DEADLINE;
+    // Every poll that returned messages sends the card again at the next tick.
+    let mut cards_sent = 0;
+    while page.received_total() < 20 || cards_sent == 0 {
+        let event = tokio::time::timeout_at(until, page.next_event())
+            .await
+            .context("timed out waiting for the messages and the card their polls changed")??;
+        if let ServerEvent::Instance(card) = event
+            && card.id == id
+        {
+            assert_eq!(
+                card.reported_at_us, assigned,
+                "a card sent at the tick keeps the time of the assignment's report: {card:?}"
+            );
+            cards_sent += 1;
+        }
+    }
     Ok(())
 }
 

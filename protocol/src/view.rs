@@ -373,8 +373,9 @@ pub struct InstanceView {
     pub failing: Option<Failing>,
     /// Messages parked in the dead-letter topic so far.
     pub dead_lettered: u64,
-    /// When the instance wrote the report this view last changed for (its callback's clock);
-    /// 0 before the first. The latency benchmark compares it with the time the page applies it.
+    /// When the instance wrote the last report that was sent to the pages as it came (its
+    /// callback's clock; `Polled` reports, sent at the server's next tick, do not count); 0
+    /// before the first. The latency benchmark compares it with the time the page applies it.
     #[serde(default)]
     pub reported_at_us: crate::EpochMicros,
 }

@@ -1121,6 +1121,9 @@ impl Session {
             return;
         };
         let now = now_ms();
+        // The stamp of the report this change is sent for. A `Polled` report is sent at the next
+        // tick, not as it comes, so it keeps the stamp of the last report that was.
+        let shown_at_once_since = view.reported_at_us;
         view.reported_at_us = event.at_us;
         let event = match self.on_stream_report(&mut view, event, now) {
             Some(event) => event,
@@ -1188,6 +1191,7 @@ impl Session {
                     polled_at: now,
                     messages,
                 });
+                view.reported_at_us = shown_at_once_since;
                 // A fast stream means hundreds of polls a second: the view keeps each at once,
                 // and the pages hear of the latest at the next tick.
                 self.view.apply(&ServerEvent::Instance(Box::new(view)));
