@@ -92,10 +92,6 @@ fn main() -> ExitCode {
 
 fn run(config: &InstanceConfig, stop: &Arc<AtomicBool>) -> KafkaResult<()> {
     let settings = &config.settings;
-    // Offsets are stored as polls return messages unless the worker stores them once it has
-    // processed them (the queue with commit after processing).
-    let store_on_poll = !(settings.processing == ProcessingMode::Queue
-        && settings.commit == CommitPolicy::AfterProcessing);
     // In the poll loop only auto-commit commits in the background; the queue's worker stores
     // what it processed and lets background commits send it.
     let background_commits =
@@ -118,7 +114,11 @@ fn run(config: &InstanceConfig, stop: &Arc<AtomicBool>) -> KafkaResult<()> {
             settings.max_poll_interval_ms.to_string(),
         )
         .set("enable.auto.commit", background_commits.to_string())
-        .set("enable.auto.offset.store", store_on_poll.to_string())
+        // Offsets are stored by this program, never by librdkafka as a poll returns a message:
+        // closing the consumer (rdkafka's drop) polls until the close completes, and messages
+        // fetched but never handed to the instance would have their offsets stored and then
+        // committed by the close, lost to the partitions' next owner.
+        .set("enable.auto.offset.store", "false")
         .set(
             "auto.commit.interval.ms",
             settings.auto_commit_interval_ms.to_string(),
@@ -324,7 +324,11 @@ fn poll_and_process(
 ) -> KafkaResult<()> {
     let mut busy = false;
     while !stop.load(Ordering::Relaxed) {
-        let batch = poll_batch(consumer, settings.max_poll_records);
+        let batch = poll_batch(
+            consumer,
+            settings.max_poll_records,
+            stores_on_poll(settings),
+        );
         if batch.is_empty() {
             if busy {
                 busy = false;
@@ -372,8 +376,27 @@ fn poll_and_process(
     Ok(())
 }
 
-/// Up to `max` messages: one poll that waits, then whatever is already fetched.
-fn poll_batch(consumer: &BaseConsumer<Reporter>, max: u32) -> Vec<BorrowedMessage<'_>> {
+/// Whether a message's offset is stored as soon as a poll returns it, as librdkafka's
+/// `enable.auto.offset.store` does; otherwise the worker stores it once it has processed it
+/// (the queue with commit after processing).
+fn stores_on_poll(settings: &ConsumerSettings) -> bool {
+    !(settings.processing == ProcessingMode::Queue
+        && settings.commit == CommitPolicy::AfterProcessing)
+}
+
+/// Stores the offset after `message`, to be committed by the next background commit. A partition
+/// revoked meanwhile refuses it, which is right: its new owner reads the message again.
+fn store_polled(consumer: &BaseConsumer<Reporter>, message: &BorrowedMessage<'_>) {
+    let _ = consumer.store_offset_from_message(message);
+}
+
+/// Up to `max` messages: one poll that waits, then whatever is already fetched. `store` stores
+/// each message's offset as the poll returns it.
+fn poll_batch(
+    consumer: &BaseConsumer<Reporter>,
+    max: u32,
+    store: bool,
+) -> Vec<BorrowedMessage<'_>> {
     let mut batch = Vec::new();
     let mut wait = POLL_INTERVAL;
     while batch.len() < max as usize {
@@ -381,6 +404,9 @@ fn poll_batch(consumer: &BaseConsumer<Reporter>, max: u32) -> Vec<BorrowedMessag
             None => break,
             Some(Ok(message)) => {
                 report_received(&message);
+                if store {
+                    store_polled(consumer, &message);
+                }
                 batch.push(message);
             }
             Some(Err(err)) => {
@@ -490,6 +516,9 @@ fn poll_into_queue(
             None => {}
             Some(Ok(message)) => {
                 report_received(&message);
+                if stores_on_poll(settings) {
+                    store_polled(consumer, &message);
+                }
                 pending = Some(Item::of(&message));
             }
             Some(Err(err)) => report_poll_error(&err),
