@@ -84,27 +84,27 @@ impl Client {
                     Self::Python => "solution.py",
                     _ => "consumer_aiokafka.py",
                 };
-                let mut command = Command::new(need(&python)?);
+                let mut command = learner_process(need(&python)?);
                 command.arg("-u").arg(lab.join(file));
                 command
             }
             Self::Kafkajs => {
                 need(&clients.join("node_modules").join("kafkajs"))?;
-                let mut command = Command::new("node");
+                let mut command = learner_process("node");
                 command
                     .arg(lab.join("consumer_kafkajs.js"))
                     .env("NODE_PATH", clients.join("node_modules"));
                 command
             }
-            Self::Rust => Command::new(need(&rust_example()?)?),
+            Self::Rust => learner_process(need(&rust_example()?)?),
             Self::Kcat => {
                 need(Path::new("/usr/bin/kcat"))?;
-                let mut command = Command::new("sh");
+                let mut command = learner_process("sh");
                 command.arg(lab.join("consumer_kcat.sh"));
                 command
             }
             Self::Script { lab, file } => {
-                let mut command = Command::new(need(&python)?);
+                let mut command = learner_process(need(&python)?);
                 command
                     .arg("-u")
                     .arg(root.join("labs").join(lab).join(file))
@@ -116,7 +116,7 @@ impl Client {
                     Self::Starter { .. } => "starter.py",
                     _ => "solution.py",
                 };
-                let mut command = Command::new(need(&python)?);
+                let mut command = learner_process(need(&python)?);
                 command
                     .arg("-u")
                     .arg(root.join("labs").join(lab).join(file))
@@ -150,6 +150,15 @@ fn rust_example() -> anyhow::Result<PathBuf> {
         .map(|dir| dir.join("examples").join("lab04-rdkafka"))
         .find(|candidate| candidate.is_file())
         .context("the lab04-rdkafka example is not built: run `cargo test -p grouplab-end2end`")
+}
+
+/// A learner's program, started as from a terminal: with Ctrl-C (SIGINT) and SIGQUIT at their
+/// defaults. A test command started in the background by a non-interactive shell has them
+/// ignored, and that would pass to the learner's process: Python then never stops on Ctrl-C.
+fn learner_process(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("env");
+    command.arg("--default-signal=INT,QUIT").arg(program);
+    command
 }
 
 /// A running snippet; killed when dropped.
