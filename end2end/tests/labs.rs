@@ -163,6 +163,54 @@ fn payments(commit: CommitPolicy, crash_after: Option<u32>) -> ConsumerSettings 
     }
 }
 
+/// A graceful stop under auto-commit commits what the instance was handed, not what its client
+/// had fetched besides: closing the client polls its queue, and those messages must stay
+/// uncommitted for the partition's next owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_commits_only_what_the_instance_received() -> anyhow::Result<()> {
+    let (_data, _server, mut page) = open("07-commit-loss").await?;
+    page.create_topic("payments", 1).await?;
+    page.produce("payments", 100, KeyMode::None, None, 100)
+        .await?;
+    // One message per poll, each taking 200 ms: the client has fetched far more than it handed
+    // over when the stop comes.
+    let slow = ConsumerSettings {
+        max_poll_records: 1,
+        processing_ms: 200,
+        ..payments(CommitPolicy::Auto, None)
+    };
+    let id = page
+        .start_running("payments-auto", "payments", slow, STEP_DEADLINE)
+        .await?;
+    page.wait_until("the first message received", STEP_DEADLINE, |p| {
+        p.received_total() >= 1
+    })
+    .await?;
+    page.stop_instance(id, STEP_DEADLINE).await?;
+    let received = page.view().instance(id).context("the instance")?.received;
+    assert!(
+        received < 100,
+        "the stop came before the last message: {received}"
+    );
+    let lag = |p: &LabClient| {
+        p.view()
+            .lag
+            .iter()
+            .find(|l| l.group == "payments-auto")
+            .and_then(|l| l.partitions.first())
+            .map(|partition| partition.lag)
+    };
+    let left = 100 - i64::try_from(received)?;
+    page.wait_until(
+        &format!("the group committed after the {received} received (lag {left})"),
+        STEP_DEADLINE,
+        |p| lag(p) == Some(left),
+    )
+    .await
+    .with_context(|| format!("the lag stays {:?}", lag(&page)))?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_commit_loses_what_a_crash_cuts_and_commit_after_processing_repeats_it()
 -> anyhow::Result<()> {
