@@ -3,12 +3,13 @@
 use grouplab_protocol::{
     BOOTSTRAP_PLACEHOLDER, ClientCommand, CodeBlock, ConsumerSnippet, LabContent, ProgressView,
 };
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::live::Live;
 
 #[component]
-pub fn Instructions(content: LabContent) -> AnyView {
+pub fn Instructions(content: LabContent) -> impl IntoView {
     let live = expect_context::<Live>();
     let progress = Memo::new(move |_| live.view.with(|v| v.as_ref().map(|v| v.progress.clone())));
     let step_count = content.steps.len();
@@ -80,12 +81,12 @@ pub fn Instructions(content: LabContent) -> AnyView {
             <h2>"Steps"</h2>
             <ol class="steps">{steps}</ol>
             {if content.consumers.is_empty() {
-                content.starter.clone().map(|code| view! {
+                content.starter.clone().map(|code| Either::Left(view! {
                     <h2>"Starter code"</h2>
                     <Code block=code testid="starter" />
-                }.into_any())
+                }))
             } else {
-                Some(view! { <OwnConsumer snippets=content.consumers.clone() /> }.into_any())
+                Some(Either::Right(view! { <OwnConsumer snippets=content.consumers.clone() /> }))
             }}
             <h2>"Hints"</h2>
             <ol class="hints">
@@ -108,17 +109,17 @@ pub fn Instructions(content: LabContent) -> AnyView {
             {content.has_solution.then(|| view! {
                 <h2>"Solution"</h2>
                 {move || match solution() {
-                    Some(solution) => view! {
+                    Some(solution) => Either::Left(view! {
                         <div class="solution" data-testid="solution">
                             <Code block=solution.code.clone() testid="solution-code" />
                             <div inner_html=solution.notes_html.clone()></div>
                         </div>
-                    }.into_any(),
-                    None => view! {
+                    }),
+                    None => Either::Right(view! {
                         <button class="secondary" data-testid="reveal-solution" on:click=move |_| live.send(ClientCommand::RevealSolution)>
                             "Reveal the solution"
                         </button>
-                    }.into_any(),
+                    }),
                 }}
             })}
             <div class="lab-actions">
@@ -132,12 +133,11 @@ pub fn Instructions(content: LabContent) -> AnyView {
             </div>
         </section>
     }
-    .into_any()
 }
 
 /// The learner's own consumer: one tab per client, with the lab's broker address in the run line.
 #[component]
-fn OwnConsumer(snippets: Vec<ConsumerSnippet>) -> AnyView {
+fn OwnConsumer(snippets: Vec<ConsumerSnippet>) -> impl IntoView {
     let live = expect_context::<Live>();
     let chosen = RwSignal::new(0usize);
     let bootstrap = move || {
@@ -189,12 +189,11 @@ fn OwnConsumer(snippets: Vec<ConsumerSnippet>) -> AnyView {
         <div class="tabs" role="tablist">{tabs}</div>
         {panels}
     }
-    .into_any()
 }
 
 /// A code block with a copy button.
 #[component]
-fn Code(block: CodeBlock, testid: &'static str) -> AnyView {
+fn Code(block: CodeBlock, testid: &'static str) -> impl IntoView {
     let copied = RwSignal::new(false);
     let code = block.code.clone();
     let copy = move |_| {
@@ -217,11 +216,10 @@ fn Code(block: CodeBlock, testid: &'static str) -> AnyView {
                 </button>
             </figcaption>
             {if block.html.is_empty() {
-                view! { <pre><code>{block.code.clone()}</code></pre> }.into_any()
+                Either::Left(view! { <pre><code>{block.code.clone()}</code></pre> })
             } else {
-                view! { <pre><code class="highlighted" inner_html=block.html.clone()></code></pre> }.into_any()
+                Either::Right(view! { <pre><code class="highlighted" inner_html=block.html.clone()></code></pre> })
             }}
         </figure>
     }
-    .into_any()
 }

@@ -1,10 +1,13 @@
 //! The grouplab pages, rendered on the server (`ssr`) and brought alive in the browser (`hydrate`).
 //!
-//! - [`App`] routes between the lab list and a lab page.
-//! - Lab content comes from two server functions, [`list_labs`] and [`get_lab`], so it is in the
-//!   first HTML the learner receives.
+//! - The server decides what a request shows, a [`Page`], and renders it with [`shell`]; the
+//!   same [`Page`] travels in the document as JSON, so the browser hydrates exactly what was
+//!   rendered ([`Page::from_document`]). There is no client-side router: a link loads a page.
 //! - Everything live (offsets, instances, progress) comes over the lab websocket; [`live`] owns
 //!   that connection and keeps a [`grouplab_protocol::LabSnapshot`] up to date by applying events.
+//! - No view is type-erased: an erased view keeps its asynchronous hydration code in the WASM
+//!   module though the page never runs it (a fifth of the module). Branches are `Either`s and
+//!   `Option`s instead; `tests::no_view_is_type_erased` keeps it so.
 
 #![recursion_limit = "512"]
 
@@ -13,100 +16,118 @@ pub mod live;
 mod live_view;
 
 use grouplab_protocol::{LabContent, LabSummary};
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Title, provide_meta_context};
-use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::hooks::use_params_map;
-use leptos_router::path;
+use serde::{Deserialize, Serialize};
 
 use crate::instructions::Instructions;
 use crate::live::Live;
 use crate::live_view::LiveView;
 
-/// Where the server's lab content comes from, provided as context to the server functions.
-#[cfg(feature = "ssr")]
-pub trait LabSource: Send + Sync {
-    /// Every lab in course order, with the learner's progress.
-    fn summaries(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<LabSummary>> + Send + '_>>;
-    fn lab(&self, id: &str) -> Option<LabContent>;
+/// The id of the `<script>` element that carries the page's [`Page`] to the browser.
+const PAGE_DATA_ID: &str = "grouplab-page";
+
+/// What one page shows: the server chooses it from the request, and the browser reads the same
+/// value from the document to hydrate it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Page {
+    /// The course: every lab in order, with the learner's progress.
+    Labs(Vec<LabSummary>),
+    /// One lab's workspace.
+    Lab(Box<LabContent>),
+    /// Any other address.
+    NotFound,
 }
 
-/// The context value the server provides for [`list_labs`] and [`get_lab`].
-#[cfg(feature = "ssr")]
-#[derive(Clone)]
-pub struct Labs(pub std::sync::Arc<dyn LabSource>);
+impl Page {
+    /// The document title.
+    pub fn title(&self) -> String {
+        match self {
+            Page::Labs(_) => "grouplab: Kafka consumer-group labs".to_owned(),
+            Page::Lab(content) => format!("{} · grouplab", content.title),
+            Page::NotFound => "Page not found · grouplab".to_owned(),
+        }
+    }
 
-/// Every lab, for the list page.
-#[server]
-pub async fn list_labs() -> Result<Vec<LabSummary>, ServerFnError> {
-    let labs =
-        use_context::<Labs>().ok_or_else(|| ServerFnError::new("the labs are not loaded"))?;
-    Ok(labs.0.summaries().await)
+    /// The page as JSON that is safe inside a `<script>` element: a `<` only ever appears inside
+    /// a JSON string, where `\u003c` means the same, so lab text cannot close the element.
+    fn to_script_json(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| "\"NotFound\"".to_owned())
+            .replace('<', "\\u003c")
+    }
+
+    /// The page the server rendered, read back from the document.
+    #[cfg(feature = "hydrate")]
+    pub fn from_document() -> Result<Page, String> {
+        let text = document()
+            .get_element_by_id(PAGE_DATA_ID)
+            .and_then(|element| element.text_content())
+            .ok_or_else(|| format!("the page has no #{PAGE_DATA_ID} element"))?;
+        serde_json::from_str(&text).map_err(|err| format!("the page's data is unreadable: {err}"))
+    }
 }
 
-/// One lab's content, or `None` if there is no lab with that id.
-#[server]
-pub async fn get_lab(id: String) -> Result<Option<LabContent>, ServerFnError> {
-    let labs =
-        use_context::<Labs>().ok_or_else(|| ServerFnError::new("the labs are not loaded"))?;
-    Ok(labs.0.lab(&id))
-}
-
-/// The HTML document around the app.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+/// The HTML document around the app, for the server to render.
+pub fn shell(options: LeptosOptions, page: Page) -> impl IntoView {
+    let title = page.title();
+    let data = page.to_script_json();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <title>{title}</title>
                 <link rel="stylesheet" href="/grouplab.css" />
+                <script id=PAGE_DATA_ID type="application/json" inner_html=data></script>
                 <HydrationScripts options />
-                <MetaTags />
             </head>
             <body>
-                <App />
+                <App page />
             </body>
         </html>
     }
 }
 
+/// The body of every page; the browser hydrates it with the [`Page`] the server rendered.
 #[component]
-pub fn App() -> impl IntoView {
-    provide_meta_context();
-    view! {
-        <Title text="grouplab" />
-        <Router>
-            <Routes fallback=|| view! { <NotFound /> }>
-                <Route path=path!("/") view=LabList />
-                // Async: the server waits for the lab before it answers, so an unknown lab is a 404.
-                <Route path=path!("/labs/:id") view=LabPage ssr=leptos_router::SsrMode::Async />
-            </Routes>
-        </Router>
+pub fn App(page: Page) -> impl IntoView {
+    match page {
+        Page::Labs(labs) => EitherOf3::A(view! { <LabList labs /> }),
+        Page::Lab(content) => EitherOf3::B(view! { <LabWorkspace content=*content /> }),
+        Page::NotFound => EitherOf3::C(view! { <NotFound /> }),
     }
 }
 
 #[component]
 fn NotFound() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(http::StatusCode::NOT_FOUND);
-    }
     view! {
         <main class="page narrow">
             <h1>"Page not found"</h1>
-            <p>"There is nothing here. " <A href="/">"See all labs"</A></p>
+            <p>"There is nothing here. " <a href="/">"See all labs"</a></p>
         </main>
     }
 }
 
 #[component]
-fn LabList() -> impl IntoView {
-    let labs = Resource::new(|| (), |()| list_labs());
+fn LabList(labs: Vec<LabSummary>) -> impl IntoView {
+    let course = (!labs.is_empty()).then(|| {
+        let ready: Vec<&LabSummary> = labs.iter().filter(|l| l.problem.is_none()).collect();
+        let minutes: u32 = ready.iter().map(|l| l.minutes).sum();
+        let done = ready
+            .iter()
+            .filter(|l| l.steps > 0 && l.passed == l.steps)
+            .count();
+        format!(
+            "{} labs, about {} h {} min in all · {} completed",
+            ready.len(),
+            minutes / 60,
+            minutes % 60,
+            done
+        )
+    });
     view! {
-        <Title text="grouplab: Kafka consumer-group labs" />
         <main class="page narrow">
             <header class="brand">
                 <h1>"grouplab"</h1>
@@ -114,54 +135,27 @@ fn LabList() -> impl IntoView {
                     "Hands-on Kafka consumer-group labs, against a real broker and real consumers."
                 </p>
             </header>
-            <Suspense fallback=|| view! { <p>"Loading labs…"</p> }>
-                {move || Suspend::new(async move {
-                    match labs.await {
-                        Ok(list) if list.is_empty() => {
-                            view! { <p class="problem">"No labs were found in the labs folder."</p> }
-                                .into_any()
-                        }
-                        Ok(list) => {
-                            let ready: Vec<&LabSummary> = list.iter().filter(|l| l.problem.is_none()).collect();
-                            let minutes: u32 = ready.iter().map(|l| l.minutes).sum();
-                            let done = ready.iter().filter(|l| l.steps > 0 && l.passed == l.steps).count();
-                            let course = format!(
-                                "{} labs, about {} h {} min in all · {} completed",
-                                ready.len(),
-                                minutes / 60,
-                                minutes % 60,
-                                done
-                            );
-                            view! {
-                                <p class="course" data-testid="course">{course}</p>
-                                <ol class="lab-list" data-testid="lab-list">
-                                    {list.into_iter().map(lab_card).collect_view()}
-                                </ol>
-                            }
-                                .into_any()
-                        }
-                        Err(err) => {
-                            view! {
-                                <p class="problem">"The labs could not be loaded: " {err.to_string()}</p>
-                            }
-                                .into_any()
-                        }
-                    }
-                })}
-            </Suspense>
+            {match course {
+                None => Either::Left(view! { <p class="problem">"No labs were found in the labs folder."</p> }),
+                Some(course) => Either::Right(view! {
+                    <p class="course" data-testid="course">{course}</p>
+                    <ol class="lab-list" data-testid="lab-list">
+                        {labs.into_iter().map(lab_card).collect_view()}
+                    </ol>
+                }),
+            }}
         </main>
     }
 }
 
 fn lab_card(lab: LabSummary) -> impl IntoView {
     match lab.problem {
-        Some(problem) => view! {
+        Some(problem) => Either::Left(view! {
             <li class="lab-card broken">
                 <h2>{lab.id}</h2>
                 <p class="problem">"This lab could not be read: " {problem}</p>
             </li>
-        }
-        .into_any(),
+        }),
         None => {
             let state = match (lab.passed, lab.steps) {
                 (0, _) => "not started".to_owned(),
@@ -170,10 +164,10 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
             };
             let percent = (lab.passed * 100).checked_div(lab.steps).unwrap_or(0);
             let difficulty_class = format!("difficulty {}", lab.difficulty);
-            view! {
+            Either::Right(view! {
                 <li class="lab-card" class:done={lab.steps > 0 && lab.passed >= lab.steps} data-testid=format!("lab-{}", lab.id)>
                     <h2>
-                        <A href=format!("/labs/{}", lab.id)>{lab.title}</A>
+                        <a href=format!("/labs/{}", lab.id)>{lab.title}</a>
                     </h2>
                     <p class="meta">
                         <span class=difficulty_class>{lab.difficulty}</span>
@@ -185,47 +179,20 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
                     </div>
                     <p>{lab.summary}</p>
                 </li>
-            }
-            .into_any()
+            })
         }
     }
 }
 
 #[component]
-fn LabPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
-    let lab = Resource::new(id, get_lab);
-    view! {
-        <Suspense fallback=|| view! { <main class="page"><p>"Loading the lab…"</p></main> }>
-            {move || Suspend::new(async move {
-                match lab.await {
-                    Ok(Some(content)) => view! { <LabWorkspace content /> }.into_any(),
-                    Ok(None) => view! { <NotFound /> }.into_any(),
-                    Err(err) => {
-                        view! {
-                            <main class="page narrow">
-                                <p class="problem">"The lab could not be loaded: " {err.to_string()}</p>
-                            </main>
-                        }
-                            .into_any()
-                    }
-                }
-            })}
-        </Suspense>
-    }
-}
-
-#[component]
-fn LabWorkspace(content: LabContent) -> AnyView {
+fn LabWorkspace(content: LabContent) -> impl IntoView {
     let live = Live::connect(content.id.clone());
     provide_context(live);
     let title = content.title.clone();
     view! {
-        <Title text=format!("{title} · grouplab") />
         <div class="workspace">
             <header class="topbar">
-                <A href="/" attr:class="back">"← All labs"</A>
+                <a href="/" class="back">"← All labs"</a>
                 <h1>{title}</h1>
                 <span class="meta">{content.difficulty.clone()} " · " {content.minutes} " min"</span>
                 <live_view::BrokerBadge />
@@ -238,5 +205,57 @@ fn LabWorkspace(content: LabContent) -> AnyView {
             </div>
         </div>
     }
-    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(title: &str) -> LabSummary {
+        LabSummary {
+            id: "lab".to_owned(),
+            title: title.to_owned(),
+            difficulty: "beginner".to_owned(),
+            minutes: 5,
+            summary: String::new(),
+            problem: None,
+            steps: 1,
+            passed: 0,
+        }
+    }
+
+    #[test]
+    fn a_lab_text_cannot_close_the_script_element_that_carries_the_page() {
+        let page = Page::Labs(vec![summary("</script><script>alert(1)</script>")]);
+        let json = page.to_script_json();
+        assert!(!json.contains('<'), "{json}");
+        let read: Page = serde_json::from_str(&json).expect("the page reads back");
+        let Page::Labs(labs) = read else {
+            panic!("the page came back as {read:?}");
+        };
+        assert_eq!(labs[0].title, "</script><script>alert(1)</script>");
+    }
+
+    /// An erased view keeps a second, asynchronous copy of its hydration code in the WASM module
+    /// (see ARCHITECTURE.md, "How the front end is built"): a fifth of the module the last time.
+    #[test]
+    fn no_view_is_type_erased() {
+        let sources = [
+            ("lib.rs", include_str!("lib.rs")),
+            ("instructions.rs", include_str!("instructions.rs")),
+            ("live.rs", include_str!("live.rs")),
+            ("live_view.rs", include_str!("live_view.rs")),
+        ];
+        // Spelt in pieces, so that this test does not find itself.
+        let erasers = [
+            concat!(".into", "_any()"),
+            concat!("Any", "View"),
+            concat!("leptos", "_router"),
+        ];
+        for (file, text) in sources {
+            for eraser in erasers {
+                assert!(!text.contains(eraser), "app/src/{file} uses {eraser}");
+            }
+        }
+    }
 }

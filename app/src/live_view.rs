@@ -10,6 +10,7 @@ use grouplab_protocol::{
     LedgerView, MemberView, MembershipSource, NoticeLevel, PALETTE, ProcessingMode, TimelineEntry,
     TimelineKind, TopicPartition, TopicView, limits,
 };
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::live::{LinkStatus, Live};
@@ -118,7 +119,7 @@ pub fn Notices() -> impl IntoView {
 }
 
 #[component]
-pub fn LiveView(setup: LabSetup) -> AnyView {
+pub fn LiveView(setup: LabSetup) -> impl IntoView {
     let live = expect_context::<Live>();
     let connected = move || live.view.with(Option::is_some);
     // What only one broker has is hidden by the style sheet (`.kafka-only`, `.redis-only`,
@@ -170,7 +171,6 @@ pub fn LiveView(setup: LabSetup) -> AnyView {
             </Show>
         </section>
     }
-    .into_any()
 }
 
 /// Parses a number typed in a form, or tells the learner what is wrong.
@@ -188,7 +188,7 @@ fn number<T: std::str::FromStr>(live: Live, what: &str, text: &str) -> Option<T>
 }
 
 #[component]
-fn Controls(setup: LabSetup) -> AnyView {
+fn Controls(setup: LabSetup) -> impl IntoView {
     let live = expect_context::<Live>();
     let topic = RwSignal::new(setup.topic.clone());
     let partitions = RwSignal::new(setup.partitions.to_string());
@@ -502,7 +502,6 @@ fn Controls(setup: LabSetup) -> AnyView {
             <div class="kafka-only"><BrokerSwitch /></div>
         </div>
     }
-    .into_any()
 }
 
 /// Broker down / Broker up, for the embedded broker only: what consumers do while their
@@ -552,7 +551,7 @@ fn Topics() -> impl IntoView {
 }
 
 #[component]
-fn TopicLanes(topic: TopicView) -> AnyView {
+fn TopicLanes(topic: TopicView) -> impl IntoView {
     let live = expect_context::<Live>();
     let most = topic
         .partitions
@@ -601,7 +600,7 @@ fn TopicLanes(topic: TopicView) -> AnyView {
                     view! {
                         <td class="owner">
                             {move || match owner() {
-                                Some((name, colour, alive, external)) => view! {
+                                Some((name, colour, alive, external)) => Either::Left(view! {
                                     <span
                                         class=format!("chip {}", colour_class(colour))
                                         class:dead=!alive
@@ -610,8 +609,8 @@ fn TopicLanes(topic: TopicView) -> AnyView {
                                     >
                                         {name}
                                     </span>
-                                }.into_any(),
-                                None => view! { <span class="chip none" title="no owner">"—"</span> }.into_any(),
+                                }),
+                                None => Either::Right(view! { <span class="chip none" title="no owner">"—"</span> }),
                             }}
                         </td>
                         <td class="num">{committed.map_or("—".to_owned(), |c| c.to_string())}</td>
@@ -655,7 +654,6 @@ fn TopicLanes(topic: TopicView) -> AnyView {
             <tbody>{rows}</tbody>
         </table>
     }
-    .into_any()
 }
 
 #[component]
@@ -835,7 +833,7 @@ fn Queues() -> impl IntoView {
 
 /// A group's state as the broker sees it, and its members that grouplab did not start.
 #[component]
-fn GroupPanel(group: GroupView) -> AnyView {
+fn GroupPanel(group: GroupView) -> impl IntoView {
     let leader = group.leader.as_ref().map(|id| {
         group
             .member(id)
@@ -879,12 +877,11 @@ fn GroupPanel(group: GroupView) -> AnyView {
             </div>
         </section>
     }
-    .into_any()
 }
 
 /// A member grouplab did not start: the learner's own consumer, seen only through the broker.
 #[component]
-fn ExternalCard(member: MemberView) -> AnyView {
+fn ExternalCard(member: MemberView) -> impl IntoView {
     let live = expect_context::<Live>();
     let (heartbeat, timeout) = (member.last_heartbeat, member.session_timeout_ms);
     let status = move || {
@@ -925,7 +922,6 @@ fn ExternalCard(member: MemberView) -> AnyView {
             <p class="muted tip">"Stop it from its terminal: Ctrl-C leaves the group, kill -9 crashes it."</p>
         </article>
     }
-    .into_any()
 }
 
 #[component]
@@ -948,7 +944,7 @@ fn Instances() -> impl IntoView {
 }
 
 #[component]
-fn InstanceCard(instance: InstanceView) -> AnyView {
+fn InstanceCard(instance: InstanceView) -> impl IntoView {
     let live = expect_context::<Live>();
     let id = instance.id;
     let alive = instance.is_alive();
@@ -1108,7 +1104,6 @@ fn InstanceCard(instance: InstanceView) -> AnyView {
             </Show>
         </article>
     }
-    .into_any()
 }
 
 /// The settings of an instance in one line, leaving out what is at its default.
@@ -1241,12 +1236,12 @@ fn LagCharts() -> impl IntoView {
 }
 
 #[component]
-fn LagChart(lag: LagView) -> AnyView {
+fn LagChart(lag: LagView) -> impl IntoView {
     let live = expect_context::<Live>();
     const WIDTH: f64 = 320.0;
     const HEIGHT: f64 = 80.0;
     let (Some(first), Some(last)) = (lag.chart.first(), lag.chart.last()) else {
-        return ().into_any();
+        return None;
     };
     let span = (last.0.saturating_sub(first.0)).max(1) as f64;
     let top = lag.chart.iter().map(|(_, l)| *l).max().unwrap_or(0).max(1) as f64;
@@ -1269,7 +1264,7 @@ fn LagChart(lag: LagView) -> AnyView {
             format!("{name} {rate:.1}/s")
         })
         .collect();
-    view! {
+    Some(view! {
         <figure class="lag-chart" data-testid=format!("lag-{}-{}", lag.group, lag.topic)>
             <figcaption>
                 <strong>{lag.group.clone()}</strong> " on " <code>{lag.topic.clone()}</code>
@@ -1280,8 +1275,7 @@ fn LagChart(lag: LagView) -> AnyView {
             </svg>
             {(!rates.is_empty()).then(|| view! { <p class="muted">"Processing: " {rates.join(" · ")}</p> })}
         </figure>
-    }
-    .into_any()
+    })
 }
 
 /// Where each key landed: the default partitioner hashes the key, so a key keeps its partition.
@@ -1308,7 +1302,7 @@ fn Keys() -> impl IntoView {
 }
 
 #[component]
-fn LedgerRow(ledger: LedgerView) -> AnyView {
+fn LedgerRow(ledger: LedgerView) -> impl IntoView {
     let offsets = |sample: &[(i32, i64)], total: u64| {
         let mut shown: Vec<String> = sample.iter().map(|(p, o)| format!("P{p}@{o}")).collect();
         if total as usize > sample.len() {
@@ -1347,7 +1341,6 @@ fn LedgerRow(ledger: LedgerView) -> AnyView {
             })}
         </div>
     }
-    .into_any()
 }
 
 #[component]

@@ -175,11 +175,17 @@ async fn an_unknown_lab_is_refused_and_pages_render_on_the_server() -> anyhow::R
         page.contains("/pkg/grouplab.js"),
         "the page loads the front end"
     );
+    assert!(
+        page.contains(" · grouplab</title>") && page.contains(r#"<script id="grouplab-page""#),
+        "the page has the lab's title and carries its data for hydration"
+    );
     let (status, missing) = server.get("/labs/no-such-lab").await?;
     assert_eq!(status, 404, "an unknown lab is not found");
     assert!(missing.contains("Page not found") && missing.contains("See all labs"));
     let (status, _) = server.get("/no/such/page").await?;
     assert_eq!(status, 404);
+    let (status, _) = server.get(&format!("/labs/{LAB}/more")).await?;
+    assert_eq!(status, 404, "a lab id never holds a slash");
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The HTTP side: pages (rendered by Leptos), server functions, static files, the websocket route.
+//! The HTTP side: pages (rendered by Leptos), static files, the websocket route.
 
 use std::sync::Arc;
 
@@ -9,10 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Html;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use grouplab_app::{LabSource, Labs, shell};
-use grouplab_protocol::{LabContent, LabSummary};
-use leptos::prelude::{LeptosOptions, provide_context};
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use grouplab_app::{Page, shell};
+use grouplab_protocol::LabSummary;
+use leptos::prelude::LeptosOptions;
 use tower_http::services::{ServeDir, ServeFile};
 
 use tracing::warn;
@@ -43,58 +42,83 @@ struct Course {
     progress: ProgressStore,
 }
 
-impl LabSource for Course {
-    fn summaries(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<LabSummary>> + Send + '_>> {
-        Box::pin(async move {
-            let mut summaries = self.catalog.summaries();
-            // Without the database the list still shows, with no progress.
-            let passed = self
-                .progress
-                .passed_per_lab("default")
-                .await
-                .unwrap_or_default();
-            for summary in &mut summaries {
-                summary.passed = passed
-                    .get(&summary.id)
-                    .copied()
-                    .unwrap_or(0)
-                    .min(summary.steps);
-            }
-            summaries
-        })
+impl Course {
+    /// Every lab in course order, with the learner's progress.
+    async fn summaries(&self) -> Vec<LabSummary> {
+        let mut summaries = self.catalog.summaries();
+        // Without the database the list still shows, with no progress.
+        let passed = self
+            .progress
+            .passed_per_lab("default")
+            .await
+            .unwrap_or_default();
+        for summary in &mut summaries {
+            summary.passed = passed
+                .get(&summary.id)
+                .copied()
+                .unwrap_or(0)
+                .min(summary.steps);
+        }
+        summaries
     }
 
-    fn lab(&self, id: &str) -> Option<LabContent> {
-        self.catalog.get(id).map(|lab| lab.content.clone())
+    /// What the page at `path` shows: the course at `/`, a lab at `/labs/<id>`, else nothing.
+    async fn page(&self, path: &str) -> Page {
+        if path == "/" {
+            return Page::Labs(self.summaries().await);
+        }
+        path.strip_prefix("/labs/")
+            .and_then(|id| self.catalog.get(id))
+            .map_or(Page::NotFound, |lab| {
+                Page::Lab(Box::new(lab.content.clone()))
+            })
     }
 }
 
 /// The whole router; tests call it without a socket.
 pub fn app(state: AppState) -> Router {
+    // Rendering spawns on Leptos's executor; an error only says it is already set up.
+    let _ = any_spawner::Executor::init_tokio();
     let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
-    let routes = generate_route_list(grouplab_app::App);
-    let labs = Labs(Arc::new(Course {
+    let course = Arc::new(Course {
         catalog: Arc::clone(state.sessions.catalog()),
         progress: state.sessions.progress().clone(),
-    }) as Arc<dyn LabSource>);
-    let options = state.leptos.clone();
+    });
     Router::new()
         .route("/ws/labs/{lab_id}", get(lab_socket))
         .route("/healthz", get(|| async { "ok" }))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(labs.clone()),
-            move || shell(options.clone()),
-        )
         .merge(static_files(&site_root))
+        .fallback(move |state, request| page(course.clone(), state, request))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_access,
         ))
         .with_state(state)
+}
+
+/// Renders the page a GET asks for (every path that is not a file or the websocket); an address
+/// that shows nothing is a 404 with the "page not found" page.
+async fn page(
+    course: Arc<Course>,
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
+    if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let page = course.page(request.uri().path()).await;
+    let status = match page {
+        Page::NotFound => StatusCode::NOT_FOUND,
+        Page::Labs(_) | Page::Lab(_) => StatusCode::OK,
+    };
+    let options = state.leptos.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        || (),
+        move || shell(options.clone(), page.clone()),
+    );
+    let mut response = render(request).await;
+    *response.status_mut() = status;
+    response
 }
 
 /// The front end's files: gzip-compressed at build time (`cargo xtask site`) and sent as they are
