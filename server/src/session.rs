@@ -46,9 +46,13 @@ use crate::supervisor::{ExitReason, InstanceEvent, InstanceEventKind, Supervisor
 const POLL_INTERVAL: Duration = Duration::from_millis(700);
 /// How often checkpoints are evaluated (and the messages shown are counted anew).
 const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
-/// The least time between two batches of consumed messages to the pages: a message waits at most
-/// this long for others to share its event, so a fast stream costs one event per gap.
-const BATCH_GAP: Duration = Duration::from_millis(4);
+/// The least time between two batches of consumed messages to the pages ([`batch_gap_after`]): a
+/// message waits at most this long for others to share its event, so a fast stream costs one
+/// event per gap. A trickle waits the least, a flood the most.
+const BATCH_GAP_MIN: Duration = Duration::from_millis(1);
+const BATCH_GAP_MAX: Duration = Duration::from_millis(4);
+/// How much each message of the last batch lengthens the gap before the next.
+const BATCH_GAP_PER_MESSAGE: Duration = Duration::from_micros(40);
 /// The most messages shown per [`FLUSH_INTERVAL`]; counts stay exact beyond it.
 const SAMPLE_PER_FLUSH: usize = 12;
 /// How many stopped or crashed instance cards a page keeps.
@@ -303,6 +307,8 @@ struct Session {
     batch_due: Option<tokio::time::Instant>,
     /// When the last batch was sent.
     batch_sent: tokio::time::Instant,
+    /// The least time after `batch_sent` before the next batch, from the last batch's size.
+    batch_gap: Duration,
     /// Messages shown since the last [`FLUSH_INTERVAL`] tick.
     sampled: usize,
     /// Instances that polled since the last tick, whose cards the pages are to be sent.
@@ -384,6 +390,7 @@ impl Session {
             batch: MessageBatch::default(),
             batch_due: None,
             batch_sent: tokio::time::Instant::now(),
+            batch_gap: BATCH_GAP_MIN,
             sampled: 0,
             polled: BTreeSet::new(),
             polling: false,
@@ -1409,11 +1416,11 @@ impl Session {
         self.batch_soon();
     }
 
-    /// Makes the batch due: now, unless the last one left less than [`BATCH_GAP`] ago.
+    /// Makes the batch due: now, unless the last one left less than its gap ago.
     fn batch_soon(&mut self) {
         if self.batch_due.is_none() {
             let now = tokio::time::Instant::now();
-            self.batch_due = Some(now.max(self.batch_sent + BATCH_GAP));
+            self.batch_due = Some(now.max(self.batch_sent + self.batch_gap));
         }
     }
 
@@ -1421,6 +1428,8 @@ impl Session {
     fn send_batch(&mut self) {
         self.batch_due = None;
         self.batch_sent = tokio::time::Instant::now();
+        let counted = self.batch.received.iter().chain(&self.batch.processed);
+        self.batch_gap = batch_gap_after(counted.map(|(_, n)| *n).sum());
         if !self.batch.received.is_empty() || !self.batch.processed.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             self.emit(ServerEvent::Messages(batch));
@@ -2145,4 +2154,24 @@ pub fn now_us() -> EpochMicros {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as EpochMicros)
+}
+
+/// The least time before the batch after one of `messages` (received and processed) may leave.
+fn batch_gap_after(messages: u64) -> Duration {
+    let grown = BATCH_GAP_PER_MESSAGE.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX));
+    grown.clamp(BATCH_GAP_MIN, BATCH_GAP_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trickle_of_messages_waits_the_least_and_a_flood_the_most() {
+        assert_eq!(batch_gap_after(0), BATCH_GAP_MIN);
+        assert_eq!(batch_gap_after(1), BATCH_GAP_MIN);
+        assert_eq!(batch_gap_after(50), Duration::from_millis(2));
+        assert_eq!(batch_gap_after(100), BATCH_GAP_MAX);
+        assert_eq!(batch_gap_after(u64::MAX), BATCH_GAP_MAX);
+    }
 }
