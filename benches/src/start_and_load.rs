@@ -3,16 +3,23 @@
 //! - **Start**: the built server (`target/debug/grouplab`, what `scripts/run.sh` runs) from its
 //!   spawn to "broker ready and page served": `/healthz` answers only once the embedded broker
 //!   does, then the lab page is fetched.
+//! - **The run command**: the same, from `scripts/run.sh` (already built: it checks the setup,
+//!   asks cargo whether the front end and the binaries are up to date, then starts the server).
 //! - **Load**: navigation to the lab page until it shows the live lab (the page's
 //!   `performance.mark("grouplab-live")`: hydrated, websocket open, snapshot applied), first with
 //!   an empty cache, then on reloads, which revalidate the front end's files (304s).
 //!
 //!     cargo xtask build && cargo run -p grouplab-benches --bin start_and_load -- [runs]
 
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use fantoccini::Locator;
-use grouplab_end2end::{Browser, TestServer, poll_until};
+use grouplab_end2end::{
+    Browser, START_DEADLINE, TestServer, free_addr, http_fetch, poll_until, workspace_root,
+};
 
 const LAB: &str = "04-consumer-groups";
 
@@ -34,6 +41,15 @@ async fn main() -> anyhow::Result<()> {
         starts.push(spawned.elapsed());
     }
     report("start: spawn → broker ready and lab page served", &starts);
+
+    let mut commands = Vec::new();
+    for _ in 0..runs {
+        commands.push(run_command().await?);
+    }
+    report(
+        "the run command, already built: scripts/run.sh → lab page served",
+        &commands,
+    );
 
     let data = tempfile::tempdir()?;
     let server = TestServer::start(data.path()).await?;
@@ -88,6 +104,61 @@ async fn main() -> anyhow::Result<()> {
     report("load: navigation → live lab, empty cache", &first);
     report("load: reload → live lab (front end revalidated)", &reloads);
     Ok(())
+}
+
+/// Runs `scripts/run.sh` on free ports until it serves the lab page, then interrupts it.
+async fn run_command() -> anyhow::Result<Duration> {
+    let data = tempfile::tempdir()?;
+    let (addr, broker) = (free_addr(), free_addr());
+    let started = Instant::now();
+    let mut child = Command::new(workspace_root().join("scripts").join("run.sh"))
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--broker-addr")
+        .arg(broker.to_string())
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group, so that one signal reaches cargo, xtask and the server.
+        .process_group(0)
+        .spawn()
+        .context("could not run scripts/run.sh")?;
+    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+    let served = poll_until(
+        "scripts/run.sh to serve the lab page",
+        START_DEADLINE,
+        || async {
+            let (status, _, page) = http_fetch(addr, &format!("/labs/{LAB}"), "").await.ok()?;
+            (status == 200 && String::from_utf8_lossy(&page).contains("Consumer groups"))
+                .then_some(())
+        },
+    )
+    .await
+    .map(|()| started.elapsed());
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT)?;
+    let exited = poll_until("scripts/run.sh to stop", START_DEADLINE, || {
+        let status = child.try_wait();
+        async move { status.ok().flatten() }
+    })
+    .await;
+    if exited.is_err() {
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL)?;
+        child.wait()?;
+    }
+    // The server shuts down on its own signal, perhaps after the script's process has gone.
+    let closed = poll_until("the server to stop listening", START_DEADLINE, || async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    let served = served?;
+    exited?;
+    closed?;
+    Ok(served)
 }
 
 fn report(what: &str, samples: &[Duration]) {

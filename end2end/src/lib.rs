@@ -307,31 +307,35 @@ impl TestServer {
 
     /// [`TestServer::request`], with the body as bytes.
     pub async fn fetch(&self, path: &str, headers: &str) -> anyhow::Result<(u16, String, Vec<u8>)> {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
-        stream
-            .write_all(
-                format!(
-                    "GET {path} HTTP/1.0\r\nHost: {}\r\n{headers}\r\n",
-                    self.addr
-                )
-                .as_bytes(),
-            )
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .context("no end of the HTTP header")?;
-        let head = String::from_utf8(response[..split].to_vec())?;
-        let body = response[split + 4..].to_vec();
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("no HTTP status line")?;
-        Ok((status, head, body))
+        http_fetch(self.addr, path, headers).await
     }
+}
+
+/// A plain HTTP/1.0 GET of `path` from `addr` with extra header lines (each ending in `\r\n`),
+/// returning the status, the response's header block and its body.
+pub async fn http_fetch(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+) -> anyhow::Result<(u16, String, Vec<u8>)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of the HTTP header")?;
+    let head = String::from_utf8(response[..split].to_vec())?;
+    let body = response[split + 4..].to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status line")?;
+    Ok((status, head, body))
 }
 
 impl Drop for TestServer {

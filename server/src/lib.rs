@@ -76,10 +76,9 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Refuse an exposed address before anything starts.
     let token = access_token(config.addr, config.public, config.access_token.clone())?;
-    let catalog = Arc::new(LabCatalog::load(&config.labs_dir)?);
-    for (id, problem) in catalog.problems() {
-        warn!(lab = %id, %problem, "this lab is listed as broken");
-    }
+    // The labs are read (and their code highlighted) while the broker starts.
+    let labs_dir = config.labs_dir.clone();
+    let catalog = tokio::task::spawn_blocking(move || LabCatalog::load(&labs_dir));
 
     let (broker, bootstrap) = match &config.bootstrap_servers {
         Some(bootstrap) => (None, bootstrap.clone()),
@@ -104,6 +103,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         // A named cluster may come up later; the page shows it as down until then.
         Err(err) => warn!(%err, "the Kafka cluster is not answering yet"),
+    }
+
+    let catalog = Arc::new(catalog.await.context("reading the labs failed")??);
+    for (id, problem) in catalog.problems() {
+        warn!(lab = %id, %problem, "this lab is listed as broken");
     }
 
     // Started by the first Redis lab opened, never before: Kafka labs do not wait for it.

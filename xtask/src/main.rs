@@ -1,7 +1,8 @@
 //! Build steps for grouplab, run as `cargo xtask <task>`.
 //!
 //! - `site`: builds the WASM front end and writes the site folder (`target/site`): `pkg/grouplab.js`,
-//!   `pkg/grouplab_bg.wasm` and `grouplab.css`.
+//!   `pkg/grouplab_bg.wasm` and `grouplab.css`. Its last steps (wasm-bindgen, wasm-opt, gzip) are
+//!   skipped when `target/site/.made-from` says the site was made from the same inputs.
 //! - `build`: `site`, then the server and consumer binaries (nothing else: the run command waits for it).
 //! - `run [-- server args]`: `build`, then starts the server on the built site.
 //! - `test`: `build`, then every test of the workspace.
@@ -30,6 +31,8 @@ const WASM_PROFILE: &str = "wasm-release";
 const OUTPUT_NAME: &str = "grouplab";
 /// binaryen's wasm-opt, as npm installs it into `tools/binaryen` (a Node.js script).
 const WASM_OPT: &str = "tools/binaryen/node_modules/binaryen/bin/wasm-opt";
+/// Its package, which names its version.
+const BINARYEN_PACKAGE: &str = "tools/binaryen/node_modules/binaryen/package.json";
 /// The oldest binaryen known to keep the module working.
 const WASM_OPT_MIN_VERSION: u32 = 132;
 /// The WebAssembly features Rust enables for wasm32-unknown-unknown, which wasm-opt must accept.
@@ -238,6 +241,36 @@ fn site(root: &Path) -> anyhow::Result<()> {
         .join("grouplab_frontend.wasm");
     let site = target.join("site");
     let pkg = site.join("pkg");
+    let module = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
+    let css = root.join("style").join("grouplab.css");
+    let outputs = [
+        module.clone(),
+        pkg.join(format!("{OUTPUT_NAME}.js")),
+        site.join("grouplab.css"),
+    ];
+    // wasm-bindgen and wasm-opt take about 10 s, which every `scripts/run.sh` would pay: they are
+    // skipped when the site was made from exactly these inputs.
+    let stamp = site.join(".made-from");
+    let inputs = site_fingerprint(&[
+        &std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?,
+        &std::fs::read(&css).with_context(|| format!("cannot read {}", css.display()))?,
+        &std::fs::read(root.join(BINARYEN_PACKAGE)).unwrap_or_default(),
+        SITE_RECIPE.as_bytes(),
+    ]);
+    let complete = outputs.iter().all(|file| {
+        let mut gz = file.as_os_str().to_owned();
+        gz.push(".gz");
+        file.is_file() && Path::new(&gz).is_file()
+    });
+    if complete && std::fs::read_to_string(&stamp).is_ok_and(|made| made == inputs) {
+        print_site_size(&site, &module, None)?;
+        return Ok(());
+    }
+    // Gone while the outputs are rewritten, so a build stopped halfway is redone next time.
+    if stamp.exists() {
+        std::fs::remove_file(&stamp)
+            .with_context(|| format!("cannot remove {}", stamp.display()))?;
+    }
     std::fs::create_dir_all(&pkg).with_context(|| format!("cannot create {}", pkg.display()))?;
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&wasm)
@@ -247,28 +280,45 @@ fn site(root: &Path) -> anyhow::Result<()> {
         .typescript(false)
         .generate(&pkg)
         .context("wasm-bindgen could not generate the JavaScript glue")?;
-    let module = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
     let unoptimised = std::fs::metadata(&module)?.len();
     wasm_opt(root, &module)?;
-    std::fs::copy(
-        root.join("style").join("grouplab.css"),
-        site.join("grouplab.css"),
-    )
-    .context("cannot copy style/grouplab.css")?;
-    for file in [
-        module.clone(),
-        pkg.join(format!("{OUTPUT_NAME}.js")),
-        site.join("grouplab.css"),
-    ] {
-        gzip_beside(&file)?;
+    std::fs::copy(&css, site.join("grouplab.css")).context("cannot copy style/grouplab.css")?;
+    for file in &outputs {
+        gzip_beside(file)?;
     }
-    let size = std::fs::metadata(&module)?.len();
+    std::fs::write(&stamp, &inputs).with_context(|| format!("cannot write {}", stamp.display()))?;
+    print_site_size(&site, &module, Some(unoptimised))
+}
+
+/// What turns the inputs into the site, so that a change to it makes the site again.
+const SITE_RECIPE: &str = concat!(
+    "wasm-bindgen web, no typescript; wasm-opt -Oz; gzip best; xtask ",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// A digest of everything the site is made from, in order.
+fn site_fingerprint(inputs: &[&[u8]]) -> String {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: stable for one build of xtask, which is all the stamp needs.
+    let mut hasher = std::hash::DefaultHasher::new();
+    for input in inputs {
+        input.hash(&mut hasher);
+    }
+    WASM_FEATURES.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+fn print_site_size(site: &Path, module: &Path, unoptimised: Option<u64>) -> anyhow::Result<()> {
+    let size = std::fs::metadata(module)?.len();
     let gzipped = std::fs::metadata(module.with_extension("wasm.gz"))?.len();
+    let before = match unoptimised {
+        Some(bytes) => format!("{} KiB before wasm-opt", bytes / 1024),
+        None => "unchanged since the last build".to_owned(),
+    };
     println!(
-        "front end built: {} ({} KiB of WASM, {} KiB before wasm-opt; {} KiB gzipped)",
+        "front end built: {} ({} KiB of WASM, {before}; {} KiB gzipped)",
         site.display(),
         size / 1024,
-        unoptimised / 1024,
         gzipped / 1024
     );
     Ok(())
@@ -381,4 +431,27 @@ fn lint(root: &Path) -> anyhow::Result<()> {
             "warnings",
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_site_is_made_again_when_any_of_its_inputs_changes() {
+        let made = site_fingerprint(&[b"module", b"style", b"binaryen 132"]);
+        assert_eq!(
+            made,
+            site_fingerprint(&[b"module", b"style", b"binaryen 132"])
+        );
+        for changed in [
+            site_fingerprint(&[b"module!", b"style", b"binaryen 132"]),
+            site_fingerprint(&[b"module", b"style!", b"binaryen 132"]),
+            site_fingerprint(&[b"module", b"style", b"binaryen 133"]),
+            // The same bytes split differently are different inputs.
+            site_fingerprint(&[b"modules", b"tyle", b"binaryen 132"]),
+        ] {
+            assert_ne!(made, changed);
+        }
+    }
 }
