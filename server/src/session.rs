@@ -53,6 +53,8 @@ const BATCH_GAP_MIN: Duration = Duration::from_millis(1);
 const BATCH_GAP_MAX: Duration = Duration::from_millis(4);
 /// How much each message of the last batch lengthens the gap before the next.
 const BATCH_GAP_PER_MESSAGE: Duration = Duration::from_micros(40);
+/// The most instance reports handled in one turn of a session's loop.
+const INSTANCE_EVENTS_AT_ONCE: usize = 256;
 /// The most messages shown per [`FLUSH_INTERVAL`]; counts stay exact beyond it.
 const SAMPLE_PER_FLUSH: usize = 12;
 /// How many stopped or crashed instance cards a page keeps.
@@ -438,7 +440,15 @@ impl Session {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 Some(request) = inbox.recv() => self.on_request(request).await,
-                Some(event) = instance_inbox.recv() => self.on_instance_event(event),
+                Some(event) = instance_inbox.recv() => {
+                    self.on_instance_event(event);
+                    // Reports already waiting are taken now, so that they leave in the same batch
+                    // rather than one gap later; bounded, so that a flood cannot starve the rest.
+                    for _ in 1..INSTANCE_EVENTS_AT_ONCE {
+                        let Ok(event) = instance_inbox.try_recv() else { break };
+                        self.on_instance_event(event);
+                    }
+                }
                 Some(outcome) = outcome_inbox.recv() => self.on_outcome(outcome),
                 change = next_change(&mut group_changes) => match change {
                     Ok(change) => self.observe_group(&change.group, change.decided_at_us),
