@@ -97,14 +97,18 @@ struct Inner {
     /// (rdkafka has no admin call for them). At most [`MAX_OFFSET_READERS`], the least recently
     /// used going first, each with when it was last used.
     /// A std Mutex is fine: it is held only to look up or insert, never across an await.
-    offset_readers: Mutex<HashMap<String, (Arc<BaseConsumer>, u64)>>,
+    offset_readers: Mutex<OffsetReaders>,
     /// Counts uses of the offset readers, to tell which was used least recently.
     reads: std::sync::atomic::AtomicU64,
 }
 
 /// The most offset readers kept: each is a librdkafka client with threads of its own, and a
-/// learner can type any number of group names.
-const MAX_OFFSET_READERS: usize = 32;
+/// learner can type any number of group names. Above the groups being watched, every read
+/// creates a client and closes another, so it is sized for 40 labs with a group or two each.
+const MAX_OFFSET_READERS: usize = 96;
+
+/// Each group's offset reader, with when it was last used (a count of reads).
+type OffsetReaders = HashMap<String, (Arc<BaseConsumer>, u64)>;
 
 impl Cluster {
     pub fn connect(bootstrap: &str) -> Result<Self, ClusterError> {
@@ -263,10 +267,13 @@ impl Cluster {
                 }
             }
         }
-        if let Ok(mut readers) = self.inner.offset_readers.lock() {
-            for group in groups {
-                readers.remove(*group);
-            }
+        let removed: Vec<_> = match self.inner.offset_readers.lock() {
+            Ok(mut readers) => groups.iter().filter_map(|g| readers.remove(*g)).collect(),
+            Err(_) => Vec::new(),
+        };
+        // Closing a librdkafka client blocks until its threads end: never on a runtime worker.
+        if !removed.is_empty() {
+            tokio::task::spawn_blocking(move || drop(removed));
         }
         Ok(())
     }
@@ -312,11 +319,12 @@ impl Cluster {
         topic: &str,
         partitions: &[i32],
     ) -> Result<Vec<Option<i64>>, ClusterError> {
-        let reader = self.inner.offset_reader(group)?;
         let inner = Arc::clone(&self.inner);
+        let group = group.to_owned();
         let topic = topic.to_owned();
         let partitions = partitions.to_vec();
         blocking(move || {
+            let reader = inner.offset_reader(&group)?;
             let mut list = TopicPartitionList::new();
             for &partition in &partitions {
                 list.add_partition(&topic, partition);
@@ -579,34 +587,64 @@ impl Inner {
         }
     }
 
+    /// The group's offset reader, created if it has none. It blocks (creating a librdkafka
+    /// client, and closing the one it replaces): call it on a blocking thread. The lock is never
+    /// held while a client is created or closed, so other groups' reads do not wait for it.
     fn offset_reader(&self, group: &str) -> Result<Arc<BaseConsumer>, ClusterError> {
-        let mut readers = self
-            .offset_readers
-            .lock()
-            .map_err(|_| internal("the offset readers' lock was poisoned"))?;
-        let now = self
-            .reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some((reader, used)) = readers.get_mut(group) {
-            *used = now;
-            return Ok(Arc::clone(reader));
+        if let Some(reader) = self.lookup_reader(group)? {
+            return Ok(reader);
         }
-        if readers.len() >= MAX_OFFSET_READERS
-            && let Some(oldest) = readers
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(group, _)| group.clone())
-        {
-            readers.remove(&oldest);
-        }
-        let reader: BaseConsumer = base_config(&self.bootstrap)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(internal)?;
-        let reader = Arc::new(reader);
-        readers.insert(group.to_owned(), (Arc::clone(&reader), now));
+        let created: Arc<BaseConsumer> = Arc::new(
+            base_config(&self.bootstrap)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .create()
+                .map_err(internal)?,
+        );
+        let (reader, unused) = {
+            let mut readers = self.readers()?;
+            let now = self.next_use();
+            if let Some((found, used)) = readers.get_mut(group) {
+                // Another read created one meanwhile: keep that one, close ours.
+                *used = now;
+                (Arc::clone(found), Some(created))
+            } else {
+                let oldest = (readers.len() >= MAX_OFFSET_READERS)
+                    .then(|| {
+                        readers
+                            .iter()
+                            .min_by_key(|(_, (_, used))| *used)
+                            .map(|(group, _)| group.clone())
+                    })
+                    .flatten()
+                    .and_then(|oldest| readers.remove(&oldest))
+                    .map(|(reader, _)| reader);
+                readers.insert(group.to_owned(), (Arc::clone(&created), now));
+                (created, oldest)
+            }
+        };
+        drop(unused);
         Ok(reader)
+    }
+
+    fn lookup_reader(&self, group: &str) -> Result<Option<Arc<BaseConsumer>>, ClusterError> {
+        let mut readers = self.readers()?;
+        let now = self.next_use();
+        Ok(readers.get_mut(group).map(|(reader, used)| {
+            *used = now;
+            Arc::clone(reader)
+        }))
+    }
+
+    fn readers(&self) -> Result<std::sync::MutexGuard<'_, OffsetReaders>, ClusterError> {
+        self.offset_readers
+            .lock()
+            .map_err(|_| internal("the offset readers' lock was poisoned"))
+    }
+
+    fn next_use(&self) -> u64 {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
