@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use fantoccini::Locator;
 use grouplab_end2end::{
-    Browser, START_DEADLINE, TestServer, free_addr, http_fetch, poll_until, workspace_root,
+    Browser, START_DEADLINE, TestServer, free_addr, http_fetch, kill_group, poll_until,
+    workspace_root,
 };
 
 const LAB: &str = "04-consumer-groups";
@@ -144,8 +145,7 @@ async fn run_command() -> anyhow::Result<Duration> {
     })
     .await;
     if exited.is_err() {
-        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL)?;
-        child.wait()?;
+        kill_group(&mut child);
     }
     // The server shuts down on its own signal, perhaps after the script's process has gone.
     let closed = poll_until("the server to stop listening", START_DEADLINE, || async {

@@ -546,16 +546,17 @@ impl Drop for Browser {
     }
 }
 
-/// Kills chromedriver and everything in its process group (the Chromium it started).
-fn kill_group(driver: &mut Child) {
-    if let Ok(pid) = i32::try_from(driver.id()) {
+/// Kills a child started as a process group's leader and everything in its group (for
+/// chromedriver, the Chromium it started), and reaps it.
+pub fn kill_group(leader: &mut Child) {
+    if let Ok(pid) = i32::try_from(leader.id()) {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    let _ = driver.kill();
-    let _ = driver.wait();
+    let _ = leader.kill();
+    let _ = leader.wait();
 }
 
 /// Kills chromedriver if the session could not be opened.

@@ -603,11 +603,9 @@ impl Inner {
         );
         let (reader, unused) = {
             let mut readers = self.readers()?;
-            let now = self.next_use();
-            if let Some((found, used)) = readers.get_mut(group) {
+            if let Some(found) = self.touch(&mut readers, group) {
                 // Another read created one meanwhile: keep that one, close ours.
-                *used = now;
-                (Arc::clone(found), Some(created))
+                (found, Some(created))
             } else {
                 let oldest = (readers.len() >= MAX_OFFSET_READERS)
                     .then(|| {
@@ -619,7 +617,7 @@ impl Inner {
                     .flatten()
                     .and_then(|oldest| readers.remove(&oldest))
                     .map(|(reader, _)| reader);
-                readers.insert(group.to_owned(), (Arc::clone(&created), now));
+                readers.insert(group.to_owned(), (Arc::clone(&created), self.next_use()));
                 (created, oldest)
             }
         };
@@ -629,11 +627,15 @@ impl Inner {
 
     fn lookup_reader(&self, group: &str) -> Result<Option<Arc<BaseConsumer>>, ClusterError> {
         let mut readers = self.readers()?;
-        let now = self.next_use();
-        Ok(readers.get_mut(group).map(|(reader, used)| {
-            *used = now;
+        Ok(self.touch(&mut readers, group))
+    }
+
+    /// The group's reader if it has one, marked as the most recently used.
+    fn touch(&self, readers: &mut OffsetReaders, group: &str) -> Option<Arc<BaseConsumer>> {
+        readers.get_mut(group).map(|(reader, used)| {
+            *used = self.next_use();
             Arc::clone(reader)
-        }))
+        })
     }
 
     fn readers(&self) -> Result<std::sync::MutexGuard<'_, OffsetReaders>, ClusterError> {
