@@ -7,7 +7,9 @@
 //! back-off starts over only after a connection has stayed up. Leaving the page closes the
 //! socket and clears every timer it set.
 
-use grouplab_protocol::{ClientCommand, LabSnapshot, Notice, PROTOCOL_VERSION, ServerEvent};
+use grouplab_protocol::{
+    ClientCommand, LabSnapshot, Notice, NoticeLevel, PROTOCOL_VERSION, ServerEvent,
+};
 use leptos::prelude::*;
 
 /// How the page's link to the server is doing.
@@ -33,6 +35,17 @@ const MAX_NOTICES: usize = 4;
 /// A connection that stayed up this long starts the back-off over when it drops.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const STAYED_UP_MS: f64 = 10_000.0;
+
+/// How long a notice stays before it goes by itself; errors stay until dismissed.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub fn shown_for(level: NoticeLevel) -> Option<std::time::Duration> {
+    match level {
+        NoticeLevel::Info => Some(std::time::Duration::from_secs(5)),
+        // Long enough to read a problem that the instance's card also shows.
+        NoticeLevel::Warning => Some(std::time::Duration::from_secs(12)),
+        NoticeLevel::Error => None,
+    }
+}
 
 /// How long to wait before reconnect attempt `attempt` (counted from 1): 0.5 s, doubling,
 /// at most 10 s, so a server that is down for long is not hammered and one that restarts
@@ -130,14 +143,14 @@ impl Live {
         ));
     }
 
-    /// Shows a notice. Errors stay until dismissed; confirmations go away after a few seconds.
+    /// Shows a notice. Errors stay until dismissed; the others go away by themselves.
     pub fn notify(&self, notice: Notice) {
         let id = self.next_notice.get_value();
         self.next_notice.set_value(id + 1);
         #[cfg(feature = "hydrate")]
-        if notice.level == grouplab_protocol::NoticeLevel::Info {
+        if let Some(shown_for) = shown_for(notice.level) {
             let live = *self;
-            set_timeout(move || live.dismiss(id), std::time::Duration::from_secs(5));
+            set_timeout(move || live.dismiss(id), shown_for);
         }
         self.notices.update(|notices| {
             notices.push(ShownNotice { id, notice });
@@ -381,7 +394,17 @@ mod browser {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use grouplab_protocol::NoticeLevel;
+
+    use super::{backoff, shown_for};
+
+    #[test]
+    fn only_errors_stay_until_dismissed_and_warnings_outlast_confirmations() {
+        assert_eq!(shown_for(NoticeLevel::Error), None);
+        let info = shown_for(NoticeLevel::Info).expect("confirmations go by themselves");
+        let warning = shown_for(NoticeLevel::Warning).expect("warnings go by themselves");
+        assert!(warning > info, "{warning:?} vs {info:?}");
+    }
 
     #[test]
     fn reconnects_back_off_exponentially_up_to_ten_seconds() {

@@ -105,7 +105,8 @@ pub fn Notices() -> impl IntoView {
                 <div
                     class="notice"
                     class:error=shown.notice.level == NoticeLevel::Error
-                    role=if shown.notice.level == NoticeLevel::Error { "alert" } else { "status" }
+                    class:warning=shown.notice.level == NoticeLevel::Warning
+                    role=if shown.notice.level == NoticeLevel::Info { "status" } else { "alert" }
                 >
                     <strong>{shown.notice.title.clone()}</strong>
                     <p>{shown.notice.detail.clone()}</p>
@@ -1086,7 +1087,8 @@ fn InstanceCard(instance: InstanceView) -> impl IntoView {
             })}
             <p class="settings muted">{summary}</p>
             <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
-            {instance.problem.as_ref().filter(|_| alive).map(|problem| view! {
+            // Kept on a stopped card: a commit refused as it left says why its work is done again.
+            {instance.problem.as_ref().map(|problem| view! {
                 <p class="problem" role="status" data-testid=format!("problem-{}", instance.name)>
                     <span class="muted">{clock(problem.at)} " client error: "</span>
                     {problem.message.clone()}

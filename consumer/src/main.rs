@@ -630,8 +630,28 @@ fn text(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// rdkafka's words for an error, after what they mean for a group member where the code alone
+/// would not tell a learner.
 fn describe(err: &KafkaError) -> String {
-    err.to_string()
+    match err.rdkafka_error_code().and_then(meaning_for_a_member) {
+        Some(meaning) => format!("{meaning} ({err})"),
+        None => err.to_string(),
+    }
+}
+
+fn meaning_for_a_member(code: RDKafkaErrorCode) -> Option<&'static str> {
+    Some(match code {
+        RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration => {
+            "the group no longer counts this instance as a member (it missed its poll deadline, or its session timed out): its partitions go to another member, which reads these messages again"
+        }
+        RDKafkaErrorCode::RebalanceInProgress => {
+            "the group is rebalancing, so these partitions may move; their next owner reads from the last commit"
+        }
+        RDKafkaErrorCode::FencedInstanceId => {
+            "another instance joined with this static member id and took its place"
+        }
+        _ => return None,
+    })
 }
 
 /// Whether stdout broke: then there is no one to report to.
@@ -678,5 +698,25 @@ fn die_with_parent() {
         if std::os::unix::process::parent_id() != parent {
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_refused_to_a_member_the_group_removed_says_why_and_keeps_the_code() {
+        let refused = describe(&KafkaError::ConsumerCommit(
+            RDKafkaErrorCode::UnknownMemberId,
+        ));
+        assert!(
+            refused.starts_with("the group no longer counts this instance as a member"),
+            "{refused}"
+        );
+        assert!(refused.contains("UnknownMemberId"), "{refused}");
+
+        let plain = KafkaError::ConsumerCommit(RDKafkaErrorCode::BrokerTransportFailure);
+        assert_eq!(describe(&plain), plain.to_string());
     }
 }

@@ -15,14 +15,29 @@ fn testid(id: &str) -> String {
     format!("[data-testid='{id}']")
 }
 
-/// Clicks an element once it is on the page and nothing covers it (a notice may, for a few seconds).
+/// Clicks an element once it is on the page and nothing covers it (a notice may, for a few
+/// seconds). If it never can, the error says why the last try failed and what notices showed.
 async fn click(client: &Client, id: &str) -> anyhow::Result<()> {
     let css = testid(id);
-    poll_until(&format!("{id} to be clickable"), STEP_DEADLINE, || async {
-        let element = client.find(Locator::Css(&css)).await.ok()?;
-        element.click().await.ok()
+    let last_failure = std::cell::RefCell::new(String::new());
+    let clicked = poll_until(&format!("{id} to be clickable"), STEP_DEADLINE, || async {
+        let tried = match client.find(Locator::Css(&css)).await {
+            Ok(element) => element.click().await,
+            Err(err) => Err(err),
+        };
+        tried
+            .map_err(|err| *last_failure.borrow_mut() = err.to_string())
+            .ok()
     })
-    .await
+    .await;
+    if let Err(err) = clicked {
+        let notices = text(client, "notices").await;
+        anyhow::bail!(
+            "{err}; the last try: {}\nnotices: {notices:?}",
+            last_failure.borrow()
+        );
+    }
+    Ok(())
 }
 
 /// The text of the element with this test id, if it is on the page.
@@ -753,6 +768,15 @@ async fn lab_08_journey_moves_slow_work_off_the_poll_loop() -> anyhow::Result<()
     wait_text(client, "queue-B", "waiting").await?;
     wait_step_passed(client, 2).await?;
     wait_text(client, "progress-count", "3 of 3").await?;
+    // The removed member's failed commit is the lesson, shown on its card: no notice about it
+    // may stay over the controls until someone dismisses it.
+    let sticky = client.find_all(Locator::Css(".notice.error")).await?;
+    if let Some(first) = sticky.first() {
+        anyhow::bail!(
+            "an error notice stays on the page: {:?}",
+            first.text().await?
+        );
+    }
     browser.close().await
 }
 

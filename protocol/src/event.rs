@@ -123,6 +123,14 @@ impl Notice {
         }
     }
 
+    pub fn warning(title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            level: NoticeLevel::Warning,
+            title: title.into(),
+            detail: detail.into(),
+        }
+    }
+
     pub fn info(title: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             level: NoticeLevel::Info,
@@ -135,7 +143,12 @@ impl Notice {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeLevel {
+    /// A confirmation; it goes away after a few seconds.
     Info,
+    /// Something went wrong that is also shown where it happened (an instance's card), so the
+    /// notice goes away after a while instead of covering the page until dismissed.
+    Warning,
+    /// Something went wrong that nothing else shows; it stays until dismissed.
     Error,
 }
 

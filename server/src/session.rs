@@ -1364,12 +1364,14 @@ impl Session {
                 let explained = self.view.broker.health.outage().is_some();
                 if fatal || (!explained && now.saturating_sub(last) >= INSTANCE_NOTICE_GAP_MS) {
                     self.last_instance_notice.insert(view.id, now);
-                    let notice = Notice::error(
-                        format!("Instance {} reports a problem", view.name),
-                        format!(
-                            "{message}. If the broker is down, the instance keeps retrying; if this repeats, stop the instance and check the broker."
-                        ),
-                    );
+                    let title = format!("Instance {} reports a problem", view.name);
+                    // A fatal error ends the instance: that notice stays until dismissed. The
+                    // others are on the card until it recovers, so their notice fades.
+                    let notice = if fatal {
+                        Notice::error(title, format!("{message}. The instance has stopped."))
+                    } else {
+                        Notice::warning(title, format!("{message}. Its card shows it too."))
+                    };
                     let _ = self.events.send(ServerEvent::Notice(notice));
                 }
                 return;

@@ -86,7 +86,7 @@ pub enum SupervisorError {
         program: String,
         source: std::io::Error,
     },
-    #[error("That instance is not running any more.")]
+    #[error("This server never started that instance.")]
     UnknownInstance,
     #[error("The server is shutting down.")]
     ShuttingDown,
@@ -236,6 +236,9 @@ impl Supervisor {
                         let _ = entry.control.try_send(control);
                         Ok(())
                     }
+                    // It has ended, and its session may not have read so yet (a second click on
+                    // Stop often lands there): nothing is left to do, and its exit is reported.
+                    None if id.0 < self.next_id => Ok(()),
                     None => Err(SupervisorError::UnknownInstance),
                 };
                 let _ = reply.send(result);
@@ -461,5 +464,86 @@ async fn keep_stderr_tail(
             }
             tail.push_back(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use grouplab_protocol::ConsumerSettings;
+
+    use super::*;
+
+    fn supervisor(program: &str) -> (SupervisorHandle, CancellationToken) {
+        let shutdown = CancellationToken::new();
+        let config = SupervisorConfig {
+            program: program.into(),
+            max_total: 8,
+            max_per_owner: 1,
+            stop_grace: Duration::from_secs(5),
+        };
+        let (handle, _tasks) = Supervisor::spawn(config, shutdown.clone());
+        (handle, shutdown)
+    }
+
+    fn instance_config() -> InstanceConfig {
+        InstanceConfig {
+            backend: grouplab_protocol::Backend::Kafka,
+            bootstrap_servers: "127.0.0.1:9".into(),
+            group: "g".into(),
+            topics: vec!["t".into()],
+            client_id: "c".into(),
+            settings: ConsumerSettings::default(),
+        }
+    }
+
+    /// A second Stop (or a Crash) can reach the supervisor after the process has ended but before
+    /// its session has read the exit: that is not a failure to show the learner.
+    #[tokio::test]
+    async fn controlling_an_instance_that_has_already_ended_is_not_an_error() {
+        // `true` ends at once, as an instance that failed to start would.
+        let (handle, shutdown) = supervisor("true");
+        let (events, mut reports) = mpsc::channel(16);
+        let ended = handle
+            .start("lab", instance_config(), events.clone())
+            .await
+            .expect("`true` starts");
+        let exited = loop {
+            let event = reports.recv().await.expect("an exit is always reported");
+            if let InstanceEventKind::Exited(reason) = event.kind {
+                break reason;
+            }
+        };
+        assert!(matches!(exited, ExitReason::Failed { .. }), "{exited:?}");
+
+        // One instance per owner: a second starts only once the supervisor has forgotten the first.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let second = loop {
+            match handle.start("lab", instance_config(), events.clone()).await {
+                Ok(id) => break id,
+                Err(SupervisorError::OwnerLimit { .. }) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the ended instance was never forgotten"
+                    );
+                    tokio::task::yield_now().await;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        };
+        assert_ne!(second, ended);
+
+        handle
+            .stop(ended)
+            .await
+            .expect("stopping an ended instance");
+        handle
+            .crash(ended)
+            .await
+            .expect("crashing an ended instance");
+        assert!(matches!(
+            handle.stop(InstanceId(9_999)).await,
+            Err(SupervisorError::UnknownInstance)
+        ));
+        shutdown.cancel();
     }
 }
