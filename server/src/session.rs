@@ -46,13 +46,11 @@ use crate::supervisor::{ExitReason, InstanceEvent, InstanceEventKind, Supervisor
 const POLL_INTERVAL: Duration = Duration::from_millis(700);
 /// How often checkpoints are evaluated (and the messages shown are counted anew).
 const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
-/// The least time between two batches of consumed messages to the pages ([`batch_gap_after`]): a
-/// message waits at most this long for others to share its event, so a fast stream costs one
-/// event per gap. A trickle waits the least, a flood the most.
-const BATCH_GAP_MIN: Duration = Duration::from_millis(1);
-const BATCH_GAP_MAX: Duration = Duration::from_millis(4);
-/// How much each message of the last batch lengthens the gap before the next.
-const BATCH_GAP_PER_MESSAGE: Duration = Duration::from_micros(40);
+/// Batches of consumed messages to the pages are paced ([`Pace`]): up to [`BATCH_BURST`] leave
+/// back to back, as a burst from one fetch needs, and beyond that one per `BATCH_PACE`, so a
+/// flood costs at most 250 events a second.
+const BATCH_PACE: Duration = Duration::from_millis(4);
+const BATCH_BURST: u32 = 8;
 /// The most instance reports handled in one turn of a session's loop.
 const INSTANCE_EVENTS_AT_ONCE: usize = 256;
 /// The most messages shown per [`FLUSH_INTERVAL`]; counts stay exact beyond it.
@@ -307,10 +305,8 @@ struct Session {
     batch: MessageBatch,
     /// When the batch being filled is to be sent; `None` while it is empty.
     batch_due: Option<tokio::time::Instant>,
-    /// When the last batch was sent.
-    batch_sent: tokio::time::Instant,
-    /// The least time after `batch_sent` before the next batch, from the last batch's size.
-    batch_gap: Duration,
+    /// When the next batch may leave.
+    batch_pace: Pace,
     /// Messages shown since the last [`FLUSH_INTERVAL`] tick.
     sampled: usize,
     /// Instances that polled since the last tick, whose cards the pages are to be sent.
@@ -391,8 +387,7 @@ impl Session {
             unwatched_since: None,
             batch: MessageBatch::default(),
             batch_due: None,
-            batch_sent: tokio::time::Instant::now(),
-            batch_gap: BATCH_GAP_MIN,
+            batch_pace: Pace::new(tokio::time::Instant::now()),
             sampled: 0,
             polled: BTreeSet::new(),
             polling: false,
@@ -437,6 +432,14 @@ impl Session {
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let shutdown = self.deps.shutdown.clone();
         loop {
+            // A batch with no gap left to wait leaves at once. Its timer would fire only at the
+            // timer's next millisecond tick: 1-2 ms that every message after a quiet spell paid.
+            if self
+                .batch_due
+                .is_some_and(|due| due <= tokio::time::Instant::now())
+            {
+                self.send_batch();
+            }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 Some(request) = inbox.recv() => self.on_request(request).await,
@@ -1428,21 +1431,18 @@ impl Session {
         self.batch_soon();
     }
 
-    /// Makes the batch due: now, unless the last one left less than its gap ago.
+    /// Makes the batch due: now, unless the pace says to wait.
     fn batch_soon(&mut self) {
         if self.batch_due.is_none() {
-            let now = tokio::time::Instant::now();
-            self.batch_due = Some(now.max(self.batch_sent + self.batch_gap));
+            self.batch_due = Some(self.batch_pace.leaves_at(tokio::time::Instant::now()));
         }
     }
 
     /// Sends the consumed messages counted since the last batch.
     fn send_batch(&mut self) {
         self.batch_due = None;
-        self.batch_sent = tokio::time::Instant::now();
-        let counted = self.batch.received.iter().chain(&self.batch.processed);
-        self.batch_gap = batch_gap_after(counted.map(|(_, n)| *n).sum());
         if !self.batch.received.is_empty() || !self.batch.processed.is_empty() {
+            self.batch_pace.sent(tokio::time::Instant::now());
             let batch = std::mem::take(&mut self.batch);
             self.emit(ServerEvent::Messages(batch));
         }
@@ -2168,10 +2168,31 @@ pub fn now_us() -> EpochMicros {
         .map_or(0, |d| d.as_micros() as EpochMicros)
 }
 
-/// The least time before the batch after one of `messages` (received and processed) may leave.
-fn batch_gap_after(messages: u64) -> Duration {
-    let grown = BATCH_GAP_PER_MESSAGE.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX));
-    grown.clamp(BATCH_GAP_MIN, BATCH_GAP_MAX)
+/// When message batches may leave: a token bucket of [`BATCH_BURST`] batches refilled one per
+/// [`BATCH_PACE`], kept as one instant (the generic cell rate algorithm): `theoretical` is when
+/// the bucket would be full again if nothing more were sent.
+#[derive(Clone, Copy, Debug)]
+struct Pace {
+    theoretical: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(now: tokio::time::Instant) -> Self {
+        Self { theoretical: now }
+    }
+
+    /// The earliest a batch that is ready at `now` may leave.
+    fn leaves_at(self, now: tokio::time::Instant) -> tokio::time::Instant {
+        let tolerance = BATCH_PACE * (BATCH_BURST - 1);
+        self.theoretical
+            .checked_sub(tolerance)
+            .map_or(now, |earliest| earliest.max(now))
+    }
+
+    /// Notes a batch sent at `now`.
+    fn sent(&mut self, now: tokio::time::Instant) {
+        self.theoretical = self.theoretical.max(now) + BATCH_PACE;
+    }
 }
 
 #[cfg(test)]
@@ -2179,11 +2200,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trickle_of_messages_waits_the_least_and_a_flood_the_most() {
-        assert_eq!(batch_gap_after(0), BATCH_GAP_MIN);
-        assert_eq!(batch_gap_after(1), BATCH_GAP_MIN);
-        assert_eq!(batch_gap_after(50), Duration::from_millis(2));
-        assert_eq!(batch_gap_after(100), BATCH_GAP_MAX);
-        assert_eq!(batch_gap_after(u64::MAX), BATCH_GAP_MAX);
+    fn a_burst_of_batches_leaves_at_once_and_a_flood_is_paced() {
+        let start = tokio::time::Instant::now();
+        let mut pace = Pace::new(start);
+        for _ in 0..BATCH_BURST {
+            assert_eq!(pace.leaves_at(start), start);
+            pace.sent(start);
+        }
+        assert_eq!(pace.leaves_at(start), start + BATCH_PACE);
+
+        // A flood: each batch one pace after the one before.
+        let mut at = start;
+        for _ in 0..100 {
+            at = pace.leaves_at(at);
+            pace.sent(at);
+        }
+        assert_eq!(at, start + BATCH_PACE * 100);
+        assert_eq!(pace.leaves_at(at), at + BATCH_PACE);
+
+        // A quiet spell as long as the burst refills it.
+        let later = at + BATCH_PACE * BATCH_BURST;
+        for _ in 0..BATCH_BURST {
+            assert_eq!(pace.leaves_at(later), later);
+            pace.sent(later);
+        }
+        assert_eq!(pace.leaves_at(later), later + BATCH_PACE);
     }
 }
