@@ -1,48 +1,37 @@
 //! The grouplab server.
 //!
 //! One process serves the lab pages and their websocket, embeds the broker (unless a cluster was
-//! named), and supervises the consumer instance processes. Its parts, one module each:
+//! named), and supervises the consumer instance processes. Its parts, a folder each, in layers:
+//! a module imports only from the layers below it.
 //!
-//! - [`config`]: command line and environment.
-//! - [`broker`]: the embedded nisshi broker, and its groups read in-process.
-//! - [`cluster`]: the server's own Kafka clients (admin, producer, offsets, DescribeGroups).
-//! - [`health`]: whether the broker answers, probed for the whole server.
-//! - [`backend`]: what differs between the brokers a lab can run on; [`redis_streams`]: the
-//!   Redis labs' own `redis-server` and the server's client for it; [`rabbitmq`]: the same for
-//!   RabbitMQ labs; [`own_process`]: what starting such a broker needs.
-//! - [`membership`]: every group member, whoever runs it, from the broker's view of the group.
-//! - [`supervisor`]: the actor that owns every consumer instance process.
-//! - [`labs`] and [`checks`]: lab content from `labs/`, and checkpoint evaluation.
+//! - [`web`]: the router, the websocket transport, and who may drive a lab ([`web::access`]).
 //! - [`session`]: one actor per lab that owns its live view, fed by instances and broker polls.
-//! - [`progress`]: learners' progress in SQLite.
-//! - [`web`] and [`ws`]: the router, and the websocket transport; [`access`]: who may drive a lab.
+//!   [`watch`] tells the sessions when a lab's files change.
+//! - [`supervisor`]: the actor that owns every consumer instance process.
+//! - [`lab`]: lab content from `labs/` (the catalog, code highlighting) and learners' progress in
+//!   SQLite.
+//! - [`checks`]: the checkpoint vocabulary labs use, each family's evaluation beside its wording.
+//! - [`backends`]: the brokers a lab runs on (Kafka, embedded or named; Redis; RabbitMQ), the
+//!   seam the session calls them through, and their errors.
+//! - [`model`]: pure records and functions over what the broker and the instances said
+//!   (membership, history, ledger, lag): no I/O.
+//! - [`clock`] and [`config`]: the one clock, and the command line.
 //!
 //! Shutdown is decide (a [`CancellationToken`]), tell (sessions end, the supervisor stops every
 //! instance), and wait (task trackers).
 
 #![recursion_limit = "512"]
 
-pub mod access;
-pub mod backend;
-pub mod broker;
+pub mod backends;
 pub mod checks;
-pub mod cluster;
+pub mod clock;
 pub mod config;
-pub mod health;
-pub mod highlight;
-pub mod labs;
-pub mod lag;
-pub mod ledger;
-pub mod membership;
-pub mod own_process;
-pub mod progress;
-pub mod rabbitmq;
-pub mod redis_streams;
+pub mod lab;
+pub mod model;
 pub mod session;
 pub mod supervisor;
 pub mod watch;
 pub mod web;
-pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,17 +42,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::access::{SiteAccess, access_token};
-use crate::broker::EmbeddedBroker;
-use crate::cluster::Cluster;
+use crate::backends::kafka::Cluster;
+use crate::backends::kafka::EmbeddedBroker;
+use crate::backends::rabbitmq::{Rabbit, RabbitSource};
+use crate::backends::redis::{Redis, RedisSource};
 use crate::config::Config;
-use crate::labs::LabCatalog;
-use crate::progress::ProgressStore;
-use crate::rabbitmq::{Rabbit, RabbitSource};
-use crate::redis_streams::{Redis, RedisSource};
+use crate::lab::catalog::LabCatalog;
+use crate::lab::progress::ProgressStore;
 use crate::session::{SessionDeps, Sessions};
 use crate::supervisor::{Supervisor, SupervisorConfig};
 use crate::web::AppState;
+use crate::web::access::{SiteAccess, access_token};
 
 /// How long the embedded broker may take to answer its first request.
 const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -150,7 +139,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         supervisor_shutdown.clone(),
     );
     let session_tasks = TaskTracker::new();
-    let health = health::monitor(
+    let health = backends::kafka::health::monitor(
         cluster.clone(),
         broker.as_deref().map(EmbeddedBroker::serving),
         sessions_shutdown.clone(),
@@ -277,4 +266,67 @@ pub fn shutdown_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    /// Architecture Invariant (ARCHITECTURE.md): the model and the checks are pure. Their sources
+    /// use no I/O, no clock, no runtime, no broker client, and nothing from a layer above them.
+    #[test]
+    fn the_pure_modules_do_no_io() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).expect("the sources can be listed") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("a source file reads");
+                    found.push((path.display().to_string(), text));
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        for pure in ["model", "checks"] {
+            sources(&src.join(pure), &mut found);
+        }
+        assert!(
+            found.len() >= 10,
+            "the pure modules' sources were not found: {:?}",
+            found.iter().map(|(file, _)| file).collect::<Vec<_>>()
+        );
+        // Spelt in pieces, so that this test does not find itself.
+        let impure = [
+            concat!("std", "::fs"),
+            concat!("std", "::net"),
+            concat!("std", "::io"),
+            concat!("std", "::process"),
+            concat!("std", "::thread"),
+            concat!("std", "::env"),
+            concat!("System", "Time"),
+            concat!("Instant", "::now"),
+            concat!("tok", "io::"),
+            concat!("rd", "kafka::"),
+            concat!("redis", "::"),
+            concat!("la", "pin::"),
+            concat!("rus", "qlite::"),
+            concat!("nis", "shi_"),
+            concat!("hy", "per::"),
+            concat!("ax", "um::"),
+            concat!("crate::", "clock"),
+            concat!("crate::", "backends"),
+            concat!("crate::", "session"),
+            concat!("crate::", "supervisor"),
+            concat!("crate::", "web"),
+            concat!("crate::", "lab"),
+        ];
+        for (file, text) in &found {
+            for word in impure {
+                assert!(
+                    !text.contains(word),
+                    "{file} names {word}, but it must stay pure"
+                );
+            }
+        }
+    }
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::labs::Reloaded;
+use crate::lab::catalog::Reloaded;
 use crate::session::Sessions;
 
 /// How long after a change more changes are waited for before the labs are read.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use grouplab_protocol::{
     Backend, ConsumerSettings, InstanceConfig, InstanceId, InstanceReport, KeyMode,
 };
-use grouplab_server::broker::EmbeddedBroker;
-use grouplab_server::cluster::Cluster;
+use grouplab_server::backends::kafka::Cluster;
+use grouplab_server::backends::kafka::EmbeddedBroker;
 use grouplab_server::config::locate_consumer_program;
 use grouplab_server::supervisor::{
     ExitReason, InstanceEvent, InstanceEventKind, Supervisor, SupervisorConfig, SupervisorHandle,

@@ -5,7 +5,7 @@
 use grouplab_protocol::{CrashReport, EpochMillis, InstanceId, InstanceView, ServerEvent};
 use tokio::sync::watch;
 
-use super::Session;
+use super::actor::Session;
 
 /// The latest crash measured on each broker, in any lab of this server.
 pub struct CrashBook {

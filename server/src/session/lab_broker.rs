@@ -8,9 +8,9 @@ use grouplab_protocol::{
     Backend, BrokerHealth, BrokerView, InstanceId, InstanceView, Notice, ServerEvent, free_colour,
 };
 
-use super::{Outcome, Session};
-use crate::backend::LabBroker;
-use crate::cluster::ClusterError;
+use super::actor::Session;
+use crate::backends::CallError;
+use crate::backends::LabBroker;
 
 impl Session {
     fn backend(&self) -> Backend {
@@ -117,7 +117,8 @@ impl Session {
                         }
                         Ok(url)
                     };
-                    Outcome::LabBrokerReady(ready.await)
+                    let result = ready.await;
+                    move |session: &mut Session| session.on_lab_broker_ready(result)
                 });
             }
             Backend::RabbitMq => {
@@ -135,13 +136,16 @@ impl Session {
                         rabbit.declare(&main, dead_letter.as_deref()).await?;
                         Ok(url)
                     };
-                    Outcome::LabBrokerReady(ready.await)
+                    let result = ready.await;
+                    move |session: &mut Session| session.on_lab_broker_ready(result)
                 });
             }
         }
     }
 
-    pub(super) fn on_lab_broker_ready(&mut self, result: Result<String, ClusterError>) {
+    /// The lab's Redis or RabbitMQ answered (and the lab's groups or queues exist), at this
+    /// URL, or cannot be used.
+    fn on_lab_broker_ready(&mut self, result: Result<String, CallError>) {
         let broker = match result {
             Ok(url) => {
                 self.lab_url = Some(url.clone());
@@ -205,7 +209,7 @@ impl Session {
     }
 
     /// Shows the lab broker's health as its latest poll found it.
-    pub(super) fn polled_health(&mut self, error: Option<&ClusterError>) {
+    pub(super) fn polled_health(&mut self, error: Option<&CallError>) {
         let health = match error {
             None => BrokerHealth::Up,
             Some(err) => BrokerHealth::Down {

@@ -2,36 +2,33 @@
 //! management API, and the reports of RabbitMQ consumer instances.
 
 use grouplab_protocol::{
-    CommitPolicy, EpochMillis, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    MessageView, Notice, RabbitQueueView, RabbitRefusal, ServerEvent,
+    CommitPolicy, EpochMicros, EpochMillis, InstanceProblem, InstanceState, InstanceView,
+    MessageView, Notice, RabbitDelivery, RabbitQueueView, RabbitRefusal, ServerEvent,
 };
 
-use super::{Outcome, Session};
-use crate::checks::QueueWorker;
-use crate::cluster::ClusterError;
-use crate::rabbitmq::QueuesPolled;
-use crate::supervisor::{InstanceEvent, InstanceEventKind};
+use super::actor::Session;
+use super::reports::Card;
+use crate::backends::CallError;
+use crate::backends::rabbitmq::QueuesPolled;
+use crate::clock::now_ms;
+use crate::model::history::QueueWorker;
 
 impl Session {
     pub(super) fn start_queue_poll(&mut self) {
         if self.lab_url.is_none() {
             return;
         }
-        self.polling = true;
         let rabbit = self.deps.rabbit.clone();
         let queues: Vec<String> = self.topics.iter().cloned().collect();
-        let generation = self.generation;
-        self.run_outcome(async move {
-            Outcome::QueuesPolled {
-                generation,
-                result: rabbit.describe(&queues).await,
-            }
-        });
+        self.run_poll(
+            async move { rabbit.describe(&queues).await },
+            Session::on_queues_polled,
+        );
     }
 
     /// Shows what RabbitMQ holds now, and learns from it what the checks need: which consumers
     /// the page does not run were handed messages, and how full each queue got.
-    pub(super) fn on_queues_polled(&mut self, result: Result<QueuesPolled, ClusterError>) {
+    fn on_queues_polled(&mut self, result: Result<QueuesPolled, CallError>) {
         // RabbitMQ's health is whether it answers the polls.
         self.polled_health(result.as_ref().err());
         let Ok(polled) = result else {
@@ -44,7 +41,7 @@ impl Session {
             .filter(|r| r.seen_at >= self.opened_at)
             .collect();
         if !refusals.is_empty() {
-            self.history.queues.refused = true;
+            self.run.history.queues.refused = true;
         }
         for (name, found) in polled.queues {
             let known = self.view.queue(&name).cloned();
@@ -82,7 +79,7 @@ impl Session {
     }
 
     fn learn_from_queue(&mut self, queue: &RabbitQueueView, before: Option<&RabbitQueueView>) {
-        let history = &mut self.history.queues;
+        let history = &mut self.run.history.queues;
         let held = history.most_held.entry(queue.name.clone()).or_default();
         *held = (*held).max(queue.ready + queue.unacked);
         let externals: Vec<&str> = queue
@@ -120,7 +117,7 @@ impl Session {
                 .redelivered_after_crash
                 .entry(queue.name.clone())
                 .or_default() += again;
-            self.crash_work_moved(crate::session::now_ms());
+            self.crash_work_moved(now_ms());
             self.crash_delivered_again(again);
         }
     }
@@ -136,10 +133,10 @@ impl Session {
                 .find(|(id, _)| *id == view.id)
                 .map_or(0, |(_, n)| *n)
         };
-        let received = view.received + batched(&self.batch.received);
-        let processed = view.processed + batched(&self.batch.processed);
+        let received = view.received + batched(&self.run.batch.received);
+        let processed = view.processed + batched(&self.run.batch.processed);
         let unprocessed = received.saturating_sub(processed);
-        let history = &mut self.history.queues;
+        let history = &mut self.run.history.queues;
         if view.settings.commit == CommitPolicy::Auto {
             if unprocessed > 0 {
                 *history.lost_on_crash.entry(queue.clone()).or_default() += unprocessed;
@@ -162,111 +159,121 @@ impl Session {
         self.crash_began(view, unacked, now);
     }
 
-    /// Handles what only a RabbitMQ consumer instance reports; gives back any other event.
-    pub(super) fn on_queue_report(
+    /// The instance's client consumes the queue, with this prefetch.
+    pub(super) fn queue_consuming(
         &mut self,
         view: &mut InstanceView,
-        event: InstanceEvent,
-        now: EpochMillis,
-    ) -> Option<InstanceEvent> {
-        let InstanceEventKind::Report(report) = &event.kind else {
-            return Some(event);
-        };
-        match report {
-            InstanceReport::Consuming { queue, prefetch } => {
-                if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
-                    view.state = InstanceState::Running;
-                }
-                view.problem = None;
-                self.history.queues.workers.insert(
-                    view.id,
-                    QueueWorker {
-                        queue: queue.clone(),
-                        prefetch: *prefetch,
-                        processing_ms: view.settings.processing_ms,
-                        received: 0,
-                    },
-                );
-                self.emit(ServerEvent::Instance(Box::new(view.clone())));
-                self.start_poll();
-            }
-            InstanceReport::Delivery(delivery) => {
-                let history = &mut self.history.queues;
-                history.handed_to(&delivery.queue, &view.client_id, false);
-                *history
-                    .received_by_instances
-                    .entry(delivery.queue.clone())
-                    .or_default() += 1;
-                if let Some(worker) = history.workers.get_mut(&view.id) {
-                    worker.received += 1;
-                }
-                // The broker's own count catches redeliveries to the learner's consumers; the
-                // instances' flags are seen at once.
-                if delivery.redelivered && history.crashed_holding.contains_key(&delivery.queue) {
-                    *history
-                        .redelivered_after_crash
-                        .entry(delivery.queue.clone())
-                        .or_default() += 1;
-                    // Counted again from the broker's statistics; the instance is quicker.
-                    self.crash_work_moved(now);
-                }
-                self.take_message(view.id, event.at_us, || MessageView {
-                    instance: view.id,
-                    topic: delivery.queue.clone(),
-                    partition: 0,
-                    offset: -1,
-                    entry: Some(format!(
-                        "#{}{}",
-                        delivery.tag,
-                        if delivery.redelivered {
-                            " redelivered"
-                        } else {
-                            ""
-                        }
-                    )),
-                    key: delivery.key.clone(),
-                    value: delivery.value.clone(),
-                    at: now,
-                });
-            }
-            InstanceReport::DeliveryProcessed { .. } => {
-                self.history.last_processed.insert(view.group.clone(), now);
-                self.count_processed(view.id);
-                if view.problem.take().is_some() {
-                    self.emit(ServerEvent::Instance(Box::new(view.clone())));
-                }
-                self.progress_dirty = true;
-            }
-            InstanceReport::DeliveryRejected {
-                tag,
-                requeued,
-                error,
-                ..
-            } => {
-                let outcome = if *requeued {
-                    "handed back to the queue"
-                } else if self.lab.content.setup.dead_letter_queue.is_some() {
-                    "rejected: the queue dead-letters it"
-                } else {
-                    "rejected: the queue drops it"
-                };
-                view.problem = Some(InstanceProblem {
-                    message: format!("message #{tag}: {error}; {outcome}"),
-                    at: now,
-                });
-                if !*requeued {
-                    view.dead_lettered += 1;
-                    let _ = self.events.send(ServerEvent::Notice(Notice::info(
-                        format!("Instance {} rejected a message", view.name),
-                        format!("{error}; {outcome}."),
-                    )));
-                }
-                self.emit(ServerEvent::Instance(Box::new(view.clone())));
-                self.start_poll();
-                self.progress_dirty = true;
-            }
-            _ => return Some(event),
+        queue: String,
+        prefetch: u16,
+    ) -> Card {
+        if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
+            view.state = InstanceState::Running;
         }
-        None
+        view.problem = None;
+        self.run.history.queues.workers.insert(
+            view.id,
+            QueueWorker {
+                queue,
+                prefetch,
+                processing_ms: view.settings.processing_ms,
+                received: 0,
+            },
+        );
+        self.start_poll();
+        Card::Changed
+    }
+
+    /// A message the queue delivered to the instance.
+    pub(super) fn delivery(
+        &mut self,
+        view: &InstanceView,
+        delivery: RabbitDelivery,
+        at_us: EpochMicros,
+        now: EpochMillis,
+    ) -> Card {
+        let history = &mut self.run.history.queues;
+        history.handed_to(&delivery.queue, &view.client_id, false);
+        *history
+            .received_by_instances
+            .entry(delivery.queue.clone())
+            .or_default() += 1;
+        if let Some(worker) = history.workers.get_mut(&view.id) {
+            worker.received += 1;
+        }
+        // The broker's own count catches redeliveries to the learner's consumers; the
+        // instances' flags are seen at once.
+        if delivery.redelivered && history.crashed_holding.contains_key(&delivery.queue) {
+            *history
+                .redelivered_after_crash
+                .entry(delivery.queue.clone())
+                .or_default() += 1;
+            // Counted again from the broker's statistics; the instance is quicker.
+            self.crash_work_moved(now);
+        }
+        self.take_message(view.id, at_us, || MessageView {
+            instance: view.id,
+            topic: delivery.queue.clone(),
+            partition: 0,
+            offset: -1,
+            entry: Some(format!(
+                "#{}{}",
+                delivery.tag,
+                if delivery.redelivered {
+                    " redelivered"
+                } else {
+                    ""
+                }
+            )),
+            key: delivery.key.clone(),
+            value: delivery.value.clone(),
+            at: now,
+        });
+        Card::Unchanged
+    }
+
+    /// A message the instance finished processing.
+    pub(super) fn delivery_processed(&mut self, view: &mut InstanceView, now: EpochMillis) -> Card {
+        self.run
+            .history
+            .last_processed
+            .insert(view.group.clone(), now);
+        self.count_processed(view.id);
+        self.progress_dirty = true;
+        if view.problem.take().is_some() {
+            return Card::Changed;
+        }
+        Card::Unchanged
+    }
+
+    /// A message failed processing: handed back to the queue, or rejected.
+    pub(super) fn delivery_rejected(
+        &mut self,
+        view: &mut InstanceView,
+        tag: u64,
+        requeued: bool,
+        error: String,
+        now: EpochMillis,
+    ) -> Card {
+        let outcome = if requeued {
+            "handed back to the queue"
+        } else if self.lab.content.setup.dead_letter_queue.is_some() {
+            "rejected: the queue dead-letters it"
+        } else {
+            "rejected: the queue drops it"
+        };
+        view.problem = Some(InstanceProblem {
+            message: format!("message #{tag}: {error}; {outcome}"),
+            at: now,
+        });
+        if !requeued {
+            view.dead_lettered += 1;
+            let _ = self.events.send(ServerEvent::Notice(Notice::info(
+                format!("Instance {} rejected a message", view.name),
+                format!("{error}; {outcome}."),
+            )));
+        }
+        self.start_poll();
+        self.progress_dirty = true;
+        Card::Changed
     }
 }

@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 
 use grouplab_protocol::{
-    EpochMillis, GROUP_COLOUR, InstanceProblem, InstanceReport, InstanceState, InstanceView,
-    MessageView, Notice, ServerEvent, StreamView, TimelineEntry, TimelineKind,
+    EpochMicros, EpochMillis, GROUP_COLOUR, InstanceProblem, InstanceState, InstanceView,
+    MessageView, Notice, ServerEvent, StreamEntry, StreamView, TimelineEntry, TimelineKind,
 };
 
-use super::{Outcome, Session, now_ms};
-use crate::cluster::ClusterError;
-use crate::redis_streams::loose_readers_since;
-use crate::supervisor::{InstanceEvent, InstanceEventKind};
+use super::actor::Session;
+use super::reports::Card;
+use crate::backends::CallError;
+use crate::backends::redis::loose_readers_since;
+use crate::clock::now_ms;
 
 /// What one poll of a Redis lab read.
 pub(super) struct StreamsPolled {
@@ -26,32 +27,25 @@ impl Session {
         if self.lab_url.is_none() {
             return;
         }
-        self.polling = true;
         let redis = self.deps.redis.clone();
         let streams: Vec<String> = self.topics.iter().cloned().collect();
-        let generation = self.generation;
-        self.run_outcome(async move {
-            let poll = async {
-                let mut found = Vec::new();
-                for stream in streams {
-                    let view = redis.describe(&stream).await?;
-                    found.push((stream, view));
-                }
-                Ok(StreamsPolled {
-                    streams: found,
-                    loose: redis.loose_readers().await?,
-                })
-            };
-            Outcome::StreamsPolled {
-                generation,
-                result: poll.await,
+        let poll = async move {
+            let mut found = Vec::new();
+            for stream in streams {
+                let view = redis.describe(&stream).await?;
+                found.push((stream, view));
             }
-        });
+            Ok(StreamsPolled {
+                streams: found,
+                loose: redis.loose_readers().await?,
+            })
+        };
+        self.run_poll(poll, Session::on_streams_polled);
     }
 
     /// Shows what Redis holds now, and learns from it what the checks need: who was handed
     /// entries, what a crashed instance left pending, and entries that moved (claims).
-    pub(super) fn on_streams_polled(&mut self, result: Result<StreamsPolled, ClusterError>) {
+    fn on_streams_polled(&mut self, result: Result<StreamsPolled, CallError>) {
         // Redis's health is whether it answers the polls.
         self.polled_health(result.as_ref().err());
         let Ok(polled) = result else {
@@ -71,7 +65,7 @@ impl Session {
                 let before = known.as_ref().map_or(&[][..], |k| &k.loose_readers);
                 stream.loose_readers = loose_readers_since(polled.loose.clone(), before, now);
                 if !stream.loose_readers.is_empty() {
-                    self.history.streams.loose_readers = true;
+                    self.run.history.streams.loose_readers = true;
                 }
             }
             self.link_consumers(&mut stream);
@@ -107,7 +101,7 @@ impl Session {
             if !self.groups.contains(&group.name) {
                 continue;
             }
-            let history = &mut self.history.streams;
+            let history = &mut self.run.history.streams;
             let externals: Vec<&str> = group
                 .consumers
                 .iter()
@@ -153,17 +147,18 @@ impl Session {
                 .group(group)
                 .and_then(|g| g.consumer(owner))
                 .is_some_and(|c| c.instance.is_none());
-            if let Some(before) = self.pending_owners.get(&(group.clone(), id.clone()))
+            if let Some(before) = self.run.pending_owners.get(&(group.clone(), id.clone()))
                 && before != owner
                 && external
-                && self.history.streams.claimed(group, id)
+                && self.run.history.streams.claimed(group, id)
             {
                 claims.push((group.clone(), owner.clone(), id.clone()));
             }
         }
-        self.pending_owners
+        self.run
+            .pending_owners
             .retain(|(group, _), _| !stream.groups.iter().any(|g| &g.name == group));
-        self.pending_owners.extend(owners);
+        self.run.pending_owners.extend(owners);
         for (id, pending) in crashed_held {
             self.crash_held(id, pending);
         }
@@ -211,7 +206,7 @@ impl Session {
 
     /// One timeline entry per instance that claimed entries since the last flush.
     pub(super) fn flush_claims(&mut self) {
-        for (id, entries) in std::mem::take(&mut self.claims) {
+        for (id, entries) in std::mem::take(&mut self.run.claims) {
             if let Some(view) = self.view.instance(id).cloned() {
                 self.timeline(
                     &view,
@@ -223,118 +218,137 @@ impl Session {
         }
     }
 
-    /// Handles what only a Redis consumer instance reports; gives back any other event.
-    pub(super) fn on_stream_report(
+    /// The instance's client reads the stream in its group.
+    pub(super) fn stream_reading(&mut self, view: &mut InstanceView) -> Card {
+        if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
+            view.state = InstanceState::Running;
+        }
+        view.problem = None;
+        self.start_poll();
+        Card::Changed
+    }
+
+    /// An entry the instance was handed: by its group's read, or claimed from another consumer.
+    pub(super) fn stream_entry(
+        &mut self,
+        view: &InstanceView,
+        entry: StreamEntry,
+        at_us: EpochMicros,
+        now: EpochMillis,
+    ) -> Card {
+        let history = &mut self.run.history.streams;
+        history.delivered(&view.group, entry.deliveries);
+        let held = (view.group.clone(), entry.id.clone());
+        // An entry this consumer claims back from itself is a retry, not a takeover.
+        let from_another = self
+            .run
+            .pending_owners
+            .get(&held)
+            .is_none_or(|owner| owner != view.consumer_name());
+        let taken_over = entry.claimed && from_another;
+        if taken_over {
+            history.claimed(&view.group, &entry.id);
+            self.run
+                .claims
+                .entry(view.id)
+                .or_default()
+                .push(entry.id.clone());
+        } else if !entry.claimed {
+            history.first_handed(&view.group, &entry.id, view.consumer_name());
+        }
+        history.handed_to(&view.group, view.consumer_name(), false);
+        if view.settings.commit != grouplab_protocol::CommitPolicy::Auto {
+            self.run
+                .pending_owners
+                .insert(held, view.consumer_name().to_owned());
+        }
+        if taken_over {
+            self.crash_work_moved(now);
+            self.crash_delivered_again(1);
+        }
+        self.take_message(view.id, at_us, || MessageView {
+            instance: view.id,
+            topic: entry.stream.clone(),
+            partition: 0,
+            offset: -1,
+            entry: Some(entry.id.clone()),
+            key: entry.key.clone(),
+            value: entry.value.clone(),
+            at: now,
+        });
+        Card::Unchanged
+    }
+
+    /// An entry the instance finished processing.
+    pub(super) fn entry_processed(&mut self, view: &mut InstanceView, now: EpochMillis) -> Card {
+        self.run
+            .history
+            .last_processed
+            .insert(view.group.clone(), now);
+        self.count_processed(view.id);
+        self.progress_dirty = true;
+        if view.problem.take().is_some() {
+            return Card::Changed;
+        }
+        Card::Unchanged
+    }
+
+    /// Entries the instance acknowledged (`XACK`): no longer pending with it.
+    pub(super) fn entries_acked(&mut self, view: &InstanceView, ids: Vec<String>) -> Card {
+        for id in ids {
+            self.run.pending_owners.remove(&(view.group.clone(), id));
+        }
+        Card::Unchanged
+    }
+
+    /// An entry failed processing; it stays pending.
+    pub(super) fn entry_failed(
         &mut self,
         view: &mut InstanceView,
-        event: InstanceEvent,
+        id: String,
+        deliveries: u64,
+        error: String,
         now: EpochMillis,
-    ) -> Option<InstanceEvent> {
-        let InstanceEventKind::Report(report) = &event.kind else {
-            return Some(event);
-        };
-        match report {
-            InstanceReport::Reading { .. } => {
-                if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
-                    view.state = InstanceState::Running;
-                }
-                view.problem = None;
-                self.emit(ServerEvent::Instance(Box::new(view.clone())));
-                self.start_poll();
-            }
-            InstanceReport::Entry(entry) => {
-                let history = &mut self.history.streams;
-                history.delivered(&view.group, entry.deliveries);
-                let held = (view.group.clone(), entry.id.clone());
-                // An entry this consumer claims back from itself is a retry, not a takeover.
-                let from_another = self
-                    .pending_owners
-                    .get(&held)
-                    .is_none_or(|owner| owner != view.consumer_name());
-                let taken_over = entry.claimed && from_another;
-                if taken_over {
-                    history.claimed(&view.group, &entry.id);
-                    self.claims
-                        .entry(view.id)
-                        .or_default()
-                        .push(entry.id.clone());
-                } else if !entry.claimed {
-                    history.first_handed(&view.group, &entry.id, view.consumer_name());
-                }
-                history.handed_to(&view.group, view.consumer_name(), false);
-                if view.settings.commit != grouplab_protocol::CommitPolicy::Auto {
-                    self.pending_owners
-                        .insert(held, view.consumer_name().to_owned());
-                }
-                if taken_over {
-                    self.crash_work_moved(now);
-                    self.crash_delivered_again(1);
-                }
-                self.take_message(view.id, event.at_us, || MessageView {
-                    instance: view.id,
-                    topic: entry.stream.clone(),
-                    partition: 0,
-                    offset: -1,
-                    entry: Some(entry.id.clone()),
-                    key: entry.key.clone(),
-                    value: entry.value.clone(),
-                    at: now,
-                });
-            }
-            InstanceReport::EntryProcessed { .. } => {
-                self.history.last_processed.insert(view.group.clone(), now);
-                self.count_processed(view.id);
-                if view.problem.take().is_some() {
-                    self.emit(ServerEvent::Instance(Box::new(view.clone())));
-                }
-                self.progress_dirty = true;
-            }
-            InstanceReport::Acked { ids, .. } => {
-                for id in ids {
-                    self.pending_owners
-                        .remove(&(view.group.clone(), id.clone()));
-                }
-            }
-            InstanceReport::EntryFailed {
-                id,
-                deliveries,
-                error,
-                ..
-            } => {
-                let attempts = self.history.attempts.entry(view.group.clone()).or_default();
-                *attempts = (*attempts).max(*deliveries as u32);
-                view.problem = Some(InstanceProblem {
-                    message: format!("entry {id}, delivery {deliveries}: {error}; left pending"),
-                    at: now,
-                });
-                self.emit(ServerEvent::Instance(Box::new(view.clone())));
-                self.progress_dirty = true;
-            }
-            InstanceReport::EntryDeadLettered {
-                id,
-                deliveries,
-                dead_letter_stream,
-                ..
-            } => {
-                view.dead_lettered += 1;
-                view.problem = None;
-                *self
-                    .history
-                    .dead_lettered
-                    .entry(view.group.clone())
-                    .or_default() += 1;
-                let _ = self.events.send(ServerEvent::Notice(Notice::info(
-                    format!("Instance {} moved an entry aside", view.name),
-                    format!(
-                        "Entry {id} was delivered {deliveries} time(s) and failed each time: it was copied to `{dead_letter_stream}` and acknowledged."
-                    ),
-                )));
-                self.emit(ServerEvent::Instance(Box::new(view.clone())));
-                self.start_poll();
-                self.progress_dirty = true;
-            }
-            _ => return Some(event),
-        }
-        None
+    ) -> Card {
+        let attempts = self
+            .run
+            .history
+            .attempts
+            .entry(view.group.clone())
+            .or_default();
+        *attempts = (*attempts).max(deliveries as u32);
+        view.problem = Some(InstanceProblem {
+            message: format!("entry {id}, delivery {deliveries}: {error}; left pending"),
+            at: now,
+        });
+        self.progress_dirty = true;
+        Card::Changed
+    }
+
+    /// An entry that failed every delivery was copied to the dead-letter stream and acknowledged.
+    pub(super) fn entry_dead_lettered(
+        &mut self,
+        view: &mut InstanceView,
+        id: String,
+        deliveries: u64,
+        dead_letter_stream: String,
+    ) -> Card {
+        view.dead_lettered += 1;
+        view.problem = None;
+        *self
+            .run
+            .history
+            .dead_lettered
+            .entry(view.group.clone())
+            .or_default() += 1;
+        let _ = self.events.send(ServerEvent::Notice(Notice::info(
+            format!("Instance {} moved an entry aside", view.name),
+            format!(
+                "Entry {id} was delivered {deliveries} time(s) and failed each time: it was copied to `{dead_letter_stream}` and acknowledged."
+            ),
+        )));
+        self.start_poll();
+        self.progress_dirty = true;
+        Card::Changed
     }
 }

@@ -13,7 +13,7 @@
 
 use grouplab_protocol::{LEDGER_SAMPLE, LedgerView, TopicPartition, TopicView};
 
-use crate::checks::{History, OffsetCounts};
+use super::history::{History, OffsetCounts};
 
 /// The ledger of `group` on `topic`, or `None` when no page instance of the group touched it.
 pub fn ledger(history: &History, group: &str, topic: &TopicView) -> Option<LedgerView> {

@@ -2,7 +2,7 @@
 //!
 //! On a named cluster, group membership is read here too, with DescribeGroups
 //! ([`Cluster::describe_group`]); the embedded broker's groups are read in-process instead
-//! (`broker::GroupWatch`), since nisshi answers DescribeGroups with no members.
+//! (`GroupWatch`), since nisshi answers DescribeGroups with no members.
 //! librdkafka's metadata, offset and group calls block, so they run on tokio's blocking pool.
 
 use std::collections::HashMap;
@@ -21,57 +21,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use tracing::warn;
-
-use crate::membership::{GroupObservation, ObservedMember, client_id_of, decode_assignment};
+use super::wire::{client_id_of, decode_assignment};
+use crate::backends::{CallError, Produced, internal, numbered_message};
+use crate::model::membership::{GroupObservation, ObservedMember};
 
 /// How long one request to the broker may take before the broker is reported as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What went wrong talking to the broker, worded for a learner.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClusterError {
-    #[error(
-        "The broker at {bootstrap} did not answer. Check that it is running and reachable from this machine; grouplab and the consumers reconnect by themselves once it answers again."
-    )]
-    Unreachable { bootstrap: String },
-    #[error("A topic named `{0}` already exists.")]
-    TopicExists(String),
-    #[error("There is no topic named `{0}`. Create it first.")]
-    UnknownTopic(String),
-    #[error("Partition {partition} does not exist: `{topic}` has partitions 0 to {last}.")]
-    UnknownPartition {
-        topic: String,
-        partition: i32,
-        last: i32,
-    },
-    #[error("The broker refused: {0}")]
-    Refused(String),
-    #[error("This broker cannot do that: {0}.")]
-    Unsupported(&'static str),
-    /// The broker could not be started or reached at all; the text says why and what to do.
-    #[error("{0}")]
-    Unavailable(String),
-    #[error(
-        "grouplab hit a problem of its own while talking to the broker (the details are in its log). Try again, and restart grouplab if it repeats."
-    )]
-    Internal,
-}
-
-/// A failure inside grouplab rather than at the broker: logged for the operator, worded for the learner.
-fn internal(detail: impl std::fmt::Display) -> ClusterError {
-    warn!(%detail, "internal error in the cluster client");
-    ClusterError::Internal
-}
-
-/// Where one Produce command's messages landed, as the broker acknowledged them.
-#[derive(Debug, Default)]
-pub struct Produced {
-    /// Messages per partition.
-    pub landed: HashMap<i32, u64>,
-    /// The partitions each key landed in: one per key, unless a partition was forced.
-    pub keys: std::collections::BTreeMap<String, Vec<i32>>,
-}
 
 /// What one poll of the broker read.
 pub struct Polled {
@@ -111,8 +66,8 @@ const MAX_OFFSET_READERS: usize = 96;
 type OffsetReaders = HashMap<String, (Arc<BaseConsumer>, u64)>;
 
 impl Cluster {
-    pub fn connect(bootstrap: &str) -> Result<Self, ClusterError> {
-        let refused = |e: KafkaError| ClusterError::Refused(e.to_string());
+    pub fn connect(bootstrap: &str) -> Result<Self, CallError> {
+        let refused = |e: KafkaError| CallError::Refused(e.to_string());
         let admin = base_config(bootstrap).create().map_err(refused)?;
         let producer = base_config(bootstrap)
             .set("linger.ms", "5")
@@ -137,12 +92,12 @@ impl Cluster {
     }
 
     /// Asks the broker for its metadata: `Ok` means it is up and answering.
-    pub async fn ping(&self) -> Result<(), ClusterError> {
+    pub async fn ping(&self) -> Result<(), CallError> {
         self.ping_within(REQUEST_TIMEOUT).await
     }
 
     /// [`Cluster::ping`], giving up after `timeout`.
-    pub async fn ping_within(&self, timeout: Duration) -> Result<(), ClusterError> {
+    pub async fn ping_within(&self, timeout: Duration) -> Result<(), CallError> {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             inner
@@ -155,7 +110,7 @@ impl Cluster {
     }
 
     /// Polls [`Cluster::ping`] until it succeeds or `deadline` passes.
-    pub async fn wait_until_ready(&self, deadline: Duration) -> Result<(), ClusterError> {
+    pub async fn wait_until_ready(&self, deadline: Duration) -> Result<(), CallError> {
         let until = tokio::time::Instant::now() + deadline;
         loop {
             match self.ping().await {
@@ -166,7 +121,7 @@ impl Cluster {
         }
     }
 
-    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), ClusterError> {
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), CallError> {
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = self
@@ -179,10 +134,10 @@ impl Cluster {
             match result {
                 Ok(_) => {}
                 Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    return Err(ClusterError::TopicExists(name));
+                    return Err(CallError::TopicExists(name));
                 }
                 Err((name, code)) => {
-                    return Err(ClusterError::Refused(format!("creating `{name}`: {code}")));
+                    return Err(CallError::Refused(format!("creating `{name}`: {code}")));
                 }
             }
         }
@@ -190,7 +145,7 @@ impl Cluster {
     }
 
     /// Grows a topic to `partitions` partitions in total.
-    pub async fn add_partitions(&self, topic: &str, partitions: i32) -> Result<(), ClusterError> {
+    pub async fn add_partitions(&self, topic: &str, partitions: i32) -> Result<(), CallError> {
         let grow = NewPartitions::new(topic, partitions as usize);
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = self
@@ -200,7 +155,7 @@ impl Cluster {
             .await
             .map_err(|e| match e {
                 KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature) => {
-                    ClusterError::Unsupported("it does not support adding partitions to a topic")
+                    CallError::Unsupported("it does not support adding partitions to a topic")
                 }
                 e => self.inner.classify(e),
             })?;
@@ -208,10 +163,10 @@ impl Cluster {
             match result {
                 Ok(_) => {}
                 Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-                    return Err(ClusterError::UnknownTopic(name));
+                    return Err(CallError::UnknownTopic(name));
                 }
                 Err((name, code)) => {
-                    return Err(ClusterError::Refused(format!(
+                    return Err(CallError::Refused(format!(
                         "adding partitions to `{name}`: {code}"
                     )));
                 }
@@ -221,7 +176,7 @@ impl Cluster {
     }
 
     /// Deletes topics; ones that do not exist are not an error.
-    pub async fn delete_topics(&self, topics: &[&str]) -> Result<(), ClusterError> {
+    pub async fn delete_topics(&self, topics: &[&str]) -> Result<(), CallError> {
         if topics.is_empty() {
             return Ok(());
         }
@@ -236,7 +191,7 @@ impl Cluster {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
                 Err((name, code)) => {
-                    return Err(ClusterError::Refused(format!("deleting `{name}`: {code}")));
+                    return Err(CallError::Refused(format!("deleting `{name}`: {code}")));
                 }
             }
         }
@@ -244,7 +199,7 @@ impl Cluster {
     }
 
     /// Deletes groups and their committed offsets; groups that do not exist are not an error.
-    pub async fn delete_groups(&self, groups: &[&str]) -> Result<(), ClusterError> {
+    pub async fn delete_groups(&self, groups: &[&str]) -> Result<(), CallError> {
         if groups.is_empty() {
             return Ok(());
         }
@@ -261,7 +216,7 @@ impl Cluster {
                 | Err((_, RDKafkaErrorCode::GroupIdNotFound))
                 | Err((_, RDKafkaErrorCode::NotCoordinator)) => {}
                 Err((name, code)) => {
-                    return Err(ClusterError::Refused(format!(
+                    return Err(CallError::Refused(format!(
                         "deleting group `{name}`: {code}"
                     )));
                 }
@@ -279,7 +234,7 @@ impl Cluster {
     }
 
     /// The partitions of a topic with their watermarks, or `UnknownTopic`.
-    pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionView>, ClusterError> {
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionView>, CallError> {
         let inner = Arc::clone(&self.inner);
         let topic = topic.to_owned();
         blocking(move || {
@@ -288,10 +243,10 @@ impl Cluster {
                 .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)
                 .map_err(|e| inner.classify(e))?;
             let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-                return Err(ClusterError::UnknownTopic(topic));
+                return Err(CallError::UnknownTopic(topic));
             };
             if found.error().is_some() || found.partitions().is_empty() {
-                return Err(ClusterError::UnknownTopic(topic));
+                return Err(CallError::UnknownTopic(topic));
             }
             let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
             ids.sort_unstable();
@@ -318,7 +273,7 @@ impl Cluster {
         group: &str,
         topic: &str,
         partitions: &[i32],
-    ) -> Result<Vec<Option<i64>>, ClusterError> {
+    ) -> Result<Vec<Option<i64>>, CallError> {
         let inner = Arc::clone(&self.inner);
         let group = group.to_owned();
         let topic = topic.to_owned();
@@ -347,7 +302,7 @@ impl Cluster {
 
     /// The group's members and their assignments, with DescribeGroups.
     /// A named cluster does not say the generation, the leader, or when members last heartbeated.
-    pub async fn describe_group(&self, group: &str) -> Result<GroupObservation, ClusterError> {
+    pub async fn describe_group(&self, group: &str) -> Result<GroupObservation, CallError> {
         let inner = Arc::clone(&self.inner);
         let group = group.to_owned();
         blocking(move || {
@@ -410,7 +365,7 @@ impl Cluster {
         topics: &[String],
         groups: &[String],
         describe: bool,
-    ) -> Result<Polled, ClusterError> {
+    ) -> Result<Polled, CallError> {
         let cluster = self;
         // Reading a topic's partitions already proves the broker answers; ping only when there is none.
         if topics.is_empty() {
@@ -420,7 +375,7 @@ impl Cluster {
         for topic in topics {
             let partitions: Vec<PartitionView> = match cluster.partitions(topic).await {
                 Ok(partitions) => partitions,
-                Err(ClusterError::UnknownTopic(_)) => {
+                Err(CallError::UnknownTopic(_)) => {
                     views.push((
                         TopicView {
                             name: topic.clone(),
@@ -472,12 +427,12 @@ impl Cluster {
         partition: Option<i32>,
         text: Option<&str>,
         first_number: u64,
-    ) -> Result<Produced, ClusterError> {
+    ) -> Result<Produced, CallError> {
         let partitions = self.partitions(topic).await?;
         if let Some(partition) = partition {
             let last = partitions.len() as i32 - 1;
             if !(0..=last).contains(&partition) {
-                return Err(ClusterError::UnknownPartition {
+                return Err(CallError::UnknownPartition {
                     topic: topic.to_owned(),
                     partition,
                     last,
@@ -533,40 +488,14 @@ impl Cluster {
     }
 }
 
-/// The `i`-th message of one produce, numbered `number`: its key as `keys` says, and its value
-/// `click #N` (`by <key>`, then `: <text>`), which the ledger and the order checks read back.
-pub fn numbered_message(
-    keys: &KeyMode,
-    i: u64,
-    number: u64,
-    text: Option<&str>,
-) -> (Option<String>, String) {
-    let key = match keys {
-        KeyMode::None | KeyMode::RoundRobin => None,
-        KeyMode::Fixed { key } => Some(key.clone()),
-        KeyMode::Rotating { distinct } => {
-            Some(format!("user-{}", i % u64::from((*distinct).max(1))))
-        }
-    };
-    let mut value = match &key {
-        Some(key) => format!("click #{number} by {key}"),
-        None => format!("click #{number}"),
-    };
-    if let Some(text) = text {
-        value.push_str(": ");
-        value.push_str(text);
-    }
-    (key, value)
-}
-
 impl Inner {
-    fn unreachable(&self) -> ClusterError {
-        ClusterError::Unreachable {
-            bootstrap: self.bootstrap.clone(),
+    fn unreachable(&self) -> CallError {
+        CallError::Unreachable {
+            address: self.bootstrap.clone(),
         }
     }
 
-    fn classify(&self, err: KafkaError) -> ClusterError {
+    fn classify(&self, err: KafkaError) -> CallError {
         // Admin results carry their code in the variant, not in `rdkafka_error_code`.
         let code = match &err {
             KafkaError::AdminOp(code) => Some(*code),
@@ -581,16 +510,16 @@ impl Inner {
                 | RDKafkaErrorCode::BrokerTransportFailure,
             ) => self.unreachable(),
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
-                ClusterError::Refused("the topic or partition does not exist".to_owned())
+                CallError::Refused("the topic or partition does not exist".to_owned())
             }
-            _ => ClusterError::Refused(err.to_string()),
+            _ => CallError::Refused(err.to_string()),
         }
     }
 
     /// The group's offset reader, created if it has none. It blocks (creating a librdkafka
     /// client, and closing the one it replaces): call it on a blocking thread. The lock is never
     /// held while a client is created or closed, so other groups' reads do not wait for it.
-    fn offset_reader(&self, group: &str) -> Result<Arc<BaseConsumer>, ClusterError> {
+    fn offset_reader(&self, group: &str) -> Result<Arc<BaseConsumer>, CallError> {
         if let Some(reader) = self.lookup_reader(group)? {
             return Ok(reader);
         }
@@ -625,7 +554,7 @@ impl Inner {
         Ok(reader)
     }
 
-    fn lookup_reader(&self, group: &str) -> Result<Option<Arc<BaseConsumer>>, ClusterError> {
+    fn lookup_reader(&self, group: &str) -> Result<Option<Arc<BaseConsumer>>, CallError> {
         let mut readers = self.readers()?;
         Ok(self.touch(&mut readers, group))
     }
@@ -638,7 +567,7 @@ impl Inner {
         })
     }
 
-    fn readers(&self) -> Result<std::sync::MutexGuard<'_, OffsetReaders>, ClusterError> {
+    fn readers(&self) -> Result<std::sync::MutexGuard<'_, OffsetReaders>, CallError> {
         self.offset_readers
             .lock()
             .map_err(|_| internal("the offset readers' lock was poisoned"))
@@ -661,8 +590,8 @@ fn base_config(bootstrap: &str) -> ClientConfig {
 }
 
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ClusterError> + Send + 'static,
-) -> Result<T, ClusterError> {
+    work: impl FnOnce() -> Result<T, CallError> + Send + 'static,
+) -> Result<T, CallError> {
     tokio::task::spawn_blocking(work).await.map_err(internal)?
 }
 

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::cluster::Cluster;
-use crate::session::now_ms;
+use crate::backends::kafka::Cluster;
+use crate::clock::now_ms;
 
 /// How often the broker is asked whether it is there.
 const PROBE_INTERVAL: Duration = Duration::from_millis(300);

@@ -2,8 +2,8 @@
 //! timeline entries, and the handovers that checkpoints read.
 //!
 //! The broker is the one source of membership for every member, whoever runs it: the embedded
-//! broker's coordinator (`broker::GroupWatch`) or a named cluster's DescribeGroups
-//! (`cluster::Cluster::describe_group`) produce a [`GroupObservation`]; [`Tracker::observe`]
+//! broker's coordinator (`backends::kafka::GroupWatch`) or a named cluster's DescribeGroups
+//! (`backends::kafka::Cluster::describe_group`) produce a [`GroupObservation`]; [`Tracker::observe`]
 //! compares it with the previous one and says what changed. It is a pure function of its
 //! inputs, tested as tables of observations.
 //!
@@ -422,62 +422,6 @@ fn external_name(client_id: &str, member_id: &str) -> String {
     format!("{client}·{short}")
 }
 
-/// A member id is `{client id}-{uuid}`: without a recorded client id, take everything before the uuid.
-pub fn client_id_of(member_id: &str) -> &str {
-    const UUID_LEN: usize = 36;
-    member_id
-        .len()
-        .checked_sub(UUID_LEN + 1)
-        .and_then(|end| member_id.get(..end))
-        .unwrap_or(member_id)
-}
-
-/// Decodes a consumer group member's assignment, as a consumer's leader writes it in SyncGroup
-/// (Kafka's `ConsumerProtocolAssignment`): a version, then topics with their partitions, then
-/// user data, which is ignored. Both the embedded broker and DescribeGroups hand over these bytes.
-pub fn decode_assignment(bytes: &[u8]) -> Option<Vec<TopicPartition>> {
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let mut reader = Reader { bytes };
-    let _version = reader.i16()?;
-    let topics = reader.i32()?;
-    let mut partitions = Vec::new();
-    for _ in 0..topics.max(0) {
-        let len = usize::try_from(reader.i16()?).ok()?;
-        let topic = std::str::from_utf8(reader.take(len)?).ok()?.to_owned();
-        let count = reader.i32()?;
-        for _ in 0..count.max(0) {
-            partitions.push(TopicPartition::new(&topic, reader.i32()?));
-        }
-    }
-    partitions.sort();
-    Some(partitions)
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
-            return None;
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Some(head)
-    }
-
-    fn i16(&mut self) -> Option<i16> {
-        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-
-    fn i32(&mut self) -> Option<i32> {
-        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,45 +809,5 @@ mod tests {
                 ],
             ],
         );
-    }
-
-    #[test]
-    fn client_ids_are_read_from_member_ids() {
-        assert_eq!(
-            client_id_of("rdkafka-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
-            "rdkafka"
-        );
-        assert_eq!(
-            client_id_of("my-app-1-5f0c3b8e-8c55-4a1d-a3f1-6f4c2c1b2a90"),
-            "my-app-1"
-        );
-        assert_eq!(client_id_of("short"), "short");
-    }
-
-    #[track_caller]
-    fn check_decode(bytes: &[u8], expected: Option<&[(&str, i32)]>) {
-        let decoded = decode_assignment(bytes);
-        let expected = expected.map(|e| {
-            e.iter()
-                .map(|(t, p)| TopicPartition::new(*t, *p))
-                .collect::<Vec<_>>()
-        });
-        assert_eq!(decoded, expected);
-    }
-
-    #[test]
-    fn assignments_decode_from_the_consumer_protocol() {
-        #[rustfmt::skip]
-        let two_topics = [
-            0, 1,                   // version 1
-            0, 0, 0, 2,             // two topics
-            0, 1, b'b', 0, 0, 0, 1, 0, 0, 0, 4,
-            0, 1, b'a', 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0,
-            0, 0, 0, 0,             // empty user data
-        ];
-        check_decode(&two_topics, Some(&[("a", 0), ("a", 2), ("b", 4)]));
-        check_decode(&[], Some(&[]));
-        check_decode(&[0, 0, 0, 0, 0, 0], Some(&[]));
-        check_decode(&[0, 0, 0, 0, 0, 1, 0, 5, b'x'], None);
     }
 }

@@ -1,5 +1,8 @@
 //! The HTTP side: pages (rendered by Leptos), static files, the websocket route.
 
+pub mod access;
+pub mod ws;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -16,11 +19,10 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use tracing::warn;
 
-use crate::access::{Admission, SiteAccess, TOKEN_COOKIE};
-use crate::labs::LabCatalog;
-use crate::progress::ProgressStore;
+use self::access::{Admission, SiteAccess, TOKEN_COOKIE};
+use crate::lab::catalog::LabCatalog;
+use crate::lab::progress::ProgressStore;
 use crate::session::Sessions;
-use crate::ws;
 
 /// What request handlers share.
 #[derive(Clone)]

@@ -21,12 +21,13 @@ use grouplab_protocol::{
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply, StreamPendingCountReply};
-use tokio::process::{Child, Command};
-use tokio::sync::OnceCell;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::cluster::{ClusterError, Produced, numbered_message};
-use crate::own_process::{find_program, free_port, within};
+use super::own_process::{
+    Children, NeverAnswered, StartedOnce, find_program, free_port, spawn_child, wait_until_answers,
+    within,
+};
+use super::{CallError, Produced, numbered_message};
 
 /// How long grouplab's `redis-server` may take to answer its first `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,15 +51,14 @@ pub struct Redis {
 
 struct Inner {
     source: RedisSource,
-    ready: OnceCell<Result<Ready, String>>,
+    ready: StartedOnce<Ready>,
 }
 
 struct Ready {
     url: String,
     connection: ConnectionManager,
-    /// grouplab's own `redis-server`, if it started one; dropping it kills the process.
-    /// A std Mutex: it is only taken to hand the process to [`Redis::shut_down`].
-    process: std::sync::Mutex<Option<Child>>,
+    /// grouplab's own `redis-server`, if it started one.
+    process: Children,
 }
 
 impl Redis {
@@ -66,7 +66,7 @@ impl Redis {
         Self {
             inner: Arc::new(Inner {
                 source,
-                ready: OnceCell::new(),
+                ready: StartedOnce::new("Redis"),
             }),
         }
     }
@@ -78,48 +78,28 @@ impl Redis {
 
     /// Stops grouplab's own `redis-server`, if it started one; it keeps nothing worth saving.
     pub async fn shut_down(&self) {
-        let Some(Ok(ready)) = self.inner.ready.get() else {
-            return;
-        };
-        let process = ready
-            .process
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(mut process) = process {
-            let _ = process.kill().await;
+        if let Some(ready) = self.inner.ready.started() {
+            ready.process.kill().await;
         }
     }
 
     /// The URL consumers connect to, once Redis is up.
-    pub async fn url(&self) -> Result<String, ClusterError> {
+    pub async fn url(&self) -> Result<String, CallError> {
         Ok(self.ready().await?.url.clone())
     }
 
-    async fn ready(&self) -> Result<&Ready, ClusterError> {
-        let ready = self
-            .inner
-            .ready
-            .get_or_init(|| async {
-                start(&self.inner.source).await.map_err(|err| {
-                    warn!(%err, "Redis is not available");
-                    err
-                })
-            })
-            .await;
-        ready
-            .as_ref()
-            .map_err(|err| ClusterError::Unavailable(err.clone()))
+    async fn ready(&self) -> Result<&Ready, CallError> {
+        self.inner.ready.get(start(&self.inner.source)).await
     }
 
-    async fn connection(&self) -> Result<(ConnectionManager, String), ClusterError> {
+    async fn connection(&self) -> Result<(ConnectionManager, String), CallError> {
         let ready = self.ready().await?;
         Ok((ready.connection.clone(), ready.url.clone()))
     }
 
     /// Creates the group at the start of the stream (and the stream, if it is missing); a group
     /// that exists is left as it is.
-    pub async fn create_group(&self, stream: &str, group: &str) -> Result<(), ClusterError> {
+    pub async fn create_group(&self, stream: &str, group: &str) -> Result<(), CallError> {
         let (mut con, url) = self.connection().await?;
         let created: redis::RedisResult<()> = within(
             CALL_TIMEOUT,
@@ -142,7 +122,7 @@ impl Redis {
         keys: &KeyMode,
         text: Option<&str>,
         first_number: u64,
-    ) -> Result<Produced, ClusterError> {
+    ) -> Result<Produced, CallError> {
         let (mut con, url) = self.connection().await?;
         let mut pipe = redis::pipe();
         for i in 0..u64::from(count) {
@@ -164,7 +144,7 @@ impl Redis {
 
     /// The stream as the page shows it, or `None` if it does not exist.
     /// Consumers are not linked to instances here: the session does that.
-    pub async fn describe(&self, stream: &str) -> Result<Option<StreamView>, ClusterError> {
+    pub async fn describe(&self, stream: &str) -> Result<Option<StreamView>, CallError> {
         let (mut con, url) = self.connection().await?;
         let fail = |err| refused(&url, err);
         let exists: bool = within(CALL_TIMEOUT, &url, con.exists(stream))
@@ -248,7 +228,7 @@ impl Redis {
 
     /// Connections whose latest command is a plain `XREAD`: readers in no group. `CLIENT LIST`
     /// does not say which stream they read, so every lab on this Redis sees them all.
-    pub async fn loose_readers(&self) -> Result<Vec<(String, String)>, ClusterError> {
+    pub async fn loose_readers(&self) -> Result<Vec<(String, String)>, CallError> {
         let (mut con, url) = self.connection().await?;
         let list: String = within(
             CALL_TIMEOUT,
@@ -261,7 +241,7 @@ impl Redis {
     }
 
     /// Deletes the streams (with their groups and pending entries).
-    pub async fn delete(&self, streams: &[&str]) -> Result<(), ClusterError> {
+    pub async fn delete(&self, streams: &[&str]) -> Result<(), CallError> {
         if streams.is_empty() {
             return Ok(());
         }
@@ -317,13 +297,13 @@ pub fn loose_readers_since(
     readers
 }
 
-fn refused(url: &str, err: redis::RedisError) -> ClusterError {
+fn refused(url: &str, err: redis::RedisError) -> CallError {
     if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
-        ClusterError::Unreachable {
-            bootstrap: url.to_owned(),
+        CallError::Unreachable {
+            address: url.to_owned(),
         }
     } else {
-        ClusterError::Refused(err.to_string())
+        CallError::Refused(err.to_string())
     }
 }
 
@@ -337,7 +317,7 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
             Ok(Ready {
                 url: url.clone(),
                 connection,
-                process: std::sync::Mutex::new(None),
+                process: Children::default(),
             })
         }
         RedisSource::Own { program, dir } => {
@@ -351,53 +331,42 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
             };
             let port = free_port()
                 .map_err(|err| format!("grouplab found no free port for Redis: {err}"))?;
-            let process = Command::new("setpriv")
-                // The kernel kills redis-server if grouplab dies without cleaning up.
-                .args(["--pdeathsig", "KILL", "--"])
-                .arg(&program)
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--protected-mode", "yes", "--loglevel", "warning"])
-                .arg("--dir")
-                .arg(dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|err| {
-                    format!(
-                        "grouplab could not start {} ({err}). Install it with `scripts/setup.sh` (Debian's redis-server package), or name your own with --redis-url, then restart grouplab.",
-                        program.display()
-                    )
-                })?;
+            let mut process = spawn_child(&program, |command| {
+                command
+                    .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                    .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                    .args(["--protected-mode", "yes", "--loglevel", "warning"])
+                    .arg("--dir")
+                    .arg(dir)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+            })
+            .map_err(|err| {
+                format!(
+                    "grouplab could not start {} ({err}). Install it with `scripts/setup.sh` (Debian's redis-server package), or name your own with --redis-url, then restart grouplab.",
+                    program.display()
+                )
+            })?;
             let url = format!("redis://127.0.0.1:{port}/");
-            let mut process = process;
-            let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-            loop {
-                if let Ok(Some(status)) = process.try_wait() {
-                    return Err(format!(
-                        "grouplab's redis-server ({}) stopped as it started ({status}); its own message is in grouplab's output.",
-                        program.display()
-                    ));
+            let retry = Duration::from_millis(50);
+            match wait_until_answers(&mut process, START_TIMEOUT, retry, || connect(&url)).await {
+                Ok(connection) => {
+                    info!(%url, "Redis is up");
+                    Ok(Ready {
+                        url,
+                        connection,
+                        process: Children::new(vec![process]),
+                    })
                 }
-                match connect(&url).await {
-                    Ok(connection) => {
-                        info!(%url, "Redis is up");
-                        return Ok(Ready {
-                            url,
-                            connection,
-                            process: std::sync::Mutex::new(Some(process)),
-                        });
-                    }
-                    Err(err) if tokio::time::Instant::now() >= deadline => {
-                        return Err(format!(
-                            "grouplab's redis-server did not answer within {} s ({err}).",
-                            START_TIMEOUT.as_secs()
-                        ));
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
+                Err(NeverAnswered::Exited(status)) => Err(format!(
+                    "grouplab's redis-server ({}) stopped as it started ({status}); its own message is in grouplab's output.",
+                    program.display()
+                )),
+                Err(NeverAnswered::TimedOut(err)) => Err(format!(
+                    "grouplab's redis-server did not answer within {} s ({err}).",
+                    START_TIMEOUT.as_secs()
+                )),
             }
         }
     }

@@ -436,7 +436,7 @@ fn load_lab(id: &str, folder: &Path) -> Result<Lab, LabError> {
         Ok(CodeBlock {
             language: language.to_owned(),
             file_name: file_name.to_owned(),
-            html: crate::highlight::to_html(&code, file_name, language).unwrap_or_default(),
+            html: crate::lab::highlight::to_html(&code, file_name, language).unwrap_or_default(),
             code,
         })
     };

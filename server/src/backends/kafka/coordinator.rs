@@ -1,0 +1,367 @@
+//! nisshi's classic group coordinator, wrapped so that every call that may change a group is
+//! seen as it happens: the group watcher is woken, each member's client id and each LeaveGroup
+//! are remembered (the stored group keeps neither), and a refused join is explained.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use grouplab_protocol::{EpochMicros, EpochMillis};
+use nisshi_broker::coordinator::group::administrator::{Controller, GroupCoordinatorConfig};
+use nisshi_broker::coordinator::group::{Coordinator, OffsetCommit};
+use nisshi_sans_io::join_group_request::JoinGroupRequestProtocol;
+use nisshi_sans_io::leave_group_request::MemberIdentity;
+use nisshi_sans_io::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic};
+use nisshi_sans_io::sync_group_request::SyncGroupRequestAssignment;
+use nisshi_sans_io::{Body, ErrorCode, JoinGroupResponse};
+use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage};
+use tokio::sync::{Notify, broadcast};
+
+use crate::clock::{epoch_ms, now_us};
+
+/// How long a LeaveGroup is remembered, to tell a graceful departure from an expiry; also how
+/// long a joining member's client id is kept before it appears in its group.
+const LEAVE_MEMORY_MS: u64 = 120_000;
+
+/// What the coordinator wrapper tells the group watcher.
+#[derive(Debug)]
+pub(super) struct Signals {
+    /// Woken by every coordinator call that may change a group.
+    pub(super) changed: Notify,
+    /// The groups those calls named since the watcher last looked, with when the first of those
+    /// calls came: only these are read again, so a heartbeat costs one group's read, not every
+    /// group's.
+    touched: Mutex<BTreeMap<String, EpochMicros>>,
+    /// The client id each member joined with, and when; the stored group does not keep it.
+    /// A std Mutex is fine here and below: held for a map operation, never across an await.
+    client_ids: Mutex<HashMap<String, (String, EpochMillis)>>,
+    /// Per group, the members that sent LeaveGroup and when.
+    leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
+    /// Where refused joins are told.
+    refusals: broadcast::Sender<Refusal>,
+}
+
+/// A consumer the coordinator would not let into a group: it never becomes a member, so without
+/// this the learner would see nothing at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub group: String,
+    pub client_id: String,
+    /// Why, in a learner's words.
+    pub reason: String,
+}
+
+impl Signals {
+    pub(super) fn new(refusals: broadcast::Sender<Refusal>) -> Self {
+        Self {
+            changed: Notify::new(),
+            touched: Mutex::default(),
+            client_ids: Mutex::default(),
+            leaves: Mutex::default(),
+            refusals,
+        }
+    }
+
+    /// Marks a group as changed and wakes the watcher.
+    fn touch(&self, group: &str) {
+        if let Ok(mut touched) = self.touched.lock()
+            && !touched.contains_key(group)
+        {
+            touched.insert(group.to_owned(), now_us());
+        }
+        self.changed.notify_one();
+    }
+
+    pub(super) fn take_touched(&self) -> BTreeMap<String, EpochMicros> {
+        self.touched
+            .lock()
+            .map(|mut touched| std::mem::take(&mut *touched))
+            .unwrap_or_default()
+    }
+
+    fn note_leave(&self, group: &str, members: impl IntoIterator<Item = String>) {
+        let now = epoch_ms(SystemTime::now());
+        if let Ok(mut leaves) = self.leaves.lock() {
+            let list = leaves.entry(group.to_owned()).or_default();
+            list.retain(|(_, at)| now.saturating_sub(*at) < LEAVE_MEMORY_MS);
+            list.extend(members.into_iter().map(|m| (m, now)));
+        }
+    }
+
+    pub(super) fn leaves(&self, group: &str) -> Vec<(String, EpochMillis)> {
+        self.leaves
+            .lock()
+            .map(|leaves| leaves.get(group).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn client_id(&self, member_id: &str) -> Option<String> {
+        Some(self.client_ids.lock().ok()?.get(member_id)?.0.clone())
+    }
+
+    fn note_client_id(&self, member_id: &str, client_id: &str) {
+        if let Ok(mut ids) = self.client_ids.lock() {
+            ids.insert(
+                member_id.to_owned(),
+                (client_id.to_owned(), epoch_ms(SystemTime::now())),
+            );
+        }
+    }
+
+    /// Forgets what is no longer needed, so a server that runs for a whole course stays small:
+    /// client ids of members no group has (after a grace period for members still joining),
+    /// and LeaveGroups older than [`LEAVE_MEMORY_MS`].
+    pub(super) fn prune(&self, members: &BTreeSet<&str>, now: EpochMillis) {
+        if let Ok(mut ids) = self.client_ids.lock() {
+            ids.retain(|id, (_, at)| {
+                members.contains(id.as_str()) || now.saturating_sub(*at) < LEAVE_MEMORY_MS
+            });
+        }
+        if let Ok(mut leaves) = self.leaves.lock() {
+            for list in leaves.values_mut() {
+                list.retain(|(_, at)| now.saturating_sub(*at) < LEAVE_MEMORY_MS);
+            }
+            leaves.retain(|_, list| !list.is_empty());
+        }
+    }
+}
+
+/// nisshi's group coordinator, unchanged, with every call that may change a group reported to
+/// the group watcher as it happens.
+#[derive(Clone, Debug)]
+pub(super) struct ObservedCoordinator {
+    inner: Controller<ArcDynStorage>,
+    storage: ArcDynStorage,
+    signals: Arc<Signals>,
+}
+
+impl ObservedCoordinator {
+    pub(super) fn new(
+        storage: ArcDynStorage,
+        config: GroupCoordinatorConfig,
+        signals: Arc<Signals>,
+    ) -> Self {
+        Self {
+            inner: Controller::new(storage.clone(), config),
+            storage,
+            signals,
+        }
+    }
+
+    /// Tells the lab why a JoinGroup was refused, for the refusals a learner can fix.
+    async fn explain_refusal(
+        &self,
+        group: &str,
+        client_id: Option<&str>,
+        protocols: Option<&[JoinGroupRequestProtocol]>,
+        session_timeout_ms: i32,
+        code: i16,
+    ) {
+        let offered: Vec<&str> = protocols
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let reason = match ErrorCode::try_from(code) {
+            Ok(ErrorCode::InconsistentGroupProtocol) => {
+                let chosen = self
+                    .storage
+                    .describe_groups(Some(&[group.to_owned()]), false)
+                    .await
+                    .ok()
+                    .and_then(|groups| groups.into_iter().next())
+                    .and_then(|named| match named.response {
+                        GroupDetailResponse::Found(detail) => detail.state.protocol_name(),
+                        GroupDetailResponse::ErrorCode(_) => None,
+                    })
+                    .filter(|name| !name.is_empty());
+                format!(
+                    "it offers the assignor(s) {}, but the group's members use {}. Members of one group must agree on an assignor, by name: configure one the others have.",
+                    offered.join(", "),
+                    chosen.as_deref().unwrap_or("another one")
+                )
+            }
+            Ok(ErrorCode::InvalidSessionTimeout) => format!(
+                "its session timeout of {session_timeout_ms} ms is outside what the broker allows. Choose one between 6 and 300 seconds."
+            ),
+            _ => return,
+        };
+        // No lab listening is fine.
+        let _ = self.signals.refusals.send(Refusal {
+            group: group.to_owned(),
+            client_id: client_id.unwrap_or("a consumer").to_owned(),
+            reason,
+        });
+    }
+
+    /// Wakes the watcher now, and again shortly, for a call that changes the group while it
+    /// waits (a JoinGroup is held for the whole join phase).
+    fn wake_during(&self, group: &str) {
+        self.signals.touch(group);
+        let signals = Arc::clone(&self.signals);
+        let group = group.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            signals.touch(&group);
+        });
+    }
+}
+
+#[async_trait]
+impl Coordinator for ObservedCoordinator {
+    async fn join(
+        &self,
+        api_version: i16,
+        client_id: Option<&str>,
+        group_id: &str,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: Option<i32>,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        protocol_type: &str,
+        protocols: Option<&[JoinGroupRequestProtocol]>,
+        reason: Option<&str>,
+    ) -> nisshi_broker::Result<Body> {
+        if let (Some(client_id), false) = (client_id, member_id.is_empty()) {
+            self.signals.note_client_id(member_id, client_id);
+        }
+        self.wake_during(group_id);
+        let body = self
+            .inner
+            .join(
+                api_version,
+                client_id,
+                group_id,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+                member_id,
+                group_instance_id,
+                protocol_type,
+                protocols,
+                reason,
+            )
+            .await;
+        if let Ok(body) = &body
+            && let Ok(response) = JoinGroupResponse::try_from(body.clone())
+        {
+            if let (Some(client_id), false) = (client_id, response.member_id.is_empty()) {
+                self.signals.note_client_id(&response.member_id, client_id);
+            }
+            if response.error_code != 0 {
+                self.explain_refusal(
+                    group_id,
+                    client_id,
+                    protocols,
+                    session_timeout_ms,
+                    response.error_code,
+                )
+                .await;
+            }
+        }
+        self.signals.touch(group_id);
+        body
+    }
+
+    async fn sync(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Option<&[SyncGroupRequestAssignment]>,
+    ) -> nisshi_broker::Result<Body> {
+        self.wake_during(group_id);
+        let body = self
+            .inner
+            .sync(
+                group_id,
+                generation_id,
+                member_id,
+                group_instance_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+            )
+            .await;
+        self.signals.touch(group_id);
+        body
+    }
+
+    async fn heartbeat(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> nisshi_broker::Result<Body> {
+        let body = self
+            .inner
+            .heartbeat(group_id, generation_id, member_id, group_instance_id)
+            .await;
+        self.signals.touch(group_id);
+        body
+    }
+
+    async fn leave(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        members: Option<&[MemberIdentity]>,
+    ) -> nisshi_broker::Result<Body> {
+        let leaving = member_id
+            .map(str::to_owned)
+            .into_iter()
+            .chain(
+                members
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| m.member_id.clone()),
+            )
+            .filter(|id| !id.is_empty());
+        self.signals.note_leave(group_id, leaving);
+        let body = self.inner.leave(group_id, member_id, members).await;
+        self.signals.touch(group_id);
+        body
+    }
+
+    async fn offset_commit(&self, detail: OffsetCommit<'_>) -> nisshi_broker::Result<Body> {
+        self.inner.offset_commit(detail).await
+    }
+
+    async fn offset_fetch(
+        &self,
+        group_id: Option<&str>,
+        topics: Option<&[OffsetFetchRequestTopic]>,
+        groups: Option<&[OffsetFetchRequestGroup]>,
+        require_stable: Option<bool>,
+    ) -> nisshi_broker::Result<Body> {
+        self.inner
+            .offset_fetch(group_id, topics, groups, require_stable)
+            .await
+    }
+
+    async fn delete_groups(&self, group_ids: &[String]) -> nisshi_broker::Result<Body> {
+        let body = self.inner.delete_groups(group_ids).await;
+        for group in group_ids {
+            self.signals.touch(group);
+        }
+        body
+    }
+
+    async fn list_groups(&self, states_filter: Option<&[String]>) -> nisshi_broker::Result<Body> {
+        self.inner.list_groups(states_filter).await
+    }
+
+    async fn describe_groups(
+        &self,
+        group_ids: Option<&[String]>,
+        include_authorized_operations: bool,
+    ) -> nisshi_broker::Result<Body> {
+        self.inner
+            .describe_groups(group_ids, include_authorized_operations)
+            .await
+    }
+}

@@ -1,0 +1,21 @@
+//! Kafka: the embedded broker grouplab runs itself, the server's own clients of whichever broker
+//! is in use, and whether it answers.
+//!
+//! - [`embedded`]: nisshi's parts assembled in this process, with its accept loop.
+//! - `coordinator`: nisshi's group coordinator, wrapped so that every change to a group is seen.
+//! - `group_watch`: the embedded broker's groups as observations, pushed as they change.
+//! - `wire`: the consumer protocol's assignment bytes and member ids, decoded.
+//! - `cluster`: the server's rdkafka clients (admin, producer, offsets, DescribeGroups).
+//! - [`health`]: whether the broker answers, probed for the whole server.
+
+mod cluster;
+mod coordinator;
+pub mod embedded;
+mod group_watch;
+pub mod health;
+mod wire;
+
+pub use self::cluster::{Cluster, Polled};
+pub use self::coordinator::Refusal;
+pub use self::embedded::{BrokerError, EmbeddedBroker};
+pub use self::group_watch::{GroupChange, GroupWatch};

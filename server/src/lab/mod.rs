@@ -1,0 +1,9 @@
+//! Lab content and what learners did with it.
+//!
+//! - [`catalog`]: the labs read from `labs/`, each checked as it is read.
+//! - [`highlight`]: code blocks highlighted once, when a lab is read.
+//! - [`progress`]: passed steps, opened hints and revealed solutions, in SQLite.
+
+pub mod catalog;
+pub mod highlight;
+pub mod progress;

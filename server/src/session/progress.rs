@@ -1,0 +1,164 @@
+//! The learner's progress in a lab: read back when the session starts, Clear progress, Open hint
+//! and Reveal solution (hints and the solution reach the page only once opened), and the
+//! checkpoints, evaluated step by step.
+
+use grouplab_protocol::{Notice, ProgressView, ServerEvent};
+use tracing::warn;
+
+use super::actor::Session;
+use crate::checks::evaluate;
+use crate::clock::now_ms;
+
+/// What a learner reads when the progress database fails; the error itself goes to the log.
+const PROGRESS_STORE_TROUBLE: &str = "grouplab keeps progress in a small database in its data folder (`--data-dir`, `.grouplab` by default), and could not write it. Check that the disk has space and the folder is writable; the details are in grouplab's log.";
+
+impl Session {
+    /// Reads back what the learner did in this lab before: passed steps, opened hints, the
+    /// revealed solution, and the topics the lab created.
+    pub(super) async fn load_progress(&mut self) {
+        match self
+            .deps
+            .progress
+            .load(&self.namespace, &self.lab.content.id)
+            .await
+        {
+            Ok(stored) => {
+                let progress = &mut self.view.progress;
+                for (step, at) in stored.passed {
+                    if let Some(status) = progress.steps.get_mut(step) {
+                        status.passed_at = Some(at);
+                    }
+                }
+                progress.hints = self
+                    .lab
+                    .hints_html
+                    .iter()
+                    .take(stored.hints_opened as usize)
+                    .cloned()
+                    .collect();
+                if stored.solution_revealed {
+                    progress.solution = self.lab.solution.clone();
+                }
+            }
+            Err(err) => warn!(%err, "progress could not be loaded"),
+        }
+        match self
+            .deps
+            .progress
+            .created_topics(&self.namespace, &self.lab.content.id)
+            .await
+        {
+            Ok(created) => {
+                self.topics.extend(created.iter().cloned());
+                self.created_topics = created.into_iter().collect();
+            }
+            Err(err) => warn!(%err, "the topics this lab created could not be read"),
+        }
+    }
+
+    pub(super) async fn clear_progress(&mut self) -> Result<(), Notice> {
+        if let Err(err) = self
+            .deps
+            .progress
+            .clear(&self.namespace, &self.lab.content.id)
+            .await
+        {
+            warn!(%err, "progress could not be cleared");
+            return Err(Notice::error(
+                "Progress could not be cleared",
+                PROGRESS_STORE_TROUBLE,
+            ));
+        }
+        self.emit(ServerEvent::Progress(ProgressView::new(
+            self.lab.content.steps.len(),
+        )));
+        self.progress_dirty = true;
+        Ok(())
+    }
+
+    pub(super) async fn open_hint(&mut self) -> Result<(), Notice> {
+        let mut progress = self.view.progress.clone();
+        let Some(next) = self.lab.hints_html.get(progress.hints.len()) else {
+            return Err(Notice::info(
+                "No more hints",
+                "Every hint of this lab is open already.",
+            ));
+        };
+        progress.hints.push(next.clone());
+        self.save_reveals(&progress).await?;
+        self.emit(ServerEvent::Progress(progress));
+        Ok(())
+    }
+
+    pub(super) async fn reveal_solution(&mut self) -> Result<(), Notice> {
+        let mut progress = self.view.progress.clone();
+        progress.solution = self.lab.solution.clone();
+        self.save_reveals(&progress).await?;
+        self.emit(ServerEvent::Progress(progress));
+        Ok(())
+    }
+
+    async fn save_reveals(&self, progress: &ProgressView) -> Result<(), Notice> {
+        self.deps
+            .progress
+            .record_reveals(
+                &self.namespace,
+                &self.lab.content.id,
+                progress.hints.len() as u32,
+                progress.solution.is_some(),
+            )
+            .await
+            .map_err(|err| {
+                warn!(%err, "progress could not be saved");
+                Notice::error("Your progress could not be saved", PROGRESS_STORE_TROUBLE)
+            })
+    }
+
+    /// Checks steps in order: a step is checked once every step before it has passed, and stays passed.
+    pub(super) fn evaluate_progress(&mut self) {
+        let mut progress = self.view.progress.clone();
+        let now = now_ms();
+        let mut newly_passed = Vec::new();
+        let mut blocked = false;
+        for (index, checks) in self.lab.checks.iter().enumerate() {
+            let Some(status) = progress.steps.get_mut(index) else {
+                break;
+            };
+            if status.passed_at.is_some() {
+                continue;
+            }
+            if blocked {
+                status.detail.clear();
+                continue;
+            }
+            self.run.history.now = now;
+            let verdicts: Vec<_> = checks
+                .iter()
+                .map(|c| evaluate(c, &self.view, &self.run.history))
+                .collect();
+            if verdicts.iter().all(|v| v.passed) {
+                status.passed_at = Some(now);
+                newly_passed.push(index);
+            } else {
+                blocked = true;
+            }
+            status.detail = verdicts
+                .iter()
+                .map(|v| v.detail.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        if progress != self.view.progress {
+            for step in newly_passed {
+                let store = self.deps.progress.clone();
+                let (namespace, lab) = (self.namespace.clone(), self.lab.content.id.clone());
+                self.deps.tasks.spawn(async move {
+                    if let Err(err) = store.record_passed(&namespace, &lab, step, now).await {
+                        warn!(%err, "a passed step could not be saved");
+                    }
+                });
+            }
+            self.emit(ServerEvent::Progress(progress));
+        }
+    }
+}
