@@ -15,9 +15,9 @@ pub(super) fn Crashes() -> impl IntoView {
             <div class="streams crashes" data-testid="crashes">
                 <h3>"The same crash on each broker"</h3>
                 <p class="muted">"The latest page instance that crashed on each broker, in any lab: what it held, when another consumer had its work, and what was delivered twice."</p>
-                {move || consumer_table(
+                {consumer_table(
                     &["Broker", "Crashed", "Held", "Work moved after", "Delivered again", "How"],
-                    crashes().into_iter().map(|c| view! {
+                    move || crashes().into_iter().map(|c| view! {
                             <tr data-testid=format!("crash-{}", c.backend.label())>
                                 <td>{c.backend.label()}</td>
                                 <td>{format!("{} in {}, {}", c.instance, c.lab, clock(c.at))}</td>

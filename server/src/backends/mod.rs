@@ -19,7 +19,6 @@ pub mod redis;
 use std::collections::HashMap;
 
 use grouplab_protocol::KeyMode;
-use tracing::warn;
 
 use self::kafka::Cluster;
 use self::rabbitmq::Rabbit;
@@ -53,12 +52,6 @@ pub enum CallError {
         "grouplab hit a problem of its own while talking to the broker (the details are in its log). Try again, and restart grouplab if it repeats."
     )]
     Internal,
-}
-
-/// A failure inside grouplab rather than at the broker: logged for the operator, worded for the learner.
-pub(crate) fn internal(detail: impl std::fmt::Display) -> CallError {
-    warn!(%detail, "internal error in a broker client");
-    CallError::Internal
 }
 
 /// Where one Produce command's messages landed, as the broker acknowledged them.

@@ -23,41 +23,38 @@ use crate::model::history::History;
 
 /// One condition a step waits for, as a lab file names it (`kind = "topic_exists"`, then the
 /// check's own fields): the kinds are this enum's variants in snake case, and each kind's fields
-/// are those of its type.
+/// are those of its type, in the file of its family. The variants keep the order lab authors
+/// have always seen in the error for an unknown kind.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Check {
-    // Topics (`topics.rs`).
     TopicExists(topics::TopicExists),
     MessagesProduced(topics::MessagesProduced),
     EveryPartitionHas(topics::EveryPartitionHas),
-    KeysStayInPartition(topics::KeysStayInPartition),
-    // A group's membership and its rebalances (`groups.rs`).
     GroupMembers(groups::GroupMembers),
     AssignmentComplete(groups::AssignmentComplete),
-    IdleMember(groups::IdleMember),
-    MemberCrashed(groups::MemberCrashed),
-    CrashReassigned(groups::CrashReassigned),
-    StopReassigned(groups::StopReassigned),
-    StopFasterThanCrash(groups::StopFasterThanCrash),
-    EagerRevokedAll(groups::EagerRevokedAll),
-    CooperativeRevokedOnlyMoved(groups::CooperativeRevokedOnlyMoved),
-    StaticMemberReturned(groups::StaticMemberReturned),
-    MaxPollExceeded(groups::MaxPollExceeded),
-    NoRebalanceWhileSlow(groups::NoRebalanceWhileSlow),
-    // What the group received and processed (`delivery.rs`).
     ReceivedExactlyOnce(delivery::ReceivedExactlyOnce),
     AllConsumed(delivery::AllConsumed),
+    MaxPollExceeded(groups::MaxPollExceeded),
+    NoRebalanceWhileSlow(groups::NoRebalanceWhileSlow),
+    KeysStayInPartition(topics::KeysStayInPartition),
     KeyOrderKept(delivery::KeyOrderKept),
     OrderAcrossPartitionsBroken(delivery::OrderAcrossPartitionsBroken),
     LagAtLeast(delivery::LagAtLeast),
     LagStatusSeen(delivery::LagStatusSeen),
     RetriedAtLeast(delivery::RetriedAtLeast),
     DeadLettered(delivery::DeadLettered),
+    EagerRevokedAll(groups::EagerRevokedAll),
+    CooperativeRevokedOnlyMoved(groups::CooperativeRevokedOnlyMoved),
+    StaticMemberReturned(groups::StaticMemberReturned),
+    MemberCrashed(groups::MemberCrashed),
+    CrashReassigned(groups::CrashReassigned),
+    StopReassigned(groups::StopReassigned),
+    StopFasterThanCrash(groups::StopFasterThanCrash),
+    IdleMember(groups::IdleMember),
     MessagesLost(delivery::MessagesLost),
     NothingLost(delivery::NothingLost),
     MessagesDuplicated(delivery::MessagesDuplicated),
-    // Redis Streams (`streams.rs`).
     StreamShared(streams::StreamShared),
     StreamExternalConsumer(streams::StreamExternalConsumer),
     StreamLeftPending(streams::StreamLeftPending),
@@ -66,7 +63,6 @@ pub enum Check {
     StreamAllAcknowledged(streams::StreamAllAcknowledged),
     /// Redis: a connection read the lab's Redis with plain `XREAD`, in no group.
     StreamReaderOutsideGroup,
-    // RabbitMQ (`queues.rs`).
     QueueShared(queues::QueueShared),
     QueueExternalConsumer(queues::QueueExternalConsumer),
     QueueFairDispatch(queues::QueueFairDispatch),
@@ -76,7 +72,6 @@ pub enum Check {
     QueueDrained(queues::QueueDrained),
     /// RabbitMQ: grouplab's own broker refused a client an operation and closed its channel.
     QueueOperationRefused,
-    // Across brokers (`crashes.rs`).
     CrashCompared(crashes::CrashCompared),
 }
 

@@ -226,3 +226,17 @@ impl Session {
         Card::Changed
     }
 }
+
+/// The worker queue's depth, when the instance processes off its poll loop.
+pub(super) fn worker_queue(view: &mut InstanceView, depth: u32, paused: bool) -> Card {
+    view.queue = Some(grouplab_protocol::QueueView { depth, paused });
+    Card::Changed
+}
+
+/// A commit that works means the client reaches its coordinator again.
+pub(super) fn committed(view: &mut InstanceView) -> Card {
+    if view.problem.take().is_none() {
+        return Card::Unchanged;
+    }
+    Card::Changed
+}

@@ -22,7 +22,8 @@
 //! - `reports`: an instance's report, dispatched once to the part that owns it: `kafka`,
 //!   `stream` (Redis) or `queue` (RabbitMQ), or handled there when every broker's instances send it;
 //! - `groups`: membership from the broker; `poll`: the broker polled for offsets and lag;
-//! - `flush`: message batches to the pages ([`pace`] spaces them), ledgers and checkpoints;
+//! - `flush`: message batches to the pages (`pace` spaces them), ledgers, and the tick that has
+//!   the checkpoints evaluated (`progress`);
 //! - `lab_broker`: what Redis and RabbitMQ labs share; `crash`: one crash compared across brokers.
 
 mod actor;

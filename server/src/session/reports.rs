@@ -9,6 +9,7 @@ use grouplab_protocol::{
 use tracing::debug;
 
 use super::actor::Session;
+use super::kafka::{committed, worker_queue};
 use crate::clock::now_ms;
 use crate::supervisor::{InstanceEvent, InstanceEventKind};
 
@@ -200,20 +201,6 @@ fn joining(view: &mut InstanceView, pid: u32) -> Card {
 fn leaving(view: &mut InstanceView, now: EpochMillis) -> Card {
     if !matches!(view.state, InstanceState::Stopping { .. }) {
         view.state = InstanceState::Stopping { since: now };
-    }
-    Card::Changed
-}
-
-/// The worker queue's depth, when the instance processes off its poll loop.
-fn worker_queue(view: &mut InstanceView, depth: u32, paused: bool) -> Card {
-    view.queue = Some(grouplab_protocol::QueueView { depth, paused });
-    Card::Changed
-}
-
-/// A commit that works means the client reaches its coordinator again.
-fn committed(view: &mut InstanceView) -> Card {
-    if view.problem.take().is_none() {
-        return Card::Unchanged;
     }
     Card::Changed
 }

@@ -20,13 +20,20 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use tracing::warn;
 
 use super::wire::{client_id_of, decode_assignment};
-use crate::backends::{CallError, Produced, internal, numbered_message};
+use crate::backends::{CallError, Produced, numbered_message};
 use crate::model::membership::{GroupObservation, ObservedMember};
 
 /// How long one request to the broker may take before the broker is reported as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failure inside grouplab rather than at the broker: logged for the operator, worded for the learner.
+fn internal(detail: impl std::fmt::Display) -> CallError {
+    warn!(%detail, "internal error in the cluster client");
+    CallError::Internal
+}
 
 /// What one poll of the broker read.
 pub struct Polled {
