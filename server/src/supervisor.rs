@@ -382,7 +382,7 @@ impl InstanceTask {
             .send(InstanceEvent {
                 id: self.id,
                 kind: InstanceEventKind::Exited(reason),
-                at_us: crate::clock::now_us(),
+                at_us: grouplab_backends::clock::now_us(),
             })
             .await;
     }
@@ -438,7 +438,7 @@ async fn forward_reports(
         let event = InstanceEvent {
             id,
             kind: InstanceEventKind::Report(report),
-            at_us: stamp.unwrap_or_else(crate::clock::now_us),
+            at_us: stamp.unwrap_or_else(grouplab_backends::clock::now_us),
         };
         // With its session gone the reports have no reader, but stdout is still drained: an
         // instance that cannot write would die before it has left its group.

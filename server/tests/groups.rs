@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
+use grouplab_backends::kafka::Cluster;
+use grouplab_backends::kafka::EmbeddedBroker;
 use grouplab_protocol::{
     Backend, ConsumerSettings, InstanceConfig, InstanceId, InstanceReport, KeyMode,
 };
-use grouplab_server::backends::kafka::Cluster;
-use grouplab_server::backends::kafka::EmbeddedBroker;
 use grouplab_server::config::locate_consumer_program;
 use grouplab_server::supervisor::{
     ExitReason, InstanceEvent, InstanceEventKind, Supervisor, SupervisorConfig, SupervisorHandle,

@@ -8,7 +8,9 @@
 //! - `test`: `build`, then every test of the workspace.
 //! - `bench`: `build`, then every benchmark in `benches/` with its default arguments, each
 //!   printing its table (BENCHMARKS.md records them). Not part of `test`.
-//! - `lint`: rustfmt and clippy, for the native half and for the WASM half.
+//! - `lint`: rustfmt and clippy, for the native half and for the WASM half, and whether the
+//!   feature hack is up to date.
+//! - `hack`: writes the feature hack's dependencies (`hack/Cargo.toml`, see `hack.rs`).
 //!
 //! The module is then optimised by binaryen's `wasm-opt` from npm (`tools/binaryen`, installed by
 //! `scripts/setup.sh`), never one found on PATH: Debian's binaryen 108 silently breaks the module
@@ -25,6 +27,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+
+mod hack;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const WASM_PROFILE: &str = "wasm-release";
@@ -62,13 +66,21 @@ fn main() -> anyhow::Result<()> {
             test(&root)
         }
         "lint" => lint(&root),
+        "hack" => {
+            if hack::write(&root)? {
+                println!("hack/Cargo.toml was brought up to date: commit it with Cargo.lock");
+            } else {
+                println!("hack/Cargo.toml is up to date");
+            }
+            Ok(())
+        }
         "bench" => {
             build(&root)?;
             bench(&root)
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <site | build | run [-- server args] | test | bench | lint>"
+                "usage: cargo xtask <site | build | run [-- server args] | test | bench | lint | hack>"
             );
             std::process::exit(2);
         }
@@ -88,11 +100,27 @@ fn target_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
 }
 
+/// Where the front end's WASM build puts its artefacts: a folder of its own inside the target
+/// folder, so that it can run while the native build holds the target folder's lock.
+fn wasm_target_dir(root: &Path) -> PathBuf {
+    target_dir(root).join("front-end")
+}
+
 /// Runs cargo with `args` in the workspace, failing if it fails.
 fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    cargo_in(root, &target_dir(root), args)
+}
+
+/// Runs cargo with `args` in the workspace, building into `target`, failing if it fails. With
+/// `GROUPLAB_TIMINGS` set, builds also write cargo's timing report (`cargo-timings/` in the
+/// target folder), which BENCHMARKS.md's build figures come from.
+fn cargo_in(root: &Path, target: &Path, args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let timings = args.first() == Some(&"build") && std::env::var_os("GROUPLAB_TIMINGS").is_some();
     let status = Command::new(&cargo)
         .args(args)
+        .args(timings.then_some("--timings"))
+        .env("CARGO_TARGET_DIR", target)
         .current_dir(root)
         .status()
         .with_context(|| format!("could not run {cargo}"))?;
@@ -141,16 +169,44 @@ fn bench(root: &Path) -> anyhow::Result<()> {
 /// Runs every test, echoing cargo's output, and ends with the total over all test binaries.
 fn test(root: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut child = Command::new(&cargo)
-        .args([
-            "test",
-            "--locked",
-            "--no-fail-fast",
+    let (mut passed, mut failed) = (0u64, 0u64);
+    // xtask's own tests apart: in the workspace's build they would unify its dependencies'
+    // features with the tests' and compile them again (see hack.rs).
+    let runs: [&[&str]; 2] = [
+        &[
             "--workspace",
             "--exclude",
             "grouplab-frontend",
-        ])
+            "--exclude",
+            "xtask",
+        ],
+        &["--package", "xtask"],
+    ];
+    let mut all_ran = true;
+    for selection in runs {
+        let (ran, p, f) = run_tests(root, selection)?;
+        passed += p;
+        failed += f;
+        all_ran &= ran;
+    }
+    println!("test time: {:.0} s", started.elapsed().as_secs_f64());
+    println!("tests: {passed} passed, {failed} failed");
+    if !all_ran {
+        bail!("some tests failed");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// Runs `cargo test` on `selection`, echoing its output: whether it succeeded, and how many
+/// tests passed and failed.
+fn run_tests(root: &Path, selection: &[&str]) -> anyhow::Result<(bool, u64, u64)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut child = Command::new(&cargo)
+        .args(["test", "--locked", "--no-fail-fast"])
+        .args(selection)
         .current_dir(root)
         .stdout(Stdio::piped())
         .spawn()
@@ -166,15 +222,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("test time: {:.0} s", started.elapsed().as_secs_f64());
-    println!("tests: {passed} passed, {failed} failed");
-    if !status.success() {
-        bail!("some tests failed");
-    }
-    if passed == 0 {
-        bail!("no test ran");
-    }
-    Ok(())
+    Ok((status.success(), passed, failed))
 }
 
 /// The number just before `label` in a cargo test result line, e.g. 12 in "ok. 12 passed; 0 failed".
@@ -186,20 +234,31 @@ fn count_before(result: &str, label: &str) -> u64 {
 }
 
 fn build(root: &Path) -> anyhow::Result<()> {
-    site(root)?;
-    // Only what `run` and the tests start: the benchmarks and test helpers are built when used.
-    cargo(
-        root,
-        &[
-            "build",
-            "--locked",
-            "--package",
-            "grouplab-server",
-            "--package",
-            "grouplab-consumer",
-            "--bins",
-        ],
-    )
+    // The front end and the native binaries are built at once: each build ends with a long
+    // stretch on one core (the WASM module's link-time optimisation and wasm-opt; the server
+    // crate), which the other build fills. The front end has a target folder of its own
+    // (`wasm_target_dir`), so that neither build waits for the other's lock; they share no
+    // artefact anyway, since the WASM build's profile is another.
+    std::thread::scope(|scope| {
+        let front_end = scope.spawn(|| site(root));
+        // Only what `run` and the tests start: the benchmarks and test helpers are built when used.
+        let native = cargo(
+            root,
+            &[
+                "build",
+                "--locked",
+                "--package",
+                "grouplab-server",
+                "--package",
+                "grouplab-consumer",
+                "--bins",
+            ],
+        );
+        let front_end = front_end
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the front end's build panicked")));
+        native.and(front_end)
+    })
 }
 
 fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
@@ -220,8 +279,10 @@ fn run(root: &Path, server_args: &[String]) -> anyhow::Result<()> {
 
 fn site(root: &Path) -> anyhow::Result<()> {
     check_bindgen_versions(root)?;
-    cargo(
+    let wasm_target = wasm_target_dir(root);
+    cargo_in(
         root,
+        &wasm_target,
         &[
             "build",
             "--locked",
@@ -235,7 +296,7 @@ fn site(root: &Path) -> anyhow::Result<()> {
         ],
     )?;
     let target = target_dir(root);
-    let wasm = target
+    let wasm = wasm_target
         .join(WASM_TARGET)
         .join(WASM_PROFILE)
         .join("grouplab_frontend.wasm");
@@ -399,6 +460,7 @@ fn check_bindgen_versions(root: &Path) -> anyhow::Result<()> {
 
 fn lint(root: &Path) -> anyhow::Result<()> {
     cargo(root, &["fmt", "--all", "--check"])?;
+    hack::check(root)?;
     cargo(
         root,
         &[

@@ -15,7 +15,7 @@ use grouplab_protocol::{
 };
 use serde::Deserialize;
 
-use crate::checks::Check;
+use grouplab_model::checks::Check;
 
 /// A lab ready to serve: its page content and the checks of each step.
 #[derive(Debug)]

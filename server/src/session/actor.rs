@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use super::pace::Pace;
 use super::reset::Reset;
 use super::{Request, SessionDeps, SessionHandle};
-use crate::backends::kafka::GroupWatch;
-use crate::clock::now_ms;
 use crate::lab::catalog::Lab;
-use crate::model::history::History;
-use crate::model::lag::LagTracker;
-use crate::model::membership::Tracker;
 use crate::supervisor::InstanceEvent;
+use grouplab_backends::clock::now_ms;
+use grouplab_backends::kafka::GroupWatch;
+use grouplab_model::history::History;
+use grouplab_model::lag::LagTracker;
+use grouplab_model::membership::Tracker;
 
 /// How often the broker is asked for offsets and watermarks.
 const POLL_INTERVAL: Duration = Duration::from_millis(700);

@@ -5,7 +5,7 @@
 use grouplab_protocol::{EpochMicros, InstanceId, MessageView, ReportedSpan, ServerEvent};
 
 use super::actor::Session;
-use crate::model::ledger::ledger;
+use grouplab_model::ledger::ledger;
 
 /// The most messages shown per flush interval; counts stay exact beyond it.
 const SAMPLE_PER_FLUSH: usize = 12;

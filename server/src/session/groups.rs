@@ -1,14 +1,14 @@
 //! Group membership from the broker, for page instances and the learner's own consumers alike:
 //! pushed by the embedded broker's group watch, or polled from a named cluster, and turned by the
-//! [`Tracker`](crate::model::membership::Tracker) into group views, timeline entries and handovers.
+//! [`Tracker`](grouplab_model::membership::Tracker) into group views, timeline entries and handovers.
 
 use grouplab_protocol::{Departure, EpochMicros, InstanceState, Notice, ServerEvent};
 
 use super::actor::Session;
 use super::reports::INSTANCE_NOTICE_GAP_MS;
-use crate::backends::kafka::Refusal;
-use crate::clock::now_ms;
-use crate::model::membership::{Change, GroupObservation};
+use grouplab_backends::clock::now_ms;
+use grouplab_backends::kafka::Refusal;
+use grouplab_model::membership::{Change, GroupObservation};
 
 impl Session {
     /// Reads the embedded broker's latest observation of a group; `decided_at_us` is when the

@@ -11,8 +11,8 @@ use grouplab_protocol::{
 
 use super::actor::Session;
 use super::reset::Reset;
-use crate::clock::now_ms;
 use crate::supervisor::ExitReason;
+use grouplab_backends::clock::now_ms;
 
 /// How many stopped or crashed instance cards a page keeps.
 const KEEP_GONE_INSTANCES: usize = 4;

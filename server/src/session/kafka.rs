@@ -10,7 +10,7 @@ use grouplab_protocol::{
 
 use super::actor::Session;
 use super::reports::Card;
-use crate::model::history::produced_number;
+use grouplab_model::history::produced_number;
 
 impl Session {
     /// A message the instance received: counted for the ledger and the order checks, and shown.

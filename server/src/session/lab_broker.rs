@@ -9,8 +9,8 @@ use grouplab_protocol::{
 };
 
 use super::actor::Session;
-use crate::backends::CallError;
-use crate::backends::LabBroker;
+use grouplab_backends::CallError;
+use grouplab_backends::LabBroker;
 
 impl Session {
     fn backend(&self) -> Backend {

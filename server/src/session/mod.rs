@@ -8,7 +8,7 @@
 //! and report back with what to do with their result, so the session never waits on the network.
 //!
 //! Group membership, for page instances and the learner's own consumers alike, comes from the
-//! broker through [`Tracker`](crate::model::membership::Tracker); instance reports add what only
+//! broker through [`Tracker`](grouplab_model::membership::Tracker); instance reports add what only
 //! grouplab's own processes can say.
 //!
 //! This file holds the handles the rest of the server talks to a session through. The session
@@ -55,12 +55,12 @@ use tokio_util::task::TaskTracker;
 
 use self::actor::Session;
 pub use self::crash::CrashBook;
-use crate::backends::kafka::{Cluster, EmbeddedBroker, GroupWatch};
-use crate::backends::rabbitmq::Rabbit;
-use crate::backends::redis::Redis;
 use crate::lab::catalog::{Lab, LabCatalog, Reloaded};
 use crate::lab::progress::ProgressStore;
 use crate::supervisor::SupervisorHandle;
+use grouplab_backends::kafka::{Cluster, EmbeddedBroker, GroupWatch};
+use grouplab_backends::rabbitmq::Rabbit;
+use grouplab_backends::redis::Redis;
 
 /// What every session shares.
 pub struct SessionDeps {
@@ -70,7 +70,7 @@ pub struct SessionDeps {
     /// The embedded broker, which a page may take down and bring up; `None` on a named cluster.
     pub broker: Option<Arc<EmbeddedBroker>>,
     /// Whether the broker answers, watched for the whole server
-    /// ([`crate::backends::kafka::health`]).
+    /// ([`grouplab_backends::kafka::health`]).
     pub health: watch::Receiver<BrokerHealth>,
     /// Whether the server serves a class (`--public`): then no page may stop the broker.
     pub shared: bool,

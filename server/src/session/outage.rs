@@ -7,7 +7,7 @@ use grouplab_protocol::{
 use tracing::warn;
 
 use super::actor::Session;
-use crate::clock::now_ms;
+use grouplab_backends::clock::now_ms;
 
 impl Session {
     /// Takes the embedded broker down or brings it back up; every lab sees the outcome through

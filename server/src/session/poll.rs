@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use grouplab_protocol::{InstanceId, ServerEvent, TopicPartition};
 
 use super::actor::Session;
-use crate::backends::CallError;
-use crate::backends::kafka::Polled;
-use crate::clock::now_ms;
+use grouplab_backends::CallError;
+use grouplab_backends::clock::now_ms;
+use grouplab_backends::kafka::Polled;
 
 /// How many polls a processing rate is measured over (about 5 s).
 const RATE_SAMPLES: usize = 8;

@@ -10,7 +10,7 @@ use grouplab_protocol::{
 
 use super::Reply;
 use super::actor::Session;
-use crate::backends::{CallError, Produced};
+use grouplab_backends::{CallError, Produced};
 
 /// How often a steady produce sends what is due.
 const STEADY_TICK: Duration = Duration::from_millis(100);

@@ -6,8 +6,8 @@ use grouplab_protocol::{Notice, ProgressView, ServerEvent};
 use tracing::warn;
 
 use super::actor::Session;
-use crate::checks::evaluate;
-use crate::clock::now_ms;
+use grouplab_backends::clock::now_ms;
+use grouplab_model::checks::evaluate;
 
 /// What a learner reads when the progress database fails; the error itself goes to the log.
 const PROGRESS_STORE_TROUBLE: &str = "grouplab keeps progress in a small database in its data folder (`--data-dir`, `.grouplab` by default), and could not write it. Check that the disk has space and the folder is writable; the details are in grouplab's log.";

@@ -8,10 +8,10 @@ use grouplab_protocol::{
 
 use super::actor::Session;
 use super::reports::Card;
-use crate::backends::CallError;
-use crate::backends::rabbitmq::QueuesPolled;
-use crate::clock::now_ms;
-use crate::model::history::QueueWorker;
+use grouplab_backends::CallError;
+use grouplab_backends::clock::now_ms;
+use grouplab_backends::rabbitmq::QueuesPolled;
+use grouplab_model::history::QueueWorker;
 
 impl Session {
     pub(super) fn start_queue_poll(&mut self) {

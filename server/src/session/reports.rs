@@ -10,8 +10,8 @@ use tracing::debug;
 
 use super::actor::Session;
 use super::kafka::{committed, worker_queue};
-use crate::clock::now_ms;
 use crate::supervisor::{InstanceEvent, InstanceEventKind};
+use grouplab_backends::clock::now_ms;
 
 /// The least time between two error notices from one instance, or two refusals of one consumer.
 pub(super) const INSTANCE_NOTICE_GAP_MS: u64 = 10_000;

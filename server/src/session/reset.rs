@@ -9,8 +9,8 @@ use tracing::warn;
 
 use super::Reply;
 use super::actor::{LabRun, Session};
-use crate::backends::CallError;
-use crate::clock::now_ms;
+use grouplab_backends::CallError;
+use grouplab_backends::clock::now_ms;
 
 /// How long a first press of Reset on a named cluster waits for the second.
 const RESET_CONFIRM_MS: u64 = 10_000;

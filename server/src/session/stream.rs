@@ -10,9 +10,9 @@ use grouplab_protocol::{
 
 use super::actor::Session;
 use super::reports::Card;
-use crate::backends::CallError;
-use crate::backends::redis::loose_readers_since;
-use crate::clock::now_ms;
+use grouplab_backends::CallError;
+use grouplab_backends::clock::now_ms;
+use grouplab_backends::redis::loose_readers_since;
 
 /// What one poll of a Redis lab read.
 pub(super) struct StreamsPolled {

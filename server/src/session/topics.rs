@@ -5,7 +5,7 @@ use tracing::warn;
 
 use super::Reply;
 use super::actor::Session;
-use crate::backends::CallError;
+use grouplab_backends::CallError;
 
 impl Session {
     pub(super) fn create_topic(

@@ -7,7 +7,7 @@ use grouplab_protocol::LabSnapshot;
 use serde::Deserialize;
 
 use super::{Rule, Verdict};
-use crate::model::history::History;
+use crate::history::History;
 
 /// RabbitMQ: at least `consumers` consumers of the queue (whoever runs them) were handed messages.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

@@ -6,7 +6,7 @@ use grouplab_protocol::LabSnapshot;
 use serde::Deserialize;
 
 use super::{Rule, Verdict};
-use crate::model::history::History;
+use crate::history::History;
 
 /// The topic exists, with this many partitions if given.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

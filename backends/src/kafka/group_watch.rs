@@ -17,7 +17,7 @@ use tracing::debug;
 use super::coordinator::{Refusal, Signals};
 use super::wire::{client_id_of, decode_assignment};
 use crate::clock::{epoch_ms, now_us};
-use crate::model::membership::{GroupObservation, ObservedMember};
+use grouplab_model::membership::{GroupObservation, ObservedMember};
 
 /// How often the stored groups are read when nothing wakes the watcher: often enough to show a
 /// member's session expiring within a fraction of a second.

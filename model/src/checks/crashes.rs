@@ -7,7 +7,7 @@ use grouplab_protocol::LabSnapshot;
 use serde::Deserialize;
 
 use super::{Rule, Verdict};
-use crate::model::history::History;
+use crate::history::History;
 
 /// Any lab of this server: a page instance on this broker crashed holding work, and the
 /// work reached another consumer (or, with auto-ack, was lost).

@@ -13,7 +13,7 @@ use tracing::info;
 use super::management::Management;
 use super::refusals::Refusals;
 use super::{Ready, answers};
-use crate::backends::own_process::{
+use crate::own_process::{
     Children, NeverAnswered, find_program, free_port, spawn_child, wait_until_answers,
 };
 

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::backends::kafka::Cluster;
 use crate::clock::now_ms;
+use crate::kafka::Cluster;
 
 /// How often the broker is asked whether it is there.
 const PROBE_INTERVAL: Duration = Duration::from_millis(300);

@@ -19,7 +19,7 @@ use std::fmt;
 use grouplab_protocol::LabSnapshot;
 use serde::Deserialize;
 
-use crate::model::history::History;
+use crate::history::History;
 
 /// One condition a step waits for, as a lab file names it (`kind = "topic_exists"`, then the
 /// check's own fields): the kinds are this enum's variants in snake case, and each kind's fields
@@ -177,8 +177,8 @@ mod tests {
         PartitionView, TopicPartition, TopicView,
     };
 
-    use crate::model::history::{QueueHistory, QueueWorker, StreamHistory};
-    use crate::model::membership::Handover;
+    use crate::history::{QueueHistory, QueueWorker, StreamHistory};
+    use crate::membership::Handover;
 
     /// A lab view with topic `t` (one entry per partition: its log end) and instances
     /// `(name, state, partitions)` in group `g`.

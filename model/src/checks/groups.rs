@@ -9,8 +9,8 @@ use grouplab_protocol::{Departure, InstanceState, LabSnapshot, MemberView};
 use serde::Deserialize;
 
 use super::{Rule, Verdict};
-use crate::model::history::History;
-use crate::model::membership::Handover;
+use crate::history::History;
+use crate::membership::Handover;
 
 /// The group has exactly this many working members (whoever runs them), each owning at least `each_owns_at_least` partitions.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

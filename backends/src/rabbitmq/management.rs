@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use crate::backends::CallError;
+use crate::CallError;
 
 /// How long one call to the management API may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);

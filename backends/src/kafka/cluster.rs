@@ -23,8 +23,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::warn;
 
 use super::wire::{client_id_of, decode_assignment};
-use crate::backends::{CallError, Produced, numbered_message};
-use crate::model::membership::{GroupObservation, ObservedMember};
+use crate::{CallError, Produced, numbered_message};
+use grouplab_model::membership::{GroupObservation, ObservedMember};
 
 /// How long one request to the broker may take before the broker is reported as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);

@@ -7,7 +7,7 @@ use grouplab_protocol::LabSnapshot;
 use serde::Deserialize;
 
 use super::{Rule, Verdict};
-use crate::model::history::History;
+use crate::history::History;
 
 /// Redis: at least `consumers` consumers of the group (whoever runs them) were handed
 /// entries, and no entry was handed to two of them by a read.

@@ -8,7 +8,7 @@ use grouplab_protocol::{LabSnapshot, TopicPartition, TopicView};
 use serde::Deserialize;
 
 use super::{Rule, Verdict};
-use crate::model::history::{History, receipts};
+use crate::history::{History, receipts};
 
 /// Every message in the topic was received exactly once by the group's page instances
 /// (and there is at least one). Only page instances report each message they receive.
@@ -182,7 +182,7 @@ impl Rule for LagAtLeast {
     }
 }
 
-/// A partition of the topic has this lag status for the group now (see [`crate::model::lag`]).
+/// A partition of the topic has this lag status for the group now (see [`crate::lag`]).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LagStatusSeen {
@@ -313,7 +313,7 @@ impl Rule for DeadLettered {
 }
 
 /// The group's page instances lost at least this many messages: received, never processed,
-/// and committed past (see [`crate::model::ledger`]).
+/// and committed past (see [`crate::ledger`]).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesLost {
@@ -456,7 +456,7 @@ fn with_ledger(
     let Some(found) = view.topic(topic) else {
         return Verdict::wait(format!("There is no topic `{topic}` yet."));
     };
-    match crate::model::ledger::ledger(history, group, found) {
+    match crate::ledger::ledger(history, group, found) {
         Some(ledger) => judge(&ledger),
         None => Verdict::wait(format!("No instance of `{group}` has read `{topic}` yet.")),
     }

@@ -10,7 +10,9 @@
 //! - [`redis`]: the Redis Streams labs' `redis-server` and the server's client for it.
 //! - [`rabbitmq`]: the RabbitMQ labs' `rabbitmq-server`, its AMQP client and management API.
 //! - [`own_process`]: what starting such a broker as grouplab's own child needs.
+//! - [`clock`]: the one clock, here in the lowest layer that reads the time.
 
+pub mod clock;
 pub mod kafka;
 pub mod own_process;
 pub mod rabbitmq;
