@@ -105,27 +105,39 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every dependency (and side) that some build compiles with other features than another,
-/// with the features of all the builds together.
+/// Every dependency (and side) that some build compiles with other features than another, or
+/// that is compiled for the host and for the target, with the features of all of them together.
 fn needed(root: &Path, lock: &str) -> anyhow::Result<BTreeMap<Unit, BTreeSet<String>>> {
     let builds: Vec<BTreeMap<Unit, BTreeSet<String>>> = BUILDS
         .iter()
         .map(|args| unit_features(root, args, lock))
         .collect::<anyhow::Result<_>>()?;
-    let mut all: BTreeMap<Unit, Vec<&BTreeSet<String>>> = BTreeMap::new();
+    // Per package: the features each build gives it, on each side.
+    let mut all: BTreeMap<(String, String), Vec<(Side, &BTreeSet<String>)>> = BTreeMap::new();
     for build in &builds {
-        for (unit, features) in build {
-            all.entry(unit.clone()).or_default().push(features);
+        for ((name, version, side), features) in build {
+            all.entry((name.clone(), version.clone()))
+                .or_default()
+                .push((*side, features));
         }
     }
-    Ok(all
-        .into_iter()
-        .filter(|(_, seen)| seen.len() > 1 && seen.iter().any(|f| *f != seen[0]))
-        .map(|(unit, seen)| {
-            let union = seen.into_iter().flatten().cloned().collect();
-            (unit, union)
-        })
-        .collect())
+    // A package compiled with other features by another build, or for the host and the target
+    // alike (build scripts and procedural macros share many crates with the binaries), gets the
+    // features of them all, on every side it is compiled for: one compilation then serves all,
+    // since the host and the target share the dev profile's settings for dependencies.
+    let mut needed = BTreeMap::new();
+    for ((name, version), seen) in all {
+        let sides: BTreeSet<Side> = seen.iter().map(|(side, _)| *side).collect();
+        let alike = seen.iter().all(|(_, features)| *features == seen[0].1);
+        if sides.len() == 1 && alike {
+            continue;
+        }
+        let union: BTreeSet<String> = seen.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        for side in sides {
+            needed.insert((name.clone(), version.clone(), side), union.clone());
+        }
+    }
+    Ok(needed)
 }
 
 /// The features each registry dependency is compiled with in one build, per side.
