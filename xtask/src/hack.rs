@@ -1,13 +1,14 @@
 //! The feature hack: one set of features per shared dependency, whichever build compiles it.
 //!
 //! Cargo unifies a dependency's features over the packages and targets of one build only. The
-//! run command builds the server and the consumer, `cargo xtask` builds xtask, and the test
-//! command builds every test: each enables different features of shared dependencies (the
-//! browser tests' `fantoccini` turns on `syn`'s `fold` and `visit`, `time`'s `macros`, `serde`'s
-//! `rc`, …), so the test command compiled 161 crates again that the run command had just built.
-//! `grouplab-hack` (`hack/Cargo.toml`) depends on every dependency whose features differ between
-//! those builds, with the features all of them need, and the server, the consumer and xtask
-//! depend on it: every build then compiles each shared dependency once, the same way.
+//! run command builds the server and the consumer, and the test command builds every test: the
+//! tests enable other features of shared dependencies (the browser tests' `fantoccini` turns on
+//! `syn`'s `fold` and `visit`, `time`'s `macros`, …), so the test command compiled 161 crates
+//! again that the run command had just built. `grouplab-hack` (`hack/Cargo.toml`) depends on
+//! every dependency whose features differ between those builds, or between its host and target
+//! builds in one of them, with the features all of them need, and the server and the consumer
+//! depend on it: every build then compiles each shared dependency once, the same way. xtask is
+//! built alone by `cargo xtask`, and its tests run apart, so it stays out of this.
 //!
 //! `cargo xtask hack` writes its dependencies from what cargo says each build compiles (its unit
 //! graph: `cargo build --unit-graph`, an unstable option read with `RUSTC_BOOTSTRAP=1`, which
@@ -20,7 +21,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// The builds whose shared dependencies must agree, as cargo arguments: what the run command
-/// builds, xtask itself, and what the test command builds (the workspace's tests, then xtask's).
+/// builds, and what the test command builds. xtask is a build of its own (`cargo xtask` builds it
+/// first, alone, and the test command tests it apart): it shares no artefact with them.
 const BUILDS: &[&[&str]] = &[
     &[
         "build",
@@ -30,7 +32,6 @@ const BUILDS: &[&[&str]] = &[
         "grouplab-consumer",
         "--bins",
     ],
-    &["build", "--package", "xtask", "--bins"],
     &[
         "test",
         "--workspace",
@@ -40,7 +41,6 @@ const BUILDS: &[&[&str]] = &[
         "xtask",
         "--no-run",
     ],
-    &["test", "--package", "xtask", "--no-run"],
 ];
 
 /// Where the hack's dependencies are written.
@@ -62,7 +62,8 @@ enum Side {
 pub fn write(root: &Path) -> anyhow::Result<bool> {
     let path = root.join(MANIFEST);
     let original = std::fs::read_to_string(&path).context("cannot read hack/Cargo.toml")?;
-    let mut changed = false;
+    // From nothing, so that a dependency no build needs any more leaves the list.
+    std::fs::write(&path, render(&original, &BTreeMap::new())?)?;
     // Adding features to one dependency can change which features others get: a few rounds.
     for _ in 0..6 {
         let manifest = std::fs::read_to_string(&path)?;
@@ -71,10 +72,9 @@ pub fn write(root: &Path) -> anyhow::Result<bool> {
         let wanted = merge(listed(&manifest), needed);
         let rewritten = render(&manifest, &wanted)?;
         if rewritten == manifest {
-            return Ok(changed || rewritten != original);
+            return Ok(rewritten != original);
         }
         std::fs::write(&path, rewritten)?;
-        changed = true;
     }
     bail!("the hack's features did not settle after 6 rounds; see {MANIFEST}")
 }
@@ -201,6 +201,8 @@ fn unit_features(
         let Some((name, version)) = id.rsplit('#').next().and_then(|p| p.split_once('@')) else {
             continue;
         };
+        // Build metadata (`+spec-1.1.0`) plays no part in a version requirement.
+        let version = version.split('+').next().unwrap_or(version);
         let side = if host[i] { Side::Host } else { Side::Target };
         let features = unit["features"]
             .as_array()

@@ -171,7 +171,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut passed, mut failed) = (0u64, 0u64);
     // xtask's own tests apart: in the workspace's build they would unify its dependencies'
-    // features with the tests' and compile them again (see hack.rs).
+    // features with the tests', and compile them again (see hack.rs).
     let runs: [&[&str]; 2] = [
         &[
             "--workspace",
