@@ -52,6 +52,9 @@ const GENERATED: &str = "# Written by `cargo xtask hack`: do not edit below this
 /// procedural macros, whose dependencies cargo resolves apart).
 type Unit = (String, String, Side);
 
+/// The features one build gives a package, on one side.
+type Seen<'a> = (Side, &'a BTreeSet<String>);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Side {
     Target,
@@ -113,7 +116,7 @@ fn needed(root: &Path, lock: &str) -> anyhow::Result<BTreeMap<Unit, BTreeSet<Str
         .map(|args| unit_features(root, args, lock))
         .collect::<anyhow::Result<_>>()?;
     // Per package: the features each build gives it, on each side.
-    let mut all: BTreeMap<(String, String), Vec<(Side, &BTreeSet<String>)>> = BTreeMap::new();
+    let mut all: BTreeMap<(String, String), Vec<Seen>> = BTreeMap::new();
     for build in &builds {
         for ((name, version, side), features) in build {
             all.entry((name.clone(), version.clone()))
