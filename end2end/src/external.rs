@@ -220,3 +220,74 @@ impl ExternalConsumer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
+
+/// One member of a group as an admin client describes it: its client id, its host, and the
+/// partitions assigned to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DescribedMember {
+    pub client_id: String,
+    pub host: String,
+    pub partitions: Vec<i32>,
+}
+
+/// How confluent-kafka's `AdminClient.describe_consumer_groups` (librdkafka's
+/// `DescribeConsumerGroups`, the call admin tools make) describes `group`: its state and its
+/// members.
+pub async fn admin_describe(
+    bootstrap: &str,
+    group: &str,
+) -> anyhow::Result<(String, Vec<DescribedMember>)> {
+    const SCRIPT: &str = r#"
+import json, sys
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+described = admin.describe_consumer_groups([sys.argv[2]])[sys.argv[2]].result(timeout=10)
+print(json.dumps({
+    "state": described.state.name,
+    "members": [{
+        "client_id": m.client_id,
+        "host": m.host,
+        "partitions": sorted(tp.partition for tp in m.assignment.topic_partitions),
+    } for m in described.members],
+}))
+"#;
+    let python = workspace_root()
+        .join("end2end")
+        .join("clients")
+        .join(".venv")
+        .join("bin")
+        .join("python");
+    let output = Command::new(need(&python)?)
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(bootstrap)
+        .arg(group)
+        .output()
+        .await
+        .context("could not run the admin client")?;
+    if !output.status.success() {
+        bail!(
+            "the admin client failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("the admin client printed {:?}", output.stdout))?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let members = answer["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| DescribedMember {
+            client_id: text(&m["client_id"]),
+            host: text(&m["host"]),
+            partitions: m["partitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_i64().and_then(|p| i32::try_from(p).ok()))
+                .collect(),
+        })
+        .collect();
+    Ok((text(&answer["state"]), members))
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use grouplab_end2end::external::{Client, ExternalConsumer};
+use grouplab_end2end::external::{Client, ExternalConsumer, admin_describe};
 use grouplab_end2end::{LabClient, TestServer};
 use grouplab_protocol::{
     ClientCommand, ConsumerSettings, Departure, GroupState, LabSnapshot, MemberOrigin,
@@ -73,6 +73,23 @@ fn departed(view: &LabSnapshot, client_id: &str, how: Departure) -> bool {
     })
 }
 
+/// An admin client (confluent-kafka's `describe_consumer_groups`) describes the group as the page
+/// shows it: every member by its client id, its host, and the partitions the page shows it owns.
+async fn described_as_shown(bootstrap: &str, view: &LabSnapshot) -> anyhow::Result<()> {
+    let (state, members) = admin_describe(bootstrap, GROUP).await?;
+    assert_eq!(state, "STABLE");
+    let described: BTreeMap<String, BTreeSet<i32>> = members
+        .iter()
+        .map(|m| (m.client_id.clone(), m.partitions.iter().copied().collect()))
+        .collect();
+    assert_eq!(described, owners(view), "described: {members:?}");
+    assert!(
+        members.iter().all(|m| m.host == "/127.0.0.1"),
+        "each member's host: {members:?}"
+    );
+    Ok(())
+}
+
 /// Starts the server, opens Lab 04's view and creates its topic with `partitions`.
 async fn lab(partitions: i32) -> anyhow::Result<(tempfile::TempDir, TestServer, LabClient)> {
     let data = tempfile::tempdir()?;
@@ -130,6 +147,7 @@ async fn four_clients_share_a_topic_a_kill_is_an_expiry_and_ctrl_c_is_a_leave() 
         "each external member is named after its client id: {:?}",
         group.members
     );
+    described_as_shown(&bootstrap, page.view()).await?;
 
     // kill -9 of kcat: nothing is sent, so only the session timeout removes it.
     let killed = Instant::now();
@@ -233,6 +251,7 @@ async fn a_page_instance_and_the_learners_own_consumers_split_one_topic() -> any
     );
     assert_eq!(member.colour, instance.colour, "and its colour");
     let instance_client = member.client_id.clone();
+    described_as_shown(&bootstrap, page.view()).await?;
 
     rust.interrupt()?;
     page.wait_until(

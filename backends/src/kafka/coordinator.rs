@@ -3,6 +3,7 @@
 //! are remembered (the stored group keeps neither), and a refused join is explained.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,10 +15,16 @@ use nisshi_sans_io::join_group_request::JoinGroupRequestProtocol;
 use nisshi_sans_io::leave_group_request::MemberIdentity;
 use nisshi_sans_io::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic};
 use nisshi_sans_io::sync_group_request::SyncGroupRequestAssignment;
-use nisshi_sans_io::{Body, ErrorCode, JoinGroupResponse};
+use nisshi_sans_io::{
+    Body, DescribeGroupsResponse, ErrorCode, Frame, FrameInput, JoinGroupResponse,
+};
+use nisshi_service::FrameRouteService;
 use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage};
+use rama::Service;
+use rama::extensions::Extension;
 use tokio::sync::{Notify, broadcast};
 
+use super::describe::with_members_described;
 use crate::clock::{epoch_ms, now_us};
 
 /// How long a LeaveGroup is remembered, to tell a graceful departure from an expiry; also how
@@ -33,14 +40,29 @@ pub(super) struct Signals {
     /// calls came: only these are read again, so a heartbeat costs one group's read, not every
     /// group's.
     touched: Mutex<BTreeMap<String, EpochMicros>>,
-    /// The client id each member joined with, and when; the stored group does not keep it.
+    /// The client id and host each member joined with, and when; the stored group keeps neither.
     /// A std Mutex is fine here and below: held for a map operation, never across an await.
-    client_ids: Mutex<HashMap<String, (String, EpochMillis)>>,
+    joined: Mutex<HashMap<String, Joined>>,
     /// Per group, the members that sent LeaveGroup and when.
     leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
     /// Where refused joins are told.
     refusals: broadcast::Sender<Refusal>,
 }
+
+/// What a member's JoinGroup said of its client.
+#[derive(Clone, Debug, Default)]
+struct Joined {
+    client_id: Option<String>,
+    /// As Apache Kafka gives it: `/` and the address the member connected from.
+    host: Option<String>,
+    at: EpochMillis,
+}
+
+/// The address a connection to the embedded broker comes from, kept with the connection.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PeerAddr(pub(super) SocketAddr);
+
+impl Extension for PeerAddr {}
 
 /// A consumer the coordinator would not let into a group: it never becomes a member, so without
 /// this the learner would see nothing at all.
@@ -57,7 +79,7 @@ impl Signals {
         Self {
             changed: Notify::new(),
             touched: Mutex::default(),
-            client_ids: Mutex::default(),
+            joined: Mutex::default(),
             leaves: Mutex::default(),
             refusals,
         }
@@ -97,25 +119,41 @@ impl Signals {
     }
 
     pub(super) fn client_id(&self, member_id: &str) -> Option<String> {
-        Some(self.client_ids.lock().ok()?.get(member_id)?.0.clone())
+        self.joined.lock().ok()?.get(member_id)?.client_id.clone()
+    }
+
+    pub(super) fn host(&self, member_id: &str) -> Option<String> {
+        self.joined.lock().ok()?.get(member_id)?.host.clone()
     }
 
     fn note_client_id(&self, member_id: &str, client_id: &str) {
-        if let Ok(mut ids) = self.client_ids.lock() {
-            ids.insert(
-                member_id.to_owned(),
-                (client_id.to_owned(), epoch_ms(SystemTime::now())),
-            );
+        self.note(member_id, |joined| {
+            joined.client_id = Some(client_id.to_owned())
+        });
+    }
+
+    /// Notes where a member connected from, as its JoinGroup came.
+    pub(super) fn note_host(&self, member_id: &str, peer: SocketAddr) {
+        self.note(member_id, |joined| {
+            joined.host = Some(format!("/{}", peer.ip()))
+        });
+    }
+
+    fn note(&self, member_id: &str, change: impl FnOnce(&mut Joined)) {
+        if let Ok(mut joined) = self.joined.lock() {
+            let entry = joined.entry(member_id.to_owned()).or_default();
+            change(entry);
+            entry.at = epoch_ms(SystemTime::now());
         }
     }
 
     /// Forgets what is no longer needed, so a server that runs for a whole course stays small:
-    /// client ids of members no group has (after a grace period for members still joining),
+    /// client ids and hosts of members no group has (after a grace period for members still joining),
     /// and LeaveGroups older than [`LEAVE_MEMORY_MS`].
     pub(super) fn prune(&self, members: &BTreeSet<&str>, now: EpochMillis) {
-        if let Ok(mut ids) = self.client_ids.lock() {
-            ids.retain(|id, (_, at)| {
-                members.contains(id.as_str()) || now.saturating_sub(*at) < LEAVE_MEMORY_MS
+        if let Ok(mut joined) = self.joined.lock() {
+            joined.retain(|id, joined| {
+                members.contains(id.as_str()) || now.saturating_sub(joined.at) < LEAVE_MEMORY_MS
             });
         }
         if let Ok(mut leaves) = self.leaves.lock() {
@@ -360,8 +398,42 @@ impl Coordinator for ObservedCoordinator {
         group_ids: Option<&[String]>,
         include_authorized_operations: bool,
     ) -> nisshi_broker::Result<Body> {
-        self.inner
+        let body = self
+            .inner
             .describe_groups(group_ids, include_authorized_operations)
-            .await
+            .await?;
+        match DescribeGroupsResponse::try_from(body.clone()) {
+            Ok(described) => Ok(
+                with_members_described(&self.storage, &self.signals, described)
+                    .await
+                    .into(),
+            ),
+            Err(_) => Ok(body),
+        }
+    }
+}
+
+/// nisshi's JoinGroup route, noting where each member connected from: the coordinator never
+/// sees the connection, and DescribeGroups names each member's host.
+#[derive(Clone, Debug)]
+pub(super) struct JoinGroupRoute {
+    pub(super) nisshi: FrameRouteService<nisshi_broker::Error>,
+    pub(super) signals: Arc<Signals>,
+}
+
+impl Service<FrameInput> for JoinGroupRoute {
+    type Output = Frame;
+    type Error = nisshi_broker::Error;
+
+    async fn serve(&self, input: FrameInput) -> Result<Frame, Self::Error> {
+        let peer = input.extensions.get_ref::<PeerAddr>().copied();
+        let frame = self.nisshi.serve(input).await?;
+        if let (Some(PeerAddr(peer)), Ok(joined)) =
+            (peer, JoinGroupResponse::try_from(frame.body.clone()))
+            && !joined.member_id.is_empty()
+        {
+            self.signals.note_host(&joined.member_id, peer);
+        }
+        Ok(frame)
     }
 }

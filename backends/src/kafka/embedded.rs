@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use nisshi_broker::coordinator::group::administrator::GroupCoordinatorConfig;
-use nisshi_sans_io::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, Frame, FrameInput};
+use nisshi_sans_io::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest, EndTxnRequest,
+    FetchRequest, Frame, FrameInput, JoinGroupRequest, ProduceRequest,
+};
 use nisshi_service::{
     BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
 };
@@ -36,7 +39,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::coordinator::{ObservedCoordinator, Signals};
+use super::coordinator::{JoinGroupRoute, ObservedCoordinator, PeerAddr, Signals};
+use super::describe::ConsumerGroupDescribeRoute;
+use super::fetch::{EndTxnRoute, FetchRoute, FetchWakes, ProduceRoute};
 use super::group_watch::{GroupWatch, watch_groups};
 use crate::clock::epoch_ms;
 
@@ -75,6 +80,8 @@ fn start_error(err: impl std::fmt::Display) -> BrokerError {
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     groups: GroupWatch,
+    /// Fetches waiting for data.
+    wakes: Arc<FetchWakes>,
     /// What serving needs again after an outage, and the task serving now, if any.
     /// A tokio Mutex: held across the bind when the broker comes back up.
     listener: tokio::sync::Mutex<Listener>,
@@ -135,7 +142,14 @@ impl EmbeddedBroker {
             },
             Arc::clone(&signals),
         );
-        let route = routes(storage.clone(), coordinator).map_err(start_error)?;
+        let wakes = Arc::new(FetchWakes::default());
+        let route = routes(
+            storage.clone(),
+            coordinator,
+            Arc::clone(&signals),
+            Arc::clone(&wakes),
+        )
+        .map_err(start_error)?;
         // The group watcher neither reads nor expires anything while the broker is down, and
         // gives every member a full session timeout after it returns, as a Kafka coordinator
         // does after it loads its groups.
@@ -154,6 +168,7 @@ impl EmbeddedBroker {
         Ok(Self {
             addr,
             groups,
+            wakes,
             listener: tokio::sync::Mutex::new(Listener {
                 route,
                 storage,
@@ -173,6 +188,12 @@ impl EmbeddedBroker {
     /// Every group's membership, as the coordinator changes it.
     pub fn groups(&self) -> GroupWatch {
         self.groups.clone()
+    }
+
+    /// How many consumers' fetches wait for data now (woken by the next produce to their
+    /// partitions, or their `fetch.wait.max.ms`).
+    pub fn parked_fetches(&self) -> usize {
+        self.wakes.parked()
     }
 
     /// Whether the broker is serving, as it changes: `false` after [`EmbeddedBroker::take_down`].
@@ -244,26 +265,41 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BrokerError> {
     })
 }
 
-/// nisshi's request routes, with ApiVersions answered as Apache Kafka answers it.
+/// nisshi's request routes, with ApiVersions answered as Apache Kafka answers it, fetches that
+/// wait on produces (`fetch.rs`), and JoinGroup noting each member's host.
 fn routes(
     storage: ArcDynStorage,
     coordinator: ObservedCoordinator,
+    signals: Arc<Signals>,
+    wakes: Arc<FetchWakes>,
 ) -> Result<FrameRouteService<nisshi_broker::Error>, nisshi_broker::Error> {
     use nisshi_broker::service::{auth, coordinator as coordination, storage as stored};
     let builder = FrameRouteService::<nisshi_broker::Error>::builder();
-    let builder = stored::services(builder, storage)?;
+    let builder = stored::services(builder, storage.clone())?;
     let builder = coordination::services(builder, coordinator)?;
     let nisshi = auth::services(builder)?.build()?;
     let routes: BTreeMap<i16, BoxService<FrameInput, Frame, nisshi_broker::Error>> = nisshi
         .api_keys()
         .map(|key| {
-            let service = if key == ApiVersionsRequest::KEY {
-                KafkaApiVersions {
-                    nisshi: nisshi.clone(),
+            let nisshi = nisshi.clone();
+            let wakes = Arc::clone(&wakes);
+            let service = match key {
+                ApiVersionsRequest::KEY => KafkaApiVersions { nisshi }.boxed(),
+                FetchRequest::KEY => FetchRoute {
+                    nisshi,
+                    storage: storage.clone(),
+                    wakes,
                 }
-                .boxed()
-            } else {
-                nisshi.clone().boxed()
+                .boxed(),
+                ProduceRequest::KEY => ProduceRoute { nisshi, wakes }.boxed(),
+                EndTxnRequest::KEY => EndTxnRoute { nisshi, wakes }.boxed(),
+                ConsumerGroupDescribeRequest::KEY => ConsumerGroupDescribeRoute { nisshi }.boxed(),
+                JoinGroupRequest::KEY => JoinGroupRoute {
+                    nisshi,
+                    signals: Arc::clone(&signals),
+                }
+                .boxed(),
+                _ => nisshi.boxed(),
             };
             (key, service)
         })
@@ -302,7 +338,10 @@ async fn serve(
                 )
                     .into_layer(route.clone());
                 connections.spawn(async move {
-                    let stream = TcpStream::from_tokio_tcp_stream(stream, Extensions::default());
+                    // Kept with the connection, for the routes that name a member's host.
+                    let extensions = Extensions::default();
+                    extensions.insert(PeerAddr(peer));
+                    let stream = TcpStream::from_tokio_tcp_stream(stream, extensions);
                     if let Err(err) = service.serve(stream).await {
                         debug!(%peer, ?err, "a broker connection ended");
                     }

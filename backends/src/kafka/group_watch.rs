@@ -242,7 +242,7 @@ fn observe(
             client_id: signals
                 .client_id(member_id)
                 .unwrap_or_else(|| client_id_of(member_id).to_owned()),
-            host: None,
+            host: signals.host(member_id),
             group_instance_id: member.join_response.group_instance_id.clone(),
             partitions: formed.then(|| {
                 assignments

@@ -4,13 +4,17 @@
 //! - [`embedded`]: nisshi's parts assembled in this process, with its accept loop.
 //! - `coordinator`: nisshi's group coordinator, wrapped so that every change to a group is seen.
 //! - `group_watch`: the embedded broker's groups as observations, pushed as they change.
+//! - `fetch`: fetches that wait on produces, as Apache Kafka's do, not on a timer.
+//! - `describe`: groups described to admin clients with their members, as Apache Kafka does.
 //! - `wire`: the consumer protocol's assignment bytes and member ids, decoded.
 //! - `cluster`: the server's rdkafka clients (admin, producer, offsets, DescribeGroups).
 //! - [`health`]: whether the broker answers, probed for the whole server.
 
 mod cluster;
 mod coordinator;
+mod describe;
 pub mod embedded;
+mod fetch;
 mod group_watch;
 pub mod health;
 mod wire;

@@ -1,0 +1,221 @@
+//! The embedded broker answering as Apache Kafka does, seen by real librdkafka clients: fetches
+//! that wake when a message is produced, and DescribeGroups that describes each member.
+//!
+//! Each test starts its own broker on a free port, with its own topic and group; every wait is a
+//! poll for a condition under a deadline.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use grouplab_backends::kafka::{Cluster, EmbeddedBroker};
+use grouplab_protocol::KeyMode;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// The longest any expectation may take.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn free_addr() -> SocketAddr {
+    let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
+    probe.local_addr().expect("local address")
+}
+
+async fn broker_with_topic(topic: &str, partitions: i32) -> (EmbeddedBroker, Cluster) {
+    let broker = EmbeddedBroker::start(free_addr(), Duration::from_millis(300))
+        .await
+        .expect("the embedded broker starts");
+    let cluster = Cluster::connect(&broker.bootstrap_servers()).expect("clients are created");
+    cluster
+        .wait_until_ready(DEADLINE)
+        .await
+        .expect("the broker answers");
+    cluster
+        .create_topic(topic, partitions)
+        .await
+        .expect("the topic is created");
+    (broker, cluster)
+}
+
+fn consumer(bootstrap: &str, settings: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "unused")
+        .set("enable.auto.commit", "false")
+        .set("log_level", "3");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    config.create().expect("the consumer is created")
+}
+
+/// Waits until `done` holds, polling every 20 ms, or fails after [`DEADLINE`] saying `what`.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_fetch_wakes_when_a_message_is_produced() {
+    let topic = "wake-topic";
+    let (broker, cluster) = broker_with_topic(topic, 1).await;
+    // A consumer whose fetches may wait 30 s for data: nisshi alone slept 15 s before it looked
+    // again, so a message produced meanwhile arrived 15 s late at best.
+    let reader = consumer(
+        &broker.bootstrap_servers(),
+        &[("fetch.wait.max.ms", "30000")],
+    );
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("a partition to read");
+    reader
+        .assign(&assignment)
+        .expect("the partition is assigned");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let polling = std::thread::spawn(move || {
+        let until = Instant::now() + DEADLINE;
+        while Instant::now() < until {
+            if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
+                let _ = tx.send((Instant::now(), message.payload().map(<[u8]>::to_vec)));
+                return;
+            }
+        }
+    });
+    wait_until("the consumer's fetch to wait for data", || {
+        broker.parked_fetches() > 0
+    })
+    .await;
+    let produced_at = Instant::now();
+    cluster
+        .produce(topic, 1, &KeyMode::None, None, None, 1)
+        .await
+        .expect("a message is produced");
+    let (received_at, payload) = tokio::task::spawn_blocking(move || rx.recv_timeout(DEADLINE))
+        .await
+        .expect("the waiting thread ends")
+        .expect("the parked consumer receives the message");
+    polling.join().expect("the polling thread ends");
+    assert_eq!(payload.as_deref(), Some(&b"click #1"[..]));
+    let waited = received_at - produced_at;
+    // Woken by the produce: far sooner than the 15 s nisshi's first sleep would have taken.
+    assert!(
+        waited < Duration::from_secs(5),
+        "the message reached the parked consumer {waited:?} after it was produced"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_groups_names_each_members_client_host_and_assignment() {
+    let topic = "described-topic";
+    let group = "described-group";
+    let (broker, _cluster) = broker_with_topic(topic, 4).await;
+    let bootstrap = broker.bootstrap_servers();
+    let members: Vec<BaseConsumer> = ["alpha", "beta"]
+        .into_iter()
+        .map(|client_id| {
+            let member = consumer(&bootstrap, &[("group.id", group), ("client.id", client_id)]);
+            member.subscribe(&[topic]).expect("the member subscribes");
+            member
+        })
+        .collect();
+    // Each member's own view: polled until both own partitions.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        for member in &members {
+            let _ = member.poll(Duration::from_millis(50));
+        }
+        let owned: Vec<usize> = members
+            .iter()
+            .map(|m| m.assignment().map(|a| a.count()).unwrap_or(0))
+            .collect();
+        if owned.iter().all(|n| *n > 0) && owned.iter().sum::<usize>() == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the members were not assigned: {owned:?}"
+        );
+    }
+    // DescribeGroups, as `kafka-consumer-groups --describe --members` and admin clients ask it.
+    let admin = consumer(&bootstrap, &[]);
+    // What a group description says of each member, read on a blocking thread (librdkafka
+    // blocks): (state, protocol type, assignor, members as (client id, host, subscription
+    // length, assigned partitions)).
+    type Member = (String, String, usize, Vec<i32>);
+    let described = tokio::task::spawn_blocking(move || {
+        let list = admin
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .expect("the group is described");
+        let found = list
+            .groups()
+            .iter()
+            .find(|g| g.name() == group)
+            .expect("the group is listed");
+        let members: Vec<Member> = found
+            .members()
+            .iter()
+            .map(|m| {
+                (
+                    m.client_id().to_owned(),
+                    m.client_host().to_owned(),
+                    m.metadata().map_or(0, <[u8]>::len),
+                    m.assignment().map(decode_assignment).unwrap_or_default(),
+                )
+            })
+            .collect();
+        (
+            found.state().to_owned(),
+            found.protocol_type().to_owned(),
+            found.protocol().to_owned(),
+            members,
+        )
+    })
+    .await
+    .expect("the describe thread ends");
+    let (state, protocol_type, assignor, described) = described;
+    assert_eq!(state, "Stable");
+    assert_eq!(protocol_type, "consumer");
+    assert_eq!(assignor, "range");
+    let mut clients = BTreeSet::new();
+    let mut partitions = Vec::new();
+    for (client_id, host, subscription, assigned) in described {
+        assert_eq!(host, "/127.0.0.1", "{client_id}");
+        assert!(subscription > 0, "{client_id} has no subscription");
+        clients.insert(client_id);
+        partitions.extend(assigned);
+    }
+    assert_eq!(
+        clients,
+        BTreeSet::from(["alpha".to_owned(), "beta".to_owned()])
+    );
+    partitions.sort_unstable();
+    assert_eq!(partitions, [0, 1, 2, 3], "each partition is assigned once");
+    for member in members {
+        member.unsubscribe();
+    }
+}
+
+/// The partitions in a consumer protocol assignment: a version, then topics with partitions.
+fn decode_assignment(bytes: &[u8]) -> Vec<i32> {
+    let i16_at = |at: usize| i16::from_be_bytes([bytes[at], bytes[at + 1]]);
+    let i32_at =
+        |at: usize| i32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let mut at = 2;
+    let mut partitions = Vec::new();
+    for _ in 0..i32_at(at) {
+        at += 4;
+        at += 2 + usize::try_from(i16_at(at)).expect("a topic name's length");
+        let count = i32_at(at);
+        for _ in 0..count {
+            at += 4;
+            partitions.push(i32_at(at));
+        }
+    }
+    partitions
+}
