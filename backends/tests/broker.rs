@@ -219,3 +219,95 @@ fn decode_assignment(bytes: &[u8]) -> Vec<i32> {
     }
     partitions
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_grows_and_keeps_its_data_and_offsets_and_its_group_takes_the_new_partitions() {
+    let topic = "growing-topic";
+    let group = "growing-group";
+    let (broker, cluster) = broker_with_topic(topic, 3).await;
+    cluster
+        .produce(topic, 30, &KeyMode::RoundRobin, None, None, 1)
+        .await
+        .expect("messages are produced");
+    let before = cluster.partitions(topic).await.expect("the partitions");
+    assert_eq!(before.len(), 3);
+    // A group consumes everything and commits: the offsets must survive the growth.
+    let member = consumer(
+        &broker.bootstrap_servers(),
+        &[
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            // New partitions are seen at the next metadata refresh, as on Apache Kafka.
+            ("topic.metadata.refresh.interval.ms", "500"),
+        ],
+    );
+    member.subscribe(&[topic]).expect("the member subscribes");
+    let mut received = 0;
+    let until = Instant::now() + DEADLINE;
+    while received < 30 {
+        assert!(Instant::now() < until, "only {received} of 30 received");
+        if let Some(Ok(_)) = member.poll(Duration::from_millis(100)) {
+            received += 1;
+        }
+    }
+    member
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .expect("the offsets are committed");
+    let committed = cluster
+        .committed(group, topic, &[0, 1, 2])
+        .await
+        .expect("the committed offsets");
+    assert_eq!(committed, [Some(10), Some(10), Some(10)]);
+
+    // Apache Kafka refuses a count that is not larger.
+    assert!(cluster.add_partitions(topic, 3).await.is_err());
+    assert!(cluster.add_partitions(topic, 2).await.is_err());
+    cluster
+        .add_partitions(topic, 5)
+        .await
+        .expect("the topic grows");
+    let after = cluster.partitions(topic).await.expect("the partitions");
+    assert_eq!(after.len(), 5);
+    for (old, new) in before.iter().zip(&after) {
+        assert_eq!(
+            (old.log_start, old.log_end),
+            (new.log_start, new.log_end),
+            "P{} kept its messages",
+            old.partition
+        );
+    }
+    assert_eq!((after[3].log_end, after[4].log_end), (0, 0));
+    assert_eq!(
+        cluster
+            .committed(group, topic, &[0, 1, 2])
+            .await
+            .expect("the committed offsets"),
+        committed,
+        "committed offsets stay"
+    );
+    // The member sees the new partitions at its next metadata refresh, and the group assigns
+    // them; a message produced to one reaches it.
+    let until = Instant::now() + DEADLINE;
+    while member.assignment().map(|a| a.count()).unwrap_or(0) < 5 {
+        assert!(
+            Instant::now() < until,
+            "the new partitions were never assigned"
+        );
+        let _ = member.poll(Duration::from_millis(100));
+    }
+    cluster
+        .produce(topic, 1, &KeyMode::None, Some(4), None, 31)
+        .await
+        .expect("a message to a new partition");
+    let until = Instant::now() + DEADLINE;
+    loop {
+        assert!(
+            Instant::now() < until,
+            "the new partition's message never came"
+        );
+        if let Some(Ok(message)) = member.poll(Duration::from_millis(100)) {
+            assert_eq!(message.partition(), 4);
+            break;
+        }
+    }
+}

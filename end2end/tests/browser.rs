@@ -638,7 +638,7 @@ async fn lab_05_journey_reads_one_topic_with_two_groups() -> anyhow::Result<()> 
 }
 
 /// Lab 06 by clicking: four instances on three partitions, one idle, then a stop hands its
-/// partition to the idle one.
+/// partition to the idle one, and a grown topic puts four members to work.
 #[tokio::test]
 async fn lab_06_journey_makes_the_idle_member_take_over() -> anyhow::Result<()> {
     let (_data, _server, browser) = open_lab_page("06-over-provisioning").await?;
@@ -671,7 +671,15 @@ async fn lab_06_journey_makes_the_idle_member_take_over() -> anyhow::Result<()> 
     let working = working.ok_or_else(|| anyhow::anyhow!("no instance owns a partition"))?;
     stop_instance(client, working).await?;
     wait_step_passed(client, 3).await?;
-    wait_text(client, "progress-count", "4 of 4").await?;
+
+    // The other fix: a fourth instance again, then a fourth partition for it.
+    click(client, "start-instance").await?;
+    wait_text(client, "instances", "E").await?;
+    type_into(client, "topic-partitions", "4").await?;
+    click(client, "add-partitions").await?;
+    wait_text(client, "notices", "now has 4 partitions").await?;
+    wait_step_passed(client, 4).await?;
+    wait_text(client, "progress-count", "5 of 5").await?;
     browser.close().await
 }
 

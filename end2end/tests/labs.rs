@@ -116,23 +116,6 @@ async fn over_provisioning_leaves_a_member_idle_until_the_topic_grows() -> anyho
         .map(|i| i.received);
     assert_eq!(idle_received, Some(0), "the idle member read nothing");
 
-    // The embedded broker cannot grow a topic; the page must say so in plain words.
-    page.send(&grouplab_protocol::ClientCommand::AddPartitions {
-        topic: "sensor-readings".into(),
-        partitions: 4,
-    })
-    .await?;
-    page.wait_until(
-        "the explanation of the refused growth",
-        STEP_DEADLINE,
-        |p| {
-            p.notices
-                .iter()
-                .any(|n| n.title.contains("were not added") && n.detail.contains("nisshi"))
-        },
-    )
-    .await?;
-
     let worker = page
         .view()
         .instances
@@ -144,9 +127,31 @@ async fn over_provisioning_leaves_a_member_idle_until_the_topic_grows() -> anyho
         .await?;
     let stopped = Instant::now();
     page.wait_for_step(3, STEP_DEADLINE).await?;
+    let took_over = stopped.elapsed();
+
+    // The other fix: a fourth member again, then a fourth partition for it.
+    page.start_instance(
+        "sensor-readers",
+        "sensor-readings",
+        ConsumerSettings::default(),
+    )
+    .await?;
+    page.wait_until("a fourth member, idle", STEP_DEADLINE, |p| {
+        p.view()
+            .group("sensor-readers")
+            .is_some_and(|g| g.members.len() == 4)
+    })
+    .await?;
+    page.send(&grouplab_protocol::ClientCommand::AddPartitions {
+        topic: "sensor-readings".into(),
+        partitions: 4,
+    })
+    .await?;
+    let grown = Instant::now();
+    page.wait_for_step(4, STEP_DEADLINE).await?;
     println!(
-        "over-provisioning: four members with one idle in {four:?}; the idle one owned the stopped member's partition {:?} after the stop",
-        stopped.elapsed()
+        "over-provisioning: four members with one idle in {four:?}; the idle one owned the stopped member's partition {took_over:?} after the stop; after growing the topic, all four worked {:?} later",
+        grown.elapsed()
     );
     Ok(())
 }
@@ -427,6 +432,23 @@ async fn over_provisioning_is_completed_by_the_learners_own_consumers() -> anyho
     page.wait_for_step(3, STEP_DEADLINE)
         .await
         .with_context(outputs)?;
+    // A fourth copy again, idle, then the topic grows under all four.
+    let fourth = ExternalConsumer::start(reader, &bootstrap, data.path())?;
+    page.wait_until("a fourth member, idle", STEP_DEADLINE, |p| {
+        p.view()
+            .group("sensor-readers")
+            .is_some_and(|g| g.members.len() == 4)
+    })
+    .await
+    .with_context(|| fourth.output())?;
+    page.send(&grouplab_protocol::ClientCommand::AddPartitions {
+        topic: "sensor-readings".into(),
+        partitions: 4,
+    })
+    .await?;
+    page.wait_for_step(4, STEP_DEADLINE)
+        .await
+        .with_context(|| format!("{}\n---\n{}", outputs(), fourth.output()))?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::warn;
@@ -179,7 +179,18 @@ impl Cluster {
                 }
             }
         }
-        Ok(())
+        // The producer knows a topic's partitions from its own metadata, refreshed every few
+        // minutes: asked now, it writes to the new partitions (and lets the page name them) at once.
+        let inner = Arc::clone(&self.inner);
+        let topic = topic.to_owned();
+        blocking(move || {
+            let _ = inner
+                .producer
+                .client()
+                .fetch_metadata(Some(&topic), REQUEST_TIMEOUT);
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes topics; ones that do not exist are not an error.

@@ -22,8 +22,9 @@ use std::time::{Duration, SystemTime};
 
 use nisshi_broker::coordinator::group::administrator::GroupCoordinatorConfig;
 use nisshi_sans_io::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest, EndTxnRequest,
-    FetchRequest, Frame, FrameInput, JoinGroupRequest, ProduceRequest,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
+    CreatePartitionsRequest, EndTxnRequest, FetchRequest, Frame, FrameInput, JoinGroupRequest,
+    ProduceRequest,
 };
 use nisshi_service::{
     BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
@@ -43,6 +44,7 @@ use super::coordinator::{JoinGroupRoute, ObservedCoordinator, PeerAddr, Signals}
 use super::describe::ConsumerGroupDescribeRoute;
 use super::fetch::{EndTxnRoute, FetchRoute, FetchWakes, ProduceRoute};
 use super::group_watch::{GroupWatch, watch_groups};
+use super::partitions::{CreatePartitionsRoute, GrowableTopics};
 use crate::clock::epoch_ms;
 
 /// The node id the embedded broker uses; a single-node cluster needs only one.
@@ -131,6 +133,9 @@ impl EmbeddedBroker {
             })
             .await
             .map_err(start_error)?;
+        // Every part of the broker reads topics through this wrapper, so that they can grow.
+        let topics = Arc::new(GrowableTopics::new(storage));
+        let storage: ArcDynStorage = topics.clone();
 
         let groups = GroupWatch::new();
         let signals = Arc::new(Signals::new(groups.refusals_sender()));
@@ -148,6 +153,7 @@ impl EmbeddedBroker {
             coordinator,
             Arc::clone(&signals),
             Arc::clone(&wakes),
+            topics,
         )
         .map_err(start_error)?;
         // The group watcher neither reads nor expires anything while the broker is down, and
@@ -266,16 +272,23 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BrokerError> {
 }
 
 /// nisshi's request routes, with ApiVersions answered as Apache Kafka answers it, fetches that
-/// wait on produces (`fetch.rs`), and JoinGroup noting each member's host.
+/// wait on produces (`fetch.rs`), JoinGroup noting each member's host, groups described with
+/// their members (`describe.rs`), and CreatePartitions (`partitions.rs`).
 fn routes(
     storage: ArcDynStorage,
     coordinator: ObservedCoordinator,
     signals: Arc<Signals>,
     wakes: Arc<FetchWakes>,
+    topics: Arc<GrowableTopics>,
 ) -> Result<FrameRouteService<nisshi_broker::Error>, nisshi_broker::Error> {
     use nisshi_broker::service::{auth, coordinator as coordination, storage as stored};
     let builder = FrameRouteService::<nisshi_broker::Error>::builder();
     let builder = stored::services(builder, storage.clone())?;
+    // Registered with nisshi's, so that ApiVersions advertises it.
+    let builder = builder.with_route(
+        CreatePartitionsRequest::KEY,
+        CreatePartitionsRoute { topics }.boxed(),
+    )?;
     let builder = coordination::services(builder, coordinator)?;
     let nisshi = auth::services(builder)?.build()?;
     let routes: BTreeMap<i16, BoxService<FrameInput, Frame, nisshi_broker::Error>> = nisshi

@@ -6,6 +6,7 @@
 //! - `group_watch`: the embedded broker's groups as observations, pushed as they change.
 //! - `fetch`: fetches that wait on produces, as Apache Kafka's do, not on a timer.
 //! - `describe`: groups described to admin clients with their members, as Apache Kafka does.
+//! - `partitions`: topics that grow (CreatePartitions), within partitions reserved at creation.
 //! - `wire`: the consumer protocol's assignment bytes and member ids, decoded.
 //! - `cluster`: the server's rdkafka clients (admin, producer, offsets, DescribeGroups).
 //! - [`health`]: whether the broker answers, probed for the whole server.
@@ -17,6 +18,7 @@ pub mod embedded;
 mod fetch;
 mod group_watch;
 pub mod health;
+mod partitions;
 mod wire;
 
 pub use self::cluster::{Cluster, Polled};

@@ -122,10 +122,6 @@ impl Session {
                     "Consumers see the new partitions when they next refresh the topic's metadata (every 3 s for the page's instances, every 5 minutes by default for Kafka clients), and the group rebalances.",
                 )
             }
-            Err(CallError::Unsupported(_)) if self.deps.broker.is_some() => Notice::error(
-                format!("Partitions were not added to `{topic}`"),
-                "The embedded broker (nisshi 0.8.1) does not support adding partitions to a topic; Apache Kafka does. Run grouplab against a Kafka cluster (`--bootstrap`, see the README) to try it, or follow the lab's steps for the embedded broker.",
-            ),
             Err(err) => Notice::error(
                 format!("Partitions were not added to `{topic}`"),
                 err.to_string(),
