@@ -12,6 +12,13 @@ use crate::live::Live;
 pub fn Instructions(content: LabContent) -> impl IntoView {
     let live = expect_context::<Live>();
     let progress = Memo::new(move |_| live.view.with(|v| v.as_ref().map(|v| v.progress.clone())));
+    // The current step stays in view: when it changes, the pane scrolls to it.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(index) = progress.with(|p| p.as_ref().and_then(ProgressView::current_step)) {
+            scroll_to_step(index);
+        }
+    });
     let step_count = content.steps.len();
     let passed = move || {
         progress.with(|p| {
@@ -65,7 +72,7 @@ pub fn Instructions(content: LabContent) -> impl IntoView {
     let solution = move || progress.with(|p| p.as_ref().and_then(|p| p.solution.clone()));
 
     view! {
-        <section class="instructions" aria-label="Instructions">
+        <section class="instructions" aria-label="Instructions" tabindex="0">
             <div class="progress-line">
                 <strong data-testid="progress-count">{passed} " of " {step_count}</strong>
                 " steps checked"
@@ -221,5 +228,25 @@ fn Code(block: CodeBlock, testid: &'static str) -> impl IntoView {
                 Either::Right(view! { <pre><code class="highlighted" inner_html=block.html.clone()></code></pre> })
             }}
         </figure>
+    }
+}
+
+/// Scrolls the instructions pane, when it scrolls on its own, so that step `index` is at its top.
+#[cfg(feature = "hydrate")]
+fn scroll_to_step(index: usize) {
+    use wasm_bindgen::JsCast;
+    let document = document();
+    let (Some(pane), Some(step)) = (
+        document.query_selector(".instructions").ok().flatten(),
+        document
+            .query_selector(&format!("[data-testid='step-{index}']"))
+            .ok()
+            .flatten()
+            .and_then(|step| step.dyn_into::<web_sys::HtmlElement>().ok()),
+    ) else {
+        return;
+    };
+    if pane.scroll_height() > pane.client_height() {
+        pane.set_scroll_top(step.offset_top() - 8);
     }
 }

@@ -33,8 +33,12 @@ const PAGE_DATA_ID: &str = "grouplab-page";
 pub enum Page {
     /// The course: every lab in order, with the learner's progress.
     Labs(Vec<LabSummary>),
-    /// One lab's workspace.
-    Lab(Box<LabContent>),
+    /// One lab's workspace; `projector` is projector mode (large type, high contrast, the current
+    /// step only, keyboard shortcuts).
+    Lab {
+        content: Box<LabContent>,
+        projector: bool,
+    },
     /// Any other address.
     NotFound,
 }
@@ -44,7 +48,7 @@ impl Page {
     pub fn title(&self) -> String {
         match self {
             Page::Labs(_) => "grouplab: Kafka consumer-group labs".to_owned(),
-            Page::Lab(content) => format!("{} · grouplab", content.title),
+            Page::Lab { content, .. } => format!("{} · grouplab", content.title),
             Page::NotFound => "Page not found · grouplab".to_owned(),
         }
     }
@@ -95,7 +99,9 @@ pub fn shell(options: LeptosOptions, page: Page) -> impl IntoView {
 pub fn App(page: Page) -> impl IntoView {
     match page {
         Page::Labs(labs) => EitherOf3::A(view! { <LabList labs /> }),
-        Page::Lab(content) => EitherOf3::B(view! { <LabWorkspace content=*content /> }),
+        Page::Lab { content, projector } => {
+            EitherOf3::B(view! { <LabWorkspace content=*content projector /> })
+        }
         Page::NotFound => EitherOf3::C(view! { <NotFound /> }),
     }
 }
@@ -167,14 +173,14 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
             Either::Right(view! {
                 <li class="lab-card" class:done={lab.steps > 0 && lab.passed >= lab.steps} data-testid=format!("lab-{}", lab.id)>
                     <h2>
-                        <a href=format!("/labs/{}", lab.id)>{lab.title}</a>
+                        <a href=format!("/labs/{}", lab.id)>{lab.title.clone()}</a>
                     </h2>
                     <p class="meta">
                         <span class=difficulty_class>{lab.difficulty}</span>
                         " · " {lab.minutes} " min · " {lab.steps} " steps · "
                         <span data-testid="lab-progress">{state}</span>
                     </p>
-                    <div class="progress-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
+                    <div class="progress-bar" role="progressbar" aria-label=format!("{} progress", lab.title) aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
                         <span style=format!("width:{percent}%")></span>
                     </div>
                     <p>{lab.summary}</p>
@@ -185,24 +191,38 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
 }
 
 #[component]
-fn LabWorkspace(content: LabContent) -> impl IntoView {
+fn LabWorkspace(content: LabContent, projector: bool) -> impl IntoView {
     let live = Live::connect(content.id.clone());
     provide_context(live);
     let title = content.title.clone();
+    // On a narrow screen one pane shows at a time, chosen with the switch at the top.
+    let pane = RwSignal::new("steps");
+    let (toggle_href, toggle_text) = if projector {
+        ("?", "Leave projector mode")
+    } else {
+        ("?projector", "Projector mode")
+    };
     view! {
-        <div class="workspace">
+        <div class="workspace" class:projector=projector>
             <header class="topbar">
                 <a href="/" class="back">"← All labs"</a>
                 <h1>{title}</h1>
                 <span class="meta">{content.difficulty.clone()} " · " {content.minutes} " min"</span>
                 <live_view::BrokerBadge />
                 <live_view::LinkBadge />
+                <a class="projector-toggle" href=toggle_href data-testid="projector-toggle">{toggle_text}</a>
             </header>
+            {projector.then(|| view! { <live_view::Shortcuts /> })}
             <live_view::Notices />
-            <div class="columns">
+            <live_view::Announcer />
+            <nav class="pane-switch" aria-label="Show">
+                <button type="button" class="tab" class:chosen=move || pane.get() == "steps" aria-pressed=move || (pane.get() == "steps").to_string() on:click=move |_| pane.set("steps")>"Steps"</button>
+                <button type="button" class="tab" class:chosen=move || pane.get() == "live" aria-pressed=move || (pane.get() == "live").to_string() data-testid="show-live" on:click=move |_| pane.set("live")>"Live view"</button>
+            </nav>
+            <main class="columns" data-pane=move || pane.get()>
                 <Instructions content=content.clone() />
                 <LiveView setup=content.setup.clone() />
-            </div>
+            </main>
         </div>
     }
 }

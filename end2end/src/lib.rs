@@ -526,11 +526,28 @@ impl Browser {
             },
         )
         .await?;
-        Ok(Self {
+        let browser = Self {
             driver: driver.0.take().expect("the driver is still owned"),
             client,
             _scratch: scratch,
-        })
+        };
+        // The pages are looked at as on a 1280×720 screen: the viewport, not the window around it.
+        browser.viewport(1280, 720).await?;
+        Ok(browser)
+    }
+
+    /// Resizes the page's viewport (not the window around it), as a different screen would.
+    pub async fn viewport(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        let frame = self
+            .client
+            .execute("return window.outerHeight - window.innerHeight;", vec![])
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        self.client
+            .set_window_size(width, height + frame as u32)
+            .await?;
+        Ok(())
     }
 
     pub async fn close(mut self) -> anyhow::Result<()> {

@@ -15,12 +15,31 @@ fn testid(id: &str) -> String {
     format!("[data-testid='{id}']")
 }
 
+/// Unfolds the lab's forms, as a learner does with "All controls…", when the element with this
+/// test id is in them and they are folded.
+async fn unfold(client: &Client, id: &str) -> anyhow::Result<()> {
+    client
+        .execute(
+            "const el = document.querySelector(arguments[0]);
+             if (el && el.closest('#lab-forms[hidden]')) {
+                 document.querySelector(\"[data-testid='more-controls']\").click();
+             }",
+            vec![serde_json::Value::String(testid(id))],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Clicks an element once it is on the page and nothing covers it (a notice may, for a few
 /// seconds). If it never can, the error says why the last try failed and what notices showed.
 async fn click(client: &Client, id: &str) -> anyhow::Result<()> {
     let css = testid(id);
     let last_failure = std::cell::RefCell::new(String::new());
     let clicked = poll_until(&format!("{id} to be clickable"), STEP_DEADLINE, || async {
+        if let Err(err) = unfold(client, id).await {
+            *last_failure.borrow_mut() = err.to_string();
+            return None;
+        }
         let tried = match client.find(Locator::Css(&css)).await {
             Ok(element) => element.click().await,
             Err(err) => Err(err),
@@ -127,8 +146,8 @@ async fn lab_04_journey_turns_every_checkpoint_green_and_keeps_progress() -> any
         .await?;
     wait_text(client, "link-status", "live").await?;
 
-    // Step 1: the form is filled in with the lab's topic.
-    click(client, "create-topic").await?;
+    // Step 1: the quick bar creates the topic the (folded) form is filled in with.
+    click(client, "quick-create-topic").await?;
     wait_step_passed(client, 0).await?;
     client
         .wait()
@@ -137,14 +156,27 @@ async fn lab_04_journey_turns_every_checkpoint_green_and_keeps_progress() -> any
         .await?;
 
     // Step 2: two instances share the partitions.
-    click(client, "start-instance").await?;
+    click(client, "quick-start").await?;
     wait_text(client, "instances", "A").await?;
-    click(client, "start-instance").await?;
+    click(client, "quick-start").await?;
     wait_step_passed(client, 1).await?;
 
     // Step 3: produce, and every message is received once.
-    click(client, "produce").await?;
+    click(client, "quick-produce").await?;
     wait_step_passed(client, 2).await?;
+    // The picture comes first: at 1280×720 the lanes, the member cards and the ownership chart
+    // are in view without scrolling.
+    screenshot(client, "lab-04-two-instances-1280x720").await?;
+    picture_in_view(
+        client,
+        &[
+            "topic-user-clicks",
+            "instance-A",
+            "instance-B",
+            "ownership-click-processors",
+        ],
+    )
+    .await?;
 
     // Step 4: crash A; its card counts down the session timeout, then B takes everything.
     click(client, "crash-A").await?;
@@ -161,6 +193,39 @@ async fn lab_04_journey_turns_every_checkpoint_green_and_keeps_progress() -> any
     click(client, "stop-B").await?;
     wait_step_passed(client, 5).await?;
     wait_text(client, "progress-count", "6 of 6").await?;
+    chart_gaps_match_the_timeline(client).await?;
+    screenshot(client, "lab-04-ownership-after-crash-and-stop").await?;
+    browser.viewport(1920, 1080).await?;
+    screenshot(client, "lab-04-1920x1080").await?;
+    // A phone shows one pane at a time, switched at the top.
+    browser.viewport(390, 844).await?;
+    screenshot(client, "lab-04-phone-steps").await?;
+    click(client, "show-live").await?;
+    picture_in_view(client, &["quick-produce"]).await?;
+    let steps_shown = client
+        .execute(
+            "return document.querySelector('.instructions').getClientRects().length > 0;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        steps_shown,
+        serde_json::json!(false),
+        "the steps pane still shows"
+    );
+    screenshot(client, "lab-04-phone-live").await?;
+    browser.viewport(1280, 720).await?;
+    // Projector mode is in the address, with its shortcuts' legend; P produces.
+    let address = client.current_url().await?;
+    client
+        .goto(&format!(
+            "{}?projector",
+            address.as_str().trim_end_matches('?')
+        ))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+    wait_text(client, "shortcuts", "crash it").await?;
+    screenshot(client, "lab-04-projector").await?;
 
     // Hints open one at a time; the solution is behind a reveal.
     assert!(text(client, "hint-0").await.is_none(), "hints start closed");
@@ -220,6 +285,7 @@ async fn bad_form_input_is_explained_in_the_page() -> anyhow::Result<()> {
     let client = &browser.client;
     open_lab(client, &server).await?;
 
+    unfold(client, "topic-name").await?;
     let name = client.find(Locator::Css(&testid("topic-name"))).await?;
     name.clear().await?;
     name.send_keys("my topic").await?;
@@ -275,6 +341,95 @@ async fn the_broker_goes_down_and_up_from_the_page() -> anyhow::Result<()> {
         shown.as_millis()
     );
     browser.close().await
+}
+
+/// Each element is within the browser's viewport, and neither the window nor the live pane has
+/// been scrolled to bring it there.
+async fn picture_in_view(client: &Client, ids: &[&str]) -> anyhow::Result<()> {
+    let ids: Vec<serde_json::Value> = ids.iter().map(|id| serde_json::json!(testid(id))).collect();
+    let deadline = std::time::Instant::now() + STEP_DEADLINE;
+    loop {
+        let found = client
+            .execute(
+                "const [w, h] = [window.innerWidth, window.innerHeight];
+                 const scrolled = window.scrollY + document.querySelector('.live').scrollTop;
+                 const out = Array.from(arguments).filter(css => {
+                   const el = document.querySelector(css);
+                   if (!el) return true;
+                   const r = el.getBoundingClientRect();
+                   return r.height === 0 || r.top < 0 || r.left < 0 || r.bottom > h || r.right > w;
+                 });
+                 return { out, scrolled, size: [w, h] };",
+                ids.clone(),
+            )
+            .await?;
+        let out = found["out"].as_array().map_or(0, Vec::len);
+        if out == 0 && found["scrolled"] == serde_json::json!(0) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "not in view without scrolling: {found}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The ownership chart's gaps end where the timeline's "assigned …" entries are, and each
+/// handover's longest gap is the time the timeline states, within 100 ms; a crash's gap and a
+/// graceful stop's are both there.
+async fn chart_gaps_match_the_timeline(client: &Client) -> anyhow::Result<()> {
+    let read = client
+        .execute(
+            "const gaps = Array.from(document.querySelectorAll(
+                 \"[data-testid='ownership-click-processors'] svg .gap\"))
+               .map(g => [g.dataset.to, Number(g.dataset.ms), g.dataset.cause]);
+             const stated = Array.from(document.querySelectorAll(\"[data-testid='timeline'] li\"))
+               .filter(li => li.dataset.unownedMs)
+               .map(li => [li.dataset.at, Number(li.dataset.unownedMs)]);
+             return { gaps, stated };",
+            vec![],
+        )
+        .await?;
+    let pairs = |key: &str| -> Vec<(String, u64, String)> {
+        read[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| {
+                (
+                    row[0].as_str().unwrap_or_default().to_owned(),
+                    row[1].as_u64().unwrap_or(0),
+                    row[2].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (gaps, stated) = (pairs("gaps"), pairs("stated"));
+    let mut by_end: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for (at, ms, _) in &stated {
+        by_end.entry(at.clone()).or_default().0 = by_end.get(at).map_or(0, |e| e.0).max(*ms);
+    }
+    for (to, ms, _) in &gaps {
+        if let Some(end) = by_end.get_mut(to) {
+            end.1 = end.1.max(*ms);
+        }
+    }
+    anyhow::ensure!(!by_end.is_empty(), "no handover was stated: {read}");
+    for (at, (timeline, chart)) in &by_end {
+        anyhow::ensure!(
+            timeline.abs_diff(*chart) <= 100,
+            "the handover at {at}: the timeline says {timeline} ms, the chart {chart} ms; {read}"
+        );
+    }
+    for cause in ["crash", "left"] {
+        anyhow::ensure!(
+            gaps.iter()
+                .any(|(to, ms, c)| c == cause && !to.is_empty() && *ms > 0),
+            "the chart has no closed {cause} gap: {read}"
+        );
+    }
+    Ok(())
 }
 
 /// Saves what the page shows when `GROUPLAB_SCREENSHOTS` names a folder, to look at by eye.
@@ -490,6 +645,7 @@ async fn wait_number(client: &Client, id: &str, at_least: u64) -> anyhow::Result
 
 /// Chooses an option of a select by its value.
 async fn select(client: &Client, id: &str, value: &str) -> anyhow::Result<()> {
+    unfold(client, id).await?;
     client
         .find(Locator::Css(&testid(id)))
         .await?
@@ -502,6 +658,7 @@ async fn select(client: &Client, id: &str, value: &str) -> anyhow::Result<()> {
 /// clear() empties the field without the input event the page's form listens to.)
 async fn type_into(client: &Client, id: &str, text: &str) -> anyhow::Result<()> {
     const SELECT_ALL_AND_DELETE: &str = "\u{E009}a\u{E000}\u{E003}";
+    unfold(client, id).await?;
     let input = client.find(Locator::Css(&testid(id))).await?;
     input.send_keys(SELECT_ALL_AND_DELETE).await?;
     if !text.is_empty() {

@@ -18,6 +18,7 @@ mod content;
 mod event;
 mod group;
 mod instance;
+pub mod ownership;
 mod queue;
 mod stream;
 mod view;

@@ -15,6 +15,7 @@ pub(super) fn ConsumerForm(
     group: String,
     defaults: ConsumerSettings,
     backend: Backend,
+    form: NodeRef<leptos::html::Form>,
 ) -> impl IntoView {
     let live = expect_context::<Live>();
     let group = RwSignal::new(group);
@@ -155,7 +156,7 @@ pub(super) fn ConsumerForm(
     };
 
     view! {
-        <form class="control" novalidate on:submit=start>
+        <form class="control" novalidate on:submit=start node_ref=form>
             <h3>"Consumer of " <code>{move || topic.get()}</code></h3>
             <label>"Group" <input data-testid="instance-group" bind:value=group maxlength=limits::MAX_NAME_LEN /></label>
             <label>{if backend == Backend::Kafka { "Commit" } else { "Acknowledge" }}

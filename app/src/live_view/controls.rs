@@ -3,6 +3,7 @@
 //! is the one the other forms act on.
 
 use grouplab_protocol::{Backend, BrokerHealth, ClientCommand, KeyMode, LabSetup, limits};
+use leptos::html;
 use leptos::prelude::*;
 
 use super::consumer_form::ConsumerForm;
@@ -11,21 +12,72 @@ use crate::live::Live;
 
 #[component]
 pub(super) fn Controls(setup: LabSetup) -> impl IntoView {
+    let live = expect_context::<Live>();
     let topic = RwSignal::new(setup.topic.clone());
     let backend = setup.broker;
+    let topic_form = NodeRef::<html::Form>::new();
+    let produce_form = NodeRef::<html::Form>::new();
+    let consumer_form = NodeRef::<html::Form>::new();
+    // The full forms are folded so that the live picture is what a lab page shows first; the
+    // quick bar sends them as they are filled in (the lab's defaults until the learner edits them).
+    let open = RwSignal::new(false);
+    let submit = move |form: NodeRef<html::Form>| {
+        move |_| {
+            if let Some(form) = form.get_untracked() {
+                let _ = form.request_submit();
+            }
+        }
+    };
+    let topic_missing = move || {
+        with_view(live, |v| {
+            let name = topic.get();
+            !v.topics.iter().any(|t| t.name == name)
+        })
+        .unwrap_or(false)
+    };
     view! {
         <div class="controls">
-            <TopicForm topic partitions=setup.partitions backend />
-            <ProduceForm topic />
-            <ConsumerForm topic group=setup.group.clone() defaults=setup.consumer.clone() backend />
-            <div class="kafka-only"><BrokerSwitch /></div>
+            <div class="quickbar" role="toolbar" aria-label="Lab actions">
+                <Show when=topic_missing>
+                    <button type="button" class="kafka-only" data-testid="quick-create-topic" on:click=submit(topic_form)>
+                        "Create topic " <code>{move || topic.get()}</code>
+                    </button>
+                </Show>
+                <button type="button" data-testid="quick-produce" aria-keyshortcuts="p" on:click=submit(produce_form)>
+                    "Produce"
+                </button>
+                <button type="button" data-testid="quick-start" aria-keyshortcuts="s" on:click=submit(consumer_form)>
+                    "Start instance"
+                </button>
+                <button
+                    type="button"
+                    class="secondary"
+                    data-testid="more-controls"
+                    aria-expanded=move || open.get().to_string()
+                    aria-controls="lab-forms"
+                    on:click=move |_| open.update(|o| *o = !*o)
+                >
+                    {move || if open.get() { "Fold the forms" } else { "All controls…" }}
+                </button>
+            </div>
+            <div id="lab-forms" class="forms" data-testid="lab-forms" hidden=move || !open.get()>
+                <TopicForm topic partitions=setup.partitions backend form=topic_form />
+                <ProduceForm topic form=produce_form />
+                <ConsumerForm topic group=setup.group.clone() defaults=setup.consumer.clone() backend form=consumer_form />
+                <div class="kafka-only"><BrokerSwitch /></div>
+            </div>
         </div>
     }
 }
 
 /// Create topic, Grow to this many partitions, and Reset lab.
 #[component]
-fn TopicForm(topic: RwSignal<String>, partitions: i32, backend: Backend) -> impl IntoView {
+fn TopicForm(
+    topic: RwSignal<String>,
+    partitions: i32,
+    backend: Backend,
+    form: NodeRef<html::Form>,
+) -> impl IntoView {
     let live = expect_context::<Live>();
     let partitions = RwSignal::new(partitions.to_string());
     let create_topic = move |ev: leptos::ev::SubmitEvent| {
@@ -46,7 +98,7 @@ fn TopicForm(topic: RwSignal<String>, partitions: i32, backend: Backend) -> impl
         }
     };
     view! {
-        <form class="control" novalidate on:submit=create_topic>
+        <form class="control" novalidate on:submit=create_topic node_ref=form>
             <h3>{match backend { Backend::Kafka => "Topic", Backend::Redis => "Stream", Backend::RabbitMq => "Queue" }}</h3>
             <label>"Name" <input data-testid="topic-name" bind:value=topic maxlength=limits::MAX_NAME_LEN /></label>
             <label class="kafka-only">"Partitions" <input data-testid="topic-partitions" type="number" min="1" max=limits::MAX_PARTITIONS bind:value=partitions /></label>
@@ -75,7 +127,7 @@ fn TopicForm(topic: RwSignal<String>, partitions: i32, backend: Backend) -> impl
 
 /// Produce a number of messages, or steadily for a while.
 #[component]
-fn ProduceForm(topic: RwSignal<String>) -> impl IntoView {
+fn ProduceForm(topic: RwSignal<String>, form: NodeRef<html::Form>) -> impl IntoView {
     let live = expect_context::<Live>();
     let count = RwSignal::new("12".to_owned());
     let key_mode = RwSignal::new("none".to_owned());
@@ -141,7 +193,7 @@ fn ProduceForm(topic: RwSignal<String>) -> impl IntoView {
         });
     };
     view! {
-        <form class="control" novalidate on:submit=produce>
+        <form class="control" novalidate on:submit=produce node_ref=form>
             <h3>"Produce to " <code>{move || topic.get()}</code></h3>
             <label>"Messages" <input data-testid="produce-count" type="number" min="1" max=limits::MAX_PRODUCE bind:value=count /></label>
             <label class="kafka-only">"Keys"
@@ -199,5 +251,100 @@ fn BrokerSwitch() -> impl IntoView {
                 </button>
             </div>
         </Show>
+    }
+}
+
+/// Projector mode's keyboard shortcuts, for a demo: P produces, N starts an instance, X then an
+/// instance's letter crashes it, G then a letter stops it gracefully. They act only when no
+/// form field has the focus, and only in projector mode (single-key shortcuts would surprise
+/// someone typing elsewhere), with their legend on screen.
+#[component]
+pub fn Shortcuts() -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    let live = expect_context::<Live>();
+    // The first key of a two-key shortcut, waiting for an instance's letter.
+    let pending = RwSignal::new(None::<char>);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() || ev.repeat() {
+                return;
+            }
+            if let Some(target) = ev.target() {
+                use wasm_bindgen::JsCast;
+                if let Some(element) = target.dyn_ref::<web_sys::Element>()
+                    && matches!(element.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA")
+                {
+                    return;
+                }
+            }
+            let key = ev.key();
+            let mut chars = key.chars();
+            let (Some(key), None) = (chars.next(), chars.next()) else {
+                pending.set(None);
+                return;
+            };
+            let key = key.to_ascii_uppercase();
+            match pending.get_untracked() {
+                Some(action) => {
+                    pending.set(None);
+                    let id = with_view(live, |v| {
+                        v.instances
+                            .iter()
+                            .rev()
+                            .find(|i| i.name.eq_ignore_ascii_case(&key.to_string()) && i.is_alive())
+                            .map(|i| i.id)
+                    })
+                    .flatten();
+                    match (action, id) {
+                        ('X', Some(instance)) => {
+                            live.send(ClientCommand::CrashInstance { instance })
+                        }
+                        ('G', Some(instance)) => {
+                            live.send(ClientCommand::StopInstance { instance })
+                        }
+                        _ => live.notify(grouplab_protocol::Notice::error(
+                            "No such instance",
+                            format!("No running instance is called {key}."),
+                        )),
+                    }
+                    ev.prevent_default();
+                }
+                None => match key {
+                    'P' => click("quick-produce"),
+                    'N' => click("quick-start"),
+                    'X' | 'G' => pending.set(Some(key)),
+                    _ => return,
+                },
+            }
+            ev.prevent_default();
+        });
+        on_cleanup(move || handle.remove());
+    }
+    let waiting = move || match pending.get() {
+        Some('X') => "X: now the letter of the instance to crash".to_owned(),
+        Some(_) => "G: now the letter of the instance to stop".to_owned(),
+        None => String::new(),
+    };
+    view! {
+        <aside class="shortcuts" aria-label="Keyboard shortcuts" data-testid="shortcuts">
+            <kbd>"P"</kbd> " produce · " <kbd>"N"</kbd> " start an instance · "
+            <kbd>"X"</kbd> " then a letter: crash it · " <kbd>"G"</kbd> " then a letter: stop it gracefully"
+            <strong class="pending" aria-live="polite">{waiting}</strong>
+        </aside>
+    }
+}
+
+/// Clicks the page's button with this test id, as the learner would.
+#[cfg(feature = "hydrate")]
+fn click(testid: &str) {
+    use wasm_bindgen::JsCast;
+    if let Some(button) = document()
+        .query_selector(&format!("[data-testid='{testid}']"))
+        .ok()
+        .flatten()
+        .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        button.click();
     }
 }

@@ -70,7 +70,14 @@ pub(super) fn Timeline() -> impl IntoView {
             <h3>"Timeline"</h3>
             <ol data-testid="timeline">
                 {move || rows().into_iter().map(|(colour, e)| view! {
-                    <li class=format!("{}", timeline_class(&e.kind))>
+                    <li
+                        class=format!("{}", timeline_class(&e.kind))
+                        data-at=e.at.to_string()
+                        data-unowned-ms=match e.kind {
+                            TimelineKind::Assigned { unowned_ms: Some(ms) } => ms.to_string(),
+                            _ => String::new(),
+                        }
+                    >
                         <time>{clock(e.at)}</time>
                         <span class=format!("chip {}", colour_class(colour))>{e.name.clone()}</span>
                         <span>{describe(&e)}</span>

@@ -4,8 +4,9 @@
 //! the partitions it owns in the lanes, its messages and its timeline entries. Members grouplab
 //! started are instance cards; the learner's own consumers are external cards, drawn dashed.
 //!
-//! One file per part: `status` (badges, notices), `controls` and `consumer_form`, `lanes`,
-//! `groups`, `instances`, `streams` (Redis), `queues` (RabbitMQ), `crashes` (lab 15), `ledger`
+//! One file per part: `status` (badges, notices, the screen reader's announcements), `controls`
+//! (a quick bar over folded forms) and `consumer_form`, `lanes`, `groups`, `instances`,
+//! `ownership` (partition ownership over time), `streams` (Redis), `queues` (RabbitMQ), `crashes` (lab 15), `ledger`
 //! (ledger, keys, lag) and `feed` (messages, timeline). This file lays them out and holds what
 //! they share.
 
@@ -17,6 +18,7 @@ mod groups;
 mod instances;
 mod lanes;
 mod ledger;
+mod ownership;
 mod queues;
 mod status;
 mod streams;
@@ -27,14 +29,16 @@ use grouplab_protocol::{
 use leptos::prelude::*;
 
 use self::controls::Controls;
+pub use self::controls::Shortcuts;
 use self::crashes::Crashes;
 use self::feed::{Messages, Timeline};
 use self::groups::Groups;
 use self::instances::Instances;
 use self::lanes::Topics;
 use self::ledger::{Keys, LagCharts, Ledgers};
+use self::ownership::OwnershipCharts;
 use self::queues::Queues;
-pub use self::status::{BrokerBadge, LinkBadge, Notices};
+pub use self::status::{Announcer, BrokerBadge, LinkBadge, Notices};
 use self::streams::Streams;
 use crate::live::Live;
 
@@ -51,7 +55,7 @@ pub fn LiveView(setup: LabSetup) -> impl IntoView {
         Backend::RabbitMq => "rabbitmq",
     };
     view! {
-        <section class="live" aria-label="Live view" data-broker=broker>
+        <section class="live" aria-label="Live view" data-broker=broker tabindex="0">
             <Controls setup />
             <Show when=move || with_view(live, |v| v.lab_problem.is_some()).unwrap_or(false)>
                 <div class="banner" role="alert" data-testid="lab-problem">
@@ -75,12 +79,15 @@ pub fn LiveView(setup: LabSetup) -> impl IntoView {
                 when=connected
                 fallback=|| view! { <p class="muted waiting">"Connecting to the lab…"</p> }
             >
+                // The picture first: partitions and their owners, the group and its members,
+                // and ownership over time; what the labs add after it.
                 <Topics />
                 <Groups />
                 <Streams />
                 <Queues />
                 {compare.then(|| view! { <Crashes /> })}
                 <Instances />
+                <OwnershipCharts />
                 <LagCharts />
                 <Ledgers />
                 <Keys />

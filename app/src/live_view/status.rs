@@ -82,3 +82,85 @@ pub fn Notices() -> impl IntoView {
         </div>
     }
 }
+
+/// A polite live region that tells a screen reader what changed in the lab, one sentence per
+/// rebalance ("Rebalance, generation 3: A owns P0 and P1, C owns P2") and per step passed: the
+/// group's view only says who owns what once every member has its partitions.
+#[component]
+pub fn Announcer() -> impl IntoView {
+    let live = expect_context::<Live>();
+    // What to announce: each stable group's generation and owners, and the steps passed.
+    let said = Memo::new(move |_| {
+        with_view(live, |v| {
+            let groups: Vec<(String, Option<i32>, String)> = v
+                .groups
+                .iter()
+                .filter(|g| g.state == grouplab_protocol::GroupState::Stable)
+                .map(|g| {
+                    let owners: Vec<String> = g
+                        .members
+                        .iter()
+                        .filter(|m| !m.partitions.is_empty())
+                        .map(|m| {
+                            let names: Vec<String> = m
+                                .partitions
+                                .iter()
+                                .map(|tp| format!("P{}", tp.partition))
+                                .collect();
+                            format!("{} owns {}", m.name, and_list(&names))
+                        })
+                        .collect();
+                    (g.name.clone(), g.generation, owners.join(", "))
+                })
+                .collect();
+            let passed: Vec<usize> = v
+                .progress
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.passed_at.is_some())
+                .map(|(index, _)| index + 1)
+                .collect();
+            (groups, passed)
+        })
+    });
+    let text = RwSignal::new(String::new());
+    Effect::new(move |before: Option<Option<AnnouncerState>>| {
+        let now = said.get();
+        let before = before.flatten();
+        if let (Some((groups, passed)), Some((old_groups, old_passed))) = (&now, &before) {
+            let mut sentences: Vec<String> = groups
+                .iter()
+                .filter(|g| !old_groups.contains(g) && !g.2.is_empty())
+                .map(|(name, generation, owners)| match generation {
+                    Some(generation) => {
+                        format!("Rebalance of {name}, generation {generation}: {owners}.")
+                    }
+                    None => format!("Rebalance of {name}: {owners}."),
+                })
+                .collect();
+            sentences.extend(
+                passed
+                    .iter()
+                    .filter(|step| !old_passed.contains(step))
+                    .map(|step| format!("Step {step} passed.")),
+            );
+            if !sentences.is_empty() {
+                text.set(sentences.join(" "));
+            }
+        }
+        now
+    });
+    view! { <div class="visually-hidden" aria-live="polite" role="status" data-testid="announcer">{text}</div> }
+}
+
+type AnnouncerState = (Vec<(String, Option<i32>, String)>, Vec<usize>);
+
+/// "P0", "P0 and P1", "P0, P1 and P2".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}

@@ -65,16 +65,28 @@ impl Course {
     }
 
     /// What the page at `path` shows: the course at `/`, a lab at `/labs/<id>`, else nothing.
-    async fn page(&self, path: &str) -> Page {
+    async fn page(&self, path: &str, query: Option<&str>) -> Page {
         if path == "/" {
             return Page::Labs(self.summaries().await);
         }
         path.strip_prefix("/labs/")
             .and_then(|id| self.catalog.get(id))
-            .map_or(Page::NotFound, |lab| {
-                Page::Lab(Box::new(lab.content.clone()))
+            .map_or(Page::NotFound, |lab| Page::Lab {
+                content: Box::new(lab.content.clone()),
+                projector: projector(query),
             })
     }
+}
+
+/// Whether a lab page's address asks for projector mode (`?projector`, kept so that an instructor
+/// can bookmark it; `?projector=0` or `=off` does not).
+fn projector(query: Option<&str>) -> bool {
+    query.is_some_and(|query| {
+        query.split('&').any(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            name == "projector" && !matches!(value, "0" | "off" | "false")
+        })
+    })
 }
 
 /// The whole router; tests call it without a socket.
@@ -108,10 +120,12 @@ async fn page(
     if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    let page = course.page(request.uri().path()).await;
+    let page = course
+        .page(request.uri().path(), request.uri().query())
+        .await;
     let status = match page {
         Page::NotFound => StatusCode::NOT_FOUND,
-        Page::Labs(_) | Page::Lab(_) => StatusCode::OK,
+        Page::Labs(_) | Page::Lab { .. } => StatusCode::OK,
     };
     let options = state.leptos.clone();
     let render = leptos_axum::render_app_async_with_context(
@@ -209,4 +223,27 @@ async fn lab_socket(
     };
     ws.max_message_size(ws::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| ws::serve(socket, session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::projector;
+
+    #[test]
+    fn projector_mode_is_asked_for_in_the_address() {
+        for (query, wanted) in [
+            (None, false),
+            (Some(""), false),
+            (Some("projector"), true),
+            (Some("projector="), true),
+            (Some("projector=1"), true),
+            (Some("a=b&projector"), true),
+            (Some("projector=0"), false),
+            (Some("projector=off"), false),
+            (Some("projectors"), false),
+            (Some("x=projector"), false),
+        ] {
+            assert_eq!(projector(query), wanted, "{query:?}");
+        }
+    }
 }
