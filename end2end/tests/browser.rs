@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use grouplab_end2end::external::{Client as Consumer, ExternalConsumer};
-use grouplab_end2end::{Browser, TestServer, poll_until};
+use grouplab_end2end::{Browser, TestServer, poll_until, shown_received};
 
 const LAB: &str = "04-consumer-groups";
 /// Long enough for a crash to be noticed after the lab's 10 s session timeout, with room to spare.
@@ -226,6 +226,20 @@ async fn lab_04_journey_turns_every_checkpoint_green_and_keeps_progress() -> any
     wait_text(client, "link-status", "live").await?;
     wait_text(client, "shortcuts", "crash it").await?;
     screenshot(client, "lab-04-projector").await?;
+    // The P key produces the form's 12 messages, which the running instance receives.
+    let before = shown_received(client).await?;
+    client
+        .find(Locator::Css("body"))
+        .await?
+        .send_keys("p")
+        .await?;
+    poll_until("the P key to produce", STEP_DEADLINE, || async {
+        shown_received(client)
+            .await
+            .ok()
+            .filter(|now| *now >= before + 12)
+    })
+    .await?;
 
     // Hints open one at a time; the solution is behind a reveal.
     assert!(text(client, "hint-0").await.is_none(), "hints start closed");
