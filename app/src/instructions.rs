@@ -14,11 +14,15 @@ pub fn Instructions(content: LabContent) -> impl IntoView {
     let progress = Memo::new(move |_| live.view.with(|v| v.as_ref().map(|v| v.progress.clone())));
     // The current step stays in view: when it changes, the pane scrolls to it.
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if let Some(index) = progress.with(|p| p.as_ref().and_then(ProgressView::current_step)) {
-            scroll_to_step(index);
-        }
-    });
+    {
+        let current =
+            Memo::new(move |_| progress.with(|p| p.as_ref().and_then(ProgressView::current_step)));
+        Effect::new(move |_| {
+            if let Some(index) = current.get() {
+                scroll_to_step(index);
+            }
+        });
+    }
     let step_count = content.steps.len();
     let passed = move || {
         progress.with(|p| {
@@ -223,9 +227,9 @@ fn Code(block: CodeBlock, testid: &'static str) -> impl IntoView {
                 </button>
             </figcaption>
             {if block.html.is_empty() {
-                Either::Left(view! { <pre><code>{block.code.clone()}</code></pre> })
+                Either::Left(view! { <pre tabindex="0"><code>{block.code.clone()}</code></pre> })
             } else {
-                Either::Right(view! { <pre><code class="highlighted" inner_html=block.html.clone()></code></pre> })
+                Either::Right(view! { <pre tabindex="0"><code class="highlighted" inner_html=block.html.clone()></code></pre> })
             }}
         </figure>
     }

@@ -69,7 +69,8 @@ fn since_stamped(view: &LabSnapshot, client_id: &str) -> Option<u64> {
 /// Whether the timeline says the member with this client id left the group this way.
 fn departed(view: &LabSnapshot, client_id: &str, how: Departure) -> bool {
     view.timeline.iter().any(|e| {
-        e.kind == TimelineKind::Departed { departure: how } && e.name.starts_with(client_id)
+        matches!(e.kind, TimelineKind::Departed { departure, .. } if departure == how)
+            && e.name.starts_with(client_id)
     })
 }
 
@@ -420,7 +421,7 @@ async fn handover_when_the_server_stops(
         .iter()
         .filter(|e| e.name.starts_with("grouplab-"))
         .filter_map(|e| match e.kind {
-            TimelineKind::Departed { departure } => Some(if departure == Departure::Graceful {
+            TimelineKind::Departed { departure, .. } => Some(if departure == Departure::Graceful {
                 "left"
             } else {
                 "expired"

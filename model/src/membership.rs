@@ -163,7 +163,7 @@ impl Tracker {
             let (departure, left_at) = departure(gone, observation, instances, now);
             changes.push(entry(
                 gone,
-                TimelineKind::Departed { departure },
+                TimelineKind::Departed { departure, left_at },
                 gone.partitions.clone(),
             ));
             if let Some(instance) = gone.instance()
@@ -499,7 +499,7 @@ mod tests {
                             state, generation, ..
                         } => format!("group {} {}", state.name(), generation.unwrap_or(-1)),
                         TimelineKind::Joined => format!("{} joined", e.name),
-                        TimelineKind::Departed { departure } => {
+                        TimelineKind::Departed { departure, .. } => {
                             format!("{} {departure:?} [{}]", e.name, parts.join(","))
                         }
                         TimelineKind::Assigned { unowned_ms } => format!(

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Departure, EpochMillis, TimelineEntry, TimelineKind, TopicPartition};
+use crate::{Departure, EpochMillis, MemberView, TimelineEntry, TimelineKind, TopicPartition};
 
 /// One group's partitions over time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,11 +115,14 @@ impl MarkKind {
 }
 
 /// Reads `group`'s ownership from the lab's timeline (oldest first). `partitions` are the
-/// partitions the group reads now, so that a lane shows before anyone owns it.
+/// partitions the group reads now, so that a lane shows before anyone owns it; `members` are its
+/// members now: the timeline keeps only its newest entries, so a member whose assignment is older
+/// than all of them owns its partitions from the oldest entry on.
 pub fn ownership(
     timeline: &[TimelineEntry],
     group: &str,
     partitions: &[TopicPartition],
+    members: &[MemberView],
 ) -> Ownership {
     let mut chart = Ownership {
         group: group.to_owned(),
@@ -128,9 +131,22 @@ pub fn ownership(
     for tp in partitions {
         chart.lane(tp);
     }
+    let entries: Vec<&TimelineEntry> = timeline.iter().filter(|e| e.group == group).collect();
+    chart.start = entries.iter().map(|e| e.at).min();
+    if let Some(start) = chart.start {
+        for member in members {
+            for tp in &member.partitions {
+                let assigned_since = entries.iter().any(|e| {
+                    matches!(e.kind, TimelineKind::Assigned { .. }) && e.partitions.contains(tp)
+                });
+                if !assigned_since {
+                    chart.lane(tp).assign(&member.name, member.colour, start);
+                }
+            }
+        }
+    }
     let mut generation = None;
-    for entry in timeline.iter().filter(|e| e.group == group) {
-        chart.start = Some(chart.start.map_or(entry.at, |s| s.min(entry.at)));
+    for entry in entries {
         let at = entry.at;
         let mut mark = |kind| {
             chart.marks.push(Mark {
@@ -154,20 +170,29 @@ pub fn ownership(
                 generation = Some(*g);
                 mark(MarkKind::Generation(*g));
             }
-            TimelineKind::Departed { departure } => {
+            TimelineKind::Departed { departure, left_at } => {
                 let (kind, cause) = match departure {
                     Departure::Crash => (MarkKind::SessionExpired, GapCause::Crash),
                     Departure::Expired => (MarkKind::SessionExpired, GapCause::Expired),
                     Departure::Graceful | Departure::Unknown => (MarkKind::Left, GapCause::Left),
                 };
                 mark(kind);
+                // It stopped working when it left, crashed or last sent a heartbeat, which
+                // may be a session timeout before its group was seen without it.
+                let since = if *left_at == 0 {
+                    at
+                } else {
+                    (*left_at).min(at)
+                };
                 for tp in &entry.partitions {
-                    chart.lane(tp).release(&entry.name, at, cause);
+                    chart.lane(tp).release(&entry.name, since, at, cause);
                 }
             }
             TimelineKind::Revoked => {
                 for tp in &entry.partitions {
-                    chart.lane(tp).release(&entry.name, at, GapCause::Rebalance);
+                    chart
+                        .lane(tp)
+                        .release(&entry.name, at, at, GapCause::Rebalance);
                 }
             }
             TimelineKind::Assigned { .. } => {
@@ -230,11 +255,14 @@ impl Lane {
         }
     }
 
-    /// `owner` no longer owns the partition from `at`.
-    fn release(&mut self, owner: &str, at: EpochMillis, cause: GapCause) {
+    /// `owner` no longer owns the partition from `at`, and worked on it until `since`.
+    fn release(&mut self, owner: &str, since: EpochMillis, at: EpochMillis, cause: GapCause) {
         if let Some(span) = self.open_span_of(owner) {
             span.to = Some(at);
-            self.open_gap(at, cause);
+            if since < at && span.stopped_working.is_none() {
+                span.stopped_working = Some(since);
+            }
+            self.open_gap(since, cause);
         }
     }
 
@@ -242,7 +270,14 @@ impl Lane {
         if let Some(span) = self.spans.last_mut().filter(|s| s.to.is_none()) {
             span.to = Some(at);
         }
-        if let Some(gap) = self.gaps.last_mut().filter(|g| g.to.is_none()) {
+        // A partition handed over within one observation had no gap.
+        if self
+            .gaps
+            .last()
+            .is_some_and(|g| g.to.is_none() && g.from >= at)
+        {
+            self.gaps.pop();
+        } else if let Some(gap) = self.gaps.last_mut().filter(|g| g.to.is_none()) {
             gap.to = Some(at);
         }
         self.spans.push(Span {
@@ -335,12 +370,13 @@ mod tests {
                 "B",
                 TimelineKind::Departed {
                     departure: Departure::Crash,
+                    left_at: 5_000,
                 },
                 &[1],
             ),
             assigned(14_300, "A", &[1]),
         ];
-        let chart = ownership(&timeline, "click-processors", &[tp(0), tp(1), tp(2)]);
+        let chart = ownership(&timeline, "click-processors", &[tp(0), tp(1), tp(2)], &[]);
         let a = || "A".to_owned();
         let b = || "B".to_owned();
         assert_eq!(
@@ -382,13 +418,14 @@ mod tests {
                 "B",
                 TimelineKind::Departed {
                     departure: Departure::Graceful,
+                    left_at: 3_080,
                 },
                 &[1],
             ),
             entry(3_150, "A", TimelineKind::Revoked, &[0]),
             assigned(3_400, "A", &[0, 1]),
         ];
-        let chart = ownership(&timeline, "click-processors", &[]);
+        let chart = ownership(&timeline, "click-processors", &[], &[]);
         assert_eq!(
             lanes(&chart)
                 .into_iter()
@@ -396,10 +433,11 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![
                 vec![(3_150, Some(3_400), GapCause::Rebalance)],
-                vec![(3_100, Some(3_400), GapCause::Left)],
+                // From its LeaveGroup, a little before its group was seen without it.
+                vec![(3_080, Some(3_400), GapCause::Left)],
             ]
         );
-        assert_eq!(chart.lanes[1].gaps[0].length_ms(0), 300);
+        assert_eq!(chart.lanes[1].gaps[0].length_ms(0), 320);
     }
 
     #[test]
@@ -420,7 +458,7 @@ mod tests {
             ),
             other,
         ];
-        let chart = ownership(&timeline, "click-processors", &[]);
+        let chart = ownership(&timeline, "click-processors", &[], &[]);
         let gap = &chart.lanes[0].gaps[0];
         assert_eq!((gap.from, gap.to), (2_000, None));
         assert_eq!(gap.length_ms(6_000), 4_000);
@@ -435,12 +473,61 @@ mod tests {
             entry(2_000, "A", TimelineKind::Revoked, &[1]),
             assigned(2_000, "B", &[1]),
         ];
-        let chart = ownership(&timeline, "click-processors", &[]);
-        let gaps: Vec<u64> = chart.lanes[1]
-            .gaps
-            .iter()
-            .map(|g| g.length_ms(10_000))
-            .collect();
-        assert_eq!(gaps, vec![0]);
+        let chart = ownership(&timeline, "click-processors", &[], &[]);
+        assert_eq!(chart.lanes[1].gaps, vec![]);
+        assert_eq!(chart.lanes[1].spans.len(), 2);
+    }
+
+    #[test]
+    fn a_member_that_went_silent_stopped_working_at_its_last_heartbeat() {
+        // The learner's own consumer, killed: no crash entry, only its expiry a session later.
+        let timeline = [
+            assigned(1_000, "D", &[0]),
+            entry(
+                14_000,
+                "D",
+                TimelineKind::Departed {
+                    departure: Departure::Crash,
+                    left_at: 4_000,
+                },
+                &[0],
+            ),
+            assigned(14_200, "A", &[0]),
+        ];
+        let chart = ownership(&timeline, "click-processors", &[], &[]);
+        let lane = &chart.lanes[0];
+        assert_eq!(
+            (lane.spans[0].stopped_working, lane.spans[0].to),
+            (Some(4_000), Some(14_000))
+        );
+        assert_eq!(lane.gaps[0].length_ms(0), 10_200);
+    }
+
+    #[test]
+    fn an_owner_assigned_before_the_oldest_entry_owns_its_partitions_from_it() {
+        let member = MemberView {
+            member_id: "m-1".to_owned(),
+            client_id: "grouplab-A".to_owned(),
+            host: None,
+            group_instance_id: None,
+            origin: crate::MemberOrigin::External,
+            name: "A".to_owned(),
+            colour: 0,
+            partitions: vec![tp(0)],
+            joined_at: 0,
+            last_heartbeat: None,
+            session_timeout_ms: None,
+        };
+        let timeline = [
+            generation(5_000, 7),
+            entry(6_000, "A", TimelineKind::Crashed, &[0]),
+        ];
+        let chart = ownership(&timeline, "click-processors", &[tp(0)], &[member]);
+        let span = &chart.lanes[0].spans[0];
+        assert_eq!(
+            (span.owner.as_str(), span.from, span.stopped_working),
+            ("A", 5_000, Some(6_000))
+        );
+        assert_eq!(chart.lanes[0].gaps[0].from, 6_000);
     }
 }

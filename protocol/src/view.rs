@@ -617,8 +617,14 @@ pub enum TimelineKind {
     Started,
     /// A member joined the group.
     Joined,
-    /// A member is no longer in the group.
-    Departed { departure: Departure },
+    /// A member is no longer in the group. `left_at` is when it stopped working, as far as is
+    /// known (its LeaveGroup, its crash, its last heartbeat); the entry's own time is when its
+    /// group was seen without it. 0 when not known.
+    Departed {
+        departure: Departure,
+        #[serde(default)]
+        left_at: EpochMillis,
+    },
     /// The group changed state or generation.
     Group {
         state: GroupState,

@@ -43,10 +43,10 @@ pub(super) fn Controls(setup: LabSetup) -> impl IntoView {
                         "Create topic " <code>{move || topic.get()}</code>
                     </button>
                 </Show>
-                <button type="button" data-testid="quick-produce" aria-keyshortcuts="p" on:click=submit(produce_form)>
+                <button type="button" data-testid="quick-produce" on:click=submit(produce_form)>
                     "Produce"
                 </button>
-                <button type="button" data-testid="quick-start" aria-keyshortcuts="s" on:click=submit(consumer_form)>
+                <button type="button" data-testid="quick-start" on:click=submit(consumer_form)>
                     "Start instance"
                 </button>
                 <button
@@ -279,6 +279,10 @@ pub fn Shortcuts() -> impl IntoView {
                 }
             }
             let key = ev.key();
+            // Shift (for a capital letter) or Caps Lock is not a key of its own here.
+            if matches!(key.as_str(), "Shift" | "CapsLock") {
+                return;
+            }
             let mut chars = key.chars();
             let (Some(key), None) = (chars.next(), chars.next()) else {
                 pending.set(None);
@@ -308,7 +312,6 @@ pub fn Shortcuts() -> impl IntoView {
                             format!("No running instance is called {key}."),
                         )),
                     }
-                    ev.prevent_default();
                 }
                 None => match key {
                     'P' => click("quick-produce"),

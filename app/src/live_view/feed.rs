@@ -95,6 +95,7 @@ fn timeline_class(kind: &TimelineKind) -> &'static str {
         | TimelineKind::Failed { .. }
         | TimelineKind::Departed {
             departure: grouplab_protocol::Departure::Crash | grouplab_protocol::Departure::Expired,
+            ..
         } => "bad",
         TimelineKind::Assigned { .. } | TimelineKind::BrokerUp => "good",
         TimelineKind::Group { .. } => "group",
@@ -119,7 +120,9 @@ fn describe(entry: &TimelineEntry) -> String {
     match &entry.kind {
         TimelineKind::Started => format!("started in {}", entry.group),
         TimelineKind::Joined => format!("joined {}", entry.group),
-        TimelineKind::Departed { departure } => format!("{} holding {parts}", departure.describe()),
+        TimelineKind::Departed { departure, .. } => {
+            format!("{} holding {parts}", departure.describe())
+        }
         TimelineKind::Group {
             state,
             generation,

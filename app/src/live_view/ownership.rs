@@ -70,7 +70,12 @@ fn OwnershipChart(group: String) -> impl IntoView {
                             .map(|p| TopicPartition::new(&t.name, p.partition))
                     })
                     .collect();
-                ownership(&v.timeline, &group, &partitions)
+                let members = v
+                    .groups
+                    .iter()
+                    .find(|g| g.name == group)
+                    .map_or(&[][..], |g| &g.members[..]);
+                ownership(&v.timeline, &group, &partitions, members)
             })
             .unwrap_or_default()
         })
@@ -94,6 +99,18 @@ fn OwnershipChart(group: String) -> impl IntoView {
         (start.min(end.saturating_sub(1_000)), end)
     };
     let testid = format!("ownership-{group}");
+    // The hatching's pattern, one per chart so that ids stay unique in the page.
+    let pattern: String = format!("not-working-{group}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let table_open = RwSignal::new(false);
     let (window_id, pause_id, scroll_id) = (
         format!("{testid}-window"),
         format!("{testid}-pause"),
@@ -162,18 +179,26 @@ fn OwnershipChart(group: String) -> impl IntoView {
             </Show>
             {move || {
                 let (start, end) = span();
-                chart.with(|c| drawing(c, start, end, now()))
+                let pattern = pattern.clone();
+                chart.with(|c| drawing(c, start, end, now(), pattern))
             }}
-            <details class="as-table">
+            <details class="as-table" on:toggle=move |_| table_open.update(|open| *open = !*open)>
                 <summary>"As a table"</summary>
-                {move || chart.with(|c| table(c, now()))}
+                // Drawn only while open: it is the chart again, in words.
+                {move || table_open.get().then(|| chart.with(|c| table(c, now())))}
             </details>
         </figure>
     }
 }
 
 /// The chart itself, from `start` to `end`.
-fn drawing(chart: &Ownership, start: u64, end: u64, now: u64) -> impl IntoView + use<> {
+fn drawing(
+    chart: &Ownership,
+    start: u64,
+    end: u64,
+    now: u64,
+    pattern: String,
+) -> impl IntoView + use<> {
     let height = MARKS + chart.lanes.len() as f64 * (LANE + LANE_GAP) + AXIS;
     let length = end.saturating_sub(start).max(1) as f64;
     let x = move |at: u64| {
@@ -183,7 +208,10 @@ fn drawing(chart: &Ownership, start: u64, end: u64, now: u64) -> impl IntoView +
         .lanes
         .iter()
         .enumerate()
-        .map(|(row, lane)| draw_lane(lane, MARKS + row as f64 * (LANE + LANE_GAP), end, now, x))
+        .map(|(row, lane)| {
+            let y = MARKS + row as f64 * (LANE + LANE_GAP);
+            draw_lane(lane, y, end, now, x, &pattern)
+        })
         .collect_view();
     // Each label goes on the first of the rows where it does not run into the one before; a mark
     // with no room keeps its line, and the table has it.
@@ -236,7 +264,7 @@ fn drawing(chart: &Ownership, start: u64, end: u64, now: u64) -> impl IntoView +
             data-end=end.to_string()
         >
             <defs>
-                <pattern id="not-working" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+                <pattern id=pattern.clone() width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
                     <rect width="6" height="6" fill="#ffffff" fill-opacity="0.55" />
                     <line x1="0" y1="0" x2="0" y2="6" stroke="#1b1f24" stroke-width="2" />
                 </pattern>
@@ -254,7 +282,9 @@ fn draw_lane<X: Fn(u64) -> f64 + Copy + 'static>(
     end: u64,
     now: u64,
     x: X,
+    pattern: &str,
 ) -> impl IntoView + use<X> {
+    let hatch = format!("url(#{pattern})");
     let name = format!("P{}", lane.partition.partition);
     let spans = lane
         .spans
@@ -264,7 +294,7 @@ fn draw_lane<X: Fn(u64) -> f64 + Copy + 'static>(
             let width = (right - left).max(0.0);
             let dead = span.stopped_working.map(|at| {
                 let from = x(at);
-                view! { <rect class="not-working" x=from y=y width=(right - from).max(0.0) height=LANE fill="url(#not-working)" /> }
+                view! { <rect class="not-working" x=from y=y width=(right - from).max(0.0) height=LANE fill=hatch.clone() /> }
             });
             let label = (width > 14.0).then(|| {
                 view! { <text class="owner" x=left + 4.0 y=y + LANE / 2.0 + 5.0>{span.owner.clone()}</text> }
