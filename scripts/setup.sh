@@ -137,12 +137,12 @@ if [ "$tests" = yes ]; then
     in_background "installing the Python test clients" python_clients
   fi
   kafkajs() {
-    say "Installing KafkaJS into $clients/node_modules"
+    say "Installing KafkaJS and axe-core into $clients/node_modules"
     (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
     cp "$clients/package-lock.json" "$clients/node_modules/.installed-lock.json"
   }
   if ! cmp -s "$clients/package-lock.json" "$clients/node_modules/.installed-lock.json"; then
-    in_background "installing KafkaJS" kafkajs
+    in_background "installing KafkaJS and axe-core" kafkajs
   fi
 fi
 finish

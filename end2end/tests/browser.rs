@@ -422,7 +422,8 @@ async fn chart_gaps_match_the_timeline(client: &Client) -> anyhow::Result<()> {
     let (gaps, stated) = (pairs("gaps"), pairs("stated"));
     let mut by_end: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     for (at, ms, _) in &stated {
-        by_end.entry(at.clone()).or_default().0 = by_end.get(at).map_or(0, |e| e.0).max(*ms);
+        let end = by_end.entry(at.clone()).or_default();
+        end.0 = end.0.max(*ms);
     }
     for (to, ms, _) in &gaps {
         if let Some(end) = by_end.get_mut(to) {
@@ -1322,5 +1323,78 @@ async fn lab_15_journey_compares_the_same_crash_on_three_brokers() -> anyhow::Re
         wait_text(client, &format!("crash-{broker}"), " s").await?;
     }
     screenshot(client, "lab-15-compared").await?;
+    browser.close().await
+}
+
+/// The violations of impact serious or critical that axe-core (pinned in end2end/clients) finds
+/// on the page as it is now; `state` names it in the failure.
+async fn no_serious_accessibility_violations(client: &Client, state: &str) -> anyhow::Result<()> {
+    let script =
+        grouplab_end2end::workspace_root().join("end2end/clients/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&script).map_err(|err| {
+        anyhow::anyhow!(
+            "{}: {err}; scripts/setup.sh --tests installs axe-core",
+            script.display()
+        )
+    })?;
+    client.execute(&axe, vec![]).await?;
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             window.axe.run(document, { resultTypes: ['violations'] })
+               .then(result => done(result.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                              nodes: v.nodes.slice(0, 4).map(n => n.target.join(' ')) }))))
+               .catch(err => done([{ id: 'axe failed', help: String(err) }]));",
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(
+        found.as_array().is_some_and(Vec::is_empty),
+        "{state}: {}",
+        serde_json::to_string_pretty(&found)?
+    );
+    Ok(())
+}
+
+/// axe-core on the course page and on lab pages in the states a class sees: empty, with
+/// instances running, after a crash, in projector mode, and the Redis and RabbitMQ labs.
+#[tokio::test]
+async fn the_pages_have_no_serious_accessibility_violations() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+
+    client.goto(&server.url("/")).await?;
+    wait_text(client, "course", "labs").await?;
+    no_serious_accessibility_violations(client, "the course page").await?;
+
+    open_lab(client, &server).await?;
+    no_serious_accessibility_violations(client, "Lab 04, empty").await?;
+    click(client, "quick-create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    click(client, "quick-start").await?;
+    wait_text(client, "instances", "A").await?;
+    click(client, "quick-start").await?;
+    wait_step_passed(client, 1).await?;
+    no_serious_accessibility_violations(client, "Lab 04, two instances").await?;
+    click(client, "more-controls").await?;
+    no_serious_accessibility_violations(client, "Lab 04, the forms unfolded").await?;
+    click(client, "crash-A").await?;
+    wait_text(client, "status-A", "noticed after").await?;
+    no_serious_accessibility_violations(client, "Lab 04, after a crash").await?;
+    client
+        .goto(&server.url(&format!("/labs/{LAB}?projector")))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+    no_serious_accessibility_violations(client, "Lab 04 in projector mode").await?;
+
+    for lab in ["13-redis-streams", "14-rabbitmq-competing-consumers"] {
+        client.goto(&server.url(&format!("/labs/{lab}"))).await?;
+        wait_text(client, "link-status", "live").await?;
+        no_serious_accessibility_violations(client, lab).await?;
+    }
     browser.close().await
 }
