@@ -206,7 +206,7 @@ fn LabWorkspace(content: LabContent, projector: bool) -> impl IntoView {
         <div class="workspace" class:projector=projector>
             <header class="topbar">
                 <a href="/" class="back">"← All labs"</a>
-                <h1>{title}</h1>
+                <h1 title=content.title.clone()>{title}</h1>
                 <span class="meta">{content.difficulty.clone()} " · " {content.minutes} " min"</span>
                 <live_view::BrokerBadge />
                 <live_view::LinkBadge />

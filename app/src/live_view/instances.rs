@@ -122,6 +122,7 @@ fn InstanceCard(instance: InstanceView) -> impl IntoView {
     };
     let name = instance.name.clone();
     let summary = settings_summary(&instance, backend);
+    let summary_in_full = summary.clone();
     let max_poll_ms = instance.settings.max_poll_interval_ms;
     let busy = instance.busy.filter(|_| alive);
     let busy_status = move || {
@@ -145,9 +146,20 @@ fn InstanceCard(instance: InstanceView) -> impl IntoView {
             data-testid=format!("instance-{}", instance.name)
             data-state=instance.state.label()
         >
+            // The buttons share the name's line, so that a card takes little height beside the chart.
             <header>
                 <span class="name">{instance.name.clone()}</span>
                 <span class="state">{instance.state.label()}</span>
+                <Show when=move || alive>
+                    <span class="buttons">
+                        <button class="secondary" disabled=stopping data-testid=format!("stop-{name}") on:click=move |_| live.send(ClientCommand::StopInstance { instance: id })>
+                            "Stop"
+                        </button>
+                        <button class="danger" data-testid=format!("crash-{name}") on:click=move |_| live.send(ClientCommand::CrashInstance { instance: id })>
+                            "Crash"
+                        </button>
+                    </span>
+                </Show>
             </header>
             <p class="owns kafka-only">"Owns: " <strong data-testid=format!("owns-{}", instance.name)>{partitions}</strong></p>
             <p class="owns redis-only">"Pending: " <strong data-testid=format!("pending-{}", instance.name)>{pending}</strong></p>
@@ -170,7 +182,7 @@ fn InstanceCard(instance: InstanceView) -> impl IntoView {
             {(instance.dead_lettered > 0).then(|| view! {
                 <p class="muted" data-testid=format!("parked-{}", instance.name)>{format!("{}: {}", match backend { Backend::Redis => "Moved to the dead-letter stream", Backend::RabbitMq => "Rejected for good", Backend::Kafka => "Parked in the dead-letter topic" }, instance.dead_lettered)}</p>
             })}
-            <p class="settings muted">{summary}</p>
+            <p class="settings muted" title=summary_in_full>{summary}</p>
             <p class="status" data-testid=format!("status-{}", instance.name)>{status}</p>
             // Kept on a stopped card: a commit refused as it left says why its work is done again.
             {instance.problem.as_ref().map(|problem| view! {
@@ -179,16 +191,6 @@ fn InstanceCard(instance: InstanceView) -> impl IntoView {
                     {problem.message.clone()}
                 </p>
             })}
-            <Show when=move || alive>
-                <div class="buttons">
-                    <button class="secondary" disabled=stopping data-testid=format!("stop-{name}") on:click=move |_| live.send(ClientCommand::StopInstance { instance: id })>
-                        "Stop"
-                    </button>
-                    <button class="danger" data-testid=format!("crash-{name}") on:click=move |_| live.send(ClientCommand::CrashInstance { instance: id })>
-                        "Crash"
-                    </button>
-                </div>
-            </Show>
         </article>
     }
 }

@@ -11,7 +11,22 @@ use crate::live::Live;
 #[component]
 pub(super) fn Topics() -> impl IntoView {
     let live = expect_context::<Live>();
-    let topics = move || with_view(live, |v| v.topics.clone()).unwrap_or_default();
+    // A group that nobody has joined and that has committed nothing adds only dashes: its columns
+    // appear once it is used, so a lab with three groups shows the one in play.
+    let topics = move || {
+        with_view(live, |v| {
+            let mut topics = v.topics.clone();
+            for topic in &mut topics {
+                topic.groups.retain(|offsets| {
+                    offsets.committed.iter().any(Option::is_some)
+                        || v.group(&offsets.group)
+                            .is_some_and(|g| !g.members.is_empty())
+                });
+            }
+            topics
+        })
+        .unwrap_or_default()
+    };
     view! {
         <div class="topics kafka-only">
             <For each=topics key=|t: &TopicView| (t.name.clone(), t.partitions.clone(), t.groups.clone()) let:topic>

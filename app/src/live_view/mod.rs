@@ -6,7 +6,9 @@
 //!
 //! One file per part: `status` (badges, notices, the screen reader's announcements), `controls`
 //! (a quick bar over folded forms) and `consumer_form`, `lanes`, `groups`, `instances`,
-//! `ownership` (partition ownership over time), `streams` (Redis), `queues` (RabbitMQ), `crashes` (lab 15), `ledger`
+//! `ownership` (partition ownership over time), `held` (its Redis and RabbitMQ counterpart: what each
+//! consumer held over time), `time_axis` (what the charts over time share), `streams` (Redis),
+//! `queues` (RabbitMQ), `crashes` (lab 15), `ledger`
 //! (ledger, keys, lag) and `feed` (messages, timeline). This file lays them out and holds what
 //! they share.
 
@@ -15,6 +17,7 @@ mod controls;
 mod crashes;
 mod feed;
 mod groups;
+mod held;
 mod instances;
 mod lanes;
 mod ledger;
@@ -22,6 +25,7 @@ mod ownership;
 mod queues;
 mod status;
 mod streams;
+mod time_axis;
 
 use grouplab_protocol::{
     Backend, BrokerHealth, GROUP_COLOUR, LabSetup, LabSnapshot, PALETTE, TopicPartition,
@@ -33,6 +37,7 @@ pub use self::controls::Shortcuts;
 use self::crashes::Crashes;
 use self::feed::{Messages, Timeline};
 use self::groups::Groups;
+use self::held::HeldCharts;
 use self::instances::Instances;
 use self::lanes::Topics;
 use self::ledger::{Keys, LagCharts, Ledgers};
@@ -88,6 +93,7 @@ pub fn LiveView(setup: LabSetup) -> impl IntoView {
                 {compare.then(|| view! { <Crashes /> })}
                 <Instances />
                 <OwnershipCharts />
+                <HeldCharts />
                 <LagCharts />
                 <Ledgers />
                 <Keys />

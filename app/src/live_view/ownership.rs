@@ -8,25 +8,18 @@ use grouplab_protocol::TopicPartition;
 use grouplab_protocol::ownership::{GapCause, Lane, Mark, MarkKind, Ownership, ownership};
 use leptos::prelude::*;
 
+use super::time_axis::{self, AXIS, AxisMark, MARKS, TimeWindow, WIDTH, clock_tick};
 use super::{clock, colour_class, with_view};
 use crate::live::Live;
 
-/// The chart's drawing size, in the SVG's own units; it scales to the pane's width.
-const WIDTH: f64 = 800.0;
+/// The lane names' column, and a lane.
 const LABELS: f64 = 34.0;
-const MARKS: f64 = 40.0;
-/// Rows of mark labels above the lanes.
-const LABEL_ROWS: usize = 3;
-const LANE: f64 = 22.0;
+/// A lane's height: thinner when a topic has many partitions, so that the chart stays beside
+/// the cards at 1280×720.
+fn lane_height(lanes: usize) -> f64 {
+    if lanes > 4 { 15.0 } else { 22.0 }
+}
 const LANE_GAP: f64 = 4.0;
-const AXIS: f64 = 16.0;
-
-/// The spans of history the chart can show, in seconds; `None` is all of it.
-const WINDOWS: [(Option<u64>, &str); 3] = [
-    (Some(30), "last 30 s"),
-    (Some(120), "last 2 min"),
-    (None, "whole history"),
-];
 
 #[component]
 pub(super) fn OwnershipCharts() -> impl IntoView {
@@ -53,9 +46,6 @@ pub(super) fn OwnershipCharts() -> impl IntoView {
 #[component]
 fn OwnershipChart(group: String) -> impl IntoView {
     let live = expect_context::<Live>();
-    let window = RwSignal::new(Some(30u64));
-    // Where the chart ends while paused; `None` follows the present.
-    let paused_at = RwSignal::new(None::<u64>);
     let chart = {
         let group = group.clone();
         Memo::new(move |_| {
@@ -80,24 +70,13 @@ fn OwnershipChart(group: String) -> impl IntoView {
             .unwrap_or_default()
         })
     };
-    // The present: the browser's clock, or the newest entry while it has not ticked yet.
-    let now = move || {
-        let ticked = live.now.get();
+    let now = Signal::derive(move || {
         let newest = with_view(live, |v| v.timeline.last().map(|e| e.at))
             .flatten()
             .unwrap_or(0);
-        ticked.max(newest)
-    };
-    let span = move || {
-        let end = paused_at.get().unwrap_or_else(now);
-        let first = chart.with(|c| c.start).unwrap_or(end);
-        // A window longer than the history starts where the history does.
-        let start = window.get().map_or(first, |seconds| {
-            end.saturating_sub(seconds * 1000)
-                .max(first.saturating_sub(500))
-        });
-        (start.min(end.saturating_sub(1_000)), end)
-    };
+        live.now.get().max(newest)
+    });
+    let time = TimeWindow::new(now, Signal::derive(move || chart.with(|c| c.start)));
     let testid = format!("ownership-{group}");
     // The hatching's pattern, one per chart so that ids stay unique in the page.
     let pattern: String = format!("not-working-{group}")
@@ -110,83 +89,22 @@ fn OwnershipChart(group: String) -> impl IntoView {
             }
         })
         .collect();
-    let table_open = RwSignal::new(false);
-    let (window_id, pause_id, scroll_id) = (
-        format!("{testid}-window"),
-        format!("{testid}-pause"),
-        format!("{testid}-scroll"),
-    );
-    let heading = format!("Who owned each partition of {group}");
-    let latest = move || {
-        chart.with(|c| {
-            c.marks
-                .last()
-                .map(|m| format!("Latest: {} at {}", describe_mark(m), clock(m.at)))
-        })
-    };
-    let toggle_pause = move |_| {
-        paused_at.set(match paused_at.get_untracked() {
-            Some(_) => None,
-            None => Some(now()),
-        })
-    };
+    let heading = format!("Owners over time · {group}");
     view! {
-        <figure class="ownership-chart" data-testid=testid>
+        <figure class="ownership-chart" data-testid=testid.clone()>
             <figcaption>
-                <strong>{heading}</strong>
-                <span class="muted latest">{latest}</span>
-                <span class="chart-controls">
-                    <label>
-                        "Show "
-                        <select
-                            data-testid=window_id
-                            on:change=move |ev| {
-                                let chosen = event_target_value(&ev);
-                                window.set(WINDOWS.iter().find(|(_, name)| *name == chosen).and_then(|(w, _)| *w));
-                            }
-                        >
-                            {WINDOWS.iter().map(|(_, name)| view! { <option value=*name>{*name}</option> }).collect_view()}
-                        </select>
-                    </label>
-                    <button
-                        type="button"
-                        class="secondary"
-                        data-testid=pause_id
-                        aria-pressed=move || paused_at.get().is_some().to_string()
-                        on:click=toggle_pause
-                    >
-                        {move || if paused_at.get().is_some() { "Follow live" } else { "Pause" }}
-                    </button>
-                </span>
+                <strong title=heading.clone()>{heading.clone()}</strong>
+                {time.controls(&testid)}
             </figcaption>
-            <Show when=move || paused_at.get().is_some()>
-                <label class="scrub">
-                    "Scroll back "
-                    <input
-                        type="range"
-                        data-testid=scroll_id.clone()
-                        min=move || chart.with(|c| c.start).unwrap_or(0).to_string()
-                        max=move || now().to_string()
-                        step="100"
-                        prop:value=move || paused_at.get().unwrap_or(0).to_string()
-                        on:input=move |ev| {
-                            if let Ok(end) = event_target_value(&ev).parse::<u64>() {
-                                paused_at.set(Some(end));
-                            }
-                        }
-                    />
-                </label>
-            </Show>
+            {time.scrub(&testid)}
             {move || {
-                let (start, end) = span();
+                let (start, end) = time.span();
                 let pattern = pattern.clone();
-                chart.with(|c| drawing(c, start, end, now(), pattern))
+                chart.with(|c| drawing(c, start, end, time.now(), pattern))
             }}
-            <details class="as-table" on:toggle=move |_| table_open.update(|open| *open = !*open)>
-                <summary>"As a table"</summary>
-                // Drawn only while open: it is the chart again, in words.
-                {move || table_open.get().then(|| chart.with(|c| table(c, now())))}
-            </details>
+            <div class="as-table" id=format!("{testid}-table")>
+                {move || time.table_open().then(|| chart.with(|c| table(c, time.now())))}
+            </div>
         </figure>
     }
 }
@@ -199,60 +117,30 @@ fn drawing(
     now: u64,
     pattern: String,
 ) -> impl IntoView + use<> {
-    let height = MARKS + chart.lanes.len() as f64 * (LANE + LANE_GAP) + AXIS;
-    let length = end.saturating_sub(start).max(1) as f64;
-    let x = move |at: u64| {
-        LABELS + (at.clamp(start, end) - start) as f64 / length * (WIDTH - LABELS - 4.0)
-    };
+    let lane = lane_height(chart.lanes.len());
+    let height = MARKS + chart.lanes.len() as f64 * (lane + LANE_GAP) + AXIS;
+    let x = time_axis::x_of(start, end, LABELS);
     let lanes = chart
         .lanes
         .iter()
         .enumerate()
-        .map(|(row, lane)| {
-            let y = MARKS + row as f64 * (LANE + LANE_GAP);
-            draw_lane(lane, y, end, now, x, &pattern)
+        .map(|(row, chart_lane)| {
+            let y = MARKS + row as f64 * (lane + LANE_GAP);
+            draw_lane(chart_lane, y, lane, end, now, x, &pattern)
         })
         .collect_view();
-    // Each label goes on the first of the rows where it does not run into the one before; a mark
-    // with no room keeps its line, and the table has it.
-    let mut row_ends = [f64::MIN; LABEL_ROWS];
-    let marks = chart
+    let marks: Vec<AxisMark> = chart
         .marks
         .iter()
-        .filter(|m| m.at >= start && m.at <= end)
-        .map(|mark| {
-            let at = x(mark.at);
-            let label = mark_label(mark);
-            let width = label.chars().count() as f64 * 6.2;
-            // Near the right edge the label ends at the edge instead of running past it.
-            let label_x = (at + 2.0).min(WIDTH - width - 2.0);
-            let row = row_ends.iter().position(|end| *end < label_x);
-            if let Some(row) = row {
-                row_ends[row] = label_x + width + 4.0;
-            }
-            let label_y = row.map(|row| 11.0 + row as f64 * 12.0);
-            let class = format!("mark {}", mark_class(mark.kind));
-            view! {
-                <g class=class data-kind=mark_class(mark.kind) data-at=mark.at.to_string()>
-                    <line x1=at x2=at y1=label_y.unwrap_or(MARKS - 4.0) + 2.0 y2=height - AXIS />
-                    <title>{format!("{} at {}", describe_mark(mark), clock(mark.at))}</title>
-                    {label_y.map(|y| view! { <text x=label_x y=y>{label}</text> })}
-                </g>
-            }
+        .map(|mark| AxisMark {
+            at: mark.at,
+            label: mark_label(mark),
+            title: describe_mark(mark),
+            kind: mark_class(mark.kind),
         })
-        .collect_view();
-    let ticks = ticks(start, end)
-        .into_iter()
-        .map(|at| {
-            let tx = x(at);
-            view! {
-                <g class="tick">
-                    <line x1=tx x2=tx y1=height - AXIS y2=height - AXIS + 4.0 />
-                    <text x=tx y=height - 2.0 text-anchor="middle">{clock(at)[..8].to_owned()}</text>
-                </g>
-            }
-        })
-        .collect_view();
+        .collect();
+    let marks = time_axis::marks(&marks, start, end, height, &x);
+    let ticks = time_axis::axis(start, end, height, &x, clock_tick);
     let summary = summary(chart, now);
     view! {
         <svg
@@ -279,6 +167,7 @@ fn drawing(
 fn draw_lane<X: Fn(u64) -> f64 + Copy + 'static>(
     lane: &Lane,
     y: f64,
+    height: f64,
     end: u64,
     now: u64,
     x: X,
@@ -294,14 +183,14 @@ fn draw_lane<X: Fn(u64) -> f64 + Copy + 'static>(
             let width = (right - left).max(0.0);
             let dead = span.stopped_working.map(|at| {
                 let from = x(at);
-                view! { <rect class="not-working" x=from y=y width=(right - from).max(0.0) height=LANE fill=hatch.clone() /> }
+                view! { <rect class="not-working" x=from y=y width=(right - from).max(0.0) height=height fill=hatch.clone() /> }
             });
             let label = (width > 14.0).then(|| {
-                view! { <text class="owner" x=left + 4.0 y=y + LANE / 2.0 + 5.0>{span.owner.clone()}</text> }
+                view! { <text class="owner" x=left + 4.0 y=y + height / 2.0 + 5.0>{span.owner.clone()}</text> }
             });
             view! {
                 <g class=format!("span {}", colour_class(span.colour)) data-owner=span.owner.clone()>
-                    <rect x=left y=y width=width height=LANE rx="3" />
+                    <rect x=left y=y width=width height=height rx="3" />
                     {dead}
                     {label}
                 </g>
@@ -327,16 +216,16 @@ fn draw_lane<X: Fn(u64) -> f64 + Copy + 'static>(
                     data-ms=ms.to_string()
                     data-cause=cause_name(gap.cause)
                 >
-                    <rect x=left y=y + 1.0 width=(right - left).max(1.0) height=LANE - 2.0 />
-                    <text x=(left + right) / 2.0 y=y + LANE / 2.0 + 5.0 text-anchor="middle">{seconds}</text>
+                    <rect x=left y=y + 1.0 width=(right - left).max(1.0) height=height - 2.0 />
+                    <text x=(left + right) / 2.0 y=y + height / 2.0 + 5.0 text-anchor="middle">{seconds}</text>
                 </g>
             }
         })
         .collect_view();
     view! {
         <g class="lane" data-partition=partition.to_string()>
-            <text class="lane-name" x="2" y=y + LANE / 2.0 + 5.0>{name}</text>
-            <rect class="lane-bg" x=LABELS y=y width=WIDTH - LABELS - 4.0 height=LANE />
+            <text class="lane-name" x="2" y=y + height / 2.0 + 5.0>{name}</text>
+            <rect class="lane-bg" x=LABELS y=y width=WIDTH - LABELS - 4.0 height=height />
             {spans}
             {gaps}
         </g>
@@ -430,22 +319,6 @@ fn table(chart: &Ownership, now: u64) -> impl IntoView + use<> {
             <tbody>{rows}</tbody>
         </table>
     }
-}
-
-/// Tick times on whole, round seconds, about six of them.
-fn ticks(start: u64, end: u64) -> Vec<u64> {
-    let length = end.saturating_sub(start);
-    let step = [
-        1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
-    ]
-    .into_iter()
-    .find(|step| length / step <= 6)
-    .unwrap_or(1_800_000);
-    let first = start.div_ceil(step) * step;
-    (0..)
-        .map(|n| first + n * step)
-        .take_while(|at| *at <= end)
-        .collect()
 }
 
 fn mark_label(mark: &Mark) -> String {

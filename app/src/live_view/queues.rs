@@ -15,12 +15,15 @@ pub(super) fn Queues() -> impl IntoView {
         <div class="streams rabbitmq-only" data-testid="queues">
             {move || queues().into_iter().map(|queue| view! {
                 <div class="stream" data-queue=queue.name.clone() data-testid=format!("queue-panel-{}", queue.name)>
-                    <h3>"Queue " <code>{queue.name.clone()}</code></h3>
-                    <p class="counts">
-                        <strong data-testid=format!("ready-{}", queue.name)>{queue.ready}</strong>" ready · "
-                        <strong data-testid=format!("unacked-total-{}", queue.name)>{queue.unacked}</strong>" unacked"
-                        {queue.dead_letter_queue.clone().map(|target| view! { <span class="muted">" · rejected messages go to " <code>{target}</code></span> })}
-                    </p>
+                    <h3>
+                        "Queue " <code>{queue.name.clone()}</code>
+                        <span class="facts">
+                            " · "
+                            <strong data-testid=format!("ready-{}", queue.name)>{queue.ready}</strong>" ready · "
+                            <strong data-testid=format!("unacked-total-{}", queue.name)>{queue.unacked}</strong>" unacked"
+                            {queue.dead_letter_queue.clone().map(|target| view! { <span class="muted">" · rejected messages go to " <code>{target}</code></span> })}
+                        </span>
+                    </h3>
                     <p class="muted">{format!(
                         "since it was made: {} published, {} delivered ({} redelivered), {} acknowledged",
                         queue.published, queue.delivered, queue.redelivered, queue.acked

@@ -39,7 +39,12 @@ pub fn BrokerBadge() -> impl IntoView {
             .unwrap_or_default()
     };
     view! {
-        <span class="badge broker" class:down=down title=reason data-testid="broker-badge">
+        <span
+            class="badge broker"
+            class:down=down
+            title=move || Some(reason()).filter(|r| !r.is_empty()).unwrap_or_else(text)
+            data-testid="broker-badge"
+        >
             {text}
         </span>
     }

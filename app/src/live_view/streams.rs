@@ -15,23 +15,27 @@ pub(super) fn Streams() -> impl IntoView {
         <div class="streams redis-only" data-testid="streams">
             {move || streams().into_iter().map(|stream| view! {
                 <div class="stream" data-stream=stream.name.clone()>
-                    <h3>"Stream " <code>{stream.name.clone()}</code></h3>
-                    <p class="muted">{format!(
-                        "{} entr{}, newest {}",
-                        stream.length,
-                        if stream.length == 1 { "y" } else { "ies" },
-                        stream.last_id.clone().unwrap_or_else(|| "none".into())
-                    )}</p>
+                    <h3>
+                        "Stream " <code>{stream.name.clone()}</code>
+                        <span class="facts muted">{format!(
+                            " · {} entr{}, newest {}",
+                            stream.length,
+                            if stream.length == 1 { "y" } else { "ies" },
+                            stream.last_id.clone().unwrap_or_else(|| "none".into())
+                        )}</span>
+                    </h3>
                     {stream.groups.into_iter().map(|group| view! {
                         <div class="stream-group" data-group=group.name.clone()>
-                            <h4>"Group " <code>{group.name.clone()}</code></h4>
-                            <p class="muted">{format!(
-                                "last delivered {}; {} read; {} not yet handed out; {} pending",
-                                group.last_delivered_id,
-                                group.entries_read.map_or("?".into(), |n| n.to_string()),
-                                group.lag.map_or("?".into(), |n| n.to_string()),
-                                group.pending
-                            )}</p>
+                            <h4>
+                                "Group " <code>{group.name.clone()}</code>
+                                <span class="facts muted">{format!(
+                                    " · last delivered {}; {} read; {} not yet handed out; {} pending",
+                                    group.last_delivered_id,
+                                    group.entries_read.map_or("?".into(), |n| n.to_string()),
+                                    group.lag.map_or("?".into(), |n| n.to_string()),
+                                    group.pending
+                                )}</span>
+                            </h4>
                             {consumer_table(
                                 &["Consumer", "Pending", "Idle", "Oldest pending (id ×deliveries)"],
                                 group.consumers.into_iter().map(|c| view! {

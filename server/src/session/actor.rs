@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use grouplab_protocol::held::HeldSample;
 use grouplab_protocol::{
     Backend, BrokerHealth, BrokerView, CrashReport, EpochMillis, InstanceId, InstanceView,
     LabSnapshot, MessageBatch, ServerEvent, TimelineEntry, TimelineKind, TopicPartition,
@@ -251,6 +252,18 @@ impl Session {
         self.view.apply(&event);
         // Having no page open is fine.
         let _ = self.events.send(event);
+    }
+
+    /// Keeps a stream group's or a queue's counts for the chart of what each consumer held,
+    /// when they differ from the last ones kept.
+    pub(super) fn record_held(&mut self, sample: HeldSample) {
+        let same = self
+            .view
+            .last_held(&sample.source)
+            .is_some_and(|last| last.same_counts(&sample));
+        if !same {
+            self.emit(ServerEvent::Held(sample));
+        }
     }
 
     async fn on_request(&mut self, request: Request) {

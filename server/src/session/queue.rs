@@ -1,6 +1,7 @@
 //! The parts of a lab's session that only a RabbitMQ lab has: polling its queues through the
 //! management API, and the reports of RabbitMQ consumer instances.
 
+use grouplab_protocol::held::HeldSample;
 use grouplab_protocol::{
     CommitPolicy, EpochMicros, EpochMillis, InstanceProblem, InstanceState, InstanceView,
     MessageView, Notice, RabbitDelivery, RabbitQueueView, RabbitRefusal, ServerEvent,
@@ -56,6 +57,7 @@ impl Session {
             }
             self.link_queue_consumers(&mut queue);
             self.learn_from_queue(&queue, known.as_ref());
+            self.record_held(HeldSample::of_queue(&queue, now_ms()));
             if known.as_ref() != Some(&queue) {
                 self.emit(ServerEvent::Queue(queue));
                 self.progress_dirty = true;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use grouplab_protocol::held::HeldSample;
 use grouplab_protocol::{
     EpochMicros, EpochMillis, GROUP_COLOUR, InstanceProblem, InstanceState, InstanceView,
     MessageView, Notice, ServerEvent, StreamEntry, StreamView, TimelineEntry, TimelineKind,
@@ -70,6 +71,9 @@ impl Session {
             }
             self.link_consumers(&mut stream);
             self.learn_from(&stream, now);
+            for sample in HeldSample::of_stream(&stream, now) {
+                self.record_held(sample);
+            }
             if known.as_ref() != Some(&stream) {
                 self.emit(ServerEvent::Stream(stream));
                 self.progress_dirty = true;
