@@ -311,3 +311,90 @@ async fn a_topic_grows_and_keeps_its_data_and_offsets_and_its_group_takes_the_ne
         }
     }
 }
+
+/// The broker's address as a client is told it: the configured host for a client that dialled
+/// another address than 127.0.0.1 (here 127.0.0.2, which is loopback too, so nothing listens
+/// beyond this machine), and 127.0.0.1 for grouplab's own clients, which dial 127.0.0.1.
+#[tokio::test]
+async fn a_client_is_told_the_advertised_host_and_grouplabs_own_keep_loopback() {
+    let elsewhere = {
+        let probe = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).expect("bind 127.0.0.2");
+        probe.local_addr().expect("local address")
+    };
+    let broker = EmbeddedBroker::start_advertising(
+        elsewhere,
+        Duration::from_millis(300),
+        Some("lab.school.example".to_owned()),
+    )
+    .await
+    .expect("the embedded broker starts on 127.0.0.2");
+    assert_eq!(
+        metadata_brokers(broker.bootstrap_servers()).await,
+        [format!("lab.school.example:{}", elsewhere.port())]
+    );
+
+    let own = free_addr();
+    let broker = EmbeddedBroker::start_advertising(
+        own,
+        Duration::from_millis(300),
+        Some("lab.school.example".to_owned()),
+    )
+    .await
+    .expect("the embedded broker starts on 127.0.0.1");
+    assert_eq!(
+        metadata_brokers(broker.bootstrap_servers()).await,
+        [own.to_string()]
+    );
+}
+
+/// The brokers a Metadata v1 answer names, asked on one connection. (librdkafka would go on to
+/// connect to the named host, which does not resolve here, and time out instead of answering.)
+async fn metadata_brokers(bootstrap: String) -> Vec<String> {
+    use std::io::{Read, Write};
+    tokio::task::spawn_blocking(move || {
+        let mut socket = std::net::TcpStream::connect(&bootstrap).expect("connect to the broker");
+        socket
+            .set_read_timeout(Some(DEADLINE))
+            .expect("a read timeout");
+        // Metadata (3) v1, correlation id 7, no client id, every topic (a null array).
+        let mut request = Vec::new();
+        request.extend(3i16.to_be_bytes());
+        request.extend(1i16.to_be_bytes());
+        request.extend(7i32.to_be_bytes());
+        request.extend((-1i16).to_be_bytes());
+        request.extend((-1i32).to_be_bytes());
+        let size = i32::try_from(request.len()).expect("a small request");
+        socket
+            .write_all(&size.to_be_bytes())
+            .expect("send the size");
+        socket.write_all(&request).expect("send the request");
+        let mut size = [0; 4];
+        socket.read_exact(&mut size).expect("read the size");
+        let mut answer = vec![0; usize::try_from(i32::from_be_bytes(size)).expect("a size")];
+        socket.read_exact(&mut answer).expect("read the answer");
+        let mut at = 0;
+        let mut take = |n: usize| {
+            at += n;
+            &answer[at - n..at]
+        };
+        assert_eq!(take(4), 7i32.to_be_bytes(), "the answer's correlation id");
+        let brokers = i32::from_be_bytes(take(4).try_into().expect("4 bytes"));
+        (0..brokers)
+            .map(|_| {
+                let _node = take(4);
+                let length = i16::from_be_bytes(take(2).try_into().expect("2 bytes"));
+                let host =
+                    String::from_utf8(take(usize::try_from(length).expect("a host")).to_vec())
+                        .expect("a UTF-8 host");
+                let port = i32::from_be_bytes(take(4).try_into().expect("4 bytes"));
+                let rack = i16::from_be_bytes(take(2).try_into().expect("2 bytes"));
+                if rack > 0 {
+                    take(usize::try_from(rack).expect("a rack"));
+                }
+                format!("{host}:{port}")
+            })
+            .collect()
+    })
+    .await
+    .expect("the metadata thread ends")
+}

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{EpochMillis, InstanceId, RabbitQueueView, StreamView};
 
-/// How many samples a snapshot keeps, over all of a lab's sources: a new one is made only when a
-/// count changes.
+/// How many samples a snapshot keeps of each source (a stream's group, a queue): a new one is
+/// made only when a count changes.
 pub const MAX_HELD_SAMPLES: usize = 600;
 
 /// What a source's consumers held at one moment.
@@ -259,5 +259,15 @@ mod tests {
         assert_eq!(first[0].consumers[0].held, 3);
         assert!(first[0].same_counts(&later[0]));
         assert!(!first[0].same_counts(&sample(1_000, 4, &[("A", 3)])));
+        // A changed count, a changed wait, a consumer gone: each is a new sample.
+        let mut changed = later[0].clone();
+        changed.consumers[0].held = 2;
+        assert!(!first[0].same_counts(&changed));
+        let mut changed = later[0].clone();
+        changed.waiting = Some(5);
+        assert!(!first[0].same_counts(&changed));
+        let mut changed = later[0].clone();
+        changed.consumers.clear();
+        assert!(!first[0].same_counts(&changed));
     }
 }

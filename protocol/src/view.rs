@@ -42,7 +42,7 @@ pub struct LabSnapshot {
     /// On a RabbitMQ lab, its queues with their consumers, sorted by name.
     pub queues: Vec<crate::RabbitQueueView>,
     /// On a Redis or RabbitMQ lab, what each consumer held over time: the newest
-    /// [`crate::held::MAX_HELD_SAMPLES`] changes, oldest first.
+    /// [`crate::held::MAX_HELD_SAMPLES`] changes of each source, oldest first.
     #[serde(default)]
     pub held: Vec<crate::held::HeldSample>,
     /// The latest crash of a page instance on each broker, in any lab of this server.
@@ -158,7 +158,18 @@ impl LabSnapshot {
             ServerEvent::QueueRemoved { queue } => self.queues.retain(|q| &q.name != queue),
             ServerEvent::Held(sample) => {
                 self.held.push(sample.clone());
-                trim_front(&mut self.held, crate::held::MAX_HELD_SAMPLES);
+                // Each source keeps its own newest samples: a busy queue does not push a quiet
+                // one's history out.
+                let of_source = self
+                    .held
+                    .iter()
+                    .filter(|s| s.source == sample.source)
+                    .count();
+                if of_source > crate::held::MAX_HELD_SAMPLES
+                    && let Some(oldest) = self.held.iter().position(|s| s.source == sample.source)
+                {
+                    self.held.remove(oldest);
+                }
             }
             ServerEvent::Crashes(crashes) => self.crashes = crashes.clone(),
             ServerEvent::Progress(progress) => self.progress = progress.clone(),
@@ -720,6 +731,30 @@ mod tests {
             embedded: true,
             health: BrokerHealth::Up,
         }
+    }
+
+    #[test]
+    fn a_busy_source_does_not_push_a_quiet_ones_history_out() {
+        use crate::held::{HeldSample, MAX_HELD_SAMPLES};
+        let sample = |at: u64, source: &str| HeldSample {
+            at,
+            source: source.to_owned(),
+            waiting: Some(at),
+            consumers: Vec::new(),
+        };
+        let mut view = LabSnapshot::new("14-rabbitmq", broker(), 1);
+        view.apply(&ServerEvent::Held(sample(1, "tasks.dead")));
+        for at in 0..(MAX_HELD_SAMPLES as u64 + 50) {
+            view.apply(&ServerEvent::Held(sample(10 + at, "tasks")));
+        }
+        let busy: Vec<_> = view.held.iter().filter(|s| s.source == "tasks").collect();
+        assert_eq!(busy.len(), MAX_HELD_SAMPLES);
+        assert_eq!(
+            busy[0].at,
+            10 + 50,
+            "the oldest of the busy source went first"
+        );
+        assert_eq!(view.last_held("tasks.dead").map(|s| s.at), Some(1));
     }
 
     fn instance(id: u64, name: &str) -> InstanceView {

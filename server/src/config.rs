@@ -22,6 +22,12 @@ pub struct Config {
     #[arg(long, env = "GROUPLAB_BROKER_ADDR", default_value = "127.0.0.1:9092")]
     pub broker_addr: SocketAddr,
 
+    /// The host name or address learners' machines reach the embedded broker at, told to every
+    /// client that did not dial 127.0.0.1 (without it, each is told the address it dialled).
+    /// Needed behind a name or a NAT; the broker listens beyond loopback only with --public.
+    #[arg(long, env = "GROUPLAB_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+
     /// How long the embedded broker holds a new group's first rebalance for more members, in milliseconds.
     #[arg(
         long,

@@ -45,7 +45,7 @@ use crate::lab::progress::ProgressStore;
 use crate::session::{SessionDeps, Sessions};
 use crate::supervisor::{Supervisor, SupervisorConfig};
 use crate::web::AppState;
-use crate::web::access::{SiteAccess, access_token};
+use crate::web::access::{SiteAccess, access_token, check_broker_exposure};
 use grouplab_backends::kafka::Cluster;
 use grouplab_backends::kafka::EmbeddedBroker;
 use grouplab_backends::rabbitmq::{Rabbit, RabbitSource};
@@ -62,6 +62,13 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Refuse an exposed address before anything starts.
     let token = access_token(config.addr, config.public, config.access_token.clone())?;
+    if config.bootstrap_servers.is_none() {
+        check_broker_exposure(
+            config.broker_addr,
+            config.public,
+            config.advertised_host.as_deref(),
+        )?;
+    }
     // The labs are read (and their code highlighted) while the broker starts.
     let labs_dir = config.labs_dir.clone();
     let catalog = tokio::task::spawn_blocking(move || LabCatalog::load(&labs_dir));
@@ -69,8 +76,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let (broker, bootstrap) = match &config.bootstrap_servers {
         Some(bootstrap) => (None, bootstrap.clone()),
         None => {
-            let broker =
-                EmbeddedBroker::start(config.broker_addr, config.initial_rebalance_delay()).await?;
+            let broker = EmbeddedBroker::start_advertising(
+                config.broker_addr,
+                config.initial_rebalance_delay(),
+                config.advertised_host.clone(),
+            )
+            .await?;
             let bootstrap = broker.bootstrap_servers();
             (Some(Arc::new(broker)), bootstrap)
         }

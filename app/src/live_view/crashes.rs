@@ -41,10 +41,18 @@ pub(super) fn Crashes() -> impl IntoView {
     }
 }
 
+/// How much of a crash whose work never moved the chart draws.
+const UNMOVED_SHOWN_MS: u64 = 60_000;
+
 /// One lane per broker on one axis of seconds since each crash: the work held, until another
 /// consumer had it.
 fn crash_chart(crashes: &[CrashReport], now: u64) -> impl IntoView + use<> {
-    let waited = |c: &CrashReport| c.moved_after_ms.unwrap_or(now.saturating_sub(c.at));
+    // A crash whose work has not moved (yet, or ever: auto-acked messages are gone) draws up to
+    // a minute, so that an old one does not squeeze the others' handovers into slivers.
+    let waited = |c: &CrashReport| {
+        c.moved_after_ms
+            .unwrap_or_else(|| now.saturating_sub(c.at).min(UNMOVED_SHOWN_MS))
+    };
     let longest = crashes.iter().map(waited).max().unwrap_or(0);
     let end = (longest + longest / 8).max(1_000);
     let lanes: Vec<StepLane> = crashes
@@ -68,7 +76,11 @@ fn crash_chart(crashes: &[CrashReport], now: u64) -> impl IntoView + use<> {
                         c.held_unit(),
                         ms as f64 / 1000.0
                     ),
-                    None => format!("{} {} still held", c.held, c.held_unit()),
+                    None => format!(
+                        "{} {}, not handed to another consumer",
+                        c.held,
+                        c.held_unit()
+                    ),
                 },
             }
         })

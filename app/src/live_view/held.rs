@@ -281,7 +281,9 @@ fn table(lanes: &[StepLane], unit: &str) -> impl IntoView + use<> {
                     <tr>
                         <td>{lane.name.clone()}</td>
                         <td>{clock(step.at)}</td>
-                        <td>{step.held.map_or_else(|| "not a consumer".to_owned(), |n| n.to_string())}</td>
+                        // The waiting lane (no key) may not know its count; a consumer's lane
+                        // has none once it is no longer a consumer.
+                        <td>{step.held.map_or_else(|| if lane.key.is_empty() { "unknown" } else { "gone" }.to_owned(), |n| n.to_string())}</td>
                     </tr>
                 }
             })

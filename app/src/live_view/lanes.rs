@@ -50,6 +50,26 @@ fn TopicLanes(topic: TopicView) -> impl IntoView {
         .unwrap_or(0)
         .max(1);
     let groups: Vec<String> = topic.groups.iter().map(|g| g.group.clone()).collect();
+    // The groups left out (see `Topics`), named so that no column disappears unexplained.
+    let left_out = {
+        let shown = groups.clone();
+        move || {
+            let names: Vec<String> = with_view(live, |v| {
+                v.groups
+                    .iter()
+                    .filter(|g| g.members.is_empty() && !shown.contains(&g.name))
+                    .map(|g| g.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+            (!names.is_empty()).then(|| {
+                format!(
+                    " · not shown: {} (no members, nothing committed)",
+                    names.join(", ")
+                )
+            })
+        }
+    };
     let name = topic.name.clone();
     let rows = topic
         .partitions
@@ -127,6 +147,7 @@ fn TopicLanes(topic: TopicView) -> impl IntoView {
             <caption>
                 <strong>{topic.name.clone()}</strong>
                 {format!(" · {} partitions · {} messages", topic.partitions.len(), topic.message_count())}
+                <span class="muted left-out">{left_out}</span>
             </caption>
             <thead>
                 <tr>

@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime};
 use nisshi_broker::coordinator::group::administrator::GroupCoordinatorConfig;
 use nisshi_sans_io::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
-    CreatePartitionsRequest, EndTxnRequest, FetchRequest, Frame, FrameInput, JoinGroupRequest,
-    ProduceRequest,
+    CreatePartitionsRequest, DescribeClusterRequest, EndTxnRequest, FetchRequest,
+    FindCoordinatorRequest, Frame, FrameInput, JoinGroupRequest, MetadataRequest, ProduceRequest,
 };
 use nisshi_service::{
     BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
@@ -40,6 +40,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 use url::Url;
 
+use super::advertised::{AdvertisedRoute, DialedAddr};
 use super::coordinator::{JoinGroupRoute, ObservedCoordinator, PeerAddr, Signals};
 use super::describe::ConsumerGroupDescribeRoute;
 use super::fetch::{EndTxnRoute, FetchRoute, FetchWakes, ProduceRoute};
@@ -109,6 +110,17 @@ impl EmbeddedBroker {
         addr: SocketAddr,
         initial_rebalance_delay: Duration,
     ) -> Result<Self, BrokerError> {
+        Self::start_advertising(addr, initial_rebalance_delay, None).await
+    }
+
+    /// Starts the broker listening on `addr`, telling clients it is at `advertised_host` (on
+    /// the port it listens on) unless they dialled 127.0.0.1; without one, each client is told
+    /// the address it dialled (see `advertised.rs`).
+    pub async fn start_advertising(
+        addr: SocketAddr,
+        initial_rebalance_delay: Duration,
+        advertised_host: Option<String>,
+    ) -> Result<Self, BrokerError> {
         let listener = bind(addr).await?;
         let addr = listener.local_addr().map_err(start_error)?;
         let advertised = Url::parse(&format!("tcp://{addr}")).map_err(start_error)?;
@@ -154,6 +166,7 @@ impl EmbeddedBroker {
             Arc::clone(&signals),
             Arc::clone(&wakes),
             topics,
+            advertised_host,
         )
         .map_err(start_error)?;
         // The group watcher neither reads nor expires anything while the broker is down, and
@@ -273,13 +286,15 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BrokerError> {
 
 /// nisshi's request routes, with ApiVersions answered as Apache Kafka answers it, fetches that
 /// wait on produces (`fetch.rs`), JoinGroup noting each member's host, groups described with
-/// their members (`describe.rs`), and CreatePartitions (`partitions.rs`).
+/// their members (`describe.rs`), CreatePartitions (`partitions.rs`), and the broker's address
+/// named as each client reaches it (`advertised.rs`).
 fn routes(
     storage: ArcDynStorage,
     coordinator: ObservedCoordinator,
     signals: Arc<Signals>,
     wakes: Arc<FetchWakes>,
     topics: Arc<GrowableTopics>,
+    advertised_host: Option<String>,
 ) -> Result<FrameRouteService<nisshi_broker::Error>, nisshi_broker::Error> {
     use nisshi_broker::service::{auth, coordinator as coordination, storage as stored};
     let builder = FrameRouteService::<nisshi_broker::Error>::builder();
@@ -310,6 +325,13 @@ fn routes(
                 JoinGroupRequest::KEY => JoinGroupRoute {
                     nisshi,
                     signals: Arc::clone(&signals),
+                }
+                .boxed(),
+                MetadataRequest::KEY
+                | FindCoordinatorRequest::KEY
+                | DescribeClusterRequest::KEY => AdvertisedRoute {
+                    nisshi,
+                    configured: advertised_host.clone(),
                 }
                 .boxed(),
                 _ => nisshi.boxed(),
@@ -354,6 +376,9 @@ async fn serve(
                     // Kept with the connection, for the routes that name a member's host.
                     let extensions = Extensions::default();
                     extensions.insert(PeerAddr(peer));
+                    if let Ok(dialed) = stream.local_addr() {
+                        extensions.insert(DialedAddr(dialed));
+                    }
                     let stream = TcpStream::from_tokio_tcp_stream(stream, extensions);
                     if let Err(err) = service.serve(stream).await {
                         debug!(%peer, ?err, "a broker connection ended");

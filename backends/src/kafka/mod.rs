@@ -2,6 +2,7 @@
 //! is in use, and whether it answers.
 //!
 //! - [`embedded`]: nisshi's parts assembled in this process, with its accept loop.
+//! - `advertised`: each client told the broker's address as it reaches it.
 //! - `coordinator`: nisshi's group coordinator, wrapped so that every change to a group is seen.
 //! - `group_watch`: the embedded broker's groups as observations, pushed as they change.
 //! - `fetch`: fetches that wait on produces, as Apache Kafka's do, not on a timer.
@@ -11,6 +12,7 @@
 //! - `cluster`: the server's rdkafka clients (admin, producer, offsets, DescribeGroups).
 //! - [`health`]: whether the broker answers, probed for the whole server.
 
+mod advertised;
 mod cluster;
 mod coordinator;
 mod describe;

@@ -257,11 +257,11 @@ impl Session {
     /// Keeps a stream group's or a queue's counts for the chart of what each consumer held,
     /// when they differ from the last ones kept.
     pub(super) fn record_held(&mut self, sample: HeldSample) {
-        let same = self
-            .view
-            .last_held(&sample.source)
-            .is_some_and(|last| last.same_counts(&sample));
-        if !same {
+        let last = self.view.last_held(&sample.source);
+        // A source nobody has consumed from yet (a dead-letter queue, say) has nothing to chart.
+        let unused = last.is_none() && sample.consumers.is_empty();
+        let same = last.is_some_and(|last| last.same_counts(&sample));
+        if !unused && !same {
             self.emit(ServerEvent::Held(sample));
         }
     }

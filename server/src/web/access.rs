@@ -33,6 +33,37 @@ pub enum ExposureError {
     NotLoopback(SocketAddr),
     #[error("the access token must be at least 16 letters, digits, `-` or `_`")]
     WeakToken,
+    #[error(
+        "the embedded broker's address {0} can be reached from other machines, and the broker asks nobody who they are: anyone who reaches it could read, write and delete the lab's topics. To let a class's laptops run their own consumers, start grouplab with --public; to keep it to this machine, use --broker-addr 127.0.0.1:9092."
+    )]
+    BrokerNotLoopback(SocketAddr),
+    #[error(
+        "--advertised-host `{0}` is not a host name or an address: use letters, digits, `.` and `-` (lab.school.example), or an IP address"
+    )]
+    AdvertisedHost(String),
+}
+
+/// Checks where the embedded broker listens and what it tells clients it is: beyond loopback
+/// only with `public`, as for the page.
+pub fn check_broker_exposure(
+    broker_addr: SocketAddr,
+    public: bool,
+    advertised_host: Option<&str>,
+) -> Result<(), ExposureError> {
+    if !broker_addr.ip().is_loopback() && !public {
+        return Err(ExposureError::BrokerNotLoopback(broker_addr));
+    }
+    if let Some(host) = advertised_host {
+        let name = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !name && host.parse::<std::net::IpAddr>().is_err() {
+            return Err(ExposureError::AdvertisedHost(host.to_owned()));
+        }
+    }
+    Ok(())
 }
 
 /// The access token a server listening on `addr` needs: none on loopback; on any other address,
@@ -256,6 +287,31 @@ mod tests {
         let loopback: SocketAddr = "127.0.0.1:3000".parse().expect("an address");
         let everywhere: SocketAddr = "0.0.0.0:3000".parse().expect("an address");
         assert_eq!(access_token(loopback, false, None), Ok(None));
+        let broker_everywhere: SocketAddr = "0.0.0.0:9092".parse().expect("an address");
+        assert_eq!(
+            check_broker_exposure(broker_everywhere, false, None),
+            Err(ExposureError::BrokerNotLoopback(broker_everywhere))
+        );
+        assert_eq!(check_broker_exposure(broker_everywhere, true, None), Ok(()));
+        assert_eq!(
+            check_broker_exposure(
+                "127.0.0.1:9092".parse().expect("an address"),
+                false,
+                Some("lab.school.example")
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_broker_exposure(broker_everywhere, true, Some("10.0.0.5")),
+            Ok(())
+        );
+        for bad in ["", "a b", "lab..school", "host:9092", "$(reboot)"] {
+            assert_eq!(
+                check_broker_exposure(broker_everywhere, true, Some(bad)),
+                Err(ExposureError::AdvertisedHost(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             access_token(everywhere, false, None),
             Err(ExposureError::NotLoopback(everywhere))
