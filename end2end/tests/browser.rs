@@ -593,9 +593,9 @@ async fn wait_held(
         async move {
             let lane = client
                 .execute(
-                    "const lane = Array.from(document.querySelectorAll(arguments[0] + ' .held-lane'))
-                       .find(g => g.dataset.name === arguments[1]);
-                     if (!lane) return null;
+                    "const lanes = Array.from(document.querySelectorAll(arguments[0] + ' .held-lane'));
+                     const lane = lanes.find(g => g.dataset.name === arguments[1]);
+                     if (!lane) return { lanes: lanes.map(g => g.dataset.name) };
                      const drawn = Array.from(lane.querySelectorAll('.bars rect'))
                        .map(r => Number(r.dataset.held));
                      return [lane.dataset.held, Math.max(0, ...drawn)];",
@@ -603,8 +603,8 @@ async fn wait_held(
                 )
                 .await
                 .ok()?;
+            *last.borrow_mut() = lane.clone();
             let fits = wanted(lane[0].as_str()?, lane[1].as_u64()?);
-            *last.borrow_mut() = lane;
             fits.then_some(())
         }
     })
@@ -1426,6 +1426,21 @@ async fn lab_14_journey_shares_a_rabbitmq_queue_and_requeues_a_crashed_workers_m
     let slow = start_new_instance(client).await?;
     click(client, "produce").await?;
     wait_number(client, &format!("received-{slow}"), 5).await?;
+    // RabbitMQ's management API lists a new consumer within its statistics interval (5 s): the
+    // crash waits until the queue panel, and so the chart, shows what the slow worker holds.
+    poll_until("the queue panel to show the slow worker's unacked messages", STEP_DEADLINE, || async {
+        let unacked = client
+            .execute(
+                "const row = Array.from(document.querySelectorAll(\"[data-testid='queue-consumer']\"))
+                   .find(r => r.querySelector('td')?.textContent.trim().startsWith(arguments[0]));
+                 return row ? Number(row.dataset.unacked) : null;",
+                vec![serde_json::json!(slow)],
+            )
+            .await
+            .ok()?;
+        (unacked.as_u64()? >= 5).then_some(())
+    })
+    .await?;
     crash_instance(client, &slow).await?;
     wait_text(client, &format!("status-{slow}"), "back in the queue").await?;
     wait_step_passed(client, 3).await?;

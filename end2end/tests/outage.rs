@@ -215,7 +215,12 @@ async fn embedded_outage(past_the_session_timeout: bool) -> anyhow::Result<()> {
 
     // What the broker stored survived: the topic with its 30 messages, and the group's offsets,
     // so the instances carry on from where they committed.
-    assert_eq!(log_end(page.view()), 30, "the topic kept its messages");
+    // (The log ends are read again after the broker returns; they are waited for, not assumed.)
+    page.wait_until("the topic to show its 30 messages again", DEADLINE, |p| {
+        log_end(p.view()) == 30
+    })
+    .await
+    .map_err(|err| anyhow::anyhow!("the topic kept its messages: {err}"))?;
     thirty_more(&mut page).await?;
     let again = received(page.view());
     println!(

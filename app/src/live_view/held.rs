@@ -126,10 +126,20 @@ fn lanes(chart: &HeldChart, view: &LabSnapshot, unit: &str) -> Vec<StepLane> {
         scale: waiting_scale,
         note: waiting_now.map_or_else(|| "?".to_owned(), |n| n.to_string()),
     };
+    // A page instance by its letter, also once its card is gone (the timeline still names it).
+    let letter = |id| {
+        view.instance(id).map(|i| i.name.clone()).or_else(|| {
+            view.timeline
+                .iter()
+                .rev()
+                .find(|e| e.instance == Some(id))
+                .map(|e| e.name.clone())
+        })
+    };
     let consumers = chart.lanes.iter().map(|lane| StepLane {
         name: lane
             .instance
-            .and_then(|id| view.instance(id).map(|i| i.name.clone()))
+            .and_then(letter)
             .unwrap_or_else(|| lane.name.clone()),
         key: lane.name.clone(),
         colour: colour_class(lane.colour),

@@ -12,7 +12,8 @@ use crate::live::Live;
 pub(super) fn Topics() -> impl IntoView {
     let live = expect_context::<Live>();
     // A group that nobody has joined and that has committed nothing adds only dashes: its columns
-    // appear once it is used, so a lab with three groups shows the one in play.
+    // appear once it is used, so a lab with three groups shows the one in play. (The groups'
+    // line under the lanes still lists it, as empty.)
     let topics = move || {
         with_view(live, |v| {
             let mut topics = v.topics.clone();
@@ -50,26 +51,6 @@ fn TopicLanes(topic: TopicView) -> impl IntoView {
         .unwrap_or(0)
         .max(1);
     let groups: Vec<String> = topic.groups.iter().map(|g| g.group.clone()).collect();
-    // The groups left out (see `Topics`), named so that no column disappears unexplained.
-    let left_out = {
-        let shown = groups.clone();
-        move || {
-            let names: Vec<String> = with_view(live, |v| {
-                v.groups
-                    .iter()
-                    .filter(|g| g.members.is_empty() && !shown.contains(&g.name))
-                    .map(|g| g.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-            (!names.is_empty()).then(|| {
-                format!(
-                    " · not shown: {} (no members, nothing committed)",
-                    names.join(", ")
-                )
-            })
-        }
-    };
     let name = topic.name.clone();
     let rows = topic
         .partitions
@@ -147,7 +128,6 @@ fn TopicLanes(topic: TopicView) -> impl IntoView {
             <caption>
                 <strong>{topic.name.clone()}</strong>
                 {format!(" · {} partitions · {} messages", topic.partitions.len(), topic.message_count())}
-                <span class="muted left-out">{left_out}</span>
             </caption>
             <thead>
                 <tr>

@@ -17,9 +17,13 @@ const LABELS: f64 = 34.0;
 /// A lane's height: thinner when a topic has many partitions, so that the chart stays beside
 /// the cards at 1280×720.
 fn lane_height(lanes: usize) -> f64 {
-    if lanes > 4 { 15.0 } else { 22.0 }
+    if lanes > 4 { 13.0 } else { 22.0 }
 }
-const LANE_GAP: f64 = 4.0;
+
+/// The room between lanes, likewise.
+fn lane_gap(lanes: usize) -> f64 {
+    if lanes > 4 { 2.0 } else { 4.0 }
+}
 
 #[component]
 pub(super) fn OwnershipCharts() -> impl IntoView {
@@ -118,14 +122,15 @@ fn drawing(
     pattern: String,
 ) -> impl IntoView + use<> {
     let lane = lane_height(chart.lanes.len());
-    let height = MARKS + chart.lanes.len() as f64 * (lane + LANE_GAP) + AXIS;
+    let gap = lane_gap(chart.lanes.len());
+    let height = MARKS + chart.lanes.len() as f64 * (lane + gap) + AXIS;
     let x = time_axis::x_of(start, end, LABELS);
     let lanes = chart
         .lanes
         .iter()
         .enumerate()
         .map(|(row, chart_lane)| {
-            let y = MARKS + row as f64 * (lane + LANE_GAP);
+            let y = MARKS + row as f64 * (lane + gap);
             draw_lane(chart_lane, y, lane, end, now, x, &pattern)
         })
         .collect_view();
