@@ -146,15 +146,44 @@ pub fn Instructions(content: LabContent) -> impl IntoView {
     }
 }
 
+/// The broker's address as a learner's machine reaches it: a broker listening on every address
+/// (`0.0.0.0`, `[::]`) is reached at the name the page was opened with, where the broker then
+/// names itself by the address dialled.
+fn reachable_from(bootstrap: &str, page_host: &str) -> String {
+    if page_host.is_empty() {
+        return bootstrap.to_owned();
+    }
+    let host = if page_host.contains(':') && !page_host.starts_with('[') {
+        format!("[{page_host}]")
+    } else {
+        page_host.to_owned()
+    };
+    bootstrap
+        .split(',')
+        .map(|server| match server.rsplit_once(':') {
+            Some(("0.0.0.0" | "[::]", port)) => format!("{host}:{port}"),
+            _ => server.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The learner's own consumer: one tab per client, with the lab's broker address in the run line.
 #[component]
 fn OwnConsumer(snippets: Vec<ConsumerSnippet>) -> impl IntoView {
     let live = expect_context::<Live>();
     let chosen = RwSignal::new(0usize);
     let bootstrap = move || {
-        live.view
+        let listening = live
+            .view
             .with(|v| v.as_ref().map(|v| v.broker.bootstrap_servers.clone()))
-            .unwrap_or_else(|| "BOOTSTRAP".to_owned())
+            .unwrap_or_else(|| "BOOTSTRAP".to_owned());
+        // Rendered on the server, the page's own name is not known yet.
+        #[cfg(feature = "hydrate")]
+        let page_host = window().location().hostname().unwrap_or_default();
+        #[cfg(not(feature = "hydrate"))]
+        let page_host = String::new();
+        reachable_from(&listening, &page_host)
     };
     let tabs = snippets
         .iter()
@@ -252,5 +281,30 @@ fn scroll_to_step(index: usize) {
     };
     if pane.scroll_height() > pane.client_height() {
         pane.set_scroll_top(step.offset_top() - 8);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable_from;
+
+    #[test]
+    fn a_broker_on_every_address_is_named_as_the_page_was_reached() {
+        assert_eq!(reachable_from("0.0.0.0:9092", "10.0.0.5"), "10.0.0.5:9092");
+        assert_eq!(
+            reachable_from("[::]:9092", "lab.school.example"),
+            "lab.school.example:9092"
+        );
+        assert_eq!(reachable_from("0.0.0.0:9092", "fe80::1"), "[fe80::1]:9092");
+        // A broker on one address, or a named cluster, is shown as it is.
+        assert_eq!(
+            reachable_from("127.0.0.1:9092", "10.0.0.5"),
+            "127.0.0.1:9092"
+        );
+        assert_eq!(
+            reachable_from("k1:9092,k2:9092", "10.0.0.5"),
+            "k1:9092,k2:9092"
+        );
+        assert_eq!(reachable_from("0.0.0.0:9092", ""), "0.0.0.0:9092");
     }
 }
