@@ -11,9 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use nisshi_sans_io::{
-    Body, DescribeClusterResponse, FindCoordinatorResponse, Frame, FrameInput, MetadataResponse,
-};
+use nisshi_sans_io::{Body, Frame, FrameInput};
 use nisshi_service::FrameRouteService;
 use rama::Service;
 use rama::extensions::Extension;
@@ -59,35 +57,37 @@ impl Service<FrameInput> for AdvertisedRoute {
 /// Puts `host:port` wherever the answer names this broker (the embedded broker is node 1 and the
 /// only node, so every broker in an answer is this one).
 fn readdress(body: Body, host: &str, port: i32) -> Body {
-    if let Ok(mut metadata) = MetadataResponse::try_from(body.clone()) {
-        for broker in metadata.brokers.iter_mut().flatten() {
-            broker.host = host.to_owned();
-            broker.port = port;
-        }
-        return metadata.into();
-    }
-    if let Ok(mut found) = FindCoordinatorResponse::try_from(body.clone()) {
-        // Versions before 4 answer one coordinator at the top level; later ones a list.
-        if found.host.is_some() {
-            found.host = Some(host.to_owned());
-            found.port = Some(port);
-        }
-        for coordinator in found.coordinators.iter_mut().flatten() {
-            if !coordinator.host.is_empty() {
-                coordinator.host = host.to_owned();
-                coordinator.port = port;
+    match body {
+        Body::MetadataResponse(mut metadata) => {
+            for broker in metadata.brokers.iter_mut().flatten() {
+                broker.host = host.to_owned();
+                broker.port = port;
             }
+            Body::MetadataResponse(metadata)
         }
-        return found.into();
-    }
-    if let Ok(mut cluster) = DescribeClusterResponse::try_from(body.clone()) {
-        for broker in cluster.brokers.iter_mut().flatten() {
-            broker.host = host.to_owned();
-            broker.port = port;
+        Body::FindCoordinatorResponse(mut found) => {
+            // Versions before 4 answer one coordinator at the top level; later ones a list.
+            if found.host.is_some() {
+                found.host = Some(host.to_owned());
+                found.port = Some(port);
+            }
+            for coordinator in found.coordinators.iter_mut().flatten() {
+                if !coordinator.host.is_empty() {
+                    coordinator.host = host.to_owned();
+                    coordinator.port = port;
+                }
+            }
+            Body::FindCoordinatorResponse(found)
         }
-        return cluster.into();
+        Body::DescribeClusterResponse(mut cluster) => {
+            for broker in cluster.brokers.iter_mut().flatten() {
+                broker.host = host.to_owned();
+                broker.port = port;
+            }
+            Body::DescribeClusterResponse(cluster)
+        }
+        other => other,
     }
-    body
 }
 
 #[cfg(test)]
