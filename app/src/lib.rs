@@ -31,8 +31,11 @@ const PAGE_DATA_ID: &str = "grouplab-page";
 /// value from the document to hydrate it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Page {
-    /// The course: every lab in order, with the learner's progress.
-    Labs(Vec<LabSummary>),
+    /// The course: every lab in order, with the learner's progress, and who they are in a class.
+    Labs {
+        labs: Vec<LabSummary>,
+        learner: Option<LearnerBadge>,
+    },
     /// One lab's workspace; `projector` is projector mode (large type, high contrast, the current
     /// step only, keyboard shortcuts).
     Lab {
@@ -43,11 +46,20 @@ pub enum Page {
     NotFound,
 }
 
+/// A class's learner, as their course page names them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LearnerBadge {
+    pub name: String,
+    pub class: String,
+    /// What lets them continue on another device, or after clearing cookies.
+    pub rejoin_code: String,
+}
+
 impl Page {
     /// The document title.
     pub fn title(&self) -> String {
         match self {
-            Page::Labs(_) => "grouplab: Kafka consumer-group labs".to_owned(),
+            Page::Labs { .. } => "grouplab: Kafka consumer-group labs".to_owned(),
             Page::Lab { content, .. } => format!("{} · grouplab", content.title),
             Page::NotFound => "Page not found · grouplab".to_owned(),
         }
@@ -98,7 +110,7 @@ pub fn shell(options: LeptosOptions, page: Page) -> impl IntoView {
 #[component]
 pub fn App(page: Page) -> impl IntoView {
     match page {
-        Page::Labs(labs) => EitherOf3::A(view! { <LabList labs /> }),
+        Page::Labs { labs, learner } => EitherOf3::A(view! { <LabList labs learner /> }),
         Page::Lab { content, projector } => {
             EitherOf3::B(view! { <LabWorkspace content=*content projector /> })
         }
@@ -117,7 +129,16 @@ fn NotFound() -> impl IntoView {
 }
 
 #[component]
-fn LabList(labs: Vec<LabSummary>) -> impl IntoView {
+fn LabList(labs: Vec<LabSummary>, learner: Option<LearnerBadge>) -> impl IntoView {
+    let learner = learner.map(|learner| {
+        view! {
+            <p class="learner-badge" data-testid="learner">
+                "You are " <strong>{learner.name}</strong> " in the class " <strong>{learner.class}</strong>
+                ". To continue on another device or after clearing cookies, open /rejoin there with your code "
+                <code data-testid="rejoin-code">{learner.rejoin_code}</code> "."
+            </p>
+        }
+    });
     let course = (!labs.is_empty()).then(|| {
         let ready: Vec<&LabSummary> = labs.iter().filter(|l| l.problem.is_none()).collect();
         let minutes: u32 = ready.iter().map(|l| l.minutes).sum();
@@ -141,6 +162,7 @@ fn LabList(labs: Vec<LabSummary>) -> impl IntoView {
                     "Hands-on Kafka consumer-group labs, against a real broker and real consumers."
                 </p>
             </header>
+            {learner}
             {match course {
                 None => Either::Left(view! { <p class="problem">"No labs were found in the labs folder."</p> }),
                 Some(course) => Either::Right(view! {
@@ -246,11 +268,14 @@ mod tests {
 
     #[test]
     fn a_lab_text_cannot_close_the_script_element_that_carries_the_page() {
-        let page = Page::Labs(vec![summary("</script><script>alert(1)</script>")]);
+        let page = Page::Labs {
+            labs: vec![summary("</script><script>alert(1)</script>")],
+            learner: None,
+        };
         let json = page.to_script_json();
         assert!(!json.contains('<'), "{json}");
         let read: Page = serde_json::from_str(&json).expect("the page reads back");
-        let Page::Labs(labs) = read else {
+        let Page::Labs { labs, .. } = read else {
             panic!("the page came back as {read:?}");
         };
         assert_eq!(labs[0].title, "</script><script>alert(1)</script>");

@@ -39,8 +39,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum RedisSource {
     /// The operator's own Redis, at this URL.
     Url(String),
-    /// A `redis-server` grouplab starts: this program, with this working folder.
-    Own { program: PathBuf, dir: PathBuf },
+    /// A `redis-server` grouplab starts: this program, with this working folder, listening on
+    /// `bind` (loopback unless the server is `--public`), and asking for `password` if one is given.
+    Own {
+        program: PathBuf,
+        dir: PathBuf,
+        bind: std::net::IpAddr,
+        password: Option<String>,
+    },
 }
 
 /// Redis for the whole server, started on first use.
@@ -320,7 +326,12 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
                 process: Children::default(),
             })
         }
-        RedisSource::Own { program, dir } => {
+        RedisSource::Own {
+            program,
+            dir,
+            bind,
+            password,
+        } => {
             std::fs::create_dir_all(dir)
                 .map_err(|err| format!("grouplab could not make {}: {err}", dir.display()))?;
             let Some(program) = find_program(program) else {
@@ -332,8 +343,21 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
             let port = free_port()
                 .map_err(|err| format!("grouplab found no free port for Redis: {err}"))?;
             let mut process = spawn_child(&program, |command| {
+                if let Some(password) = password {
+                    command.args(["--requirepass", password]);
+                }
+                // grouplab's own clients and instances dial loopback, which every address
+                // but one of loopback's own must add.
+                command.arg("--bind");
+                if bind.is_loopback() {
+                    command.arg("127.0.0.1");
+                } else if bind.is_unspecified() {
+                    command.arg(bind.to_string());
+                } else {
+                    command.args(["127.0.0.1".to_owned(), bind.to_string()]);
+                }
                 command
-                    .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                    .args(["--port", &port.to_string()])
                     .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                     .args(["--protected-mode", "yes", "--loglevel", "warning"])
                     .arg("--dir")
@@ -348,11 +372,14 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
                     program.display()
                 )
             })?;
-            let url = format!("redis://127.0.0.1:{port}/");
+            let url = match password {
+                Some(password) => format!("redis://:{password}@127.0.0.1:{port}/"),
+                None => format!("redis://127.0.0.1:{port}/"),
+            };
             let retry = Duration::from_millis(50);
             match wait_until_answers(&mut process, START_TIMEOUT, retry, || connect(&url)).await {
                 Ok(connection) => {
-                    info!(%url, "Redis is up");
+                    info!(port, "Redis is up");
                     Ok(Ready {
                         url,
                         connection,

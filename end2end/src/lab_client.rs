@@ -26,6 +26,30 @@ impl LabClient {
         })
     }
 
+    /// Connects as the learner whose cookie (`name=value`) this is, as their page does.
+    pub async fn connect_as(server: &TestServer, lab: &str, cookie: &str) -> anyhow::Result<Self> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = server.ws_url(lab).into_client_request()?;
+        request
+            .headers_mut()
+            .insert("Cookie", cookie.parse().context("a cookie header")?);
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self {
+            socket,
+            view: None,
+            notices: Vec::new(),
+        })
+    }
+
+    /// [`LabClient::connect_as`], then waits for the snapshot.
+    pub async fn open_as(server: &TestServer, lab: &str, cookie: &str) -> anyhow::Result<Self> {
+        let mut client = Self::connect_as(server, lab, cookie).await?;
+        client
+            .wait_until("the snapshot", START_DEADLINE, |c| c.view.is_some())
+            .await?;
+        Ok(client)
+    }
+
     /// Connects and waits for the snapshot, as a page does before it shows anything.
     pub async fn open(server: &TestServer, lab: &str) -> anyhow::Result<Self> {
         let mut client = Self::connect(server, lab).await?;

@@ -31,6 +31,21 @@ pub fn free_addr() -> SocketAddr {
     probe.local_addr().expect("local address")
 }
 
+/// The first of `count` consecutive loopback ports that are free now, from a spread-out start
+/// (a test's learners' brokers need a range).
+pub fn free_port_range(count: u16) -> u16 {
+    let seed = std::process::id() as u16 ^ free_addr().port();
+    for attempt in 0..200u16 {
+        let first = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(97)) % 30_000);
+        let free = (first..first + count)
+            .all(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok());
+        if free {
+            return first;
+        }
+    }
+    panic!("no {count} consecutive free ports were found");
+}
+
 /// The workspace's root folder.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -314,6 +329,38 @@ impl TestServer {
     pub async fn fetch(&self, path: &str, headers: &str) -> anyhow::Result<(u16, String, Vec<u8>)> {
         http_fetch(self.addr, path, headers).await
     }
+}
+
+/// A plain HTTP/1.0 POST of a form (`body`, URL-encoded) to `path` on `addr`, with extra header
+/// lines (each ending in `\r\n`), returning the status, the response's header block and its body.
+pub async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8(response)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("no end of the HTTP header")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status line")?;
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 /// A plain HTTP/1.0 GET of `path` from `addr` with extra header lines (each ending in `\r\n`),

@@ -113,6 +113,62 @@ pub struct Config {
     /// a random one is made when none is given.
     #[arg(long, env = "GROUPLAB_ACCESS_TOKEN")]
     pub access_token: Option<String>,
+
+    /// Serve a class called NAME: learners join with a code, each with labs, a broker and a
+    /// Redis of their own. The access link is then the instructor's.
+    #[arg(long = "class", env = "GROUPLAB_CLASS", value_name = "NAME")]
+    pub class: Option<String>,
+
+    /// The ports of the learners' own embedded brokers in a class (`FIRST-LAST`), one each,
+    /// kept by a learner across restarts; the size of the range is the most learners.
+    #[arg(
+        long,
+        env = "GROUPLAB_LEARNER_PORTS",
+        default_value = "9100-9199",
+        value_parser = parse_port_range
+    )]
+    pub learner_ports: PortRange,
+
+    /// The most learners that may join the class.
+    #[arg(long, env = "GROUPLAB_MAX_LEARNERS", default_value_t = 60)]
+    pub max_learners: usize,
+
+    /// The most consumer instances running at once for one learner in a class, all labs together.
+    #[arg(long, env = "GROUPLAB_MAX_INSTANCES_PER_LEARNER", default_value_t = 8)]
+    pub max_instances_per_learner: usize,
+}
+
+/// An inclusive range of ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn len(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+fn parse_port_range(text: &str) -> Result<PortRange, String> {
+    let bad =
+        || format!("`{text}` is not a range of ports: write it as FIRST-LAST, such as 9100-9199");
+    let (first, last) = text.split_once('-').ok_or_else(bad)?;
+    let first: u16 = first.trim().parse().map_err(|_| bad())?;
+    let last: u16 = last.trim().parse().map_err(|_| bad())?;
+    if first == 0 || last < first {
+        return Err(bad());
+    }
+    Ok(PortRange { first, last })
 }
 
 impl Config {
@@ -139,4 +195,24 @@ pub fn locate_consumer_program() -> PathBuf {
         .map(|dir| dir.join(&name))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| PathBuf::from(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PortRange, parse_port_range};
+
+    #[test]
+    fn port_ranges_are_read_or_refused() {
+        assert_eq!(
+            parse_port_range("9100-9199"),
+            Ok(PortRange {
+                first: 9100,
+                last: 9199
+            })
+        );
+        assert_eq!(parse_port_range("9100-9100").map(|r| r.len()), Ok(1));
+        for bad in ["9100", "9199-9100", "0-10", "a-b", "9100-70000", ""] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+    }
 }

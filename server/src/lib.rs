@@ -4,7 +4,10 @@
 //! named), and supervises the consumer instance processes. Its parts, a folder each, in layers:
 //! a module imports only from the layers below it.
 //!
-//! - [`web`]: the router, the websocket transport, and who may drive a lab ([`web::access`]).
+//! - [`web`]: the router, the websocket transport, and who may drive a lab ([`web::access`]),
+//!   with a class's join pages ([`web::join`]).
+//! - [`class`]: a class's learners (joining, cookies, rejoin codes, in SQLite) and each one's
+//!   world of labs with brokers of their own.
 //! - [`session`]: one actor per lab that owns its live view, fed by instances and broker polls.
 //!   [`watch`] tells the sessions when a lab's files change.
 //! - [`supervisor`]: the actor that owns every consumer instance process.
@@ -23,6 +26,7 @@
 
 #![recursion_limit = "512"]
 
+pub mod class;
 pub mod config;
 pub mod lab;
 pub mod session;
@@ -39,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::class::{Class, ClassStore, WorldParts, Worlds};
 use crate::config::Config;
 use crate::lab::catalog::LabCatalog;
 use crate::lab::progress::ProgressStore;
@@ -61,7 +66,14 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 /// Runs the server until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Refuse an exposed address before anything starts.
-    let token = access_token(config.addr, config.public, config.access_token.clone())?;
+    let mut token = access_token(config.addr, config.public, config.access_token.clone())?;
+    if let Some(class) = &config.class {
+        check_class(&config, class)?;
+        // A class always has an instructor, who is known by the access link.
+        if token.is_none() {
+            token = access_token(config.addr, true, config.access_token.clone())?;
+        }
+    }
     if config.bootstrap_servers.is_none() {
         check_broker_exposure(
             config.broker_addr,
@@ -113,6 +125,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => RedisSource::Own {
             program: config.redis_program.clone(),
             dir: config.data_dir.join("redis"),
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            password: None,
         },
     });
     // Likewise started by the first RabbitMQ lab opened: it takes seconds.
@@ -142,6 +156,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             program,
             max_total: config.max_instances,
             max_per_owner: config.max_instances_per_lab,
+            max_per_learner: if config.class.is_some() {
+                config.max_instances_per_learner
+            } else {
+                config.max_instances
+            },
             stop_grace: STOP_GRACE,
         },
         supervisor_shutdown.clone(),
@@ -156,8 +175,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let sessions = Arc::new(Sessions::new(
         SessionDeps {
             cluster,
-            supervisor,
-            progress,
+            supervisor: supervisor.clone(),
+            progress: progress.clone(),
             broker: broker.clone(),
             health,
             shared: token.is_some(),
@@ -169,9 +188,34 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             tasks: session_tasks.clone(),
         },
         Arc::clone(&catalog),
+        "default".to_owned(),
     ));
+    let (worlds, class) = match &config.class {
+        None => (Arc::new(Worlds::single(sessions)), None),
+        Some(name) => {
+            let store = ClassStore::open(&progress_path, name)?;
+            let code = store.join_code(grouplab_backends::clock::now_ms()).await?;
+            let parts = WorldParts {
+                supervisor,
+                progress,
+                catalog: Arc::clone(&catalog),
+                broker_ip: config.broker_addr.ip(),
+                advertised_host: config.advertised_host.clone(),
+                initial_rebalance_delay: config.initial_rebalance_delay(),
+                redis_program: config.redis_program.clone(),
+                data_dir: config.data_dir.clone(),
+                shutdown: sessions_shutdown.clone(),
+                tasks: session_tasks.clone(),
+            };
+            let class = Class::new(store, code, config.learner_ports, config.max_learners);
+            (
+                Arc::new(Worlds::class(sessions, parts)),
+                Some(Arc::new(class)),
+            )
+        }
+    };
     watch::watch_labs(
-        Arc::clone(&sessions),
+        Arc::clone(&worlds),
         sessions_shutdown.clone(),
         &session_tasks,
     );
@@ -197,17 +241,36 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     )?);
     let router = web::app(AppState {
         leptos,
-        sessions,
+        worlds: Arc::clone(&worlds),
         access,
+        class: class.clone(),
     });
     let kind = if broker.is_some() {
         "embedded broker"
     } else {
         "your Kafka cluster"
     };
-    match &token {
-        None => println!("grouplab is ready: open http://{addr}"),
-        Some(token) => {
+    match (&token, &class) {
+        (Some(token), Some(class)) => {
+            println!("grouplab is ready to serve the class `{}`.", class.name());
+            println!(
+                "Learners join at this link (or at http://{addr}/join with the code {}):",
+                class.code
+            );
+            println!("  http://{addr}/join/{}", class.code);
+            println!(
+                "Your own link, as the instructor (keep it to yourself: it shows the join code and the class):"
+            );
+            println!("  http://{addr}/class?token={token}");
+            if addr.ip().is_unspecified() {
+                println!(
+                    "  (put this machine's address, as the class reaches it, in place of {})",
+                    addr.ip()
+                );
+            }
+        }
+        (None, _) => println!("grouplab is ready: open http://{addr}"),
+        (Some(token), None) => {
             println!("grouplab is ready, reachable from other machines at {addr}.");
             println!(
                 "Anyone with this link can start and stop consumers and reset labs; share it only with your class:"
@@ -231,9 +294,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             debug!(%err, "TCP_NODELAY could not be set on a connection");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
 
     info!("shutting down: stopping consumer instances");
     supervisor_shutdown.cancel();
@@ -246,10 +312,44 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     {
         warn!("some lab tasks did not finish in time");
     }
+    worlds.shut_down_learners().await;
     redis.shut_down().await;
     rabbit.shut_down().await;
     if let Some(broker) = broker {
         broker.shut_down().await;
+    }
+    Ok(())
+}
+
+/// Refuses a class whose learners could not each have their own brokers.
+fn check_class(config: &Config, class: &str) -> anyhow::Result<()> {
+    if class.is_empty()
+        || class.len() > 40
+        || !class
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        anyhow::bail!(
+            "--class `{class}` is not a class name: use up to 40 letters, digits, `-`, `_` and `.` (kafka-101)"
+        );
+    }
+    if config.bootstrap_servers.is_some() {
+        anyhow::bail!(
+            "grouplab cannot yet serve a class on a named Kafka cluster: each learner would need topics and groups of their own there, which is not built. Leave out --bootstrap-servers, and every learner gets an embedded broker of their own."
+        );
+    }
+    if config.redis_url.is_some() {
+        anyhow::bail!(
+            "a class needs grouplab's own Redis servers (one per learner, each with its own password): leave out --redis-url."
+        );
+    }
+    let ports = config.learner_ports;
+    if ports.contains(config.broker_addr.port()) || ports.contains(config.addr.port()) {
+        anyhow::bail!(
+            "--learner-ports {}-{} holds the page's or the embedded broker's own port: choose a range apart from both.",
+            ports.first,
+            ports.last
+        );
     }
     Ok(())
 }

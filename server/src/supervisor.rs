@@ -34,10 +34,29 @@ pub struct SupervisorConfig {
     pub program: PathBuf,
     /// The most instances running at once on this server.
     pub max_total: usize,
-    /// The most instances running at once for one owner (one lab session).
+    /// The most instances running at once for one owner (one learner's lab session).
     pub max_per_owner: usize,
+    /// The most instances running at once for one learner, all their labs together.
+    pub max_per_learner: usize,
     /// How long a stopping instance may take to leave its group before it is killed.
     pub stop_grace: Duration,
+}
+
+/// Whose instance it is: a learner's (their namespace) lab.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub learner: String,
+    pub lab: String,
+}
+
+impl Owner {
+    /// An owner in the server's own namespace (`default`), as tests name one.
+    pub fn lab(lab: &str) -> Self {
+        Self {
+            learner: "default".to_owned(),
+            lab: lab.to_owned(),
+        }
+    }
 }
 
 /// Something an instance did, for the session that started it.
@@ -76,6 +95,10 @@ pub enum SupervisorError {
     )]
     OwnerLimit { running: usize, limit: usize },
     #[error(
+        "You already run {running} consumer instances across your labs, the most allowed for one learner is {limit}. Stop one (in this lab or another) before starting another."
+    )]
+    LearnerLimit { running: usize, limit: usize },
+    #[error(
         "{running} consumer instances are already running on this server, the most allowed is {limit}. Stop one before starting another."
     )]
     TotalLimit { running: usize, limit: usize },
@@ -94,7 +117,7 @@ pub enum SupervisorError {
 
 enum Request {
     Start {
-        owner: String,
+        owner: Owner,
         config: Box<InstanceConfig>,
         events: mpsc::Sender<InstanceEvent>,
         reply: oneshot::Sender<Result<InstanceId, SupervisorError>>,
@@ -125,13 +148,13 @@ impl SupervisorHandle {
     /// Starts an instance for `owner`; its events go to `events`.
     pub async fn start(
         &self,
-        owner: &str,
+        owner: Owner,
         config: InstanceConfig,
         events: mpsc::Sender<InstanceEvent>,
     ) -> Result<InstanceId, SupervisorError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Start {
-            owner: owner.to_owned(),
+            owner,
             config: Box::new(config),
             events,
             reply,
@@ -165,7 +188,7 @@ impl SupervisorHandle {
 }
 
 struct Entry {
-    owner: String,
+    owner: Owner,
     control: mpsc::Sender<Control>,
 }
 
@@ -251,7 +274,7 @@ impl Supervisor {
 
     fn start(
         &mut self,
-        owner: String,
+        owner: Owner,
         config: InstanceConfig,
         events: mpsc::Sender<InstanceEvent>,
     ) -> Result<InstanceId, SupervisorError> {
@@ -267,6 +290,17 @@ impl Supervisor {
             return Err(SupervisorError::OwnerLimit {
                 running: owned,
                 limit: self.config.max_per_owner,
+            });
+        }
+        let learners = self
+            .instances
+            .values()
+            .filter(|e| e.owner.learner == owner.learner)
+            .count();
+        if learners >= self.config.max_per_learner {
+            return Err(SupervisorError::LearnerLimit {
+                running: learners,
+                limit: self.config.max_per_learner,
             });
         }
 
@@ -479,6 +513,7 @@ mod tests {
             program: program.into(),
             max_total: 8,
             max_per_owner: 1,
+            max_per_learner: 8,
             stop_grace: Duration::from_secs(5),
         };
         let (handle, _tasks) = Supervisor::spawn(config, shutdown.clone());
@@ -504,7 +539,7 @@ mod tests {
         let (handle, shutdown) = supervisor("true");
         let (events, mut reports) = mpsc::channel(16);
         let ended = handle
-            .start("lab", instance_config(), events.clone())
+            .start(Owner::lab("lab"), instance_config(), events.clone())
             .await
             .expect("`true` starts");
         let exited = loop {
@@ -518,7 +553,10 @@ mod tests {
         // One instance per owner: a second starts only once the supervisor has forgotten the first.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let second = loop {
-            match handle.start("lab", instance_config(), events.clone()).await {
+            match handle
+                .start(Owner::lab("lab"), instance_config(), events.clone())
+                .await
+            {
                 Ok(id) => break id,
                 Err(SupervisorError::OwnerLimit { .. }) => {
                     assert!(

@@ -19,16 +19,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::class::Worlds;
 use crate::lab::catalog::Reloaded;
-use crate::session::Sessions;
 
 /// How long after a change more changes are waited for before the labs are read.
 pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// Watches the labs folder until `shutdown`. A folder that cannot be watched is logged and
 /// the labs are served as read at start-up.
-pub fn watch_labs(sessions: Arc<Sessions>, shutdown: CancellationToken, tasks: &TaskTracker) {
-    let dir = sessions.catalog().dir().to_owned();
+pub fn watch_labs(worlds: Arc<Worlds>, shutdown: CancellationToken, tasks: &TaskTracker) {
+    let dir = worlds.catalog().dir().to_owned();
     let (changes, mut inbox) = mpsc::unbounded_channel::<Vec<PathBuf>>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Only writes count: reading the files (another grouplab starting, an editor opening
@@ -72,7 +72,7 @@ pub fn watch_labs(sessions: Arc<Sessions>, shutdown: CancellationToken, tasks: &
                 }
             }
             for id in labs {
-                let Some(outcome) = sessions.catalog().reload(&id) else {
+                let Some(outcome) = worlds.catalog().reload(&id) else {
                     continue;
                 };
                 match &outcome {
@@ -82,7 +82,7 @@ pub fn watch_labs(sessions: Arc<Sessions>, shutdown: CancellationToken, tasks: &
                         warn!(lab = %id, %problem, "an edit broke a lab")
                     }
                 }
-                sessions.reloaded(&id, &outcome);
+                worlds.reloaded(&id, &outcome);
             }
         }
     });

@@ -14,7 +14,8 @@ use grouplab_protocol::{
 };
 use grouplab_server::config::locate_consumer_program;
 use grouplab_server::supervisor::{
-    ExitReason, InstanceEvent, InstanceEventKind, Supervisor, SupervisorConfig, SupervisorHandle,
+    ExitReason, InstanceEvent, InstanceEventKind, Owner, Supervisor, SupervisorConfig,
+    SupervisorHandle,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +67,7 @@ impl Lab {
                 program: locate_consumer_program(),
                 max_total: 8,
                 max_per_owner: 8,
+                max_per_learner: 8,
                 stop_grace: Duration::from_secs(10),
             },
             shutdown.clone(),
@@ -100,7 +102,7 @@ impl Lab {
             },
         };
         self.supervisor
-            .start("test", config, self.sender.clone())
+            .start(Owner::lab("test"), config, self.sender.clone())
             .await
             .expect("the instance starts")
     }
@@ -278,6 +280,7 @@ async fn instance_cap_is_enforced_with_a_clear_message() {
             program: locate_consumer_program(),
             max_total: 5,
             max_per_owner: 1,
+            max_per_learner: 8,
             stop_grace: Duration::from_secs(10),
         },
         shutdown.clone(),
@@ -292,11 +295,11 @@ async fn instance_cap_is_enforced_with_a_clear_message() {
         settings: ConsumerSettings::default(),
     };
     supervisor
-        .start("lab", config.clone(), sender.clone())
+        .start(Owner::lab("lab"), config.clone(), sender.clone())
         .await
         .expect("the first instance starts");
     let refused = supervisor
-        .start("lab", config.clone(), sender.clone())
+        .start(Owner::lab("lab"), config.clone(), sender.clone())
         .await
         .expect_err("the second instance of one lab is refused");
     assert!(
@@ -304,7 +307,7 @@ async fn instance_cap_is_enforced_with_a_clear_message() {
         "{refused}"
     );
     supervisor
-        .start("another lab", config, sender)
+        .start(Owner::lab("another lab"), config, sender)
         .await
         .expect("another lab has its own cap");
 
@@ -334,6 +337,7 @@ async fn a_missing_consumer_program_is_reported_not_fatal() {
             program: "/nonexistent/grouplab-consumer".into(),
             max_total: 1,
             max_per_owner: 1,
+            max_per_learner: 8,
             stop_grace: Duration::from_secs(1),
         },
         shutdown.clone(),
@@ -348,13 +352,13 @@ async fn a_missing_consumer_program_is_reported_not_fatal() {
         settings: ConsumerSettings::default(),
     };
     let err = supervisor
-        .start("lab", config.clone(), sender.clone())
+        .start(Owner::lab("lab"), config.clone(), sender.clone())
         .await
         .expect_err("spawning a missing program fails");
     assert!(err.to_string().contains("could not be started"), "{err}");
     // The failure took no slot: the supervisor still answers.
     let again = supervisor
-        .start("lab", config, sender)
+        .start(Owner::lab("lab"), config, sender)
         .await
         .expect_err("still missing");
     assert!(

@@ -53,6 +53,8 @@ pub enum RabbitSource {
         epmd: PathBuf,
         dir: PathBuf,
     },
+    /// None for this part of the server, for the reason given (said to the learner).
+    Unavailable(String),
 }
 
 /// RabbitMQ for the whole server, started on first use.
@@ -348,6 +350,7 @@ async fn open_channel(connection: &Connection) -> lapin::Result<Channel> {
 /// Connects to the operator's RabbitMQ, or starts grouplab's own and waits until it answers.
 async fn start(source: &RabbitSource) -> Result<Ready, String> {
     match source {
+        RabbitSource::Unavailable(why) => Err(why.clone()),
         RabbitSource::Url { amqp, management } => {
             let api = Management::new(management)?;
             answers(amqp, &api).await.map_err(|err| {

@@ -11,7 +11,7 @@ use grouplab_protocol::{
 
 use super::actor::Session;
 use super::reset::Reset;
-use crate::supervisor::ExitReason;
+use crate::supervisor::{ExitReason, Owner};
 use grouplab_backends::clock::now_ms;
 
 /// How many stopped or crashed instance cards a page keeps.
@@ -94,7 +94,14 @@ impl Session {
         let id = self
             .deps
             .supervisor
-            .start(&self.lab.content.id, config, self.instance_events.clone())
+            .start(
+                Owner {
+                    learner: self.namespace.clone(),
+                    lab: self.lab.content.id.clone(),
+                },
+                config,
+                self.instance_events.clone(),
+            )
             .await
             .map_err(|e| Notice::error("The instance could not be started", e.to_string()))?;
         let now = now_ms();

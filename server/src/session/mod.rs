@@ -1,4 +1,4 @@
-//! Lab sessions: one actor per lab (and, later, per learner namespace) that owns the lab's live view.
+//! Lab sessions: one actor per lab and learner namespace that owns the lab's live view.
 //!
 //! The session is the only writer of its [`LabSnapshot`]: every change is made by building a
 //! [`ServerEvent`], applying it to the snapshot, and broadcasting it, so every page that applies the
@@ -87,19 +87,21 @@ pub struct SessionDeps {
     pub tasks: TaskTracker,
 }
 
-/// The sessions of every lab, started on first use.
+/// The sessions of every lab of one namespace (one learner's), started on first use.
 pub struct Sessions {
     deps: Arc<SessionDeps>,
     catalog: Arc<LabCatalog>,
+    namespace: String,
     /// A std Mutex is fine: it guards a map lookup or insert, never held across an await.
     running: Mutex<HashMap<String, SessionHandle>>,
 }
 
 impl Sessions {
-    pub fn new(deps: SessionDeps, catalog: Arc<LabCatalog>) -> Self {
+    pub fn new(deps: SessionDeps, catalog: Arc<LabCatalog>, namespace: String) -> Self {
         Self {
             deps: Arc::new(deps),
             catalog,
+            namespace,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -110,6 +112,11 @@ impl Sessions {
 
     pub fn progress(&self) -> &ProgressStore {
         &self.deps.progress
+    }
+
+    /// Whose labs these are: the key of their progress rows and of their instances.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// Tells a lab's running session that its files were read again.
@@ -137,7 +144,7 @@ impl Sessions {
         let _ = handle.requests.try_send(request);
     }
 
-    /// The session of a lab in the default namespace, or `None` if there is no such lab.
+    /// The session of a lab, or `None` if there is no such lab.
     pub fn session(&self, lab_id: &str) -> Option<SessionHandle> {
         let lab = self.catalog.get(lab_id)?;
         let mut running = self.running.lock().ok()?;
@@ -145,7 +152,7 @@ impl Sessions {
             return Some(handle.clone());
         }
         let problem = self.catalog.problem(lab_id);
-        let handle = Session::spawn(Arc::clone(&self.deps), lab, problem, "default".to_owned());
+        let handle = Session::spawn(Arc::clone(&self.deps), lab, problem, self.namespace.clone());
         running.insert(lab_id.to_owned(), handle.clone());
         Some(handle)
     }

@@ -93,6 +93,17 @@ pub fn access_token(
     }
 }
 
+/// The value of the cookie `name` in a `Cookie` header.
+pub fn cookie_value<'a>(cookies: Option<&'a str>, name: &str) -> Option<&'a str> {
+    cookies
+        .into_iter()
+        .flat_map(|c| c.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        })
+}
+
 /// Whether a request may go on, and whether it should set the token cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -167,13 +178,7 @@ impl SiteAccess {
         let Some(token) = &self.token else {
             return Admission::Admitted;
         };
-        let from_cookie = cookies
-            .into_iter()
-            .flat_map(|c| c.split(';'))
-            .find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                (name == TOKEN_COOKIE).then_some(value)
-            });
+        let from_cookie = cookie_value(cookies, TOKEN_COOKIE);
         if from_cookie.is_some_and(|value| same(value, token)) {
             Admission::Admitted
         } else if query_token.is_some_and(|value| same(value, token)) {

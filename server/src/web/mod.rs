@@ -1,6 +1,7 @@
 //! The HTTP side: pages (rendered by Leptos), static files, the websocket route.
 
 pub mod access;
+pub mod join;
 pub mod ws;
 
 use std::sync::Arc;
@@ -12,24 +13,27 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Html;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use grouplab_app::{Page, shell};
+use grouplab_app::{LearnerBadge, Page, shell};
 use grouplab_protocol::LabSummary;
 use leptos::prelude::LeptosOptions;
 use tower_http::services::{ServeDir, ServeFile};
 
 use tracing::warn;
 
-use self::access::{Admission, SiteAccess, TOKEN_COOKIE};
+use self::access::{Admission, SiteAccess, TOKEN_COOKIE, cookie_value};
+use self::join::LEARNER_COOKIE;
+use crate::class::{Class, Who, Worlds};
 use crate::lab::catalog::LabCatalog;
 use crate::lab::progress::ProgressStore;
-use crate::session::Sessions;
 
 /// What request handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub leptos: LeptosOptions,
-    pub sessions: Arc<Sessions>,
+    pub worlds: Arc<Worlds>,
     pub access: Arc<SiteAccess>,
+    /// The class this server serves (`--class`), if any.
+    pub class: Option<Arc<Class>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -38,20 +42,21 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-/// The labs as a course: the catalog, with the progress of the server's learner.
+/// The labs as a course: the catalog, with each learner's progress.
 struct Course {
     catalog: Arc<LabCatalog>,
     progress: ProgressStore,
+    class: Option<String>,
 }
 
 impl Course {
-    /// Every lab in course order, with the learner's progress.
-    async fn summaries(&self) -> Vec<LabSummary> {
+    /// Every lab in course order, with the progress of `namespace`.
+    async fn summaries(&self, namespace: &str) -> Vec<LabSummary> {
         let mut summaries = self.catalog.summaries();
         // Without the database the list still shows, with no progress.
         let passed = self
             .progress
-            .passed_per_lab("default")
+            .passed_per_lab(namespace)
             .await
             .unwrap_or_default();
         for summary in &mut summaries {
@@ -64,10 +69,24 @@ impl Course {
         summaries
     }
 
-    /// What the page at `path` shows: the course at `/`, a lab at `/labs/<id>`, else nothing.
-    async fn page(&self, path: &str, query: Option<&str>) -> Page {
+    /// What the page at `path` shows to `who`: the course at `/`, a lab at `/labs/<id>`, else nothing.
+    async fn page(&self, who: &Who, path: &str, query: Option<&str>) -> Page {
         if path == "/" {
-            return Page::Labs(self.summaries().await);
+            let (namespace, learner) = match who {
+                Who::Owner => ("default", None),
+                Who::Learner(learner) => (
+                    learner.id.as_str(),
+                    Some(LearnerBadge {
+                        name: learner.name.clone(),
+                        class: self.class.clone().unwrap_or_default(),
+                        rejoin_code: learner.rejoin_code.clone(),
+                    }),
+                ),
+            };
+            return Page::Labs {
+                labs: self.summaries(namespace).await,
+                learner,
+            };
         }
         path.strip_prefix("/labs/")
             .and_then(|id| self.catalog.get(id))
@@ -95,12 +114,14 @@ pub fn app(state: AppState) -> Router {
     let _ = any_spawner::Executor::init_tokio();
     let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
     let course = Arc::new(Course {
-        catalog: Arc::clone(state.sessions.catalog()),
-        progress: state.sessions.progress().clone(),
+        catalog: Arc::clone(state.worlds.catalog()),
+        progress: state.worlds.progress().clone(),
+        class: state.class.as_ref().map(|class| class.name().to_owned()),
     });
     Router::new()
         .route("/ws/labs/{lab_id}", get(lab_socket))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(join::routes())
         .merge(static_files(&site_root))
         .fallback(move |state, request| page(course.clone(), state, request))
         .layer(axum::middleware::from_fn_with_state(
@@ -120,12 +141,18 @@ async fn page(
     if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
+    let Some(who) = who_of(request.extensions().get::<Who>().cloned(), &state) else {
+        return match &state.class {
+            Some(class) => join::not_joined_page(class),
+            None => StatusCode::UNAUTHORIZED.into_response(),
+        };
+    };
     let page = course
-        .page(request.uri().path(), request.uri().query())
+        .page(&who, request.uri().path(), request.uri().query())
         .await;
     let status = match page {
         Page::NotFound => StatusCode::NOT_FOUND,
-        Page::Labs(_) | Page::Lab { .. } => StatusCode::OK,
+        Page::Labs { .. } | Page::Lab { .. } => StatusCode::OK,
     };
     let options = state.leptos.clone();
     let render = leptos_axum::render_app_async_with_context(
@@ -166,47 +193,89 @@ async fn revalidate(
 }
 
 /// On a public server, every request but the health check needs the access token: from the
-/// cookie, or from the access link, which then sets the cookie.
+/// cookie, or from the access link, which then sets the cookie. In a class, the token is the
+/// instructor's, and a learner is known by their own cookie ([`join`]); the join pages and the
+/// front end's files are open to all. The request goes on with [`Who`] it is.
 async fn require_access(
     State(state): State<AppState>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.uri().path() == "/healthz" {
+    let path = request.uri().path();
+    if path == "/healthz" {
         return next.run(request).await;
     }
-    let cookies = request.headers().get(COOKIE).and_then(|v| v.to_str().ok());
+    let cookies = request
+        .headers()
+        .get(COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let query_token = request
         .uri()
         .query()
         .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
-    match state.access.admit(cookies, query_token) {
-        Admission::Admitted => next.run(request).await,
-        Admission::AdmittedSetCookie => {
+    let admission = state.access.admit(cookies.as_deref(), query_token);
+    if admission != Admission::Refused {
+        request.extensions_mut().insert(Who::Owner);
+        let mut response = next.run(request).await;
+        if admission == Admission::AdmittedSetCookie {
             let cookie = format!(
                 "{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
                 state.access.token().unwrap_or_default()
             );
-            let mut response = next.run(request).await;
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().append(SET_COOKIE, value);
             }
-            response
         }
-        Admission::Refused => (
+        return response;
+    }
+    let Some(class) = &state.class else {
+        return (
             StatusCode::UNAUTHORIZED,
             Html(
                 "<!doctype html><meta charset=utf-8><title>grouplab</title><main style=\"font-family:system-ui;max-width:40rem;margin:3rem auto\"><h1>This grouplab needs its access link</h1><p>It is shared with a class. Open it with the link its operator printed when it started (it ends in <code>?token=…</code>).</p></main>",
             ),
         )
-            .into_response(),
+            .into_response();
+    };
+    if let Some(cookie) = cookie_value(cookies.as_deref(), LEARNER_COOKIE) {
+        match class.store.learner_by_cookie(cookie).await {
+            Ok(Some(learner)) => {
+                request.extensions_mut().insert(Who::Learner(learner));
+                return next.run(request).await;
+            }
+            Ok(None) => {
+                warn!(%path, "a learner cookie that was never issued, or was revoked, was refused");
+            }
+            Err(err) => {
+                warn!(%err, "a learner could not be looked up");
+                return join::problem_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "grouplab cannot read its class right now",
+                    &err.to_string(),
+                );
+            }
+        }
     }
+    if join::is_open(path) {
+        return next.run(request).await;
+    }
+    if path.starts_with("/ws/") {
+        warn!(%path, "a lab websocket without a learner's cookie was refused");
+        return (
+            StatusCode::UNAUTHORIZED,
+            "Join the class first: open the join link your instructor shared.",
+        )
+            .into_response();
+    }
+    join::not_joined_page(class)
 }
 
 async fn lab_socket(
     ws: WebSocketUpgrade,
     Path(lab_id): Path<String>,
     State(state): State<AppState>,
+    who: Option<axum::Extension<Who>>,
     headers: HeaderMap,
 ) -> Response {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
@@ -214,7 +283,14 @@ async fn lab_socket(
         warn!(host = ?header(HOST), origin = ?header(ORIGIN), %refused, "a lab websocket was refused");
         return (StatusCode::FORBIDDEN, refused.to_string()).into_response();
     }
-    let Some(session) = state.sessions.session(&lab_id) else {
+    let Some(who) = who_of(who.map(|axum::Extension(who)| who), &state) else {
+        return (StatusCode::UNAUTHORIZED, "Join the class first.").into_response();
+    };
+    let world = match state.worlds.world(&who).await {
+        Ok(world) => world,
+        Err(why) => return (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    };
+    let Some(session) = world.session(&lab_id) else {
         return (
             StatusCode::NOT_FOUND,
             format!("There is no lab `{lab_id}`."),
@@ -223,6 +299,16 @@ async fn lab_socket(
     };
     ws.max_message_size(ws::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| ws::serve(socket, session))
+}
+
+/// Who a request is, as the access check found: without one (a test calling a handler alone)
+/// the owner, unless the server serves a class, where nobody is anyone without a cookie.
+fn who_of(found: Option<Who>, state: &AppState) -> Option<Who> {
+    match (found, &state.class) {
+        (Some(who), _) => Some(who),
+        (None, None) => Some(Who::Owner),
+        (None, Some(_)) => None,
+    }
 }
 
 #[cfg(test)]

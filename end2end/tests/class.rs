@@ -1,0 +1,337 @@
+//! A class on one server: learners join with the class code, each gets labs and a broker of
+//! their own, their own consumers join their own groups only, and every attempt to be someone
+//! else is refused. Run against the real `grouplab` binary with `--class`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use grouplab_end2end::external::{Client, ExternalConsumer};
+use grouplab_end2end::{LabClient, TestServer, free_port_range, http_post};
+use grouplab_protocol::{ClientCommand, ConsumerSettings, LabSnapshot};
+
+const LAB: &str = "04-consumer-groups";
+const TOPIC: &str = "user-clicks";
+const GROUP: &str = "click-processors";
+const TOKEN: &str = "instructor-token-for-tests";
+/// Joining a group, with the embedded broker's 300 ms initial delay and Python's start.
+const JOIN_DEADLINE: Duration = Duration::from_secs(45);
+
+/// The server's arguments for a class whose learners' brokers use `ports` from `first`.
+fn class_args(first: u16, ports: u16) -> Vec<String> {
+    vec![
+        "--class".into(),
+        "kafka-101".into(),
+        "--access-token".into(),
+        TOKEN.into(),
+        "--learner-ports".into(),
+        format!("{first}-{}", first + ports - 1),
+    ]
+}
+
+async fn start(data: &std::path::Path, args: &[String]) -> anyhow::Result<TestServer> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    TestServer::start_with(data, &args).await
+}
+
+/// The join code, read from the instructor's class page.
+async fn join_code(server: &TestServer) -> anyhow::Result<String> {
+    let (status, body) = server.get(&format!("/class?token={TOKEN}")).await?;
+    anyhow::ensure!(status == 200, "the class page answered {status}: {body}");
+    let code = body
+        .split("data-testid=join-code>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .context("the class page shows the code")?;
+    Ok(code.to_owned())
+}
+
+/// Posts the join form from the page's own origin; returns the status and the learner's cookie.
+async fn join(
+    server: &TestServer,
+    code: &str,
+    name: &str,
+) -> anyhow::Result<(u16, Option<String>)> {
+    let origin = format!("Origin: http://{}\r\n", server.addr);
+    let (status, head, _) = http_post(
+        server.addr,
+        "/join",
+        &origin,
+        &format!("code={code}&name={name}"),
+    )
+    .await?;
+    let cookie = head.lines().find_map(|line| {
+        let value = line.strip_prefix("set-cookie: ")?;
+        Some(value.split(';').next()?.to_owned())
+    });
+    Ok((status, cookie))
+}
+
+/// The status of a lab websocket handshake with these cookies.
+async fn socket_status(server: &TestServer, cookie: Option<&str>) -> anyhow::Result<u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = server.ws_url(LAB).into_client_request()?;
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("Cookie", cookie.parse()?);
+    }
+    Ok(match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(err) => return Err(err.into()),
+    })
+}
+
+/// The client ids of the group's members in a learner's view.
+fn members(view: &LabSnapshot) -> Vec<String> {
+    let mut ids: Vec<String> = view
+        .group(GROUP)
+        .map(|g| g.members.iter().map(|m| m.client_id.clone()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// What only this learner's page may show: their one page instance and their own consumer.
+fn only_own(view: &LabSnapshot, own_instance: &str) -> bool {
+    view.instances.iter().all(|i| i.client_id == own_instance)
+        && members(view)
+            .iter()
+            .all(|id| id == own_instance || id == "lab04-python")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers()
+-> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let first = free_port_range(3);
+    let args = class_args(first, 3);
+    let mut server = start(data.path(), &args).await?;
+    let code = join_code(&server).await?;
+
+    // Joining, and what is refused.
+    let (status, ada) = join(&server, &code, "Ada").await?;
+    assert_eq!(status, 303, "Ada's join");
+    let ada = ada.context("Ada's join sets a cookie")?;
+    let (status, bob) = join(&server, &code, "Bob").await?;
+    assert_eq!(status, 303, "Bob's join");
+    let bob = bob.context("Bob's join sets a cookie")?;
+    assert_eq!(
+        join(&server, &code, "ada").await?,
+        (409, None),
+        "a taken name"
+    );
+    assert_eq!(join(&server, "ZZZZZZ", "Cy").await?.0, 404, "a wrong code");
+    let (status, _, _) = http_post(
+        server.addr,
+        "/join",
+        "Origin: http://evil.example\r\n",
+        &format!("code={code}&name=Eve"),
+    )
+    .await?;
+    assert_eq!(status, 403, "a join posted by another site's page");
+    assert_eq!(
+        socket_status(&server, None).await?,
+        401,
+        "a websocket without a cookie"
+    );
+    let guessed = format!("grouplab_learner={}", "0".repeat(64));
+    assert_eq!(
+        socket_status(&server, Some(&guessed)).await?,
+        401,
+        "a guessed cookie"
+    );
+    let (status, _, _) = server
+        .request("/", &format!("Cookie: {guessed}\r\n"))
+        .await?;
+    assert_eq!(status, 401, "a guessed cookie on the course page");
+    let (status, _, _) = server
+        .request("/class", &format!("Cookie: {ada}\r\n"))
+        .await?;
+    assert_eq!(status, 403, "a learner on the instructor's page");
+    let (status, _, body) = server.request("/", &format!("Cookie: {ada}\r\n")).await?;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<strong>Ada</strong>"),
+        "Ada's course page names her"
+    );
+
+    // Each learner's lab talks to their own broker, on their port.
+    let mut ada_page = LabClient::open_as(&server, LAB, &ada).await?;
+    let mut bob_page = LabClient::open_as(&server, LAB, &bob).await?;
+    let ada_broker = ada_page.view().broker.bootstrap_servers.clone();
+    let bob_broker = bob_page.view().broker.bootstrap_servers.clone();
+    assert_eq!(ada_broker, format!("127.0.0.1:{first}"));
+    assert_eq!(bob_broker, format!("127.0.0.1:{}", first + 1));
+
+    // Both create the lab's topic, as written, and start one page instance and their own
+    // consumer, with the address their page shows.
+    ada_page.create_topic(TOPIC, 3).await?;
+    bob_page.create_topic(TOPIC, 3).await?;
+    let ada_instance = ada_page
+        .start_running(GROUP, TOPIC, ConsumerSettings::default(), JOIN_DEADLINE)
+        .await?;
+    let bob_instance = bob_page
+        .start_running(GROUP, TOPIC, ConsumerSettings::default(), JOIN_DEADLINE)
+        .await?;
+    let ada_id = ada_page
+        .view()
+        .instance(ada_instance)
+        .context("Ada's instance")?
+        .client_id
+        .clone();
+    let bob_id = bob_page
+        .view()
+        .instance(bob_instance)
+        .context("Bob's instance")?
+        .client_id
+        .clone();
+    let ada_python = ExternalConsumer::start(Client::Python, &ada_broker, data.path())?;
+    let bob_python = ExternalConsumer::start(Client::Python, &bob_broker, data.path())?;
+    ada_page
+        .wait_for_step(1, JOIN_DEADLINE)
+        .await
+        .with_context(|| ada_python.output())?;
+    bob_page
+        .wait_for_step(1, JOIN_DEADLINE)
+        .await
+        .with_context(|| bob_python.output())?;
+    assert_eq!(
+        members(ada_page.view()),
+        {
+            let mut m = vec![ada_id.clone(), "lab04-python".to_owned()];
+            m.sort();
+            m
+        },
+        "Ada's group holds her instance and her own consumer"
+    );
+    assert!(
+        only_own(ada_page.view(), &ada_id),
+        "{:?}",
+        ada_page.view().instances
+    );
+    assert!(
+        only_own(bob_page.view(), &bob_id),
+        "{:?}",
+        bob_page.view().instances
+    );
+
+    // Messages: each sees their own.
+    ada_page
+        .produce(TOPIC, 30, grouplab_protocol::KeyMode::None, None, 30)
+        .await?;
+    bob_page
+        .produce(TOPIC, 7, grouplab_protocol::KeyMode::None, None, 7)
+        .await?;
+    bob_page
+        .wait_until("Bob's group to commit his 7 messages", JOIN_DEADLINE, |p| {
+            p.view().topic(TOPIC).is_some_and(|t| {
+                (0..3)
+                    .filter_map(|partition| t.committed(GROUP, partition))
+                    .sum::<i64>()
+                    == 7
+            })
+        })
+        .await?;
+    ada_page
+        .wait_until("Ada's 30 messages", JOIN_DEADLINE, |p| {
+            p.view()
+                .topic(TOPIC)
+                .is_some_and(|t| t.message_count() == 30)
+        })
+        .await?;
+    assert_eq!(
+        bob_page.view().topic(TOPIC).map(|t| t.message_count()),
+        Some(7),
+        "Bob's topic holds only his messages"
+    );
+
+    // Ada's Reset leaves Bob's topic, group and committed offsets as they were.
+    drop(ada_python);
+    ada_page.send(&ClientCommand::ResetLab).await?;
+    ada_page
+        .wait_until("Ada's topic to be deleted", JOIN_DEADLINE, |p| {
+            p.view().topic(TOPIC).is_none()
+        })
+        .await?;
+    // Bob's topic is read from his broker after the reset: one more message makes 8, all committed.
+    bob_page
+        .produce(TOPIC, 1, grouplab_protocol::KeyMode::None, None, 8)
+        .await?;
+    bob_page
+        .wait_until("Bob's group to commit all 8 messages", JOIN_DEADLINE, |p| {
+            p.view().topic(TOPIC).is_some_and(|t| {
+                t.message_count() == 8
+                    && (0..3)
+                        .filter_map(|partition| t.committed(GROUP, partition))
+                        .sum::<i64>()
+                        == 8
+            })
+        })
+        .await?;
+    assert!(members(bob_page.view()).contains(&bob_id));
+    assert!(only_own(bob_page.view(), &bob_id));
+    drop(bob_python);
+    drop(ada_page);
+    drop(bob_page);
+
+    // The instructor shuts Bob out: his cookie is refused from then on.
+    let (_, body) = server.get(&format!("/class?token={TOKEN}")).await?;
+    let bob_row = body
+        .split("data-testid=learner-row")
+        .find(|row| row.contains("<td>Bob</td>"))
+        .context("Bob is on the roster")?;
+    let bob_learner = bob_row
+        .split("/class/learners/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .context("Bob's row can shut him out")?;
+    let cookie = format!(
+        "Cookie: grouplab_token={TOKEN}\r\nOrigin: http://{}\r\n",
+        server.addr
+    );
+    let (status, _, _) = http_post(
+        server.addr,
+        &format!("/class/learners/{bob_learner}/revoke"),
+        &cookie,
+        "",
+    )
+    .await?;
+    assert_eq!(status, 303, "the instructor shuts Bob out");
+    assert_eq!(
+        socket_status(&server, Some(&bob)).await?,
+        401,
+        "Bob's revoked cookie"
+    );
+    let (status, _, _) = server.request("/", &format!("Cookie: {bob}\r\n")).await?;
+    assert_eq!(status, 401, "Bob's revoked cookie on the course page");
+
+    // A restart keeps the class: Ada is still Ada, with her progress and her port.
+    server.terminate().await?;
+    let server = start(data.path(), &args).await?;
+    assert_eq!(
+        join_code(&server).await?,
+        code,
+        "the join code lasts a restart"
+    );
+    let (status, _, body) = server.request("/", &format!("Cookie: {ada}\r\n")).await?;
+    assert_eq!(status, 200);
+    assert!(body.contains("<strong>Ada</strong>"), "Ada is still in");
+    let ada_page = LabClient::open_as(&server, LAB, &ada).await?;
+    assert_eq!(ada_page.view().broker.bootstrap_servers, ada_broker);
+    assert!(
+        ada_page.view().progress.steps[1].passed_at.is_some(),
+        "Ada's passed steps last the restart"
+    );
+    assert_eq!(
+        socket_status(&server, Some(&bob)).await?,
+        401,
+        "Bob stays out"
+    );
+
+    // Joins are rate-limited per address: a burst, then refusals.
+    let mut statuses = Vec::new();
+    for n in 0..30 {
+        statuses.push(join(&server, "ZZZZZZ", &format!("x{n}")).await?.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    Ok(())
+}
