@@ -158,6 +158,20 @@ fn reachable_from(bootstrap: &str, page_host: &str) -> String {
     } else {
         page_host.to_owned()
     };
+    // A URL (`redis://:password@0.0.0.0:port/`) names its host after `//` or `@`.
+    if bootstrap.contains("://") {
+        return ["@", "//"]
+            .iter()
+            .find_map(|before| {
+                ["0.0.0.0:", "[::]:"].iter().find_map(|any| {
+                    let at = format!("{before}{any}");
+                    bootstrap
+                        .contains(&at)
+                        .then(|| bootstrap.replacen(&at, &format!("{before}{host}:"), 1))
+                })
+            })
+            .unwrap_or_else(|| bootstrap.to_owned());
+    }
     bootstrap
         .split(',')
         .map(|server| match server.rsplit_once(':') {
@@ -306,5 +320,17 @@ mod tests {
             "k1:9092,k2:9092"
         );
         assert_eq!(reachable_from("0.0.0.0:9092", ""), "0.0.0.0:9092");
+        assert_eq!(
+            reachable_from("redis://:pw@0.0.0.0:9300/", "10.0.0.5"),
+            "redis://:pw@10.0.0.5:9300/"
+        );
+        assert_eq!(
+            reachable_from("amqp://0.0.0.0:5672/%2F", "lab.school.example"),
+            "amqp://lab.school.example:5672/%2F"
+        );
+        assert_eq!(
+            reachable_from("redis://:pw@127.0.0.1:9300/", "10.0.0.5"),
+            "redis://:pw@127.0.0.1:9300/"
+        );
     }
 }

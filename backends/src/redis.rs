@@ -372,9 +372,15 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
                     program.display()
                 )
             })?;
+            // Every address, or loopback: learners' machines reach the first at the page's name.
+            let host = if bind.is_unspecified() {
+                "0.0.0.0"
+            } else {
+                "127.0.0.1"
+            };
             let url = match password {
-                Some(password) => format!("redis://:{password}@127.0.0.1:{port}/"),
-                None => format!("redis://127.0.0.1:{port}/"),
+                Some(password) => format!("redis://:{password}@{host}:{port}/"),
+                None => format!("redis://{host}:{port}/"),
             };
             let retry = Duration::from_millis(50);
             match wait_until_answers(&mut process, START_TIMEOUT, retry, || connect(&url)).await {

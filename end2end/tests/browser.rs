@@ -1770,3 +1770,102 @@ async fn every_lab_shows_its_picture_without_scrolling() -> anyhow::Result<()> {
     anyhow::ensure!(failures.is_empty(), "{}", failures.join("\n"));
     browser.close().await
 }
+
+/// Joins the class in `client`'s browser as `name`, through the join link's form, and opens Lab 04.
+async fn join_class(
+    client: &Client,
+    server: &TestServer,
+    code: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    client.goto(&server.url(&format!("/join/{code}"))).await?;
+    client
+        .wait()
+        .at_most(STEP_DEADLINE)
+        .for_element(Locator::Css("input[name=name]"))
+        .await?
+        .send_keys(name)
+        .await?;
+    client
+        .find(Locator::Css("form.door-form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    wait_text(client, "learner", name).await?;
+    open_lab(client, server).await
+}
+
+#[tokio::test]
+async fn two_learners_in_two_browsers_each_see_only_their_own_lab() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let first = grouplab_end2end::free_port_range(2);
+    let ports = format!("{first}-{}", first + 1);
+    let token = "instructor-token-for-tests";
+    let server = TestServer::start_with(
+        data.path(),
+        &[
+            "--class",
+            "kafka-101",
+            "--access-token",
+            token,
+            "--learner-ports",
+            &ports,
+        ],
+    )
+    .await?;
+    let (_, class_page) = server.get(&format!("/class?token={token}")).await?;
+    let code = class_page
+        .split("data-testid=join-code>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .ok_or_else(|| anyhow::anyhow!("the class page shows the code"))?
+        .to_owned();
+    // Two browsers: two cookie jars, as two learners' laptops.
+    let ada_browser = Browser::start().await?;
+    let bob_browser = Browser::start().await?;
+    let (ada, bob) = (&ada_browser.client, &bob_browser.client);
+    join_class(ada, &server, &code, "Ada").await?;
+    join_class(bob, &server, &code, "Bob").await?;
+
+    // Ada does steps 1 to 3 with two page instances.
+    click(ada, "quick-create-topic").await?;
+    wait_step_passed(ada, 0).await?;
+    click(ada, "quick-start").await?;
+    wait_text(ada, "instances", "A").await?;
+    click(ada, "quick-start").await?;
+    wait_step_passed(ada, 1).await?;
+    click(ada, "quick-produce").await?;
+    wait_step_passed(ada, 2).await?;
+    screenshot(ada, "class-ada-lab-04").await?;
+
+    // Bob's page shows none of it: no topic, no instance, no messages, no progress.
+    wait_text(bob, "progress-count", "0 of 6").await?;
+    assert!(
+        bob.find(Locator::Css(&testid("topic-user-clicks")))
+            .await
+            .is_err()
+    );
+    assert!(bob.find(Locator::Css(&testid("instance-A"))).await.is_err());
+    assert_eq!(shown_received(bob).await?, 0);
+
+    // Bob's own topic and one instance, under the same names: still none of Ada's.
+    click(bob, "quick-create-topic").await?;
+    wait_step_passed(bob, 0).await?;
+    click(bob, "quick-start").await?;
+    wait_text(bob, "instances", "A").await?;
+    wait_text(bob, "progress-count", "1 of 6").await?;
+    assert!(
+        bob.find(Locator::Css(&testid("instance-B"))).await.is_err(),
+        "Ada's B is not Bob's"
+    );
+    assert_eq!(
+        shown_received(bob).await?,
+        0,
+        "Ada's messages are not in Bob's lab"
+    );
+    wait_text(ada, "progress-count", "3 of 6").await?;
+    screenshot(bob, "class-bob-lab-04").await?;
+    ada_browser.close().await?;
+    bob_browser.close().await?;
+    Ok(())
+}

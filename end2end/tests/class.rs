@@ -335,3 +335,189 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
     assert!(statuses.contains(&429), "{statuses:?}");
     Ok(())
 }
+
+/// The first consumer of `order-workers` in a learner's Redis lab, and how far the group read.
+fn redis_readers(view: &LabSnapshot) -> (Vec<String>, Option<u64>) {
+    let group = view
+        .stream("orders")
+        .and_then(|s| s.groups.iter().find(|g| g.name == "order-workers"));
+    (
+        group
+            .map(|g| g.consumers.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
+        group.and_then(|g| g.entries_read),
+    )
+}
+
+/// What a Redis at `url`'s host and port answers a `PING` sent without its password.
+async fn ping_without_password(url: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url
+        .rsplit_once('@')
+        .map(|(_, rest)| rest.trim_end_matches('/'))
+        .context("the URL carries a password")?;
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.write_all(b"PING\r\n").await?;
+    let mut answer = vec![0; 256];
+    let read = stream.read(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer[..read]).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_learners_redis_consumers_on_one_stream_name_see_only_their_own_entries()
+-> anyhow::Result<()> {
+    const REDIS_LAB: &str = "13-redis-streams";
+    let data = tempfile::tempdir()?;
+    let first = free_port_range(2);
+    let server = start(data.path(), &class_args(first, 2)).await?;
+    let code = join_code(&server).await?;
+    let ada = join(&server, &code, "Ada")
+        .await?
+        .1
+        .context("Ada's cookie")?;
+    let bob = join(&server, &code, "Bob")
+        .await?
+        .1
+        .context("Bob's cookie")?;
+    let mut pages = Vec::new();
+    for cookie in [&ada, &bob] {
+        let mut page = LabClient::open_as(&server, REDIS_LAB, cookie).await?;
+        page.wait_until("the learner's own Redis", JOIN_DEADLINE, |p| {
+            p.view().broker.bootstrap_servers.starts_with("redis://:")
+        })
+        .await?;
+        pages.push(page);
+    }
+    let urls: Vec<String> = pages
+        .iter()
+        .map(|p| p.view().broker.bootstrap_servers.clone())
+        .collect();
+    assert_ne!(urls[0], urls[1], "each learner has a Redis of their own");
+    for url in &urls {
+        let answer = ping_without_password(url).await?;
+        assert!(
+            answer.starts_with("-NOAUTH"),
+            "without the password: {answer}"
+        );
+    }
+
+    // The same stream and group names, different entries: 5 for Ada, 3 for Bob.
+    let mut consumers = Vec::new();
+    for ((page, url), count) in pages.iter_mut().zip(&urls).zip([5u32, 3]) {
+        page.send(&ClientCommand::Produce {
+            topic: "orders".into(),
+            count,
+            keys: grouplab_protocol::KeyMode::None,
+            partition: None,
+            text: None,
+        })
+        .await?;
+        consumers.push(ExternalConsumer::start(
+            Client::Solution {
+                lab: REDIS_LAB,
+                arg: None,
+                client_id: "learner-solution",
+            },
+            url,
+            data.path(),
+        )?);
+    }
+    for ((page, consumer), count) in pages.iter_mut().zip(&consumers).zip([5u64, 3]) {
+        page.wait_until(
+            &format!("the learner's own consumer to read all {count} entries"),
+            JOIN_DEADLINE,
+            |p| {
+                let (readers, read) = redis_readers(p.view());
+                readers.len() == 1 && read == Some(count)
+            },
+        )
+        .await
+        .with_context(|| consumer.output())?;
+        assert_eq!(page.view().stream("orders").map(|s| s.length), Some(count));
+    }
+    let readers: Vec<Vec<String>> = pages.iter().map(|p| redis_readers(p.view()).0).collect();
+    assert_ne!(
+        readers[0], readers[1],
+        "each page shows its own learner's consumer"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_learners_rabbitmq_workers_on_one_queue_name_see_only_their_own_messages()
+-> anyhow::Result<()> {
+    const RABBIT_LAB: &str = "14-rabbitmq-competing-consumers";
+    const QUEUE: &str = "tasks";
+    /// grouplab's own RabbitMQ takes seconds to start.
+    const RABBIT_DEADLINE: Duration = Duration::from_secs(120);
+    let data = tempfile::tempdir()?;
+    let first = free_port_range(2);
+    let server = start(data.path(), &class_args(first, 2)).await?;
+    let code = join_code(&server).await?;
+    let ada = join(&server, &code, "Ada")
+        .await?
+        .1
+        .context("Ada's cookie")?;
+    let bob = join(&server, &code, "Bob")
+        .await?
+        .1
+        .context("Bob's cookie")?;
+    let mut pages = Vec::new();
+    for cookie in [&ada, &bob] {
+        let mut page = LabClient::open_as(&server, RABBIT_LAB, cookie).await?;
+        page.wait_until("the learner's own virtual host", RABBIT_DEADLINE, |p| {
+            p.view().broker.health == grouplab_protocol::BrokerHealth::Up
+                && p.view().queue(QUEUE).is_some()
+        })
+        .await?;
+        pages.push(page);
+    }
+    let urls: Vec<String> = pages
+        .iter()
+        .map(|p| p.view().broker.bootstrap_servers.clone())
+        .collect();
+    assert_ne!(
+        urls[0], urls[1],
+        "each learner has a user and virtual host of their own"
+    );
+    assert!(
+        urls.iter().all(|url| !url.contains("guest")),
+        "no learner is given the broker's administrator: {urls:?}"
+    );
+
+    // The same queue name, different messages: 4 for Ada, 2 for Bob, each to their own worker.
+    let mut workers = Vec::new();
+    for ((page, url), count) in pages.iter_mut().zip(&urls).zip([4u32, 2]) {
+        page.send(&ClientCommand::Produce {
+            topic: QUEUE.into(),
+            count,
+            keys: grouplab_protocol::KeyMode::None,
+            partition: None,
+            text: None,
+        })
+        .await?;
+        workers.push(ExternalConsumer::start(
+            Client::Solution {
+                lab: RABBIT_LAB,
+                arg: None,
+                client_id: "learner-solution",
+            },
+            url,
+            data.path(),
+        )?);
+    }
+    for ((page, worker), count) in pages.iter_mut().zip(&workers).zip([4u64, 2]) {
+        page.wait_until(
+            &format!("the learner's own worker to acknowledge all {count} messages"),
+            RABBIT_DEADLINE,
+            |p| {
+                p.view().queue(QUEUE).is_some_and(|q| {
+                    q.consumers.len() == 1 && q.published == count && q.acked == count
+                })
+            },
+        )
+        .await
+        .with_context(|| worker.output())?;
+    }
+    Ok(())
+}

@@ -203,6 +203,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 advertised_host: config.advertised_host.clone(),
                 initial_rebalance_delay: config.initial_rebalance_delay(),
                 redis_program: config.redis_program.clone(),
+                rabbit: rabbit.clone(),
                 data_dir: config.data_dir.clone(),
                 shutdown: sessions_shutdown.clone(),
                 tasks: session_tasks.clone(),

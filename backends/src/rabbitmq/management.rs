@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use grouplab_protocol::RabbitConsumerView;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -80,10 +80,11 @@ pub(super) struct ApiConnection {
 }
 
 /// RabbitMQ's management API over HTTP.
+#[derive(Clone)]
 pub(super) struct Management {
     pub(super) base: String,
     authorization: String,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Management {
@@ -118,7 +119,7 @@ impl Management {
         };
         let request = hyper::Request::get(format!("{}{path}", self.base))
             .header(hyper::header::AUTHORIZATION, &self.authorization)
-            .body(Empty::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|err| CallError::Refused(err.to_string()))?;
         let call = async {
             let response = self
@@ -151,6 +152,31 @@ impl Management {
                 "RabbitMQ's management API sent an answer grouplab cannot read ({err})"
             ))
         })
+    }
+}
+
+impl Management {
+    /// A PUT of `body` (JSON) to `path`, which creates or updates what it names.
+    pub(super) async fn put(&self, path: &str, body: &serde_json::Value) -> Result<(), CallError> {
+        let unreachable = || CallError::Unreachable {
+            address: self.base.clone(),
+        };
+        let request = hyper::Request::put(format!("{}{path}", self.base))
+            .header(hyper::header::AUTHORIZATION, &self.authorization)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|err| CallError::Refused(err.to_string()))?;
+        let response = tokio::time::timeout(CALL_TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| unreachable())?
+            .map_err(|_| unreachable())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(CallError::Refused(format!(
+                "RabbitMQ's management API answered {status} to a PUT of {path}"
+            )));
+        }
+        Ok(())
     }
 }
 

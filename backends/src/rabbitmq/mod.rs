@@ -53,8 +53,20 @@ pub enum RabbitSource {
         epmd: PathBuf,
         dir: PathBuf,
     },
-    /// None for this part of the server, for the reason given (said to the learner).
-    Unavailable(String),
+    /// A virtual host of its own on another `Rabbit` (a class's learner's), reached by a user of
+    /// its own: created through the management API when first used.
+    VirtualHost {
+        server: Rabbit,
+        vhost: String,
+        user: String,
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Rabbit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Rabbit").field(&self.inner.source).finish()
+    }
 }
 
 /// RabbitMQ for the whole server, started on first use.
@@ -70,6 +82,8 @@ struct Inner {
 
 struct Ready {
     amqp: String,
+    /// The virtual host the lab's queues live in, as the management API's paths spell it.
+    vhost: String,
     management: Management,
     /// One publishing channel with confirms, made again when the connection drops.
     publisher: Mutex<Option<(Connection, Channel)>>,
@@ -95,9 +109,24 @@ impl Rabbit {
         }
     }
 
-    /// Whether this is grouplab's own RabbitMQ, which nobody else uses.
+    /// Whether this is grouplab's own RabbitMQ (or a virtual host of it), which nobody else uses.
     pub fn is_own(&self) -> bool {
-        matches!(self.inner.source, RabbitSource::Own { .. })
+        match &self.inner.source {
+            RabbitSource::Own { .. } => true,
+            RabbitSource::VirtualHost { server, .. } => server.is_own(),
+            RabbitSource::Url { .. } => false,
+        }
+    }
+
+    /// A virtual host `vhost` of this RabbitMQ, reached as `user` with `password`: a class's
+    /// learner's, whose queues, connections and consumers no other learner's user can see.
+    pub fn virtual_host(&self, vhost: &str, user: &str, password: &str) -> Self {
+        Self::new(RabbitSource::VirtualHost {
+            server: self.clone(),
+            vhost: vhost.to_owned(),
+            user: user.to_owned(),
+            password: password.to_owned(),
+        })
     }
 
     /// Stops grouplab's own broker and port mapper, if it started them.
@@ -254,7 +283,10 @@ impl Rabbit {
         let ready = self.ready().await?;
         let api = &ready.management;
         let fresh = ready.refusals.read();
-        let consumers: Vec<ApiConsumer> = api.get("/api/consumers/%2F").await?.unwrap_or_default();
+        let consumers: Vec<ApiConsumer> = api
+            .get(&format!("/api/consumers/{}", ready.vhost))
+            .await?
+            .unwrap_or_default();
         let wanted: BTreeSet<&str> = queues.iter().map(String::as_str).collect();
         let watched: Vec<&ApiConsumer> = consumers
             .iter()
@@ -276,7 +308,9 @@ impl Rabbit {
         };
         let mut found = Vec::new();
         for name in queues {
-            let queue: Option<ApiQueue> = api.get(&format!("/api/queues/%2F/{name}")).await?;
+            let queue: Option<ApiQueue> = api
+                .get(&format!("/api/queues/{}/{name}", ready.vhost))
+                .await?;
             let view = queue.map(|queue| {
                 let mut consumers: Vec<RabbitConsumerView> = watched
                     .iter()
@@ -350,7 +384,52 @@ async fn open_channel(connection: &Connection) -> lapin::Result<Channel> {
 /// Connects to the operator's RabbitMQ, or starts grouplab's own and waits until it answers.
 async fn start(source: &RabbitSource) -> Result<Ready, String> {
     match source {
-        RabbitSource::Unavailable(why) => Err(why.clone()),
+        RabbitSource::VirtualHost {
+            server,
+            vhost,
+            user,
+            password,
+        } => {
+            // Boxed: starting a virtual host waits for the server it lives on to start.
+            let ready = Box::pin(server.ready())
+                .await
+                .map_err(|err| err.to_string())?;
+            let api = ready.management.clone();
+            let create = async {
+                api.put(&format!("/api/vhosts/{vhost}"), &serde_json::json!({}))
+                    .await?;
+                api.put(
+                    &format!("/api/users/{user}"),
+                    &serde_json::json!({ "password": password, "tags": "" }),
+                )
+                .await?;
+                api.put(
+                    &format!("/api/permissions/{vhost}/{user}"),
+                    &serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }),
+                )
+                .await
+            };
+            create.await.map_err(|err| {
+                format!("grouplab could not make your own RabbitMQ virtual host ({err}).")
+            })?;
+            let mut amqp = url::Url::parse(&ready.amqp)
+                .map_err(|err| format!("RabbitMQ's URL is not valid: {err}"))?;
+            let named =
+                amqp.set_username(user).is_ok() && amqp.set_password(Some(password)).is_ok();
+            if !named {
+                return Err("RabbitMQ's URL cannot carry a user".to_owned());
+            }
+            amqp.set_path(vhost);
+            Ok(Ready {
+                amqp: amqp.to_string(),
+                vhost: vhost.clone(),
+                management: api,
+                publisher: Mutex::new(None),
+                processes: Children::default(),
+                // The broker's log is everyone's: another learner's refusals are not shown.
+                refusals: Refusals::default(),
+            })
+        }
         RabbitSource::Url { amqp, management } => {
             let api = Management::new(management)?;
             answers(amqp, &api).await.map_err(|err| {
@@ -358,6 +437,7 @@ async fn start(source: &RabbitSource) -> Result<Ready, String> {
             })?;
             Ok(Ready {
                 amqp: amqp.clone(),
+                vhost: vhost_of(amqp),
                 management: api,
                 publisher: Mutex::new(None),
                 processes: Children::default(),
@@ -365,6 +445,14 @@ async fn start(source: &RabbitSource) -> Result<Ready, String> {
             })
         }
         RabbitSource::Own { program, epmd, dir } => start_own(program, epmd, dir).await,
+    }
+}
+
+/// The virtual host an AMQP URL names, as the management API's paths spell it (`%2F` for `/`).
+fn vhost_of(amqp: &str) -> String {
+    match url::Url::parse(amqp).map(|url| url.path().trim_start_matches('/').to_owned()) {
+        Ok(path) if !path.is_empty() => path,
+        _ => "%2F".to_owned(),
     }
 }
 

@@ -116,6 +116,7 @@ pub(super) async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result
             info!(%amqp, "RabbitMQ is up");
             Ok(Ready {
                 amqp,
+                vhost: "%2F".to_owned(),
                 management,
                 publisher: Mutex::new(None),
                 processes: Children::new(vec![epmd_process, broker]),

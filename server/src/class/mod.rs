@@ -5,8 +5,9 @@
 //! `--class`, and the instructor's in a class. Each learner's world is started when they first
 //! open a page: an embedded broker of their own on their port from `--learner-ports` (so a lab's
 //! topic and group names stay exactly as written, and nothing a learner's script does reaches
-//! another learner's broker), a `redis-server` of their own with their password, their progress
-//! rows, and their instances under the supervisor's per-learner cap.
+//! another learner's broker), a `redis-server` of their own with their password, a RabbitMQ
+//! virtual host and user of their own on the server's one `rabbitmq-server`, their progress rows,
+//! and their instances under the supervisor's per-learner cap.
 //!
 //! Who a request is comes only from its cookie ([`Who`]); no address or frame names a learner.
 
@@ -33,7 +34,7 @@ use crate::lab::progress::ProgressStore;
 use crate::session::{CrashBook, SessionDeps, Sessions};
 use crate::supervisor::SupervisorHandle;
 use grouplab_backends::kafka::{Cluster, EmbeddedBroker};
-use grouplab_backends::rabbitmq::{Rabbit, RabbitSource};
+use grouplab_backends::rabbitmq::Rabbit;
 use grouplab_backends::redis::{Redis, RedisSource};
 
 /// How long a learner's own broker may take to answer its first request.
@@ -106,6 +107,8 @@ pub struct WorldParts {
     pub advertised_host: Option<String>,
     pub initial_rebalance_delay: Duration,
     pub redis_program: PathBuf,
+    /// The server's RabbitMQ, on which each learner gets a virtual host and a user.
+    pub rabbit: Rabbit,
     pub data_dir: PathBuf,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
@@ -262,9 +265,11 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
             // The broker is the learner's alone: taking it down stops nobody else's lab.
             shared: false,
             redis: redis.clone(),
-            rabbit: Rabbit::new(RabbitSource::Unavailable(
-                "RabbitMQ labs are not yet given to each learner of a class (a virtual host and a user each): do this lab on your own grouplab, or follow it on the instructor's screen.".to_owned(),
-            )),
+            rabbit: parts.rabbit.virtual_host(
+                &format!("grouplab-{}", learner.id),
+                &learner.id,
+                &learner.secret,
+            ),
             crashes: Arc::new(CrashBook::default()),
             shutdown: parts.shutdown.clone(),
             tasks: parts.tasks.clone(),
