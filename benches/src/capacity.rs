@@ -20,7 +20,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use grouplab_end2end::{LabClient, TestServer, children_of, resident_kib, workspace_root};
+use grouplab_end2end::{
+    LabClient, TestServer, children_of, cpu_ticks, now_us, resident_kib, workspace_root,
+};
 use grouplab_protocol::{ClientCommand, KeyMode, ServerEvent};
 
 const INSTANCES: usize = 4;
@@ -203,27 +205,7 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
     Ok(())
 }
 
-/// A process's CPU time so far (user + system), in clock ticks, from /proc.
-fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after = stat[stat.rfind(')')? + 2..].to_owned();
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
-}
-
 /// The CPU time of the server's running children (the instances).
 fn children_ticks(pid: u32) -> u64 {
     children_of(pid).into_iter().map(cpu_ticks).sum()
-}
-
-/// The current time in microseconds since the Unix epoch, the clock instances stamp reports with.
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -25,6 +25,8 @@ fn class_args(first: u16, ports: u16) -> Vec<String> {
         TOKEN.into(),
         "--learner-ports".into(),
         format!("{first}-{}", first + ports - 1),
+        "--max-learners".into(),
+        ports.to_string(),
     ]
 }
 
@@ -327,7 +329,7 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
         "Bob stays out"
     );
 
-    // Joins are rate-limited per address: a burst, then refusals.
+    // Joins are rate-limited per address: a burst of the class's size and 20 more, then refusals.
     let mut statuses = Vec::new();
     for n in 0..30 {
         statuses.push(join(&server, "ZZZZZZ", &format!("x{n}")).await?.0);

@@ -135,6 +135,7 @@ const BENCHMARKS: &[&str] = &[
     "start_and_load",
     "event_to_screen",
     "capacity",
+    "classroom",
     "throughput",
 ];
 

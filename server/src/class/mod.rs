@@ -40,10 +40,12 @@ use grouplab_backends::redis::{Redis, RedisSource};
 /// How long a learner's own broker may take to answer its first request.
 const LEARNER_BROKER_READY: Duration = Duration::from_secs(20);
 
-/// Joins and rejoins allowed from one address: a burst of this many, then one per
-/// [`JOIN_REFILL`]. A classroom behind one NAT joins within a minute or two.
-const JOIN_BURST: u32 = 20;
-const JOIN_REFILL: Duration = Duration::from_secs(3);
+/// Joins and rejoins allowed from one address: a burst of the class's size and this many more
+/// (a whole room behind one NAT joins at once, with a few typing mistakes), then one per
+/// [`JOIN_REFILL`], which leaves guessing a six-letter class code (30 bits) or a rejoin code
+/// (50 bits) hopeless.
+const JOIN_SPARE: u32 = 20;
+const JOIN_REFILL: Duration = Duration::from_secs(1);
 
 /// Who sent a request, from its cookie alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +68,14 @@ impl Class {
     pub fn new(store: ClassStore, code: String, ports: PortRange, max_learners: usize) -> Self {
         let quota = Quota::with_period(JOIN_REFILL)
             .expect("the refill period is not zero")
-            .allow_burst(NonZeroU32::new(JOIN_BURST).expect("the burst is not zero"));
+            .allow_burst(
+                NonZeroU32::new(
+                    u32::try_from(max_learners)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(JOIN_SPARE),
+                )
+                .expect("the burst is not zero"),
+            );
         Self {
             store,
             code,

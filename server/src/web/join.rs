@@ -247,7 +247,7 @@ fn check_post(
         return Err(Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many tries",
-            "Too many joins came from your network in a short time. Wait a minute, then try again.",
+            "Too many joins came from your network in a short time. Wait a few seconds, then try again.",
         ));
     }
     Ok(())

@@ -1,0 +1,283 @@
+//! A class on one server: `learners` learners join one `--class` server at once (each a
+//! websocket client that applies every event as the page does), each opens Lab 04 (which starts
+//! their own embedded broker), creates its topic, starts two instances and produces `rate`
+//! messages a second for `seconds`.
+//!
+//! It reports: join → live lab (the join form's POST to the lab's first snapshot) p50/p95/max and
+//! for the whole class; the join's own answer (server side); the checkpoint latency (the event
+//! after which Lab 04's step 2 holds, to the step shown passed); callback → page p50/p99; the
+//! server's memory at rest, with every learner's labs open, and with their instances; memory per
+//! learner on the server besides their instances, and per instance process; CPU.
+//!
+//!     cargo xtask build && cargo run -p grouplab-benches --bin classroom -- [learners] [messages/s per learner] [seconds]
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use grouplab_end2end::{
+    LabClient, TestServer, children_of, cpu_ticks, free_port_range, http_post, now_us, resident_kib,
+};
+use grouplab_protocol::{ClientCommand, KeyMode, LabSnapshot, ServerEvent};
+
+const LAB: &str = "04-consumer-groups";
+const TOPIC: &str = "user-clicks";
+const GROUP: &str = "click-processors";
+const TOKEN: &str = "classroom-benchmark-token";
+const DEADLINE: Duration = Duration::from_secs(300);
+/// The unit of CPU times in /proc/<pid>/stat.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// What one learner measured.
+struct Learner {
+    join_answer: Duration,
+    join_to_live: Duration,
+    checkpoint: Duration,
+    callbacks: Vec<u64>,
+    counted: u64,
+    produced: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let learners: u16 = args.next().map_or(Ok(40), |a| a.parse())?;
+    let rate: u32 = args.next().map_or(Ok(10), |a| a.parse())?;
+    let seconds: u32 = args.next().map_or(Ok(20), |a| a.parse())?;
+
+    let data = tempfile::tempdir()?;
+    let first = free_port_range(learners);
+    let ports = format!("{first}-{}", first + learners - 1);
+    let instances = (usize::from(learners) * 2 + 8).to_string();
+    let server = TestServer::start_with(
+        data.path(),
+        &[
+            "--class",
+            "bench",
+            "--access-token",
+            TOKEN,
+            "--learner-ports",
+            &ports,
+            "--max-learners",
+            &learners.to_string(),
+            "--max-instances",
+            &instances,
+        ],
+    )
+    .await?;
+    let (_, page) = server.get(&format!("/class?token={TOKEN}")).await?;
+    let code = page
+        .split("data-testid=join-code>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .context("the class page shows the code")?
+        .to_owned();
+    let at_rest = resident_kib(server.pid())? as f64 / 1024.0;
+    println!(
+        "grouplab classroom: {learners} learners, Lab 04 with 2 instances each, {rate} messages/s per learner for {seconds} s, {} cores",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+
+    // The whole class joins at once; each learner opens the lab as soon as they are in.
+    let server = std::sync::Arc::new(server);
+    let began = Instant::now();
+    let mut joining = Vec::new();
+    for n in 0..learners {
+        let (server, code) = (std::sync::Arc::clone(&server), code.clone());
+        joining.push(tokio::spawn(async move {
+            let origin = format!("Origin: http://{}\r\n", server.addr);
+            let sent = Instant::now();
+            let (status, head, _) = http_post(
+                server.addr,
+                "/join",
+                &origin,
+                &format!("code={code}&name=learner{n}"),
+            )
+            .await?;
+            let join_answer = sent.elapsed();
+            anyhow::ensure!(status == 303, "a join answered {status}");
+            let cookie = head
+                .lines()
+                .find_map(|l| l.strip_prefix("set-cookie: "))
+                .and_then(|c| c.split(';').next())
+                .context("a join sets a cookie")?
+                .to_owned();
+            let page = LabClient::open_as(&server, LAB, &cookie).await?;
+            anyhow::Ok((page, join_answer, sent.elapsed()))
+        }));
+    }
+    let mut pages = Vec::new();
+    for task in joining {
+        pages.push(task.await??);
+    }
+    let whole_class = began.elapsed();
+    let worlds_open = resident_kib(server.pid())? as f64 / 1024.0;
+
+    // Each learner creates the topic and starts two instances; the checkpoint latency runs from
+    // the event after which step 2 holds to the event that shows it passed.
+    let mut ready = Vec::new();
+    for (mut page, join_answer, join_to_live) in pages {
+        ready.push(tokio::spawn(async move {
+            page.create_topic(TOPIC, 3).await?;
+            page.start_instances(GROUP, TOPIC, 2).await?;
+            let until = tokio::time::Instant::now() + DEADLINE;
+            let mut holds_since = None;
+            loop {
+                if step_passed(page.view(), 1) {
+                    break;
+                }
+                if holds_since.is_none() && step_2_holds(page.view()) {
+                    holds_since = Some(Instant::now());
+                }
+                tokio::time::timeout_at(until, page.next_event())
+                    .await
+                    .context("step 2 did not pass in time")??;
+            }
+            let checkpoint = holds_since.map_or(Duration::ZERO, |since| since.elapsed());
+            anyhow::Ok((page, join_answer, join_to_live, checkpoint))
+        }));
+    }
+    let mut pages = Vec::new();
+    for task in ready {
+        pages.push(task.await??);
+    }
+    let with_instances = resident_kib(server.pid())? as f64 / 1024.0;
+
+    let cpu_before = cpu_ticks(server.pid());
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for (mut page, join_answer, join_to_live, checkpoint) in pages {
+        running.push(tokio::spawn(async move {
+            let mut callbacks = Vec::new();
+            let mut produced = 0u64;
+            for second in 0..seconds {
+                tokio::time::sleep_until((started + Duration::from_secs(u64::from(second))).into())
+                    .await;
+                page.send(&ClientCommand::Produce {
+                    topic: TOPIC.into(),
+                    count: rate,
+                    keys: KeyMode::RoundRobin,
+                    partition: None,
+                    text: None,
+                })
+                .await?;
+                produced += u64::from(rate);
+                let until = tokio::time::Instant::now() + DEADLINE;
+                while page.received_total() < produced {
+                    let event = tokio::time::timeout_at(until, page.next_event())
+                        .await
+                        .context("the produced messages were not counted in time")??;
+                    if let ServerEvent::Messages(batch) = &event
+                        && let Some(span) = batch.reported_us
+                    {
+                        callbacks.push(now_us().saturating_sub(span.first));
+                    }
+                }
+            }
+            anyhow::Ok(Learner {
+                join_answer,
+                join_to_live,
+                checkpoint,
+                callbacks,
+                counted: page.received_total(),
+                produced,
+            })
+        }));
+    }
+    let mut measured = Vec::new();
+    for task in running {
+        measured.push(task.await??);
+    }
+    let server_cpu = (cpu_ticks(server.pid()) - cpu_before) as f64
+        / CLOCK_TICKS_PER_SECOND
+        / started.elapsed().as_secs_f64();
+    let instance_rss: Vec<f64> = children_of(server.pid())
+        .into_iter()
+        .filter_map(|pid| resident_kib(pid).ok())
+        .map(|kib| kib as f64 / 1024.0)
+        .collect();
+    let counted: u64 = measured.iter().map(|l| l.counted).sum();
+    let produced: u64 = measured.iter().map(|l| l.produced).sum();
+    anyhow::ensure!(
+        counted == produced,
+        "{counted} messages counted for {produced} produced"
+    );
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let joins: Vec<f64> = measured.iter().map(|l| ms(l.join_to_live)).collect();
+    let answers: Vec<f64> = measured.iter().map(|l| ms(l.join_answer)).collect();
+    let checkpoints: Vec<f64> = measured.iter().map(|l| ms(l.checkpoint)).collect();
+    let callbacks: Vec<f64> = measured
+        .iter()
+        .flat_map(|l| l.callbacks.iter().map(|&us| us as f64 / 1000.0))
+        .collect();
+    let n = f64::from(learners);
+    println!("| measure | figure |");
+    println!("|---|---|");
+    println!(
+        "| join answered (server side) p50 / p95 / max | {} ms |",
+        quantiles(&answers, &[0.5, 0.95, 1.0])
+    );
+    println!(
+        "| join → live lab p50 / p95 / max | {} ms |",
+        quantiles(&joins, &[0.5, 0.95, 1.0])
+    );
+    println!(
+        "| the whole class joined and live | {:.1} s |",
+        whole_class.as_secs_f64()
+    );
+    println!(
+        "| checkpoint (step 2 holds → shown passed) p50 / p99 / max | {} ms |",
+        quantiles(&checkpoints, &[0.5, 0.99, 1.0])
+    );
+    println!(
+        "| callback → page p50 / p99 / max | {} ms |",
+        quantiles(&callbacks, &[0.5, 0.99, 1.0])
+    );
+    println!(
+        "| server RSS: at rest / every learner's lab open / with instances | {at_rest:.0} / {worlds_open:.0} / {with_instances:.0} MiB |"
+    );
+    println!(
+        "| server RSS per learner, besides instances (labs open − at rest, ÷ learners) | {:.1} MiB |",
+        (worlds_open - at_rest) / n
+    );
+    println!(
+        "| instance RSS avg / max ({} processes) | {:.1} / {:.1} MiB |",
+        instance_rss.len(),
+        instance_rss.iter().sum::<f64>() / instance_rss.len().max(1) as f64,
+        instance_rss.iter().copied().fold(0.0, f64::max)
+    );
+    println!(
+        "| server CPU while producing | {:.0}% |",
+        server_cpu * 100.0
+    );
+    println!("| messages counted | {counted} |");
+    Ok(())
+}
+
+/// Whether Lab 04's step `index` (0-based) has passed in a learner's view.
+fn step_passed(view: &LabSnapshot, index: usize) -> bool {
+    view.progress
+        .steps
+        .get(index)
+        .is_some_and(|s| s.passed_at.is_some())
+}
+
+/// Whether the view already shows what step 2 checks: two members, each owning a partition.
+fn step_2_holds(view: &LabSnapshot) -> bool {
+    view.group(GROUP)
+        .is_some_and(|g| g.members.len() == 2 && g.members.iter().all(|m| !m.partitions.is_empty()))
+}
+
+/// The figures at these quantiles, as `a / b / c`.
+fn quantiles(values: &[f64], at: &[f64]) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    at.iter()
+        .map(|q| {
+            sorted
+                .get(((sorted.len().max(1) - 1) as f64 * q).round() as usize)
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
