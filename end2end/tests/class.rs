@@ -275,7 +275,8 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
     drop(ada_page);
     drop(bob_page);
 
-    // The instructor shuts Bob out: his cookie is refused from then on.
+    // The instructor shuts Bob out: his open page's socket closes, and his cookie is refused.
+    let mut bob_open = LabClient::open_as(&server, LAB, &bob).await?;
     let (_, body) = server.get(&format!("/class?token={TOKEN}")).await?;
     let bob_row = body
         .split("data-testid=learner-row")
@@ -298,6 +299,14 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
     )
     .await?;
     assert_eq!(status, 303, "the instructor shuts Bob out");
+    let closed = tokio::time::timeout(JOIN_DEADLINE, async {
+        while bob_open.next_event().await.is_ok() {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "Bob's open page is closed when he is shut out"
+    );
     assert_eq!(
         socket_status(&server, Some(&bob)).await?,
         401,
@@ -521,5 +530,108 @@ async fn two_learners_rabbitmq_workers_on_one_queue_name_see_only_their_own_mess
         .await
         .with_context(|| worker.output())?;
     }
+    Ok(())
+}
+
+/// A learner's id, from their row on the instructor's class page.
+async fn learner_id(server: &TestServer, name: &str) -> anyhow::Result<String> {
+    let (_, body) = server.get(&format!("/class?token={TOKEN}")).await?;
+    body.split("data-testid=learner-row")
+        .find(|row| row.contains(&format!("<td>{name}</td>")))
+        .and_then(|row| row.split("/class/learners/").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_owned)
+        .with_context(|| format!("{name} is on the roster"))
+}
+
+/// The topics a cluster lists, asked with Debian's kcat (as an operator would).
+fn cluster_topics(bootstrap: &str) -> anyhow::Result<Vec<String>> {
+    let out = std::process::Command::new("kcat")
+        .args(["-L", "-b", bootstrap])
+        .output()
+        .context("kcat (installed by scripts/setup.sh --tests)")?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    Ok(listing
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("topic \""))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_on_a_named_cluster_gives_each_learner_their_own_prefix() -> anyhow::Result<()> {
+    // Another grouplab's embedded broker is the class's cluster, as the named-cluster tests do.
+    let cluster_data = tempfile::tempdir()?;
+    let cluster = TestServer::start(cluster_data.path()).await?;
+    let bootstrap = cluster.broker.to_string();
+    let data = tempfile::tempdir()?;
+    let mut args = class_args(free_port_range(2), 2);
+    args.extend(["--bootstrap-servers".to_owned(), bootstrap.clone()]);
+    let server = start(data.path(), &args).await?;
+    let code = join_code(&server).await?;
+    let ada = join(&server, &code, "Ada")
+        .await?
+        .1
+        .context("Ada's cookie")?;
+    let bob = join(&server, &code, "Bob")
+        .await?
+        .1
+        .context("Bob's cookie")?;
+    let ada_prefix = format!("kafka-101.{}.", learner_id(&server, "Ada").await?);
+    let bob_prefix = format!("kafka-101.{}.", learner_id(&server, "Bob").await?);
+
+    // Both use the lab's names; the cluster holds each under its learner's prefix.
+    let mut pages = Vec::new();
+    for cookie in [&ada, &bob] {
+        let mut page = LabClient::open_as(&server, LAB, cookie).await?;
+        assert_eq!(page.view().broker.bootstrap_servers, bootstrap);
+        page.create_topic(TOPIC, 3).await?;
+        let instance = page
+            .start_running(GROUP, TOPIC, ConsumerSettings::default(), JOIN_DEADLINE)
+            .await?;
+        page.wait_until("the instance owning every partition", JOIN_DEADLINE, |p| {
+            p.view().group(GROUP).is_some_and(|g| {
+                g.members.len() == 1
+                    && g.members[0].partitions.len() == 3
+                    && g.members[0].partitions.iter().all(|tp| tp.topic == TOPIC)
+            }) && p
+                .view()
+                .instance(instance)
+                .is_some_and(|i| i.partitions.len() == 3)
+        })
+        .await?;
+        pages.push(page);
+    }
+    let topics = cluster_topics(&bootstrap)?;
+    let ada_topic = format!("{ada_prefix}{TOPIC}");
+    let bob_topic = format!("{bob_prefix}{TOPIC}");
+    assert!(
+        topics.contains(&ada_topic) && topics.contains(&bob_topic),
+        "{topics:?}"
+    );
+    assert!(
+        !topics.iter().any(|t| t == TOPIC),
+        "no learner writes the bare name: {topics:?}"
+    );
+
+    // The code a learner runs carries their names.
+    let (_, _, page) = server
+        .request(&format!("/labs/{LAB}"), &format!("Cookie: {ada}\r\n"))
+        .await?;
+    assert!(page.contains(&ada_topic), "Ada's snippets name her topic");
+    assert!(!page.contains(&bob_prefix), "and nothing of Bob's");
+
+    // Ada's Reset deletes her topic only.
+    pages[0].send(&ClientCommand::ResetLab).await?;
+    pages[0].send(&ClientCommand::ResetLab).await?;
+    pages[0]
+        .wait_until("Ada's topic to be deleted", JOIN_DEADLINE, |p| {
+            p.view().topic(TOPIC).is_none()
+        })
+        .await?;
+    let topics = cluster_topics(&bootstrap)?;
+    assert!(!topics.contains(&ada_topic), "{topics:?}");
+    assert!(topics.contains(&bob_topic), "Bob's topic stays: {topics:?}");
     Ok(())
 }

@@ -427,6 +427,27 @@ pub enum InstanceReport {
 /// An instance writes each report as its own line: the time it was written, in microseconds since
 /// the Unix epoch, a space, then the [`InstanceReport`] as JSON. A line without the stamp is
 /// all report.
+impl InstanceReport {
+    /// Every Kafka topic name the report carries, to be renamed where the broker's names are not
+    /// the lab's (a class's learner's prefix on a shared cluster).
+    pub fn topics_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Self::Assigned { partitions } | Self::Revoked { partitions } => {
+                partitions.iter_mut().map(|p| &mut p.topic).collect()
+            }
+            Self::Message(message) => vec![&mut message.topic],
+            Self::Committed { offsets } => offsets.iter_mut().map(|o| &mut o.topic).collect(),
+            Self::Processed { topic, .. } | Self::ProcessingFailed { topic, .. } => vec![topic],
+            Self::DeadLettered {
+                topic,
+                dead_letter_topic,
+                ..
+            } => vec![topic, dead_letter_topic],
+            _ => Vec::new(),
+        }
+    }
+}
+
 pub fn split_report_line(line: &str) -> (Option<crate::EpochMicros>, &str) {
     match line.split_once(' ') {
         Some((stamp, report)) if !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()) => {

@@ -172,6 +172,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         sessions_shutdown.clone(),
         &session_tasks,
     );
+    // A class on a named cluster shares it, each learner under their own prefix.
+    let shared_cluster = broker.is_none().then(|| (cluster.clone(), health.clone()));
     let sessions = Arc::new(Sessions::new(
         SessionDeps {
             cluster,
@@ -203,6 +205,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 advertised_host: config.advertised_host.clone(),
                 initial_rebalance_delay: config.initial_rebalance_delay(),
                 redis_program: config.redis_program.clone(),
+                shared_cluster,
+                class: name.clone(),
                 rabbit: rabbit.clone(),
                 data_dir: config.data_dir.clone(),
                 shutdown: sessions_shutdown.clone(),
@@ -334,18 +338,15 @@ fn check_class(config: &Config, class: &str) -> anyhow::Result<()> {
             "--class `{class}` is not a class name: use up to 40 letters, digits, `-`, `_` and `.` (kafka-101)"
         );
     }
-    if config.bootstrap_servers.is_some() {
-        anyhow::bail!(
-            "grouplab cannot yet serve a class on a named Kafka cluster: each learner would need topics and groups of their own there, which is not built. Leave out --bootstrap-servers, and every learner gets an embedded broker of their own."
-        );
-    }
     if config.redis_url.is_some() {
         anyhow::bail!(
             "a class needs grouplab's own Redis servers (one per learner, each with its own password): leave out --redis-url."
         );
     }
     let ports = config.learner_ports;
-    if ports.contains(config.broker_addr.port()) || ports.contains(config.addr.port()) {
+    let embedded = config.bootstrap_servers.is_none();
+    if embedded && (ports.contains(config.broker_addr.port()) || ports.contains(config.addr.port()))
+    {
         anyhow::bail!(
             "--learner-ports {}-{} holds the page's or the embedded broker's own port: choose a range apart from both.",
             ports.first,

@@ -130,6 +130,10 @@ enum Request {
     Finished {
         id: InstanceId,
     },
+    /// Stop every instance of one learner (shut out of a class).
+    StopLearner {
+        learner: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +175,14 @@ impl SupervisorHandle {
     /// Kills an instance with SIGKILL.
     pub async fn crash(&self, id: InstanceId) -> Result<(), SupervisorError> {
         self.control(id, Control::Crash).await
+    }
+
+    /// Stops every instance of `learner`, in all their labs, gracefully.
+    pub async fn stop_learner(&self, learner: &str) -> Result<(), SupervisorError> {
+        self.send(Request::StopLearner {
+            learner: learner.to_owned(),
+        })
+        .await
     }
 
     async fn control(&self, id: InstanceId, control: Control) -> Result<(), SupervisorError> {
@@ -268,6 +280,14 @@ impl Supervisor {
             }
             Request::Finished { id } => {
                 self.instances.remove(&id);
+            }
+            Request::StopLearner { learner } => {
+                for entry in self.instances.values() {
+                    if entry.owner.learner == learner {
+                        // A full control channel means a stop or crash is already on its way.
+                        let _ = entry.control.try_send(Control::Stop);
+                    }
+                }
             }
         }
     }

@@ -43,10 +43,16 @@ pub struct Polled {
     pub groups: Vec<GroupObservation>,
 }
 
-/// Clients for one cluster.
+/// Clients for one cluster, seen through a name prefix.
+///
+/// A class's learner on a shared cluster has a prefix (`{class}.{learner}.`): every topic and
+/// group name this handle is given is prefixed on its way to the broker, and stripped from what
+/// comes back, so that the session works with the lab's names and touches only the learner's own.
+/// This is the one place the prefix is applied. Without a class the prefix is empty.
 #[derive(Clone)]
 pub struct Cluster {
     inner: Arc<Inner>,
+    prefix: Arc<str>,
 }
 
 struct Inner {
@@ -83,6 +89,7 @@ impl Cluster {
             .map_err(refused)?;
         let probe = base_config(bootstrap).create().map_err(refused)?;
         Ok(Self {
+            prefix: Arc::from(""),
             inner: Arc::new(Inner {
                 bootstrap: bootstrap.to_owned(),
                 admin,
@@ -96,6 +103,37 @@ impl Cluster {
 
     pub fn bootstrap_servers(&self) -> &str {
         &self.inner.bootstrap
+    }
+
+    /// The same clients, with topic and group names under `prefix`.
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            prefix: Arc::from(prefix),
+        }
+    }
+
+    /// The prefix of this handle's names (empty without a class).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A lab's topic or group name as the broker knows it.
+    pub fn physical(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// A name the broker gave back, as the lab knows it.
+    pub fn logical(&self, name: &str) -> String {
+        name.strip_prefix(&*self.prefix).unwrap_or(name).to_owned()
+    }
+
+    fn logical_error(&self, err: CallError) -> CallError {
+        match err {
+            CallError::TopicExists(name) => CallError::TopicExists(self.logical(&name)),
+            CallError::UnknownTopic(name) => CallError::UnknownTopic(self.logical(&name)),
+            other => other,
+        }
     }
 
     /// Asks the broker for its metadata: `Ok` means it is up and answering.
@@ -129,7 +167,8 @@ impl Cluster {
     }
 
     pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), CallError> {
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let topic = self.physical(topic);
+        let new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = self
             .inner
@@ -141,7 +180,7 @@ impl Cluster {
             match result {
                 Ok(_) => {}
                 Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    return Err(CallError::TopicExists(name));
+                    return Err(CallError::TopicExists(self.logical(&name)));
                 }
                 Err((name, code)) => {
                     return Err(CallError::Refused(format!("creating `{name}`: {code}")));
@@ -153,6 +192,8 @@ impl Cluster {
 
     /// Grows a topic to `partitions` partitions in total.
     pub async fn add_partitions(&self, topic: &str, partitions: i32) -> Result<(), CallError> {
+        let topic = self.physical(topic);
+        let topic = topic.as_str();
         let grow = NewPartitions::new(topic, partitions as usize);
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = self
@@ -170,7 +211,7 @@ impl Cluster {
             match result {
                 Ok(_) => {}
                 Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-                    return Err(CallError::UnknownTopic(name));
+                    return Err(CallError::UnknownTopic(self.logical(&name)));
                 }
                 Err((name, code)) => {
                     return Err(CallError::Refused(format!(
@@ -198,11 +239,13 @@ impl Cluster {
         if topics.is_empty() {
             return Ok(());
         }
+        let topics: Vec<String> = topics.iter().map(|t| self.physical(t)).collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = self
             .inner
             .admin
-            .delete_topics(topics, &options)
+            .delete_topics(&topics, &options)
             .await
             .map_err(|e| self.inner.classify(e))?;
         for result in results {
@@ -221,11 +264,13 @@ impl Cluster {
         if groups.is_empty() {
             return Ok(());
         }
+        let groups: Vec<String> = groups.iter().map(|g| self.physical(g)).collect();
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
         let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
         let results = self
             .inner
             .admin
-            .delete_groups(groups, &options)
+            .delete_groups(&groups, &options)
             .await
             .map_err(|e| self.inner.classify(e))?;
         for result in results {
@@ -254,8 +299,8 @@ impl Cluster {
     /// The partitions of a topic with their watermarks, or `UnknownTopic`.
     pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionView>, CallError> {
         let inner = Arc::clone(&self.inner);
-        let topic = topic.to_owned();
-        blocking(move || {
+        let topic = self.physical(topic);
+        let read = blocking(move || {
             let metadata = inner
                 .probe
                 .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)
@@ -281,8 +326,8 @@ impl Cluster {
                     })
                 })
                 .collect()
-        })
-        .await
+        });
+        read.await.map_err(|err| self.logical_error(err))
     }
 
     /// The group's committed offset for each of `partitions` of `topic`, `None` where it never committed.
@@ -293,8 +338,8 @@ impl Cluster {
         partitions: &[i32],
     ) -> Result<Vec<Option<i64>>, CallError> {
         let inner = Arc::clone(&self.inner);
-        let group = group.to_owned();
-        let topic = topic.to_owned();
+        let group = self.physical(group);
+        let topic = self.physical(topic);
         let partitions = partitions.to_vec();
         blocking(move || {
             let reader = inner.offset_reader(&group)?;
@@ -322,8 +367,9 @@ impl Cluster {
     /// A named cluster does not say the generation, the leader, or when members last heartbeated.
     pub async fn describe_group(&self, group: &str) -> Result<GroupObservation, CallError> {
         let inner = Arc::clone(&self.inner);
-        let group = group.to_owned();
-        blocking(move || {
+        let logical = group.to_owned();
+        let group = self.physical(group);
+        let mut observed = blocking(move || {
             let list = inner
                 .probe
                 .fetch_group_list(Some(&group), REQUEST_TIMEOUT)
@@ -373,7 +419,14 @@ impl Cluster {
                 left: Vec::new(),
             })
         })
-        .await
+        .await?;
+        observed.group = logical;
+        for member in &mut observed.members {
+            for partition in member.partitions.iter_mut().flatten() {
+                partition.topic = self.logical(&partition.topic);
+            }
+        }
+        Ok(observed)
     }
 
     /// Reads the watermarks of `topics` and the committed offsets of `groups` on them, and, if
@@ -471,9 +524,10 @@ impl Cluster {
                 (key, value, target)
             })
             .collect();
+        let physical = self.physical(topic);
         let deliveries = records.iter().map(|(key, value, target)| {
             let mut record: FutureRecord<'_, String, String> =
-                FutureRecord::to(topic).payload(value);
+                FutureRecord::to(&physical).payload(value);
             if let Some(key) = key {
                 record = record.key(key);
             }

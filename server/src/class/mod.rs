@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::OnceCell;
+use grouplab_protocol::BrokerHealth;
+use tokio::sync::{OnceCell, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -116,6 +117,11 @@ pub struct WorldParts {
     pub advertised_host: Option<String>,
     pub initial_rebalance_delay: Duration,
     pub redis_program: PathBuf,
+    /// The named cluster every learner shares, with its health: each learner's topics and groups
+    /// carry their prefix there (`{class}.{learner}.`). `None` with an embedded broker each.
+    pub shared_cluster: Option<(Cluster, watch::Receiver<BrokerHealth>)>,
+    /// The class's name, the first part of a learner's prefix on a shared cluster.
+    pub class: String,
     /// The server's RabbitMQ, on which each learner gets a virtual host and a user.
     pub rabbit: Rabbit,
     pub data_dir: PathBuf,
@@ -126,13 +132,18 @@ pub struct WorldParts {
 /// A learner's world: their sessions, and the brokers grouplab started for them.
 struct LearnerWorld {
     sessions: Arc<Sessions>,
-    broker: Arc<EmbeddedBroker>,
+    /// Cancelled when the learner is shut out: their pages' sockets close.
+    ended: CancellationToken,
+    /// Their own embedded broker; `None` on a shared cluster.
+    broker: Option<Arc<EmbeddedBroker>>,
     redis: Redis,
 }
 
 /// Every world on the server.
 pub struct Worlds {
     own: Arc<Sessions>,
+    /// Never cancelled: the owner is never shut out.
+    own_ended: CancellationToken,
     parts: Option<WorldParts>,
     /// A std Mutex is fine: it guards a map lookup or insert, never held across an await.
     learners: Mutex<HashMap<String, Arc<OnceCell<LearnerWorld>>>>,
@@ -143,6 +154,7 @@ impl Worlds {
     pub fn single(own: Arc<Sessions>) -> Self {
         Self {
             own,
+            own_ended: CancellationToken::new(),
             parts: None,
             learners: Mutex::new(HashMap::new()),
         }
@@ -152,6 +164,7 @@ impl Worlds {
     pub fn class(own: Arc<Sessions>, parts: WorldParts) -> Self {
         Self {
             own,
+            own_ended: CancellationToken::new(),
             parts: Some(parts),
             learners: Mutex::new(HashMap::new()),
         }
@@ -165,10 +178,11 @@ impl Worlds {
         self.own.progress()
     }
 
-    /// The world of `who`, started if it is a learner's that has not run since the server started.
-    pub async fn world(&self, who: &Who) -> Result<Arc<Sessions>, String> {
+    /// The world of `who`, started if it is a learner's that has not run since the server
+    /// started, with the token that ends its pages' sockets.
+    pub async fn world(&self, who: &Who) -> Result<(Arc<Sessions>, CancellationToken), String> {
         let learner = match who {
-            Who::Owner => return Ok(Arc::clone(&self.own)),
+            Who::Owner => return Ok((Arc::clone(&self.own), self.own_ended.clone())),
             Who::Learner(learner) => learner,
         };
         let Some(parts) = &self.parts else {
@@ -182,7 +196,30 @@ impl Worlds {
             Arc::clone(learners.entry(learner.id.clone()).or_default())
         };
         let world = cell.get_or_try_init(|| start_world(parts, learner)).await?;
-        Ok(Arc::clone(&world.sessions))
+        Ok((Arc::clone(&world.sessions), world.ended.clone()))
+    }
+
+    /// Ends a learner's world once they are shut out: their pages' sockets close, their
+    /// instances stop, and their own broker and Redis stop (what they stored goes with them).
+    pub async fn shut_out(&self, learner: &str) {
+        let Some(parts) = &self.parts else {
+            return;
+        };
+        let cell = match self.learners.lock() {
+            Ok(mut learners) => learners.remove(learner),
+            Err(_) => None,
+        };
+        if let Err(err) = parts.supervisor.stop_learner(learner).await {
+            warn!(%learner, %err, "a shut-out learner's instances could not be stopped");
+        }
+        let Some(world) = cell.as_deref().and_then(OnceCell::get) else {
+            return;
+        };
+        world.ended.cancel();
+        world.redis.shut_down().await;
+        if let Some(broker) = &world.broker {
+            broker.shut_down().await;
+        }
     }
 
     /// Tells every world's running session of a lab that its files were read again.
@@ -193,7 +230,18 @@ impl Worlds {
         }
     }
 
-    fn started(&self) -> Vec<(Arc<Sessions>, Arc<EmbeddedBroker>, Redis)> {
+    /// The prefix of a learner's topic and group names: on a shared cluster, `{class}.{id}.`;
+    /// with brokers of their own, and for the owner, none.
+    pub fn prefix_for(&self, who: &Who) -> String {
+        match (who, &self.parts) {
+            (Who::Learner(learner), Some(parts)) if parts.shared_cluster.is_some() => {
+                learner_prefix(parts, learner)
+            }
+            _ => String::new(),
+        }
+    }
+
+    fn started(&self) -> Vec<(Arc<Sessions>, Option<Arc<EmbeddedBroker>>, Redis)> {
         let Ok(learners) = self.learners.lock() else {
             return Vec::new();
         };
@@ -203,7 +251,7 @@ impl Worlds {
             .map(|world| {
                 (
                     Arc::clone(&world.sessions),
-                    Arc::clone(&world.broker),
+                    world.broker.clone(),
                     world.redis.clone(),
                 )
             })
@@ -219,40 +267,30 @@ impl Worlds {
     pub async fn shut_down_learners(&self) {
         for (_, broker, redis) in self.started() {
             redis.shut_down().await;
-            broker.shut_down().await;
+            if let Some(broker) = broker {
+                broker.shut_down().await;
+            }
         }
     }
 }
 
-/// Starts a learner's broker and Redis, and their sessions.
+fn learner_prefix(parts: &WorldParts, learner: &Learner) -> String {
+    format!("{}.{}.", parts.class, learner.id)
+}
+
+/// Starts a learner's broker (or their view of the shared cluster) and Redis, and their sessions.
 async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWorld, String> {
-    let addr = SocketAddr::new(parts.broker_ip, learner.broker_port);
-    let broker = EmbeddedBroker::start_advertising(
-        addr,
-        parts.initial_rebalance_delay,
-        parts.advertised_host.clone(),
-    )
-    .await
-    .map_err(|err| {
-        warn!(learner = %learner.id, %addr, %err, "a learner's broker did not start");
-        format!(
-            "Your own Kafka broker could not start on port {} ({err}). Tell your instructor: another program may hold that port.",
-            learner.broker_port
-        )
-    })?;
-    let broker = Arc::new(broker);
-    let bootstrap = format!("127.0.0.1:{}", learner.broker_port);
-    let cluster = Cluster::connect(&bootstrap).map_err(|err| err.to_string())?;
-    cluster
-        .wait_until_ready(LEARNER_BROKER_READY)
-        .await
-        .map_err(|err| format!("Your own Kafka broker did not answer ({err})."))?;
-    let health = grouplab_backends::kafka::health::monitor(
-        cluster.clone(),
-        Some(broker.serving()),
-        parts.shutdown.clone(),
-        &parts.tasks,
-    );
+    let (cluster, broker, health) = match &parts.shared_cluster {
+        Some((cluster, health)) => (
+            cluster.with_prefix(&learner_prefix(parts, learner)),
+            None,
+            health.clone(),
+        ),
+        None => {
+            let (cluster, broker, health) = start_broker(parts, learner).await?;
+            (cluster, Some(broker), health)
+        }
+    };
     let redis = Redis::new(RedisSource::Own {
         program: parts.redis_program.clone(),
         dir: parts
@@ -268,11 +306,11 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
             cluster,
             supervisor: parts.supervisor.clone(),
             progress: parts.progress.clone(),
-            groups: Some(broker.groups()),
-            broker: Some(Arc::clone(&broker)),
+            groups: broker.as_deref().map(EmbeddedBroker::groups),
+            // A shared cluster is not the learner's to stop.
+            shared: broker.is_none(),
+            broker: broker.clone(),
             health,
-            // The broker is the learner's alone: taking it down stops nobody else's lab.
-            shared: false,
             redis: redis.clone(),
             rabbit: parts.rabbit.virtual_host(
                 &format!("grouplab-{}", learner.id),
@@ -286,10 +324,45 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
         Arc::clone(&parts.catalog),
         learner.id.clone(),
     ));
-    info!(learner = %learner.id, name = %learner.name, %addr, "a learner's labs started");
+    info!(learner = %learner.id, name = %learner.name, "a learner's labs started");
     Ok(LearnerWorld {
         sessions,
+        ended: CancellationToken::new(),
         broker,
         redis,
     })
+}
+
+/// Starts a learner's own embedded broker on their port, and its clients and health monitor.
+async fn start_broker(
+    parts: &WorldParts,
+    learner: &Learner,
+) -> Result<(Cluster, Arc<EmbeddedBroker>, watch::Receiver<BrokerHealth>), String> {
+    let addr = SocketAddr::new(parts.broker_ip, learner.broker_port);
+    let broker = EmbeddedBroker::start_advertising(
+        addr,
+        parts.initial_rebalance_delay,
+        parts.advertised_host.clone(),
+    )
+    .await
+    .map_err(|err| {
+        warn!(learner = %learner.id, %addr, %err, "a learner's broker did not start");
+        format!(
+            "Your own Kafka broker could not start on port {} ({err}). Tell your instructor: another program may hold that port.",
+            learner.broker_port
+        )
+    })?;
+    let broker = Arc::new(broker);
+    let cluster = Cluster::connect(&broker.bootstrap_servers()).map_err(|err| err.to_string())?;
+    cluster
+        .wait_until_ready(LEARNER_BROKER_READY)
+        .await
+        .map_err(|err| format!("Your own Kafka broker did not answer ({err})."))?;
+    let health = grouplab_backends::kafka::health::monitor(
+        cluster.clone(),
+        Some(broker.serving()),
+        parts.shutdown.clone(),
+        &parts.tasks,
+    );
+    Ok((cluster, broker, health))
 }

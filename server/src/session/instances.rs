@@ -83,13 +83,28 @@ impl Session {
                 ),
             ));
         }
+        // On Kafka the instance is given the broker's names (a class's learner's prefix on a
+        // shared cluster), and its reports are renamed back as they come in.
+        let (physical_group, physical_topic, mut physical_settings) = (
+            self.deps.cluster.physical(&group),
+            self.deps.cluster.physical(&topic),
+            settings.clone(),
+        );
+        if let Some(dead_letter) = &mut physical_settings.dead_letter_topic {
+            *dead_letter = self.deps.cluster.physical(dead_letter);
+        }
+        let kafka = backend == Backend::Kafka;
         let config = InstanceConfig {
             backend,
             bootstrap_servers,
-            group: group.clone(),
-            topics: vec![topic.clone()],
+            group: if kafka { physical_group } else { group.clone() },
+            topics: vec![if kafka { physical_topic } else { topic.clone() }],
             client_id: client_id.clone(),
-            settings: settings.clone(),
+            settings: if kafka {
+                physical_settings
+            } else {
+                settings.clone()
+            },
         };
         let id = self
             .deps

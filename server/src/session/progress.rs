@@ -23,6 +23,7 @@ impl Session {
             .await
         {
             Ok(stored) => {
+                let solution = stored.solution_revealed.then(|| self.solution()).flatten();
                 let progress = &mut self.view.progress;
                 for (step, at) in stored.passed {
                     if let Some(status) = progress.steps.get_mut(step) {
@@ -37,7 +38,7 @@ impl Session {
                     .cloned()
                     .collect();
                 if stored.solution_revealed {
-                    progress.solution = self.lab.solution.clone();
+                    progress.solution = solution;
                 }
             }
             Err(err) => warn!(%err, "progress could not be loaded"),
@@ -90,9 +91,20 @@ impl Session {
         Ok(())
     }
 
+    /// The lab's solution as this learner runs it: with the broker's names on a shared cluster.
+    fn solution(&self) -> Option<grouplab_protocol::Solution> {
+        self.lab.solution.as_ref().map(|solution| {
+            crate::lab::names::solution_with_prefix(
+                solution,
+                &self.lab.content.setup,
+                self.deps.cluster.prefix(),
+            )
+        })
+    }
+
     pub(super) async fn reveal_solution(&mut self) -> Result<(), Notice> {
         let mut progress = self.view.progress.clone();
-        progress.solution = self.lab.solution.clone();
+        progress.solution = self.solution();
         self.save_reveals(&progress).await?;
         self.emit(ServerEvent::Progress(progress));
         Ok(())

@@ -41,7 +41,15 @@ impl Session {
         let at_us = event.at_us;
         view.reported_at_us = at_us;
         let report = match event.kind {
-            InstanceEventKind::Report(report) => report,
+            InstanceEventKind::Report(mut report) => {
+                // An instance reads the broker's names; the session works with the lab's.
+                if !self.deps.cluster.prefix().is_empty() {
+                    for topic in report.topics_mut() {
+                        *topic = self.deps.cluster.logical(topic);
+                    }
+                }
+                report
+            }
             InstanceEventKind::Exited(reason) => {
                 self.on_exit(view, reason, now);
                 self.forget_old_instances();

@@ -459,7 +459,7 @@ async fn class_page(
         "<p class=muted>Nobody has joined yet.</p>".to_owned()
     } else {
         format!(
-            "<table class=roster><thead><tr><th>Name</th><th>Rejoin code</th><th>Broker port</th><th></th></tr></thead><tbody>{rows}</tbody></table><p class=muted>{} of {} learners have opened their labs since grouplab started. Shutting a learner out stops their cookies and rejoin code; their name stays taken.</p>",
+            "<table class=roster><thead><tr><th>Name</th><th>Rejoin code</th><th>Broker port</th><th></th></tr></thead><tbody>{rows}</tbody></table><p class=muted>{} of {} learners have opened their labs since grouplab started. Shutting a learner out stops their cookies and rejoin code, closes their pages and stops their instances and brokers; their name stays taken.</p>",
             running,
             learners.len()
         )
@@ -499,6 +499,7 @@ async fn revoke(
     match class.store.revoke(&id, now_ms()).await {
         Ok(true) => {
             info!(learner = %id, "the instructor shut a learner out");
+            state.worlds.shut_out(&id).await;
             (StatusCode::SEE_OTHER, [(LOCATION, "/class")]).into_response()
         }
         Ok(false) => problem_page(

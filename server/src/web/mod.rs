@@ -70,7 +70,8 @@ impl Course {
     }
 
     /// What the page at `path` shows to `who`: the course at `/`, a lab at `/labs/<id>`, else nothing.
-    async fn page(&self, who: &Who, path: &str, query: Option<&str>) -> Page {
+    /// `prefix` is the learner's on a shared cluster: the code they run carries it.
+    async fn page(&self, who: &Who, prefix: &str, path: &str, query: Option<&str>) -> Page {
         if path == "/" {
             let (namespace, learner) = match who {
                 Who::Owner => ("default", None),
@@ -91,7 +92,7 @@ impl Course {
         path.strip_prefix("/labs/")
             .and_then(|id| self.catalog.get(id))
             .map_or(Page::NotFound, |lab| Page::Lab {
-                content: Box::new(lab.content.clone()),
+                content: Box::new(crate::lab::names::content_with_prefix(&lab.content, prefix)),
                 projector: projector(query),
             })
     }
@@ -147,8 +148,9 @@ async fn page(
             None => StatusCode::UNAUTHORIZED.into_response(),
         };
     };
+    let prefix = state.worlds.prefix_for(&who);
     let page = course
-        .page(&who, request.uri().path(), request.uri().query())
+        .page(&who, &prefix, request.uri().path(), request.uri().query())
         .await;
     let status = match page {
         Page::NotFound => StatusCode::NOT_FOUND,
@@ -286,7 +288,7 @@ async fn lab_socket(
     let Some(who) = who_of(who.map(|axum::Extension(who)| who), &state) else {
         return (StatusCode::UNAUTHORIZED, "Join the class first.").into_response();
     };
-    let world = match state.worlds.world(&who).await {
+    let (world, ended) = match state.worlds.world(&who).await {
         Ok(world) => world,
         Err(why) => return (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     };
@@ -298,7 +300,7 @@ async fn lab_socket(
             .into_response();
     };
     ws.max_message_size(ws::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| ws::serve(socket, session))
+        .on_upgrade(move |socket| ws::serve(socket, session, ended))
 }
 
 /// Who a request is, as the access check found: without one (a test calling a handler alone)

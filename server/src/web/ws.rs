@@ -8,6 +8,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, StreamExt};
 use grouplab_protocol::{ClientCommand, Notice, ServerEvent};
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::session::SessionHandle;
@@ -20,8 +21,9 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// and a page that falls behind it gets a fresh snapshot instead of a backlog.
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Serves one page's socket until either side closes.
-pub async fn serve(socket: WebSocket, session: SessionHandle) {
+/// Serves one page's socket until either side closes, or `ended` is cancelled (its learner was
+/// shut out of the class).
+pub async fn serve(socket: WebSocket, session: SessionHandle, ended: CancellationToken) {
     let Some((snapshot, events)) = session.subscribe().await else {
         return;
     };
@@ -39,6 +41,10 @@ pub async fn serve(socket: WebSocket, session: SessionHandle) {
     tokio::select! {
         _ = &mut send_task => receive_task.abort(),
         _ = &mut receive_task => send_task.abort(),
+        () = ended.cancelled() => {
+            send_task.abort();
+            receive_task.abort();
+        }
     }
 }
 
