@@ -19,11 +19,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use grouplab_end2end::{
-    LabClient, TestServer, children_of, cpu_ticks, now_us, resident_kib, workspace_root,
+    LabClient, TestServer, children_of, cpu_ticks, resident_kib, workspace_root,
 };
-use grouplab_protocol::{ClientCommand, KeyMode, ServerEvent};
 
 const INSTANCES: usize = 4;
 const PARTITIONS: i32 = 4;
@@ -119,35 +117,10 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
     let mut tasks = Vec::with_capacity(labs);
     for (n, mut page) in pages.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut callbacks = Vec::new();
-            let mut expected = 0u64;
-            for second in 0..seconds {
-                let tick = started + Duration::from_secs(u64::from(second));
-                tokio::time::sleep_until(tick.into()).await;
-                let sent = Instant::now();
-                page.send(&ClientCommand::Produce {
-                    topic: topic(n),
-                    count: rate,
-                    keys: KeyMode::RoundRobin,
-                    partition: None,
-                    text: None,
-                })
+            let (latencies, callbacks) = page
+                .produce_each_second(&topic(n), rate, seconds, started, DEADLINE)
                 .await?;
-                expected += u64::from(rate);
-                let until = tokio::time::Instant::now() + DEADLINE;
-                while page.received_total() < expected {
-                    let event = tokio::time::timeout_at(until, page.next_event())
-                        .await
-                        .context("the produced messages were not counted in time")??;
-                    if let ServerEvent::Messages(batch) = &event
-                        && let Some(span) = batch.reported_us
-                    {
-                        callbacks.push(now_us().saturating_sub(span.first));
-                    }
-                }
-                latencies.push(sent.elapsed());
-            }
+            let expected = u64::from(rate) * u64::from(seconds);
             let counted = page.received_total();
             anyhow::Ok((latencies, callbacks, counted, expected))
         }));

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use grouplab_end2end::{
-    LabClient, TestServer, children_of, cpu_ticks, free_port_range, http_post, now_us, resident_kib,
+    LabClient, TestServer, children_of, cpu_ticks, free_port_range, resident_kib,
 };
-use grouplab_protocol::{ClientCommand, KeyMode, LabSnapshot, ServerEvent};
+use grouplab_protocol::LabSnapshot;
 
 const LAB: &str = "04-consumer-groups";
 const TOPIC: &str = "user-clicks";
@@ -64,13 +64,7 @@ async fn main() -> anyhow::Result<()> {
         ],
     )
     .await?;
-    let (_, page) = server.get(&format!("/class?token={TOKEN}")).await?;
-    let code = page
-        .split("data-testid=join-code>")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .context("the class page shows the code")?
-        .to_owned();
+    let code = server.class_join_code(TOKEN).await?;
     let at_rest = resident_kib(server.pid())? as f64 / 1024.0;
     println!(
         "grouplab classroom: {learners} learners, Lab 04 with 2 instances each, {rate} messages/s per learner for {seconds} s, {} cores",
@@ -84,23 +78,11 @@ async fn main() -> anyhow::Result<()> {
     for n in 0..learners {
         let (server, code) = (std::sync::Arc::clone(&server), code.clone());
         joining.push(tokio::spawn(async move {
-            let origin = format!("Origin: http://{}\r\n", server.addr);
             let sent = Instant::now();
-            let (status, head, _) = http_post(
-                server.addr,
-                "/join",
-                &origin,
-                &format!("code={code}&name=learner{n}"),
-            )
-            .await?;
+            let (status, cookie) = server.join_class(&code, &format!("learner{n}")).await?;
             let join_answer = sent.elapsed();
             anyhow::ensure!(status == 303, "a join answered {status}");
-            let cookie = head
-                .lines()
-                .find_map(|l| l.strip_prefix("set-cookie: "))
-                .and_then(|c| c.split(';').next())
-                .context("a join sets a cookie")?
-                .to_owned();
+            let cookie = cookie.context("a join sets a cookie")?;
             let page = LabClient::open_as(&server, LAB, &cookie).await?;
             anyhow::Ok((page, join_answer, sent.elapsed()))
         }));
@@ -147,32 +129,10 @@ async fn main() -> anyhow::Result<()> {
     let mut running = Vec::new();
     for (mut page, join_answer, join_to_live, checkpoint) in pages {
         running.push(tokio::spawn(async move {
-            let mut callbacks = Vec::new();
-            let mut produced = 0u64;
-            for second in 0..seconds {
-                tokio::time::sleep_until((started + Duration::from_secs(u64::from(second))).into())
-                    .await;
-                page.send(&ClientCommand::Produce {
-                    topic: TOPIC.into(),
-                    count: rate,
-                    keys: KeyMode::RoundRobin,
-                    partition: None,
-                    text: None,
-                })
+            let (_, callbacks) = page
+                .produce_each_second(TOPIC, rate, seconds, started, DEADLINE)
                 .await?;
-                produced += u64::from(rate);
-                let until = tokio::time::Instant::now() + DEADLINE;
-                while page.received_total() < produced {
-                    let event = tokio::time::timeout_at(until, page.next_event())
-                        .await
-                        .context("the produced messages were not counted in time")??;
-                    if let ServerEvent::Messages(batch) = &event
-                        && let Some(span) = batch.reported_us
-                    {
-                        callbacks.push(now_us().saturating_sub(span.first));
-                    }
-                }
-            }
+            let produced = u64::from(rate) * u64::from(seconds);
             anyhow::Ok(Learner {
                 join_answer,
                 join_to_live,

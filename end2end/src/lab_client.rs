@@ -243,6 +243,50 @@ impl LabClient {
         .await
     }
 
+    /// At the start of each of `seconds` seconds from `started`, produces `rate` messages to
+    /// `topic` and reads events until the page has counted them. Returns, per second, how long
+    /// its messages took to be counted, and, per message batch received, how long it had been
+    /// since its oldest message's consumer callback (µs, the instances' clock).
+    pub async fn produce_each_second(
+        &mut self,
+        topic: &str,
+        rate: u32,
+        seconds: u32,
+        started: std::time::Instant,
+        deadline: Duration,
+    ) -> anyhow::Result<(Vec<Duration>, Vec<u64>)> {
+        let mut latencies = Vec::new();
+        let mut callbacks = Vec::new();
+        let mut expected = self.received_total();
+        for second in 0..seconds {
+            let tick = started + Duration::from_secs(u64::from(second));
+            tokio::time::sleep_until(tick.into()).await;
+            let sent = std::time::Instant::now();
+            self.send(&grouplab_protocol::ClientCommand::Produce {
+                topic: topic.into(),
+                count: rate,
+                keys: grouplab_protocol::KeyMode::RoundRobin,
+                partition: None,
+                text: None,
+            })
+            .await?;
+            expected += u64::from(rate);
+            let until = tokio::time::Instant::now() + deadline;
+            while self.received_total() < expected {
+                let event = tokio::time::timeout_at(until, self.next_event())
+                    .await
+                    .context("the produced messages were not counted in time")??;
+                if let grouplab_protocol::ServerEvent::Messages(batch) = &event
+                    && let Some(span) = batch.reported_us
+                {
+                    callbacks.push(crate::now_us().saturating_sub(span.first));
+                }
+            }
+            latencies.push(sent.elapsed());
+        }
+        Ok((latencies, callbacks))
+    }
+
     /// Waits until step `index` (0-based) of the lab has passed, and returns how long that took;
     /// on timeout the error says what the step's checks saw last.
     pub async fn wait_for_step(

@@ -268,6 +268,40 @@ impl TestServer {
         Ok(Ok(server))
     }
 
+    /// A class server's join code, read from the instructor's class page (the access link's `token`).
+    pub async fn class_join_code(&self, token: &str) -> anyhow::Result<String> {
+        let (status, body) = self.get(&format!("/class?token={token}")).await?;
+        anyhow::ensure!(status == 200, "the class page answered {status}: {body}");
+        let code = body
+            .split("data-testid=join-code>")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .context("the class page shows the code")?;
+        Ok(code.to_owned())
+    }
+
+    /// Posts the join form as a learner's page does (from its own origin); returns the status
+    /// and the cookie (`name=value`) it set, if any.
+    pub async fn join_class(
+        &self,
+        code: &str,
+        name: &str,
+    ) -> anyhow::Result<(u16, Option<String>)> {
+        let origin = format!("Origin: http://{}\r\n", self.addr);
+        let (status, head, _) = http_post(
+            self.addr,
+            "/join",
+            &origin,
+            &format!("code={code}&name={name}"),
+        )
+        .await?;
+        let cookie = head.lines().find_map(|line| {
+            let value = line.strip_prefix("set-cookie: ")?;
+            Some(value.split(';').next()?.to_owned())
+        });
+        Ok((status, cookie))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

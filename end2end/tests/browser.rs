@@ -1813,13 +1813,7 @@ async fn two_learners_in_two_browsers_each_see_only_their_own_lab() -> anyhow::R
         ],
     )
     .await?;
-    let (_, class_page) = server.get(&format!("/class?token={token}")).await?;
-    let code = class_page
-        .split("data-testid=join-code>")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .ok_or_else(|| anyhow::anyhow!("the class page shows the code"))?
-        .to_owned();
+    let code = server.class_join_code(token).await?;
     // Two browsers: two cookie jars, as two learners' laptops.
     let ada_browser = Browser::start().await?;
     let bob_browser = Browser::start().await?;

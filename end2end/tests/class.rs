@@ -37,14 +37,7 @@ async fn start(data: &std::path::Path, args: &[String]) -> anyhow::Result<TestSe
 
 /// The join code, read from the instructor's class page.
 async fn join_code(server: &TestServer) -> anyhow::Result<String> {
-    let (status, body) = server.get(&format!("/class?token={TOKEN}")).await?;
-    anyhow::ensure!(status == 200, "the class page answered {status}: {body}");
-    let code = body
-        .split("data-testid=join-code>")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .context("the class page shows the code")?;
-    Ok(code.to_owned())
+    server.class_join_code(TOKEN).await
 }
 
 /// Posts the join form from the page's own origin; returns the status and the learner's cookie.
@@ -53,19 +46,27 @@ async fn join(
     code: &str,
     name: &str,
 ) -> anyhow::Result<(u16, Option<String>)> {
-    let origin = format!("Origin: http://{}\r\n", server.addr);
-    let (status, head, _) = http_post(
-        server.addr,
-        "/join",
-        &origin,
-        &format!("code={code}&name={name}"),
-    )
-    .await?;
-    let cookie = head.lines().find_map(|line| {
-        let value = line.strip_prefix("set-cookie: ")?;
-        Some(value.split(';').next()?.to_owned())
-    });
-    Ok((status, cookie))
+    server.join_class(code, name).await
+}
+
+/// A class of two, Ada and Bob, on a server started with `extra` arguments as well; their cookies.
+async fn ada_and_bob(
+    data: &std::path::Path,
+    extra: &[String],
+) -> anyhow::Result<(TestServer, String, String)> {
+    let mut args = class_args(free_port_range(2), 2);
+    args.extend_from_slice(extra);
+    let server = start(data, &args).await?;
+    let code = join_code(&server).await?;
+    let ada = join(&server, &code, "Ada")
+        .await?
+        .1
+        .context("Ada's cookie")?;
+    let bob = join(&server, &code, "Bob")
+        .await?
+        .1
+        .context("Bob's cookie")?;
+    Ok((server, ada, bob))
 }
 
 /// The status of a lab websocket handshake with these cookies.
@@ -90,6 +91,15 @@ fn members(view: &LabSnapshot) -> Vec<String> {
         .unwrap_or_default();
     ids.sort();
     ids
+}
+
+/// The group's committed offsets on the lab's topic, summed over its partitions.
+fn committed_total(view: &LabSnapshot) -> i64 {
+    view.topic(TOPIC).map_or(0, |t| {
+        (0..3)
+            .filter_map(|partition| t.committed(GROUP, partition))
+            .sum()
+    })
 }
 
 /// What only this learner's page may show: their one page instance and their own consumer.
@@ -225,12 +235,7 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
         .await?;
     bob_page
         .wait_until("Bob's group to commit his 7 messages", JOIN_DEADLINE, |p| {
-            p.view().topic(TOPIC).is_some_and(|t| {
-                (0..3)
-                    .filter_map(|partition| t.committed(GROUP, partition))
-                    .sum::<i64>()
-                    == 7
-            })
+            committed_total(p.view()) == 7
         })
         .await?;
     ada_page
@@ -260,13 +265,10 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
         .await?;
     bob_page
         .wait_until("Bob's group to commit all 8 messages", JOIN_DEADLINE, |p| {
-            p.view().topic(TOPIC).is_some_and(|t| {
-                t.message_count() == 8
-                    && (0..3)
-                        .filter_map(|partition| t.committed(GROUP, partition))
-                        .sum::<i64>()
-                        == 8
-            })
+            p.view()
+                .topic(TOPIC)
+                .is_some_and(|t| t.message_count() == 8)
+                && committed_total(p.view()) == 8
         })
         .await?;
     assert!(members(bob_page.view()).contains(&bob_id));
@@ -347,6 +349,39 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
     Ok(())
 }
 
+/// Has each page produce its count to `topic`, and starts that learner's own copy of `lab`'s
+/// solution against the broker URL their page shows.
+async fn produce_and_run_own_solution(
+    pages: &mut [LabClient],
+    urls: &[String],
+    counts: [u32; 2],
+    topic: &str,
+    lab: &'static str,
+    logs: &std::path::Path,
+) -> anyhow::Result<Vec<ExternalConsumer>> {
+    let mut consumers = Vec::new();
+    for ((page, url), count) in pages.iter_mut().zip(urls).zip(counts) {
+        page.send(&ClientCommand::Produce {
+            topic: topic.into(),
+            count,
+            keys: grouplab_protocol::KeyMode::None,
+            partition: None,
+            text: None,
+        })
+        .await?;
+        consumers.push(ExternalConsumer::start(
+            Client::Solution {
+                lab,
+                arg: None,
+                client_id: "learner-solution",
+            },
+            url,
+            logs,
+        )?);
+    }
+    Ok(consumers)
+}
+
 /// The first consumer of `order-workers` in a learner's Redis lab, and how far the group read.
 fn redis_readers(view: &LabSnapshot) -> (Vec<String>, Option<u64>) {
     let group = view
@@ -379,17 +414,7 @@ async fn two_learners_redis_consumers_on_one_stream_name_see_only_their_own_entr
 -> anyhow::Result<()> {
     const REDIS_LAB: &str = "13-redis-streams";
     let data = tempfile::tempdir()?;
-    let first = free_port_range(2);
-    let server = start(data.path(), &class_args(first, 2)).await?;
-    let code = join_code(&server).await?;
-    let ada = join(&server, &code, "Ada")
-        .await?
-        .1
-        .context("Ada's cookie")?;
-    let bob = join(&server, &code, "Bob")
-        .await?
-        .1
-        .context("Bob's cookie")?;
+    let (server, ada, bob) = ada_and_bob(data.path(), &[]).await?;
     let mut pages = Vec::new();
     for cookie in [&ada, &bob] {
         let mut page = LabClient::open_as(&server, REDIS_LAB, cookie).await?;
@@ -413,26 +438,9 @@ async fn two_learners_redis_consumers_on_one_stream_name_see_only_their_own_entr
     }
 
     // The same stream and group names, different entries: 5 for Ada, 3 for Bob.
-    let mut consumers = Vec::new();
-    for ((page, url), count) in pages.iter_mut().zip(&urls).zip([5u32, 3]) {
-        page.send(&ClientCommand::Produce {
-            topic: "orders".into(),
-            count,
-            keys: grouplab_protocol::KeyMode::None,
-            partition: None,
-            text: None,
-        })
-        .await?;
-        consumers.push(ExternalConsumer::start(
-            Client::Solution {
-                lab: REDIS_LAB,
-                arg: None,
-                client_id: "learner-solution",
-            },
-            url,
-            data.path(),
-        )?);
-    }
+    let consumers =
+        produce_and_run_own_solution(&mut pages, &urls, [5, 3], "orders", REDIS_LAB, data.path())
+            .await?;
     for ((page, consumer), count) in pages.iter_mut().zip(&consumers).zip([5u64, 3]) {
         page.wait_until(
             &format!("the learner's own consumer to read all {count} entries"),
@@ -462,17 +470,7 @@ async fn two_learners_rabbitmq_workers_on_one_queue_name_see_only_their_own_mess
     /// grouplab's own RabbitMQ takes seconds to start.
     const RABBIT_DEADLINE: Duration = Duration::from_secs(120);
     let data = tempfile::tempdir()?;
-    let first = free_port_range(2);
-    let server = start(data.path(), &class_args(first, 2)).await?;
-    let code = join_code(&server).await?;
-    let ada = join(&server, &code, "Ada")
-        .await?
-        .1
-        .context("Ada's cookie")?;
-    let bob = join(&server, &code, "Bob")
-        .await?
-        .1
-        .context("Bob's cookie")?;
+    let (server, ada, bob) = ada_and_bob(data.path(), &[]).await?;
     let mut pages = Vec::new();
     for cookie in [&ada, &bob] {
         let mut page = LabClient::open_as(&server, RABBIT_LAB, cookie).await?;
@@ -497,26 +495,9 @@ async fn two_learners_rabbitmq_workers_on_one_queue_name_see_only_their_own_mess
     );
 
     // The same queue name, different messages: 4 for Ada, 2 for Bob, each to their own worker.
-    let mut workers = Vec::new();
-    for ((page, url), count) in pages.iter_mut().zip(&urls).zip([4u32, 2]) {
-        page.send(&ClientCommand::Produce {
-            topic: QUEUE.into(),
-            count,
-            keys: grouplab_protocol::KeyMode::None,
-            partition: None,
-            text: None,
-        })
-        .await?;
-        workers.push(ExternalConsumer::start(
-            Client::Solution {
-                lab: RABBIT_LAB,
-                arg: None,
-                client_id: "learner-solution",
-            },
-            url,
-            data.path(),
-        )?);
-    }
+    let workers =
+        produce_and_run_own_solution(&mut pages, &urls, [4, 2], QUEUE, RABBIT_LAB, data.path())
+            .await?;
     for ((page, worker), count) in pages.iter_mut().zip(&workers).zip([4u64, 2]) {
         page.wait_until(
             &format!("the learner's own worker to acknowledge all {count} messages"),
@@ -566,18 +547,11 @@ async fn a_class_on_a_named_cluster_gives_each_learner_their_own_prefix() -> any
     let cluster = TestServer::start(cluster_data.path()).await?;
     let bootstrap = cluster.broker.to_string();
     let data = tempfile::tempdir()?;
-    let mut args = class_args(free_port_range(2), 2);
-    args.extend(["--bootstrap-servers".to_owned(), bootstrap.clone()]);
-    let server = start(data.path(), &args).await?;
-    let code = join_code(&server).await?;
-    let ada = join(&server, &code, "Ada")
-        .await?
-        .1
-        .context("Ada's cookie")?;
-    let bob = join(&server, &code, "Bob")
-        .await?
-        .1
-        .context("Bob's cookie")?;
+    let (server, ada, bob) = ada_and_bob(
+        data.path(),
+        &["--bootstrap-servers".to_owned(), bootstrap.clone()],
+    )
+    .await?;
     let ada_prefix = format!("kafka-101.{}.", learner_id(&server, "Ada").await?);
     let bob_prefix = format!("kafka-101.{}.", learner_id(&server, "Bob").await?);
 

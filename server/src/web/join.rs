@@ -127,16 +127,21 @@ pub fn not_joined_page(class: &Class) -> Response {
     )
 }
 
-/// The join form, filled in with what was typed, and why it was refused.
-fn join_fields(code: &str, name: &str, problem: Option<&str>) -> String {
-    let problem = problem
+/// Why a form was refused, above it; nothing when it was not.
+fn problem_line(problem: Option<&str>) -> String {
+    problem
         .map(|p| {
             format!(
                 "<p class=\"door-problem\" role=alert data-testid=problem>{}</p>",
                 escape(p)
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The join form, filled in with what was typed, and why it was refused.
+fn join_fields(code: &str, name: &str, problem: Option<&str>) -> String {
+    let problem = problem_line(problem);
     format!(
         "<form method=post action=/join class=door-form>{problem}<label>Class code <input name=code required autocomplete=off autocapitalize=characters value=\"{}\"></label><label>Your name, as the class will see it <input name=name required maxlength=32 autocomplete=name value=\"{}\"></label><button type=submit>Join</button></form>",
         escape(code),
@@ -225,6 +230,19 @@ fn peer(connect: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
     )
 }
 
+/// The class a join or rejoin form was posted to, and from where, unless it must be refused.
+fn door<'a>(
+    state: &'a AppState,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<(&'a Class, IpAddr), Refusal> {
+    let class = class_of(state)?;
+    let from = peer(connect);
+    check_post(state, class, headers, from, what)?;
+    Ok((class, from))
+}
+
 /// Refuses a form posted by a page of another site, or one posted too often from one address.
 fn check_post(
     state: &AppState,
@@ -271,14 +289,10 @@ async fn join(
     headers: HeaderMap,
     Form(form): Form<JoinForm>,
 ) -> Response {
-    let class = match class_of(&state) {
-        Ok(class) => class,
+    let (class, from) = match door(&state, connect, &headers, "join") {
+        Ok(door) => door,
         Err(refusal) => return refusal.into_response(),
     };
-    let from = peer(connect);
-    if let Err(refusal) = check_post(&state, class, &headers, from, "join") {
-        return refusal.into_response();
-    }
     let refused = |status: StatusCode, err: JoinError| {
         page(
             status,
@@ -312,14 +326,7 @@ async fn join(
 }
 
 fn rejoin_fields(code: &str, problem: Option<&str>) -> String {
-    let problem = problem
-        .map(|p| {
-            format!(
-                "<p class=\"door-problem\" role=alert data-testid=problem>{}</p>",
-                escape(p)
-            )
-        })
-        .unwrap_or_default();
+    let problem = problem_line(problem);
     format!(
         "<h1>Continue where you left off</h1><p>Type the rejoin code shown on your course page (such as <code>ABCDE-FGHJK</code>).</p><form method=post action=/rejoin class=door-form>{problem}<label>Rejoin code <input name=code required autocomplete=off autocapitalize=characters value=\"{}\"></label><button type=submit>Continue</button></form><p>New to the class? <a href=/join>Join it</a>.</p>",
         escape(code)
@@ -355,14 +362,10 @@ async fn rejoin(
     headers: HeaderMap,
     Form(form): Form<RejoinForm>,
 ) -> Response {
-    let class = match class_of(&state) {
-        Ok(class) => class,
+    let (class, from) = match door(&state, connect, &headers, "rejoin") {
+        Ok(door) => door,
         Err(refusal) => return refusal.into_response(),
     };
-    let from = peer(connect);
-    if let Err(refusal) = check_post(&state, class, &headers, from, "rejoin") {
-        return refusal.into_response();
-    }
     match class.store.rejoin(&form.code, now_ms()).await {
         Ok((learner, cookie)) => {
             info!(learner = %learner.id, %from, "a learner rejoined on another device");
