@@ -41,6 +41,8 @@ pub enum Page {
     Lab {
         content: Box<LabContent>,
         projector: bool,
+        /// In a class, the learner's name, shown in the top bar.
+        learner: Option<String>,
     },
     /// Any other address.
     NotFound,
@@ -111,9 +113,11 @@ pub fn shell(options: LeptosOptions, page: Page) -> impl IntoView {
 pub fn App(page: Page) -> impl IntoView {
     match page {
         Page::Labs { labs, learner } => EitherOf3::A(view! { <LabList labs learner /> }),
-        Page::Lab { content, projector } => {
-            EitherOf3::B(view! { <LabWorkspace content=*content projector /> })
-        }
+        Page::Lab {
+            content,
+            projector,
+            learner,
+        } => EitherOf3::B(view! { <LabWorkspace content=*content projector learner /> }),
         Page::NotFound => EitherOf3::C(view! { <NotFound /> }),
     }
 }
@@ -213,7 +217,7 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
 }
 
 #[component]
-fn LabWorkspace(content: LabContent, projector: bool) -> impl IntoView {
+fn LabWorkspace(content: LabContent, projector: bool, learner: Option<String>) -> impl IntoView {
     let live = Live::connect(content.id.clone());
     provide_context(live);
     let title = content.title.clone();
@@ -232,6 +236,7 @@ fn LabWorkspace(content: LabContent, projector: bool) -> impl IntoView {
                 <span class="meta">{content.difficulty.clone()} " · " {content.minutes} " min"</span>
                 <live_view::BrokerBadge />
                 <live_view::LinkBadge />
+                {learner.map(|name| view! { <span class="learner-name" data-testid="learner-name" title="You, in this class">{name}</span> })}
                 <a class="projector-toggle" href=toggle_href data-testid="projector-toggle">{toggle_text}</a>
             </header>
             {projector.then(|| view! { <live_view::Shortcuts /> })}

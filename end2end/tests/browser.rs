@@ -1792,7 +1792,8 @@ async fn join_class(
         .click()
         .await?;
     wait_text(client, "learner", name).await?;
-    open_lab(client, server).await
+    open_lab(client, server).await?;
+    wait_text(client, "learner-name", name).await
 }
 
 #[tokio::test]

@@ -174,6 +174,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     // A class on a named cluster shares it, each learner under their own prefix.
     let shared_cluster = broker.is_none().then(|| (cluster.clone(), health.clone()));
+    // There the instructor's own labs are under the class's name too, apart from every learner's
+    // (learners' ids start with `l` and a hex digit), so several classes can share a cluster.
+    let cluster = match &config.class {
+        Some(class) if broker.is_none() => cluster.with_prefix(&format!("{class}.instructor.")),
+        _ => cluster,
+    };
     let sessions = Arc::new(Sessions::new(
         SessionDeps {
             cluster,
@@ -201,7 +207,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 supervisor,
                 progress,
                 catalog: Arc::clone(&catalog),
-                broker_ip: config.broker_addr.ip(),
+                // Beyond loopback only with --public, whatever --broker-addr says on a named cluster.
+                broker_ip: if config.public {
+                    config.broker_addr.ip()
+                } else {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                },
                 advertised_host: config.advertised_host.clone(),
                 initial_rebalance_delay: config.initial_rebalance_delay(),
                 redis_program: config.redis_program.clone(),

@@ -4,12 +4,14 @@
 //! sessions talk to. The server's own world (namespace `default`) is the only one without
 //! `--class`, and the instructor's in a class. Each learner's world is started when they first
 //! open a page: an embedded broker of their own on their port from `--learner-ports` (so a lab's
-//! topic and group names stay exactly as written, and nothing a learner's script does reaches
-//! another learner's broker), a `redis-server` of their own with their password, a RabbitMQ
+//! topic and group names stay exactly as written, and a learner's script, given their address,
+//! works on their broker alone), a `redis-server` of their own with their password, a RabbitMQ
 //! virtual host and user of their own on the server's one `rabbitmq-server`, their progress rows,
 //! and their instances under the supervisor's per-learner cap.
 //!
 //! Who a request is comes only from its cookie ([`Who`]); no address or frame names a learner.
+//! The brokers ask nobody who they are: a learner's broker is theirs in that grouplab gives
+//! nobody else its address, not because it would refuse anyone who found it.
 
 pub mod codes;
 pub mod store;
@@ -132,7 +134,8 @@ pub struct WorldParts {
 /// A learner's world: their sessions, and the brokers grouplab started for them.
 struct LearnerWorld {
     sessions: Arc<Sessions>,
-    /// Cancelled when the learner is shut out: their pages' sockets close.
+    /// Cancelled when the learner is shut out: their pages' sockets close, and their sessions
+    /// and health monitor end.
     ended: CancellationToken,
     /// Their own embedded broker; `None` on a shared cluster.
     broker: Option<Arc<EmbeddedBroker>>,
@@ -147,6 +150,8 @@ pub struct Worlds {
     parts: Option<WorldParts>,
     /// A std Mutex is fine: it guards a map lookup or insert, never held across an await.
     learners: Mutex<HashMap<String, Arc<OnceCell<LearnerWorld>>>>,
+    /// Learners shut out since the server started: their worlds are never started again.
+    shut: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Worlds {
@@ -157,6 +162,7 @@ impl Worlds {
             own_ended: CancellationToken::new(),
             parts: None,
             learners: Mutex::new(HashMap::new()),
+            shut: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -167,6 +173,7 @@ impl Worlds {
             own_ended: CancellationToken::new(),
             parts: Some(parts),
             learners: Mutex::new(HashMap::new()),
+            shut: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -196,29 +203,40 @@ impl Worlds {
             Arc::clone(learners.entry(learner.id.clone()).or_default())
         };
         let world = cell.get_or_try_init(|| start_world(parts, learner)).await?;
+        // Shut out while this request was on its way, or while the world was starting.
+        if self.is_shut(&learner.id) {
+            stop_world(parts, &learner.id, world).await;
+            return Err("You are no longer in this class.".to_owned());
+        }
         Ok((Arc::clone(&world.sessions), world.ended.clone()))
     }
 
-    /// Ends a learner's world once they are shut out: their pages' sockets close, their
-    /// instances stop, and their own broker and Redis stop (what they stored goes with them).
+    fn is_shut(&self, learner: &str) -> bool {
+        self.shut.lock().map_or(true, |shut| shut.contains(learner))
+    }
+
+    /// Ends a learner's world once they are shut out: it is never started again, their pages'
+    /// sockets close, their sessions end, their instances stop, and their own broker and Redis
+    /// stop (what they stored goes with them).
     pub async fn shut_out(&self, learner: &str) {
         let Some(parts) = &self.parts else {
             return;
         };
+        if let Ok(mut shut) = self.shut.lock() {
+            shut.insert(learner.to_owned());
+        }
         let cell = match self.learners.lock() {
             Ok(mut learners) => learners.remove(learner),
             Err(_) => None,
         };
-        if let Err(err) = parts.supervisor.stop_learner(learner).await {
-            warn!(%learner, %err, "a shut-out learner's instances could not be stopped");
-        }
-        let Some(world) = cell.as_deref().and_then(OnceCell::get) else {
-            return;
-        };
-        world.ended.cancel();
-        world.redis.shut_down().await;
-        if let Some(broker) = &world.broker {
-            broker.shut_down().await;
+        match cell.as_deref().and_then(OnceCell::get) {
+            Some(world) => stop_world(parts, learner, world).await,
+            // Never started, or starting: `world` stops it when it is ready.
+            None => {
+                if let Err(err) = parts.supervisor.stop_learner(learner).await {
+                    warn!(%learner, %err, "a shut-out learner's instances could not be stopped");
+                }
+            }
         }
     }
 
@@ -274,12 +292,26 @@ impl Worlds {
     }
 }
 
+/// Stops a shut-out learner's world: sockets and sessions first, so that nothing starts an
+/// instance again, then their instances, then their brokers.
+async fn stop_world(parts: &WorldParts, learner: &str, world: &LearnerWorld) {
+    world.ended.cancel();
+    if let Err(err) = parts.supervisor.stop_learner(learner).await {
+        warn!(%learner, %err, "a shut-out learner's instances could not be stopped");
+    }
+    world.redis.shut_down().await;
+    if let Some(broker) = &world.broker {
+        broker.shut_down().await;
+    }
+}
+
 fn learner_prefix(parts: &WorldParts, learner: &Learner) -> String {
     format!("{}.{}.", parts.class, learner.id)
 }
 
 /// Starts a learner's broker (or their view of the shared cluster) and Redis, and their sessions.
 async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWorld, String> {
+    let ended = parts.shutdown.child_token();
     let (cluster, broker, health) = match &parts.shared_cluster {
         Some((cluster, health)) => (
             cluster.with_prefix(&learner_prefix(parts, learner)),
@@ -287,7 +319,7 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
             health.clone(),
         ),
         None => {
-            let (cluster, broker, health) = start_broker(parts, learner).await?;
+            let (cluster, broker, health) = start_broker(parts, learner, &ended).await?;
             (cluster, Some(broker), health)
         }
     };
@@ -318,7 +350,7 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
                 &learner.secret,
             ),
             crashes: Arc::new(CrashBook::default()),
-            shutdown: parts.shutdown.clone(),
+            shutdown: ended.clone(),
             tasks: parts.tasks.clone(),
         },
         Arc::clone(&parts.catalog),
@@ -327,7 +359,7 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
     info!(learner = %learner.id, name = %learner.name, "a learner's labs started");
     Ok(LearnerWorld {
         sessions,
-        ended: CancellationToken::new(),
+        ended,
         broker,
         redis,
     })
@@ -337,6 +369,7 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
 async fn start_broker(
     parts: &WorldParts,
     learner: &Learner,
+    ended: &CancellationToken,
 ) -> Result<(Cluster, Arc<EmbeddedBroker>, watch::Receiver<BrokerHealth>), String> {
     let addr = SocketAddr::new(parts.broker_ip, learner.broker_port);
     let broker = EmbeddedBroker::start_advertising(
@@ -361,7 +394,7 @@ async fn start_broker(
     let health = grouplab_backends::kafka::health::monitor(
         cluster.clone(),
         Some(broker.serving()),
-        parts.shutdown.clone(),
+        ended.clone(),
         &parts.tasks,
     );
     Ok((cluster, broker, health))

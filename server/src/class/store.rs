@@ -203,8 +203,10 @@ impl ClassStore {
             }
             let mut used = Vec::new();
             {
-                let mut statement =
-                    tx.prepare("SELECT broker_port FROM learners WHERE class = ?1")?;
+                // A learner who was shut out frees their place and their port.
+                let mut statement = tx.prepare(
+                    "SELECT broker_port FROM learners WHERE class = ?1 AND revoked_at IS NULL",
+                )?;
                 for port in statement.query_map(params![class], |row| row.get::<_, u16>(0))? {
                     used.push(port?);
                 }
@@ -309,17 +311,24 @@ impl ClassStore {
         .await
     }
 
-    /// Shuts a learner out: their cookies and rejoin code stop working. Their name and port stay
-    /// taken, so that nobody else is mistaken for them. Returns whether there was such a learner.
+    /// Shuts a learner out: their cookies and rejoin code stop working, and their place and port
+    /// go to whoever joins next. Their name stays taken, so that nobody is mistaken for them. Returns whether there was such a learner.
     pub async fn revoke(&self, id: &str, now: EpochMillis) -> Result<bool, JoinError> {
         let id = id.to_owned();
         self.with_db(move |db, class| {
             let tx = db.transaction()?;
+            // The port is released (made negative and unique), the name stays taken.
             let changed = tx.execute(
-                "UPDATE learners SET revoked_at = ?3 WHERE id = ?1 AND class = ?2 AND revoked_at IS NULL",
+                "UPDATE learners SET revoked_at = ?3, broker_port = -rowid
+                 WHERE id = ?1 AND class = ?2 AND revoked_at IS NULL",
                 params![id, class, now as i64],
             )?;
-            tx.execute("DELETE FROM learner_cookies WHERE learner = ?1", params![id])?;
+            if changed > 0 {
+                tx.execute(
+                    "DELETE FROM learner_cookies WHERE learner = ?1",
+                    params![id],
+                )?;
+            }
             tx.commit()?;
             Ok(changed > 0)
         })
@@ -442,16 +451,18 @@ mod tests {
             Err(JoinError::NameTaken(_))
         ));
 
-        // The port range is the class's size.
+        // The port range is the class's size; Ada's place and port were freed.
+        let (cy, _) = class.join("Cy", PORTS, 60, 40).await.expect("Cy joins");
+        assert_eq!(cy.broker_port, 9100, "Cy takes the port Ada had");
         class
-            .join("Cy", PORTS, 60, 40)
+            .join("Di", PORTS, 60, 41)
             .await
-            .expect("Cy takes the last port");
+            .expect("Di takes the last port");
         assert_eq!(
-            class.join("Di", PORTS, 60, 41).await,
+            class.join("Ed", PORTS, 60, 42).await,
             Err(JoinError::ClassFull(3))
         );
-        assert_eq!(class.learners().await.expect("the roster").len(), 2);
+        assert_eq!(class.learners().await.expect("the roster").len(), 3);
     }
 
     #[tokio::test]

@@ -19,6 +19,9 @@ use std::net::SocketAddr;
 pub struct SiteAccess {
     hosts: Vec<String>,
     token: Option<String>,
+    /// Whether other machines reach it (then it answers to any name). A class on loopback has
+    /// a token (the instructor's) and still checks names.
+    reachable: bool,
 }
 
 /// The cookie that carries the access token.
@@ -166,7 +169,12 @@ impl SiteAccess {
             host.make_ascii_lowercase();
         }
         hosts.dedup();
-        Ok(Self { hosts, token })
+        let reachable = token.is_some() && !addr.ip().is_loopback();
+        Ok(Self {
+            hosts,
+            token,
+            reachable,
+        })
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -193,7 +201,7 @@ impl SiteAccess {
         let listed = |name: &str| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
         // A public server is reached by whatever name a class uses, and its cookie already
         // keeps out other sites; the page's own origin is then the name it was reached by.
-        let public = self.token.is_some();
+        let public = self.reachable;
         let known = |name: &str| {
             listed(name) || (public && host.is_some_and(|h| h.eq_ignore_ascii_case(name)))
         };

@@ -192,24 +192,15 @@ fn show_join(state: &AppState, who: Option<Extension<Who>>, code: &str) -> Respo
     if let Some(Extension(Who::Learner(learner))) = &who {
         return already_in(learner);
     }
-    // A code in the link that is not the class's is said at once, not after typing a name.
-    let problem =
-        (!code.is_empty() && !class.is_code(code)).then(|| JoinError::WrongCode.to_string());
+    // The code in the link is checked with the name, by the rate-limited POST: a page that
+    // said at once whether a code is right would let anyone try every code.
     page(
-        if problem.is_some() {
-            StatusCode::NOT_FOUND
-        } else {
-            StatusCode::OK
-        },
+        StatusCode::OK,
         "Join the class",
         &format!(
             "<h1>Join the class {}</h1><p>Type your name: you will see your own labs, with a Kafka broker of your own, and your instructor will see your progress.</p>{}<p>Already joined on this device? <a href=/>Open your labs</a>. On another one? <a href=/rejoin>Continue with your rejoin code</a>.</p>",
             escape(class.name()),
-            join_fields(
-                if problem.is_some() { "" } else { code },
-                "",
-                problem.as_deref()
-            )
+            join_fields(code, "", None)
         ),
     )
 }

@@ -92,6 +92,10 @@ impl Course {
         path.strip_prefix("/labs/")
             .and_then(|id| self.catalog.get(id))
             .map_or(Page::NotFound, |lab| Page::Lab {
+                learner: match who {
+                    Who::Learner(learner) => Some(learner.name.clone()),
+                    Who::Owner => None,
+                },
                 content: Box::new(crate::lab::names::content_with_prefix(&lab.content, prefix)),
                 projector: projector(query),
             })
