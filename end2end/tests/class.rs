@@ -349,6 +349,28 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
     Ok(())
 }
 
+/// Opens `lab` as each learner, waits until each page is `ready`, and gives the pages with the
+/// broker URL each shows.
+async fn open_both(
+    server: &TestServer,
+    lab: &str,
+    cookies: [&str; 2],
+    (what, deadline): (&str, Duration),
+    ready: impl Fn(&LabClient) -> bool,
+) -> anyhow::Result<(Vec<LabClient>, Vec<String>)> {
+    let mut pages = Vec::new();
+    for cookie in cookies {
+        let mut page = LabClient::open_as(server, lab, cookie).await?;
+        page.wait_until(what, deadline, &ready).await?;
+        pages.push(page);
+    }
+    let urls = pages
+        .iter()
+        .map(|p| p.view().broker.bootstrap_servers.clone())
+        .collect();
+    Ok((pages, urls))
+}
+
 /// Has each page produce its count to `topic`, and starts that learner's own copy of `lab`'s
 /// solution against the broker URL their page shows.
 async fn produce_and_run_own_solution(
@@ -415,19 +437,14 @@ async fn two_learners_redis_consumers_on_one_stream_name_see_only_their_own_entr
     const REDIS_LAB: &str = "13-redis-streams";
     let data = tempfile::tempdir()?;
     let (server, ada, bob) = ada_and_bob(data.path(), &[]).await?;
-    let mut pages = Vec::new();
-    for cookie in [&ada, &bob] {
-        let mut page = LabClient::open_as(&server, REDIS_LAB, cookie).await?;
-        page.wait_until("the learner's own Redis", JOIN_DEADLINE, |p| {
-            p.view().broker.bootstrap_servers.starts_with("redis://:")
-        })
-        .await?;
-        pages.push(page);
-    }
-    let urls: Vec<String> = pages
-        .iter()
-        .map(|p| p.view().broker.bootstrap_servers.clone())
-        .collect();
+    let (mut pages, urls) = open_both(
+        &server,
+        REDIS_LAB,
+        [&ada, &bob],
+        ("the learner's own Redis", JOIN_DEADLINE),
+        |p| p.view().broker.bootstrap_servers.starts_with("redis://:"),
+    )
+    .await?;
     assert_ne!(urls[0], urls[1], "each learner has a Redis of their own");
     for url in &urls {
         let answer = ping_without_password(url).await?;
@@ -459,6 +476,24 @@ async fn two_learners_redis_consumers_on_one_stream_name_see_only_their_own_entr
         readers[0], readers[1],
         "each page shows its own learner's consumer"
     );
+
+    // Each learner's redis-server is the server's child, and none outlives it.
+    let children = grouplab_end2end::children_of(server.pid());
+    assert!(
+        children.len() >= 2,
+        "two learners' redis-servers: {children:?}"
+    );
+    drop(consumers);
+    let mut server = server;
+    server.terminate().await?;
+    let left: Vec<u32> = children
+        .into_iter()
+        .filter(|&pid| grouplab_end2end::is_running(pid))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "still running after the server stopped: {left:?}"
+    );
     Ok(())
 }
 
@@ -471,20 +506,17 @@ async fn two_learners_rabbitmq_workers_on_one_queue_name_see_only_their_own_mess
     const RABBIT_DEADLINE: Duration = Duration::from_secs(120);
     let data = tempfile::tempdir()?;
     let (server, ada, bob) = ada_and_bob(data.path(), &[]).await?;
-    let mut pages = Vec::new();
-    for cookie in [&ada, &bob] {
-        let mut page = LabClient::open_as(&server, RABBIT_LAB, cookie).await?;
-        page.wait_until("the learner's own virtual host", RABBIT_DEADLINE, |p| {
+    let (mut pages, urls) = open_both(
+        &server,
+        RABBIT_LAB,
+        [&ada, &bob],
+        ("the learner's own virtual host", RABBIT_DEADLINE),
+        |p| {
             p.view().broker.health == grouplab_protocol::BrokerHealth::Up
                 && p.view().queue(QUEUE).is_some()
-        })
-        .await?;
-        pages.push(page);
-    }
-    let urls: Vec<String> = pages
-        .iter()
-        .map(|p| p.view().broker.bootstrap_servers.clone())
-        .collect();
+        },
+    )
+    .await?;
     assert_ne!(
         urls[0], urls[1],
         "each learner has a user and virtual host of their own"

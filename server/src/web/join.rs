@@ -49,8 +49,12 @@ pub fn is_open(path: &str) -> bool {
         || path
             .strip_prefix("/rejoin/")
             .is_some_and(|code| !code.contains('/'))
-        || path == "/grouplab.css"
-        || path.starts_with("/pkg/")
+        || is_static(path)
+}
+
+/// The front end's files, the same for everyone.
+pub fn is_static(path: &str) -> bool {
+    path == "/grouplab.css" || path.starts_with("/pkg/")
 }
 
 /// Text as HTML.

@@ -244,6 +244,10 @@ async fn require_access(
         )
             .into_response();
     };
+    // The front end's files are everyone's: no database lookup for each of them.
+    if join::is_static(path) {
+        return next.run(request).await;
+    }
     if let Some(cookie) = cookie_value(cookies.as_deref(), LEARNER_COOKIE) {
         match class.store.learner_by_cookie(cookie).await {
             Ok(Some(learner)) => {
