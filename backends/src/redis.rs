@@ -342,10 +342,17 @@ async fn start(source: &RedisSource) -> Result<Ready, String> {
             };
             let port = free_port()
                 .map_err(|err| format!("grouplab found no free port for Redis: {err}"))?;
+            // The password goes in a file only its owner reads, not on the command line,
+            // which every user of the machine sees in `ps`.
+            let config = dir.join("redis.conf");
+            let mut lines = String::new();
+            if let Some(password) = password {
+                lines.push_str(&format!("requirepass \"{password}\"\n"));
+            }
+            write_private(&config, &lines)
+                .map_err(|err| format!("grouplab could not write {}: {err}", config.display()))?;
             let mut process = spawn_child(&program, |command| {
-                if let Some(password) = password {
-                    command.args(["--requirepass", password]);
-                }
+                command.arg(&config);
                 // grouplab's own clients and instances dial loopback, which every address
                 // but one of loopback's own must add.
                 command.arg("--bind");
@@ -415,6 +422,21 @@ async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
     let mut con = ConnectionManager::new_with_config(client, config).await?;
     redis::cmd("PING").query_async::<()>(&mut con).await?;
     Ok(con)
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // A file made by an older run keeps its mode: narrow it too.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -9,13 +9,22 @@
 //! server's memory at rest, with every learner's labs open, and with their instances; memory per
 //! learner on the server besides their instances, and per instance process; CPU.
 //!
-//!     cargo xtask build && cargo run -p grouplab-benches --bin classroom -- [learners] [messages/s per learner] [seconds]
+//! The first `browsers` learners (3 by default) join in headless Chromium instead, through the
+//! join page's form, and keep their lab page open while the benchmark drives their lab over a
+//! websocket of its own with their cookie: it reports their join → live lab in the browser, and
+//! how far their page's shown counts trailed the websocket's at the end (an upper bound: each
+//! page is read in turn, every 100 ms). Chromium runs on the
+//! same 2 cores as the server (a learner's runs on their laptop), so it costs the server CPU.
+//!
+//!     cargo xtask build && cargo run -p grouplab-benches --bin classroom -- [learners] [messages/s per learner] [seconds] [browsers]
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use fantoccini::Locator;
 use grouplab_end2end::{
-    LabClient, TestServer, children_of, cpu_ticks, free_port_range, resident_kib,
+    Browser, LabClient, TestServer, children_of, cpu_ticks, free_port_range, poll_until,
+    resident_kib, shown_received,
 };
 use grouplab_protocol::LabSnapshot;
 
@@ -29,12 +38,15 @@ const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// What one learner measured.
 struct Learner {
-    join_answer: Duration,
+    /// The join's own answer, for a learner who joined over HTTP (not in a browser).
+    join_answer: Option<Duration>,
     join_to_live: Duration,
     checkpoint: Duration,
     callbacks: Vec<u64>,
     counted: u64,
     produced: u64,
+    /// When the learner's websocket had counted every message they produced.
+    finished: Instant,
 }
 
 #[tokio::main]
@@ -43,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
     let learners: u16 = args.next().map_or(Ok(40), |a| a.parse())?;
     let rate: u32 = args.next().map_or(Ok(10), |a| a.parse())?;
     let seconds: u32 = args.next().map_or(Ok(20), |a| a.parse())?;
+    let browsers: u16 = args.next().map_or(Ok(3), |a| a.parse())?;
+    let browsers = browsers.min(learners);
 
     let data = tempfile::tempdir()?;
     let first = free_port_range(learners);
@@ -71,11 +85,25 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
 
+    // The browsers are started first: a learner's browser is running before the class begins.
+    let mut started_browsers = Vec::new();
+    for _ in 0..browsers {
+        started_browsers.push(Browser::start().await?);
+    }
+
     // The whole class joins at once; each learner opens the lab as soon as they are in.
     let server = std::sync::Arc::new(server);
     let began = Instant::now();
     let mut joining = Vec::new();
-    for n in 0..learners {
+    let mut browser_joins = Vec::new();
+    for (n, browser) in started_browsers.into_iter().enumerate() {
+        let (server, code) = (std::sync::Arc::clone(&server), code.clone());
+        browser_joins.push(tokio::spawn(async move {
+            let (cookie, live) = join_in_browser(&browser, &server, &code, n).await?;
+            anyhow::Ok((browser, cookie, live))
+        }));
+    }
+    for n in browsers..learners {
         let (server, code) = (std::sync::Arc::clone(&server), code.clone());
         joining.push(tokio::spawn(async move {
             let sent = Instant::now();
@@ -84,10 +112,19 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(status == 303, "a join answered {status}");
             let cookie = cookie.context("a join sets a cookie")?;
             let page = LabClient::open_as(&server, LAB, &cookie).await?;
-            anyhow::Ok((page, join_answer, sent.elapsed()))
+            anyhow::Ok((page, Some(join_answer), sent.elapsed()))
         }));
     }
     let mut pages = Vec::new();
+    let mut open_browsers = Vec::new();
+    let mut browser_live = Vec::new();
+    for task in browser_joins {
+        let (browser, cookie, live) = task.await??;
+        // The benchmark drives this learner's lab over a websocket of its own, as for the rest.
+        pages.push((LabClient::open_as(&server, LAB, &cookie).await?, None, live));
+        browser_live.push(live);
+        open_browsers.push(browser);
+    }
     for task in joining {
         pages.push(task.await??);
     }
@@ -140,12 +177,27 @@ async fn main() -> anyhow::Result<()> {
                 callbacks,
                 counted: page.received_total(),
                 produced,
+                finished: Instant::now(),
             })
         }));
     }
     let mut measured = Vec::new();
     for task in running {
         measured.push(task.await??);
+    }
+    // The browsers' learners are the first ones: how long after their websocket counted every
+    // message their page showed it.
+    let mut browser_trail = Vec::new();
+    for (browser, learner) in open_browsers.iter().zip(&measured) {
+        poll_until("a browser page to show every message", DEADLINE, || async {
+            let shown = shown_received(&browser.client).await.ok()?;
+            (shown >= learner.counted).then_some(())
+        })
+        .await?;
+        browser_trail.push(learner.finished.elapsed());
+    }
+    for browser in open_browsers {
+        browser.close().await?;
     }
     let server_cpu = (cpu_ticks(server.pid()) - cpu_before) as f64
         / CLOCK_TICKS_PER_SECOND
@@ -164,7 +216,12 @@ async fn main() -> anyhow::Result<()> {
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let joins: Vec<f64> = measured.iter().map(|l| ms(l.join_to_live)).collect();
-    let answers: Vec<f64> = measured.iter().map(|l| ms(l.join_answer)).collect();
+    let answers: Vec<f64> = measured
+        .iter()
+        .filter_map(|l| l.join_answer.map(ms))
+        .collect();
+    let browser_live: Vec<f64> = browser_live.into_iter().map(ms).collect();
+    let browser_trail: Vec<f64> = browser_trail.into_iter().map(ms).collect();
     let checkpoints: Vec<f64> = measured.iter().map(|l| ms(l.checkpoint)).collect();
     let callbacks: Vec<f64> = measured
         .iter()
@@ -185,6 +242,16 @@ async fn main() -> anyhow::Result<()> {
         "| the whole class joined and live | {:.1} s |",
         whole_class.as_secs_f64()
     );
+    if browsers > 0 {
+        println!(
+            "| Chromium ({browsers} learners): join form → live lab page p50 / max | {} ms |",
+            quantiles(&browser_live, &[0.5, 1.0])
+        );
+        println!(
+            "| Chromium: last message counted by the websocket → shown on the page, max | {} ms |",
+            quantiles(&browser_trail, &[1.0])
+        );
+    }
     println!(
         "| checkpoint (step 2 holds → shown passed) p50 / p99 / max | {} ms |",
         quantiles(&checkpoints, &[0.5, 0.99, 1.0])
@@ -212,6 +279,53 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| messages counted | {counted} |");
     Ok(())
+}
+
+/// Learner `n` joins in `browser` through the join page's form, as a learner does, and opens
+/// Lab 04 from their course page; their cookie, and the time from the form's submit to the lab
+/// page live.
+async fn join_in_browser(
+    browser: &Browser,
+    server: &TestServer,
+    code: &str,
+    n: usize,
+) -> anyhow::Result<(String, Duration)> {
+    let page = &browser.client;
+    page.goto(&server.url(&format!("/join/{code}"))).await?;
+    let name = page
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("input[name=name]"))
+        .await?;
+    let submitted = Instant::now();
+    name.send_keys(&format!("browser{n}")).await?;
+    page.find(Locator::Css("form.door-form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    page.wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(&format!("a[href='/labs/{LAB}']")))
+        .await?
+        .click()
+        .await?;
+    poll_until("a browser's lab page to be live", DEADLINE, || async {
+        let status = page
+            .find(Locator::Css("[data-testid='link-status']"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (status == "live").then_some(())
+    })
+    .await?;
+    let live = submitted.elapsed();
+    let cookie = page
+        .get_named_cookie("grouplab_learner")
+        .await
+        .context("the join set the learner's cookie in the browser")?;
+    Ok((format!("grouplab_learner={}", cookie.value()), live))
 }
 
 /// Whether Lab 04's step `index` (0-based) has passed in a learner's view.

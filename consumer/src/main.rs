@@ -55,8 +55,12 @@ const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(5);
 const QUEUE_REPORT_GAP: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
-    let Some(config) = std::env::args().nth(1) else {
-        eprintln!("usage: grouplab-consumer '<instance config as JSON>'");
+    // From the environment, which only its owner can read, not from the command line.
+    let Ok(config) = std::env::var(grouplab_protocol::INSTANCE_CONFIG_VAR) else {
+        eprintln!(
+            "usage: {}='<instance config as JSON>' grouplab-consumer",
+            grouplab_protocol::INSTANCE_CONFIG_VAR
+        );
         return ExitCode::from(2);
     };
     let config: InstanceConfig = match serde_json::from_str(&config) {

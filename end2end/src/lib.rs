@@ -116,6 +116,7 @@ pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
     pub broker: SocketAddr,
+    log: ServerLog,
 }
 
 impl TestServer {
@@ -241,18 +242,19 @@ impl TestServer {
             .stderr(Stdio::piped())
             .spawn()
             .context("could not start grouplab")?;
-        let in_use = forward_stderr(&mut child);
+        let log = forward_stderr(&mut child);
         let mut server = Self {
             child,
             addr,
             broker,
+            log: log.clone(),
         };
         let until = tokio::time::Instant::now() + START_DEADLINE;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
                 // Let the forwarding thread read the last line.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                if in_use.load(std::sync::atomic::Ordering::SeqCst) {
+                if log.count("Address already in use") + log.count("is already in use") > 0 {
                     return Ok(Err(()));
                 }
                 bail!("grouplab exited during start-up with {status}");
@@ -424,31 +426,58 @@ pub async fn http_fetch(
     Ok((status, head, body))
 }
 
+impl TestServer {
+    /// How many lines of the server's log so far contain `text`.
+    pub fn logged(&self, text: &str) -> usize {
+        self.log.count(text)
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
     }
 }
 
-/// Copies the child's stderr to the test's, and tells whether it said an address was in use.
-fn forward_stderr(child: &mut Child) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+/// What a server wrote to stderr (its log), kept for the test to read: the newest lines.
+#[derive(Clone, Default)]
+struct ServerLog(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl ServerLog {
+    /// How many lines are kept; a test's server writes far fewer.
+    const KEPT: usize = 20_000;
+
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() == Self::KEPT {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    fn count(&self, text: &str) -> usize {
+        let lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().filter(|line| line.contains(text)).count()
+    }
+}
+
+/// Copies the child's stderr to the test's, and keeps it for the test to read.
+fn forward_stderr(child: &mut Child) -> ServerLog {
     use std::io::BufRead;
-    let in_use = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = ServerLog::default();
     if let Some(stderr) = child.stderr.take() {
-        let flag = std::sync::Arc::clone(&in_use);
+        let kept = log.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
             {
-                if line.contains("Address already in use") || line.contains("is already in use") {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
                 eprintln!("{line}");
+                kept.push(line);
             }
         });
     }
-    in_use
+    log
 }
 
 /// The process ids whose parent is `parent`, read from /proc.

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use grouplab_end2end::external::{Client, ExternalConsumer};
-use grouplab_end2end::{LabClient, TestServer, free_port_range, http_post};
+use grouplab_end2end::{
+    LabClient, TestServer, children_of, free_port_range, http_post, poll_until,
+};
 use grouplab_protocol::{ClientCommand, ConsumerSettings, LabSnapshot};
 
 const LAB: &str = "04-consumer-groups";
@@ -115,7 +117,8 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
 -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let first = free_port_range(3);
-    let args = class_args(first, 3);
+    let mut args = class_args(first, 3);
+    args.extend(["--max-topics-per-learner".to_owned(), "2".to_owned()]);
     let mut server = start(data.path(), &args).await?;
     let code = join_code(&server).await?;
 
@@ -277,30 +280,15 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
     drop(ada_page);
     drop(bob_page);
 
-    // The instructor shuts Bob out: his open page's socket closes, and his cookie is refused.
+    // The instructor shuts Bob out: his open page's socket closes, his instance stops, and his
+    // cookie is refused.
     let mut bob_open = LabClient::open_as(&server, LAB, &bob).await?;
-    let (_, body) = server.get(&format!("/class?token={TOKEN}")).await?;
-    let bob_row = body
-        .split("data-testid=learner-row")
-        .find(|row| row.contains("<td>Bob</td>"))
-        .context("Bob is on the roster")?;
-    let bob_learner = bob_row
-        .split("/class/learners/")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .context("Bob's row can shut him out")?;
-    let cookie = format!(
-        "Cookie: grouplab_token={TOKEN}\r\nOrigin: http://{}\r\n",
-        server.addr
+    assert_eq!(
+        instance_processes(server.pid()),
+        1,
+        "Bob's instance runs (Ada's Reset stopped hers)"
     );
-    let (status, _, _) = http_post(
-        server.addr,
-        &format!("/class/learners/{bob_learner}/revoke"),
-        &cookie,
-        "",
-    )
-    .await?;
-    assert_eq!(status, 303, "the instructor shuts Bob out");
+    shut_out(&server, &learner_id(&server, "Bob").await?).await?;
     let closed = tokio::time::timeout(JOIN_DEADLINE, async {
         while bob_open.next_event().await.is_ok() {}
     })
@@ -309,6 +297,11 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
         closed.is_ok(),
         "Bob's open page is closed when he is shut out"
     );
+    let server_pid = server.pid();
+    poll_until("Bob's instance to stop", JOIN_DEADLINE, || async move {
+        (instance_processes(server_pid) == 0).then_some(())
+    })
+    .await?;
     assert_eq!(
         socket_status(&server, Some(&bob)).await?,
         401,
@@ -316,6 +309,27 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
     );
     let (status, _, _) = server.request("/", &format!("Cookie: {bob}\r\n")).await?;
     assert_eq!(status, 401, "Bob's revoked cookie on the course page");
+
+    // Each refusal is in the server's log, for the instructor to read.
+    for (what, text) in [
+        ("a taken name", "a join was refused"),
+        ("a wrong code", "a join with a wrong class code was refused"),
+        ("another site's form", "evil.example"),
+        (
+            "a websocket without a cookie",
+            "a lab websocket without a learner's cookie was refused",
+        ),
+        (
+            "a guessed or revoked cookie",
+            "a learner cookie that was never issued, or was revoked, was refused",
+        ),
+        (
+            "a learner on the class page",
+            "a learner was refused the instructor's page",
+        ),
+    ] {
+        assert!(server.logged(text) > 0, "{what} is not logged as `{text}`");
+    }
 
     // A restart keeps the class: Ada is still Ada, with her progress and her port.
     server.terminate().await?;
@@ -340,13 +354,70 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
         "Bob stays out"
     );
 
+    // Ada's labs together may have two topics (this class's cap), and produce one full produce
+    // at once, then 500 messages a second.
+    let mut ada_lab_05 = LabClient::open_as(&server, "05-fan-out", &ada).await?;
+    ada_lab_05.create_topic("first", 1).await?;
+    ada_lab_05.create_topic("second", 1).await?;
+    ada_lab_05
+        .send(&ClientCommand::CreateTopic {
+            topic: "third".into(),
+            partitions: 1,
+        })
+        .await?;
+    ada_lab_05
+        .wait_until("the notice of the topics cap", JOIN_DEADLINE, |p| {
+            has_notice(p, "as many topics as this class allows")
+        })
+        .await?;
+    let full = ClientCommand::Produce {
+        topic: "first".into(),
+        count: 10_000,
+        keys: grouplab_protocol::KeyMode::None,
+        partition: None,
+        text: None,
+    };
+    ada_lab_05.send(&full).await?;
+    ada_lab_05.send(&full).await?;
+    ada_lab_05
+        .wait_until("the notice of the produce cap", JOIN_DEADLINE, |p| {
+            has_notice(p, "producing faster than this class allows")
+        })
+        .await?;
+    ada_lab_05
+        .wait_until("the first 10,000 messages", JOIN_DEADLINE, |p| {
+            p.view()
+                .topic("first")
+                .is_some_and(|t| t.message_count() == 10_000)
+        })
+        .await?;
+    assert!(ada_lab_05.view().topic("third").is_none());
+    drop(ada_lab_05);
+
     // Joins are rate-limited per address: a burst of the class's size and 20 more, then refusals.
     let mut statuses = Vec::new();
     for n in 0..30 {
         statuses.push(join(&server, "ZZZZZZ", &format!("x{n}")).await?.0);
     }
     assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(server.logged("past the rate limit was refused") > 0);
     Ok(())
+}
+
+/// Whether the page was told `title` (part of it).
+fn has_notice(page: &LabClient, title: &str) -> bool {
+    page.notices.iter().any(|n| n.title.contains(title))
+}
+
+/// How many consumer instance processes the server runs.
+fn instance_processes(server: u32) -> usize {
+    children_of(server)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| name.starts_with("grouplab-consum"))
+        })
+        .count()
 }
 
 /// Opens `lab` as each learner, waits until each page is `ready`, and gives the pages with the
@@ -477,11 +548,36 @@ async fn two_learners_redis_consumers_on_one_stream_name_see_only_their_own_entr
         "each page shows its own learner's consumer"
     );
 
+    // A learner's password is on no command line, which `ps` shows every user of the machine:
+    // neither their redis-server's nor their page instance's.
+    pages[0]
+        .start_running(
+            "order-workers",
+            "orders",
+            ConsumerSettings::default(),
+            JOIN_DEADLINE,
+        )
+        .await?;
+    for url in &urls {
+        let password = url
+            .trim_start_matches("redis://:")
+            .split('@')
+            .next()
+            .context("the URL's password")?;
+        for pid in children_of(server.pid()) {
+            let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&command).contains(password),
+                "a learner's Redis password is on a command line"
+            );
+        }
+    }
+
     // Each learner's redis-server is the server's child, and none outlives it.
     let children = grouplab_end2end::children_of(server.pid());
     assert!(
-        children.len() >= 2,
-        "two learners' redis-servers: {children:?}"
+        children.len() >= 3,
+        "two learners' redis-servers and Ada's instance: {children:?}"
     );
     drop(consumers);
     let mut server = server;
@@ -543,6 +639,54 @@ async fn two_learners_rabbitmq_workers_on_one_queue_name_see_only_their_own_mess
         .await
         .with_context(|| worker.output())?;
     }
+
+    // Shutting Bob out deletes his virtual host and his user: his URL no longer opens a
+    // connection, while Ada's still does.
+    shut_out(&server, &learner_id(&server, "Bob").await?).await?;
+    let bob_url = urls[1].clone();
+    poll_until("Bob's RabbitMQ user to be deleted", RABBIT_DEADLINE, || {
+        let url = bob_url.clone();
+        async move { (!amqp_connects(&url).ok()?).then_some(()) }
+    })
+    .await?;
+    assert!(
+        amqp_connects(&urls[0])?,
+        "Ada's URL still opens a connection"
+    );
+    drop(workers);
+    Ok(())
+}
+
+/// Whether a pika connection opens with `url` (as a learner's worker would).
+fn amqp_connects(url: &str) -> anyhow::Result<bool> {
+    let python = grouplab_end2end::workspace_root().join("end2end/clients/.venv/bin/python");
+    let status = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import pika, sys; pika.BlockingConnection(pika.URLParameters(sys.argv[1])).close()",
+            url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .context("the tests' Python (scripts/setup.sh --tests makes it)")?;
+    Ok(status.success())
+}
+
+/// The instructor shuts a learner out with their row's button.
+async fn shut_out(server: &TestServer, learner: &str) -> anyhow::Result<()> {
+    let cookie = format!(
+        "Cookie: grouplab_token={TOKEN}\r\nOrigin: http://{}\r\n",
+        server.addr
+    );
+    let (status, _, _) = http_post(
+        server.addr,
+        &format!("/class/learners/{learner}/revoke"),
+        &cookie,
+        "",
+    )
+    .await?;
+    anyhow::ensure!(status == 303, "the instructor's shut-out answered {status}");
     Ok(())
 }
 

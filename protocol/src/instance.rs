@@ -2,9 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The environment variable that carries an instance's [`InstanceConfig`], as JSON.
+pub const INSTANCE_CONFIG_VAR: &str = "GROUPLAB_INSTANCE_CONFIG";
+
 /// How the server configures one consumer instance process.
 ///
-/// It is passed as a single JSON argument; nothing in it is interpreted by a shell.
+/// It is passed as JSON in [`INSTANCE_CONFIG_VAR`] (not on the command line, which every user
+/// of the machine can read, since a Redis or RabbitMQ URL carries a password); nothing in it
+/// is interpreted by a shell.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceConfig {
     /// The broker the instance consumes from.

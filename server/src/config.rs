@@ -136,6 +136,24 @@ pub struct Config {
     /// The most consumer instances running at once for one learner in a class, all labs together.
     #[arg(long, env = "GROUPLAB_MAX_INSTANCES_PER_LEARNER", default_value_t = 8)]
     pub max_instances_per_learner: usize,
+
+    /// The most topics one learner's pages may have created at once in a class, all labs
+    /// together (Reset deletes a lab's).
+    #[arg(long, env = "GROUPLAB_MAX_TOPICS_PER_LEARNER", default_value_t = 24)]
+    pub max_topics_per_learner: usize,
+
+    /// The most partitions those topics may have together.
+    #[arg(
+        long,
+        env = "GROUPLAB_MAX_PARTITIONS_PER_LEARNER",
+        default_value_t = 128
+    )]
+    pub max_partitions_per_learner: u32,
+
+    /// The most messages one learner's pages may produce a second in a class, all labs
+    /// together (one produce of up to 10,000 may go at once).
+    #[arg(long, env = "GROUPLAB_MAX_RATE_PER_LEARNER", default_value_t = std::num::NonZeroU32::new(500).expect("not zero"))]
+    pub max_rate_per_learner: std::num::NonZeroU32,
 }
 
 /// An inclusive range of ports.
@@ -172,6 +190,15 @@ fn parse_port_range(text: &str) -> Result<PortRange, String> {
 }
 
 impl Config {
+    /// What one learner's labs may create and produce together in a class.
+    pub fn allowance(&self) -> crate::session::AllowanceLimits {
+        crate::session::AllowanceLimits {
+            topics: self.max_topics_per_learner,
+            partitions: self.max_partitions_per_learner,
+            messages_per_second: self.max_rate_per_learner,
+        }
+    }
+
     pub fn initial_rebalance_delay(&self) -> Duration {
         Duration::from_millis(self.initial_rebalance_delay_ms)
     }

@@ -119,6 +119,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         warn!(lab = %id, %problem, "this lab is listed as broken");
     }
 
+    // Where the ports a class's learners reach listen: beyond loopback only with --public,
+    // whatever --broker-addr says on a named cluster.
+    let learner_ip: std::net::IpAddr = if config.public {
+        config.broker_addr.ip()
+    } else {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    };
     // Started by the first Redis lab opened, never before: Kafka labs do not wait for it.
     let redis = Redis::new(match &config.redis_url {
         Some(url) => RedisSource::Url(url.clone()),
@@ -139,6 +146,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             program: config.rabbitmq_program.clone(),
             epmd: config.epmd_program.clone(),
             dir: config.data_dir.join("rabbitmq"),
+            // A class's learners run their workers from their own machines.
+            bind: if config.class.is_some() {
+                learner_ip
+            } else {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            },
         },
     });
     let progress_path = config.data_dir.join("progress.sqlite3");
@@ -192,6 +205,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             redis: redis.clone(),
             rabbit: rabbit.clone(),
             crashes: Default::default(),
+            allowance: None,
             shutdown: sessions_shutdown.clone(),
             tasks: session_tasks.clone(),
         },
@@ -207,12 +221,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 supervisor,
                 progress,
                 catalog: Arc::clone(&catalog),
-                // Beyond loopback only with --public, whatever --broker-addr says on a named cluster.
-                broker_ip: if config.public {
-                    config.broker_addr.ip()
-                } else {
-                    std::net::Ipv4Addr::LOCALHOST.into()
-                },
+                broker_ip: learner_ip,
                 advertised_host: config.advertised_host.clone(),
                 initial_rebalance_delay: config.initial_rebalance_delay(),
                 redis_program: config.redis_program.clone(),
@@ -220,6 +229,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 class: name.clone(),
                 rabbit: rabbit.clone(),
                 data_dir: config.data_dir.clone(),
+                allowance: config.allowance(),
                 shutdown: sessions_shutdown.clone(),
                 tasks: session_tasks.clone(),
             };

@@ -23,7 +23,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve() -> anyhow::Result<()> {
+    // The log goes to stderr, as logs do; stdout is left for what grouplab prints to be read
+    // (its links).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "grouplab_server=info,warn".into()),

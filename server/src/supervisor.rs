@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grouplab_protocol::{
-    EpochMicros, InstanceConfig, InstanceId, InstanceReport, split_report_line,
+    EpochMicros, INSTANCE_CONFIG_VAR, InstanceConfig, InstanceId, InstanceReport, split_report_line,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -325,8 +325,10 @@ impl Supervisor {
         }
 
         let config_json = serde_json::to_string(&config).expect("instance configs serialize");
+        // In the environment, not on the command line: a Redis or RabbitMQ URL carries a
+        // learner's password, and `ps` shows command lines to every user of the machine.
         let mut child = Command::new(&self.config.program)
-            .arg(config_json)
+            .env(INSTANCE_CONFIG_VAR, config_json)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

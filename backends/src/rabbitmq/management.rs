@@ -158,13 +158,36 @@ impl Management {
 impl Management {
     /// A PUT of `body` (JSON) to `path`, which creates or updates what it names.
     pub(super) async fn put(&self, path: &str, body: &serde_json::Value) -> Result<(), CallError> {
+        self.change(hyper::Method::PUT, path, body.to_string())
+            .await
+    }
+
+    /// A DELETE of what `path` names; already gone is fine.
+    pub(super) async fn delete(&self, path: &str) -> Result<(), CallError> {
+        match self
+            .change(hyper::Method::DELETE, path, String::new())
+            .await
+        {
+            Err(CallError::Refused(message)) if message.contains(" 404 ") => Ok(()),
+            result => result,
+        }
+    }
+
+    async fn change(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: String,
+    ) -> Result<(), CallError> {
         let unreachable = || CallError::Unreachable {
             address: self.base.clone(),
         };
-        let request = hyper::Request::put(format!("{}{path}", self.base))
+        let request = hyper::Request::builder()
+            .method(&method)
+            .uri(format!("{}{path}", self.base))
             .header(hyper::header::AUTHORIZATION, &self.authorization)
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(Full::new(Bytes::from(body)))
             .map_err(|err| CallError::Refused(err.to_string()))?;
         let response = tokio::time::timeout(CALL_TIMEOUT, self.client.request(request))
             .await
@@ -173,7 +196,7 @@ impl Management {
         let status = response.status();
         if !status.is_success() {
             return Err(CallError::Refused(format!(
-                "RabbitMQ's management API answered {status} to a PUT of {path}"
+                "RabbitMQ's management API answered {status} to a {method} of {path}"
             )));
         }
         Ok(())

@@ -30,6 +30,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
+use tracing::warn;
 
 use self::management::{
     ApiChannel, ApiConnection, ApiConsumer, ApiQueue, Management, consumer_view,
@@ -47,11 +48,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum RabbitSource {
     /// The operator's own RabbitMQ: its AMQP URL and its management API's URL.
     Url { amqp: String, management: String },
-    /// A `rabbitmq-server` (and `epmd`) grouplab starts, keeping everything in `dir`.
+    /// A `rabbitmq-server` (and `epmd`) grouplab starts, keeping everything in `dir`. Its AMQP
+    /// port listens on loopback and on `bind` (every address when `bind` is unspecified); its
+    /// management API on loopback only.
     Own {
         program: PathBuf,
         epmd: PathBuf,
         dir: PathBuf,
+        bind: std::net::IpAddr,
     },
     /// A virtual host of its own on another `Rabbit` (a class's learner's), reached by a user of
     /// its own: created through the management API when first used.
@@ -81,7 +85,12 @@ struct Inner {
 }
 
 struct Ready {
+    /// What grouplab dials; for its own broker, as `guest` on loopback, the only place RabbitMQ
+    /// lets `guest` in from.
     amqp: String,
+    /// Where a learner's machine reaches the AMQP port: the host of the URLs made for virtual
+    /// hosts (`0.0.0.0` is then read as the name the page was opened with).
+    learner_host: String,
     /// The virtual host the lab's queues live in, as the management API's paths spell it.
     vhost: String,
     management: Management,
@@ -129,10 +138,21 @@ impl Rabbit {
         })
     }
 
-    /// Stops grouplab's own broker and port mapper, if it started them.
+    /// Stops grouplab's own broker and port mapper, if it started them; for a virtual host,
+    /// deletes it (which closes its connections) and its user, if they were made.
     pub async fn shut_down(&self) {
-        if let Some(ready) = self.inner.ready.started() {
-            ready.processes.kill().await;
+        let Some(ready) = self.inner.ready.started() else {
+            return;
+        };
+        match &self.inner.source {
+            RabbitSource::VirtualHost { vhost, user, .. } => {
+                for path in [format!("/api/vhosts/{vhost}"), format!("/api/users/{user}")] {
+                    if let Err(err) = ready.management.delete(&path).await {
+                        warn!(%err, "a learner's RabbitMQ virtual host or user could not be deleted");
+                    }
+                }
+            }
+            RabbitSource::Own { .. } | RabbitSource::Url { .. } => ready.processes.kill().await,
         }
     }
 
@@ -420,8 +440,15 @@ async fn start(source: &RabbitSource) -> Result<Ready, String> {
                 return Err("RabbitMQ's URL cannot carry a user".to_owned());
             }
             amqp.set_path(vhost);
+            if amqp.set_host(Some(&ready.learner_host)).is_err() {
+                return Err(format!(
+                    "RabbitMQ's address {} cannot be put in a URL",
+                    ready.learner_host
+                ));
+            }
             Ok(Ready {
                 amqp: amqp.to_string(),
+                learner_host: ready.learner_host.clone(),
                 vhost: vhost.clone(),
                 management: api,
                 publisher: Mutex::new(None),
@@ -437,6 +464,10 @@ async fn start(source: &RabbitSource) -> Result<Ready, String> {
             })?;
             Ok(Ready {
                 amqp: amqp.clone(),
+                learner_host: url::Url::parse(amqp)
+                    .ok()
+                    .and_then(|url| url.host_str().map(str::to_owned))
+                    .unwrap_or_else(|| "127.0.0.1".to_owned()),
                 vhost: vhost_of(amqp),
                 management: api,
                 publisher: Mutex::new(None),
@@ -444,7 +475,12 @@ async fn start(source: &RabbitSource) -> Result<Ready, String> {
                 refusals: Refusals::default(),
             })
         }
-        RabbitSource::Own { program, epmd, dir } => start_own(program, epmd, dir).await,
+        RabbitSource::Own {
+            program,
+            epmd,
+            dir,
+            bind,
+        } => start_own(program, epmd, dir, *bind).await,
     }
 }
 

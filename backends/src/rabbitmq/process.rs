@@ -3,6 +3,7 @@
 //! so grouplab runs its own `epmd` in the foreground on a private port and tells Erlang not to
 //! start one. Both run as grouplab's own children: neither outlives grouplab.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,7 +25,12 @@ const STATISTICS_INTERVAL_MS: u32 = 500;
 
 const INSTALL: &str = "Install it with `scripts/setup.sh` (Debian's rabbitmq-server package), or name your own RabbitMQ with --amqp-url, then restart grouplab.";
 
-pub(super) async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result<Ready, String> {
+pub(super) async fn start_own(
+    program: &Path,
+    epmd: &Path,
+    dir: &Path,
+    bind: IpAddr,
+) -> Result<Ready, String> {
     let Some(program) = find_program(program) else {
         return Err(format!(
             "grouplab found no {} to start. {INSTALL}",
@@ -50,12 +56,13 @@ pub(super) async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result
     std::fs::write(
         dir.join("rabbitmq.conf"),
         format!(
-            "listeners.tcp.1 = 127.0.0.1:{amqp_port}\n\
+            "{}\
              management.tcp.ip = 127.0.0.1\n\
              management.tcp.port = {management_port}\n\
              collect_statistics_interval = {STATISTICS_INTERVAL_MS}\n\
              log.console = false\n\
-             log.file.level = warning\n"
+             log.file.level = warning\n",
+            amqp_listeners(bind, amqp_port)
         ),
     )
     .map_err(fail_dir)?;
@@ -84,8 +91,6 @@ pub(super) async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result
             .env("ERL_EPMD_PORT", epmd_port.to_string())
             .env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "-start_epmd false")
             .env("RABBITMQ_NODENAME", "grouplab@localhost")
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", amqp_port.to_string())
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", at("mnesia"))
             .env("RABBITMQ_MNESIA_DIR", at("mnesia/node"))
@@ -103,7 +108,13 @@ pub(super) async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result
     })
     .map_err(|err| spawn_failed(&program, err))?;
 
+    // grouplab dials loopback as `guest`; learners' URLs name where their machines reach it.
     let amqp = format!("amqp://guest:guest@127.0.0.1:{amqp_port}/%2f");
+    let learner_host = match bind {
+        _ if bind.is_loopback() => "127.0.0.1".to_owned(),
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
     let management = Management::new(&format!("http://127.0.0.1:{management_port}"))?;
     let log = at("log").join("grouplab@localhost.log");
     let retry = Duration::from_millis(200);
@@ -116,6 +127,7 @@ pub(super) async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result
             info!(%amqp, "RabbitMQ is up");
             Ok(Ready {
                 amqp,
+                learner_host,
                 vhost: "%2F".to_owned(),
                 management,
                 publisher: Mutex::new(None),
@@ -133,5 +145,42 @@ pub(super) async fn start_own(program: &Path, epmd: &Path, dir: &Path) -> Result
             START_TIMEOUT.as_secs(),
             log.display()
         )),
+    }
+}
+
+/// The AMQP listeners' lines of `rabbitmq.conf`: loopback, which grouplab's own clients dial,
+/// and `bind` besides (one listener on every address when `bind` is unspecified, since it
+/// includes loopback and a second would collide with it). RabbitMQ writes an IPv6 address
+/// without brackets (`:::5672`). Only `guest`, which RabbitMQ lets in
+/// from loopback alone, may use the management API, which stays on loopback.
+fn amqp_listeners(bind: IpAddr, port: u16) -> String {
+    if bind.is_unspecified() {
+        format!("listeners.tcp.1 = {bind}:{port}\n")
+    } else if bind.is_loopback() {
+        format!("listeners.tcp.1 = 127.0.0.1:{port}\n")
+    } else {
+        format!("listeners.tcp.1 = 127.0.0.1:{port}\nlisteners.tcp.2 = {bind}:{port}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amqp_listens_on_loopback_and_on_the_address_it_is_given() {
+        let cases = [
+            ("127.0.0.1", "listeners.tcp.1 = 127.0.0.1:5672\n"),
+            ("0.0.0.0", "listeners.tcp.1 = 0.0.0.0:5672\n"),
+            (
+                "10.1.2.3",
+                "listeners.tcp.1 = 127.0.0.1:5672\nlisteners.tcp.2 = 10.1.2.3:5672\n",
+            ),
+            ("::", "listeners.tcp.1 = :::5672\n"),
+        ];
+        for (bind, expected) in cases {
+            let bind: IpAddr = bind.parse().expect("an address");
+            assert_eq!(amqp_listeners(bind, 5672), expected, "bound to {bind}");
+        }
     }
 }

@@ -34,7 +34,7 @@ pub use self::store::{ClassStore, JoinError, Learner};
 use crate::config::PortRange;
 use crate::lab::catalog::{LabCatalog, Reloaded};
 use crate::lab::progress::ProgressStore;
-use crate::session::{CrashBook, SessionDeps, Sessions};
+use crate::session::{Allowance, AllowanceLimits, CrashBook, SessionDeps, Sessions};
 use crate::supervisor::SupervisorHandle;
 use grouplab_backends::kafka::{Cluster, EmbeddedBroker};
 use grouplab_backends::rabbitmq::Rabbit;
@@ -127,6 +127,8 @@ pub struct WorldParts {
     /// The server's RabbitMQ, on which each learner gets a virtual host and a user.
     pub rabbit: Rabbit,
     pub data_dir: PathBuf,
+    /// What each learner's labs may create and produce together.
+    pub allowance: AllowanceLimits,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -140,6 +142,8 @@ struct LearnerWorld {
     /// Their own embedded broker; `None` on a shared cluster.
     broker: Option<Arc<EmbeddedBroker>>,
     redis: Redis,
+    /// Their virtual host on the class's RabbitMQ.
+    rabbit: Rabbit,
 }
 
 /// Every world on the server.
@@ -300,6 +304,7 @@ async fn stop_world(parts: &WorldParts, learner: &str, world: &LearnerWorld) {
         warn!(%learner, %err, "a shut-out learner's instances could not be stopped");
     }
     world.redis.shut_down().await;
+    world.rabbit.shut_down().await;
     if let Some(broker) = &world.broker {
         broker.shut_down().await;
     }
@@ -333,6 +338,11 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
         bind: parts.broker_ip,
         password: Some(learner.secret.clone()),
     });
+    let rabbit = parts.rabbit.virtual_host(
+        &format!("grouplab-{}", learner.id),
+        &learner.id,
+        &learner.secret,
+    );
     let sessions = Arc::new(Sessions::new(
         SessionDeps {
             cluster,
@@ -344,12 +354,9 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
             broker: broker.clone(),
             health,
             redis: redis.clone(),
-            rabbit: parts.rabbit.virtual_host(
-                &format!("grouplab-{}", learner.id),
-                &learner.id,
-                &learner.secret,
-            ),
+            rabbit: rabbit.clone(),
             crashes: Arc::new(CrashBook::default()),
+            allowance: Some(Arc::new(Allowance::new(parts.allowance))),
             shutdown: ended.clone(),
             tasks: parts.tasks.clone(),
         },
@@ -362,6 +369,7 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
         ended,
         broker,
         redis,
+        rabbit,
     })
 }
 

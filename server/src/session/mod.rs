@@ -24,9 +24,11 @@
 //! - `groups`: membership from the broker; `poll`: the broker polled for offsets and lag;
 //! - `flush`: message batches to the pages (`pace` spaces them), ledgers, and the tick that has
 //!   the checkpoints evaluated (`progress`);
-//! - `lab_broker`: what Redis and RabbitMQ labs share; `crash`: one crash compared across brokers.
+//! - `lab_broker`: what Redis and RabbitMQ labs share; `crash`: one crash compared across brokers;
+//!   `allowance`: in a class, what one learner's labs may create and produce together.
 
 mod actor;
+mod allowance;
 mod commands;
 mod crash;
 mod flush;
@@ -54,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::actor::Session;
+pub use self::allowance::{Allowance, AllowanceLimits};
 pub use self::crash::CrashBook;
 use crate::lab::catalog::{Lab, LabCatalog, Reloaded};
 use crate::lab::progress::ProgressStore;
@@ -83,6 +86,8 @@ pub struct SessionDeps {
     pub rabbit: Rabbit,
     /// The latest crash on each broker, which every lab shows.
     pub crashes: Arc<CrashBook>,
+    /// In a class, what the learner's labs may create and produce together.
+    pub allowance: Option<Arc<Allowance>>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }

@@ -42,6 +42,9 @@ impl Session {
         }
         let permit = self.command_permit()?;
         let broker = self.lab_broker()?;
+        if let Some(allowance) = &self.deps.allowance {
+            allowance.take_messages(count)?;
+        }
         let reply = reply.clone();
         let first = self.run.produced + 1;
         self.run.produced += u64::from(count);
@@ -132,6 +135,7 @@ impl Session {
         let first = self.run.produced + 1;
         self.run.produced += total;
         let reply = reply.clone();
+        let allowance = self.deps.allowance.clone();
         let _ = reply.try_send(ServerEvent::Notice(Notice::info(
             format!("Producing {per_second} message(s) per second to `{topic}`"),
             format!("For {seconds} s ({total} messages), unless you press Stop producing."),
@@ -152,6 +156,13 @@ impl Session {
                     continue;
                 }
                 let count = (due - sent) as u32;
+                // Slowed to the learner's rate in a class, never past it.
+                if let Some(allowance) = &allowance {
+                    tokio::select! {
+                        () = token.cancelled() => break,
+                        () = allowance.wait_for_messages(count) => {}
+                    }
+                }
                 if let Err(err) = broker
                     .produce(&topic, count, &keys, None, None, first + sent)
                     .await

@@ -101,6 +101,7 @@ impl Session {
         let (topics, groups) = self.resettable();
         let store = self.deps.progress.clone();
         let (namespace, lab) = (self.namespace.clone(), self.lab.content.id.clone());
+        let allowance = self.deps.allowance.clone();
         self.run_outcome(async move {
             let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
@@ -110,10 +111,15 @@ impl Session {
                     "The lab's broker is not running, so there was nothing to delete.".to_owned(),
                 )),
             };
-            if result.is_ok()
-                && let Err(err) = store.forget_created_topics(&namespace, &lab).await
-            {
-                warn!(%err, "the deleted topics could not be forgotten");
+            if result.is_ok() {
+                if let Some(allowance) = &allowance {
+                    for topic in &topics {
+                        allowance.release(&lab, topic);
+                    }
+                }
+                if let Err(err) = store.forget_created_topics(&namespace, &lab).await {
+                    warn!(%err, "the deleted topics could not be forgotten");
+                }
             }
             move |session: &mut Session| session.reset_done(result, &reply)
         });

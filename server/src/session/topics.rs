@@ -5,6 +5,7 @@ use tracing::warn;
 
 use super::Reply;
 use super::actor::Session;
+use super::allowance::Reserved;
 use grouplab_backends::CallError;
 
 impl Session {
@@ -19,12 +20,23 @@ impl Session {
         validate_partitions(partitions)
             .map_err(|e| Notice::error("That partition count won't work", e))?;
         let permit = self.command_permit()?;
+        let reserved = match &self.deps.allowance {
+            Some(allowance) => {
+                Some(allowance.reserve_topic(&self.lab.content.id, &topic, partitions as u32)?)
+            }
+            None => None,
+        };
         let cluster = self.deps.cluster.clone();
         let reply = reply.clone();
         self.run_outcome(async move {
             let result = cluster.create_topic(&topic, partitions).await;
             drop(permit);
-            move |session: &mut Session| session.topic_created(topic, result, &reply)
+            move |session: &mut Session| {
+                if result.is_err() {
+                    session.give_back(reserved);
+                }
+                session.topic_created(topic, result, &reply)
+            }
         });
         Ok(())
     }
@@ -96,14 +108,32 @@ impl Session {
             ));
         }
         let permit = self.command_permit()?;
+        let reserved = match &self.deps.allowance {
+            Some(allowance) => {
+                Some(allowance.reserve_growth(&self.lab.content.id, &topic, partitions as u32)?)
+            }
+            None => None,
+        };
         let cluster = self.deps.cluster.clone();
         let reply = reply.clone();
         self.run_outcome(async move {
             let result = cluster.add_partitions(&topic, partitions).await;
             drop(permit);
-            move |session: &mut Session| session.partitions_added(topic, partitions, result, &reply)
+            move |session: &mut Session| {
+                if result.is_err() {
+                    session.give_back(reserved);
+                }
+                session.partitions_added(topic, partitions, result, &reply)
+            }
         });
         Ok(())
+    }
+
+    /// Gives back to the learner's allowance what a refused create or growth counted.
+    fn give_back(&self, reserved: Option<Reserved>) {
+        if let (Some(allowance), Some(reserved)) = (&self.deps.allowance, reserved) {
+            allowance.undo(reserved);
+        }
     }
 
     /// The broker's answer to growing a topic.
