@@ -354,6 +354,87 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
         "Bob stays out"
     );
 
+    // The instructor's results say what Ada's page says, step by step; Bob, shut out, is not
+    // in them, and a learner cannot read them.
+    let (status, _, csv) = server
+        .request(
+            "/class/results.csv",
+            &format!("Cookie: grouplab_token={TOKEN}\r\n"),
+        )
+        .await?;
+    assert_eq!(status, 200, "{csv}");
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        csv::Reader::from_reader(csv.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()?;
+    let shown = &ada_page.view().progress.steps;
+    let ada_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r["learner"] == "Ada" && r["lab"] == LAB)
+        .collect();
+    assert_eq!(
+        ada_rows.len(),
+        shown.len(),
+        "a row per step of Lab 04: {csv}"
+    );
+    for (row, step) in ada_rows.iter().zip(shown) {
+        let exported = match row["passed_at"].as_str() {
+            "" => None,
+            at => Some(
+                chrono::DateTime::parse_from_rfc3339(at)
+                    .map_err(|err| anyhow::anyhow!("`{at}` is not RFC 3339: {err}"))?
+                    .timestamp_millis() as u64,
+            ),
+        };
+        assert_eq!(exported, step.passed_at, "step {} of {csv}", row["step"]);
+        assert_eq!(
+            row["hints_opened_before_passing"].is_empty(),
+            step.passed_at.is_none()
+        );
+    }
+    assert!(
+        !ada_rows[0]["seconds_on_step"].is_empty(),
+        "step 1 runs from the lab's opening"
+    );
+    assert!(rows.iter().all(|r| r["learner"] != "Bob"));
+    // The command line reads the same from the data folder.
+    let exported = std::process::Command::new(grouplab_end2end::workspace_binary("grouplab")?)
+        .arg("export")
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--labs-dir")
+        .arg(grouplab_end2end::workspace_root().join("labs"))
+        .output()?;
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(exported.stdout)?,
+        csv,
+        "`grouplab export` writes what the class page's link gives"
+    );
+    let (status, _, roster) = server
+        .request(
+            "/class/roster.csv",
+            &format!("Cookie: grouplab_token={TOKEN}\r\n"),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    assert!(
+        roster.lines().nth(1).is_some_and(|l| l.contains(",Ada,")),
+        "{roster}"
+    );
+    for path in [
+        "/class/results.csv",
+        "/class/results.json",
+        "/class/roster.csv",
+    ] {
+        let (status, _, _) = server.request(path, &format!("Cookie: {ada}\r\n")).await?;
+        assert_eq!(status, 403, "a learner's cookie on {path}");
+    }
+
     // Ada's labs together may have two topics (this class's cap), and produce one full produce
     // at once, then 500 messages a second.
     let mut ada_lab_05 = LabClient::open_as(&server, "05-fan-out", &ada).await?;

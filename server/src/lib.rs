@@ -200,7 +200,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             progress: progress.clone(),
             broker: broker.clone(),
             health,
-            shared: token.is_some(),
+            // Everyone with the access link shares it; in a class the learners have brokers
+            // of their own, and the server's is the instructor's alone.
+            shared: token.is_some() && config.class.is_none(),
             groups: broker.as_deref().map(EmbeddedBroker::groups),
             redis: redis.clone(),
             rabbit: rabbit.clone(),

@@ -13,6 +13,20 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // `grouplab export …`: a class's results from a data folder, the server running or not.
+    if std::env::args().nth(1).as_deref() == Some("export") {
+        let args = grouplab_server::lab::export::ExportArgs::parse_from(std::env::args().skip(1));
+        return match runtime.block_on(grouplab_server::lab::export::export(&args)) {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("grouplab could not export: {err:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(serve()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -122,6 +122,17 @@ pub fn display_name(typed: &str) -> Option<String> {
 }
 
 impl ClassStore {
+    /// The classes kept in the database file at `path`, which must exist (for an export).
+    pub fn classes_in(path: &Path) -> Result<Vec<String>, JoinError> {
+        let db = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        db.execute_batch(SCHEMA)?;
+        let mut statement = db.prepare("SELECT name FROM classes ORDER BY created_at, name")?;
+        let names = statement
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names)
+    }
+
     /// Opens (or creates) the class `class` in the database file at `path`.
     pub fn open(path: &Path, class: &str) -> Result<Self, JoinError> {
         if let Some(dir) = path.parent() {

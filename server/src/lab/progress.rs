@@ -18,6 +18,19 @@ pub struct StoredProgress {
     pub solution_revealed: bool,
 }
 
+/// What a learner did in one lab, with when, for the export.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabHistory {
+    /// When they first opened it (since they last cleared its progress); `None` for progress
+    /// kept from before grouplab noted it.
+    pub opened_at: Option<EpochMillis>,
+    /// `(step index, passed at)` for every passed step, in step order.
+    pub passed: Vec<(usize, EpochMillis)>,
+    /// When each hint was opened, in order.
+    pub hints_at: Vec<EpochMillis>,
+    pub solution_at: Option<EpochMillis>,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("The progress database could not be used: {0}")]
 pub struct ProgressError(String);
@@ -49,6 +62,19 @@ CREATE TABLE IF NOT EXISTS lab_created_topics (
     topic TEXT NOT NULL,
     PRIMARY KEY (namespace, lab, topic)
 );
+CREATE TABLE IF NOT EXISTS lab_opened (
+    namespace TEXT NOT NULL,
+    lab TEXT NOT NULL,
+    first_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, lab)
+);
+CREATE TABLE IF NOT EXISTS lab_moments (
+    namespace TEXT NOT NULL,
+    lab TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lab_moments_by_lab ON lab_moments (namespace, lab);
 CREATE TABLE IF NOT EXISTS lab_reveals (
     namespace TEXT NOT NULL,
     lab TEXT NOT NULL,
@@ -145,15 +171,55 @@ impl ProgressStore {
         .await
     }
 
+    /// Notes when a learner first opened a lab (kept until they clear its progress).
+    pub async fn record_opened(
+        &self,
+        namespace: &str,
+        lab: &str,
+        at: EpochMillis,
+    ) -> Result<(), ProgressError> {
+        let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
+        self.with_db(move |db| {
+            db.execute(
+                "INSERT OR IGNORE INTO lab_opened (namespace, lab, first_at) VALUES (?1, ?2, ?3)",
+                params![namespace, lab, at as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Saves how many hints are open and whether the solution is, and notes at `at` each hint
+    /// opened and the solution revealed since the last save (for the export).
     pub async fn record_reveals(
         &self,
         namespace: &str,
         lab: &str,
         hints_opened: u32,
         solution_revealed: bool,
+        at: EpochMillis,
     ) -> Result<(), ProgressError> {
         let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
         self.with_db(move |db| {
+            let (hints_before, solution_before) = db
+                .query_row(
+                    "SELECT hints_opened, solution_revealed FROM lab_reveals WHERE namespace = ?1 AND lab = ?2",
+                    params![namespace, lab],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(1)?)),
+                )
+                .unwrap_or((0, false));
+            for _ in hints_before..i64::from(hints_opened) {
+                db.execute(
+                    "INSERT INTO lab_moments (namespace, lab, kind, at) VALUES (?1, ?2, 'hint', ?3)",
+                    params![namespace, lab, at as i64],
+                )?;
+            }
+            if solution_revealed && !solution_before {
+                db.execute(
+                    "INSERT INTO lab_moments (namespace, lab, kind, at) VALUES (?1, ?2, 'solution', ?3)",
+                    params![namespace, lab, at as i64],
+                )?;
+            }
             db.execute(
                 "INSERT INTO lab_reveals (namespace, lab, hints_opened, solution_revealed) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (namespace, lab) DO UPDATE SET hints_opened = ?3, solution_revealed = ?4",
@@ -225,11 +291,63 @@ impl ProgressStore {
                 "DELETE FROM step_passed WHERE namespace = ?1 AND lab = ?2",
                 params![namespace, lab],
             )?;
-            db.execute(
-                "DELETE FROM lab_reveals WHERE namespace = ?1 AND lab = ?2",
-                params![namespace, lab],
-            )?;
+            for table in ["lab_reveals", "lab_moments", "lab_opened"] {
+                db.execute(
+                    &format!("DELETE FROM {table} WHERE namespace = ?1 AND lab = ?2"),
+                    params![namespace, lab],
+                )?;
+            }
             Ok(())
+        })
+        .await
+    }
+
+    /// Everything stored about every lab of `namespace`, for the export: by lab id.
+    pub async fn history(
+        &self,
+        namespace: &str,
+    ) -> Result<std::collections::BTreeMap<String, LabHistory>, ProgressError> {
+        let namespace = namespace.to_owned();
+        self.with_db(move |db| {
+            let mut labs = std::collections::BTreeMap::<String, LabHistory>::new();
+            let mut statement = db.prepare(
+                "SELECT lab, step, passed_at FROM step_passed WHERE namespace = ?1 ORDER BY lab, step",
+            )?;
+            let rows = statement.query_map(params![namespace], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            for row in rows {
+                let (lab, step, at) = row?;
+                labs.entry(lab)
+                    .or_default()
+                    .passed
+                    .push((step as usize, at as EpochMillis));
+            }
+            let mut statement =
+                db.prepare("SELECT lab, first_at FROM lab_opened WHERE namespace = ?1")?;
+            let rows = statement.query_map(params![namespace], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (lab, at) = row?;
+                labs.entry(lab).or_default().opened_at = Some(at as EpochMillis);
+            }
+            let mut statement = db.prepare(
+                "SELECT lab, kind, at FROM lab_moments WHERE namespace = ?1 ORDER BY at",
+            )?;
+            let rows = statement.query_map(params![namespace], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            for row in rows {
+                let (lab, kind, at) = row?;
+                let history = labs.entry(lab).or_default();
+                match kind.as_str() {
+                    "hint" => history.hints_at.push(at as EpochMillis),
+                    "solution" => history.solution_at = Some(at as EpochMillis),
+                    _ => {}
+                }
+            }
+            Ok(labs)
         })
         .await
     }
@@ -274,7 +392,20 @@ mod tests {
                 .await
                 .expect("record");
             store
-                .record_reveals("default", "lab", 2, true)
+                .record_opened("default", "lab", 50)
+                .await
+                .expect("opened");
+            store
+                .record_reveals("default", "lab", 1, false, 150)
+                .await
+                .expect("reveal");
+            store
+                .record_reveals("default", "lab", 2, true, 250)
+                .await
+                .expect("reveal");
+            // Saving the same again notes nothing new.
+            store
+                .record_reveals("default", "lab", 2, true, 260)
                 .await
                 .expect("reveal");
             store
@@ -292,7 +423,17 @@ mod tests {
                 solution_revealed: true
             }
         );
+        assert_eq!(
+            store.history("default").await.expect("history").get("lab"),
+            Some(&LabHistory {
+                opened_at: Some(50),
+                passed: vec![(0, 100), (2, 300)],
+                hints_at: vec![150, 250],
+                solution_at: Some(250),
+            })
+        );
         store.clear("default", "lab").await.expect("clear");
+        assert!(store.history("default").await.expect("history").is_empty());
         assert_eq!(
             store.load("default", "lab").await.expect("load"),
             StoredProgress::default()

@@ -75,7 +75,8 @@ pub struct SessionDeps {
     /// Whether the broker answers, watched for the whole server
     /// ([`grouplab_backends::kafka::health`]).
     pub health: watch::Receiver<BrokerHealth>,
-    /// Whether the server serves a class (`--public`): then no page may stop the broker.
+    /// Whether others use this broker too (everyone with a `--public` server's access link, or
+    /// a class's learners on a shared cluster): then no page may stop it.
     pub shared: bool,
     /// The embedded broker's groups, pushed as they change; `None` on a named cluster, whose
     /// groups are polled with DescribeGroups instead.

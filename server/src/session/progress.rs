@@ -16,6 +16,14 @@ impl Session {
     /// Reads back what the learner did in this lab before: passed steps, opened hints, the
     /// revealed solution, and the topics the lab created.
     pub(super) async fn load_progress(&mut self) {
+        if let Err(err) = self
+            .deps
+            .progress
+            .record_opened(&self.namespace, &self.lab.content.id, now_ms())
+            .await
+        {
+            warn!(%err, "the lab's first opening could not be noted");
+        }
         match self
             .deps
             .progress
@@ -70,6 +78,15 @@ impl Session {
                 PROGRESS_STORE_TROUBLE,
             ));
         }
+        // Its clock starts again, as if opened now.
+        if let Err(err) = self
+            .deps
+            .progress
+            .record_opened(&self.namespace, &self.lab.content.id, now_ms())
+            .await
+        {
+            warn!(%err, "the lab's opening could not be noted");
+        }
         self.emit(ServerEvent::Progress(ProgressView::new(
             self.lab.content.steps.len(),
         )));
@@ -118,6 +135,7 @@ impl Session {
                 &self.lab.content.id,
                 progress.hints.len() as u32,
                 progress.solution.is_some(),
+                now_ms(),
             )
             .await
             .map_err(|err| {

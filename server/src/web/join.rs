@@ -103,7 +103,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, title: &'static str, text: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, title: &'static str, text: impl Into<String>) -> Self {
         Self {
             status,
             title,
@@ -166,7 +166,7 @@ fn already_in(learner: &Learner) -> Response {
     )
 }
 
-fn class_of(state: &AppState) -> Result<&Class, Refusal> {
+pub(super) fn class_of(state: &AppState) -> Result<&Class, Refusal> {
     state.class.as_deref().ok_or_else(|| {
         Refusal::new(
             StatusCode::NOT_FOUND,
@@ -378,7 +378,7 @@ async fn rejoin(
 }
 
 /// Only the instructor (the access link) may see the class page or act on learners.
-fn instructor_only(who: Option<&Who>) -> Result<(), Refusal> {
+pub(super) fn instructor_only(who: Option<&Who>) -> Result<(), Refusal> {
     match who {
         Some(Who::Owner) => Ok(()),
         Some(Who::Learner(learner)) => {
@@ -466,7 +466,7 @@ async fn class_page(
         StatusCode::OK,
         &format!("Class {}", class.name()),
         &format!(
-            "<h1>Class {}</h1><section class=join-poster aria-label=\"How to join\"><div class=join-qr>{}</div><div class=join-words><p>Join at</p><p class=join-link data-testid=join-link>{}</p><p>or open <strong>http://{}/join</strong> and type the code</p><p class=join-code data-testid=join-code>{}</p></div></section><h2>Learners ({})</h2>{roster}<p><a href=/>Your own labs</a> (on the server's broker, for demos).</p>",
+            "<h1>Class {}</h1><section class=join-poster aria-label=\"How to join\"><div class=join-qr>{}</div><div class=join-words><p>Join at</p><p class=join-link data-testid=join-link>{}</p><p>or open <strong>http://{}/join</strong> and type the code</p><p class=join-code data-testid=join-code>{}</p></div></section><h2>Learners ({})</h2>{roster}<p>Results: <a href=/class/results.csv data-testid=results-csv download>every step (CSV)</a> · <a href=/class/results.json download>(JSON)</a> · <a href=/class/roster.csv download>the roster (CSV)</a></p><p><a href=/>Your own labs</a> (on the server's broker, for demos).</p>",
             escape(class.name()),
             qr_svg(&link),
             escape(&link),

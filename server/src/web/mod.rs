@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod join;
+pub mod results;
 pub mod ws;
 
 use std::sync::Arc;
@@ -127,6 +128,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/labs/{lab_id}", get(lab_socket))
         .route("/healthz", get(|| async { "ok" }))
         .merge(join::routes())
+        .merge(results::routes())
         .merge(static_files(&site_root))
         .fallback(move |state, request| page(course.clone(), state, request))
         .layer(axum::middleware::from_fn_with_state(
