@@ -9,9 +9,11 @@
 //! - [`ledger`]: messages lost and processed twice, from the history.
 //! - [`lag`]: lag over time and its status.
 //! - [`checks`]: the checkpoint vocabulary labs use, each family's evaluation beside its wording.
+//! - [`stuck`]: in a class, who may need the instructor.
 
 pub mod checks;
 pub mod history;
 pub mod lag;
 pub mod ledger;
 pub mod membership;
+pub mod stuck;
