@@ -427,11 +427,6 @@ pub enum InstanceReport {
     },
 }
 
-/// Splits one line of an instance's stdout into its time stamp and its report.
-///
-/// An instance writes each report as its own line: the time it was written, in microseconds since
-/// the Unix epoch, a space, then the [`InstanceReport`] as JSON. A line without the stamp is
-/// all report.
 impl InstanceReport {
     /// Every Kafka topic name the report carries, to be renamed where the broker's names are not
     /// the lab's (a class's learner's prefix on a shared cluster).
@@ -451,8 +446,23 @@ impl InstanceReport {
             _ => Vec::new(),
         }
     }
+
+    /// The client's own words the report carries (an error's message), which may name topics
+    /// as the broker knows them.
+    pub fn texts_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Self::Error { message, .. } => vec![message],
+            Self::ProcessingFailed { error, .. } => vec![error],
+            _ => Vec::new(),
+        }
+    }
 }
 
+/// Splits one line of an instance's stdout into its time stamp and its report.
+///
+/// An instance writes each report as its own line: the time it was written, in microseconds since
+/// the Unix epoch, a space, then the [`InstanceReport`] as JSON. A line without the stamp is
+/// all report.
 pub fn split_report_line(line: &str) -> (Option<crate::EpochMicros>, &str) {
     match line.split_once(' ') {
         Some((stamp, report)) if !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()) => {
@@ -495,6 +505,39 @@ pub const MAX_REPORTED_VALUE: usize = 200;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_a_report_carries_can_be_renamed_in_its_fields_and_its_words() {
+        let mut failed = InstanceReport::ProcessingFailed {
+            topic: "p.orders".into(),
+            partition: 0,
+            offset: 1,
+            attempt: 1,
+            error: "cannot write to p.orders-dlq".into(),
+        };
+        for topic in failed.topics_mut() {
+            *topic = topic.replace("p.", "");
+        }
+        for text in failed.texts_mut() {
+            *text = text.replace("p.", "");
+        }
+        assert_eq!(
+            failed,
+            InstanceReport::ProcessingFailed {
+                topic: "orders".into(),
+                partition: 0,
+                offset: 1,
+                attempt: 1,
+                error: "cannot write to orders-dlq".into(),
+            }
+        );
+        let mut error = InstanceReport::Error {
+            message: "Subscribed topic not available: p.orders".into(),
+            fatal: false,
+        };
+        assert_eq!(error.texts_mut().len(), 1);
+        assert!(InstanceReport::Leaving.texts_mut().is_empty());
+    }
 
     #[test]
     fn a_report_line_is_a_time_stamp_then_the_report() {

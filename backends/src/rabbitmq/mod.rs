@@ -82,6 +82,9 @@ pub struct Rabbit {
 struct Inner {
     source: RabbitSource,
     ready: StartedOnce<Ready>,
+    /// Set by [`Rabbit::shut_down`]: a virtual host still being made then is deleted as soon
+    /// as it is ready.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 struct Ready {
@@ -114,6 +117,7 @@ impl Rabbit {
             inner: Arc::new(Inner {
                 source,
                 ready: StartedOnce::new("RabbitMQ"),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -141,18 +145,27 @@ impl Rabbit {
     /// Stops grouplab's own broker and port mapper, if it started them; for a virtual host,
     /// deletes it (which closes its connections) and its user, if they were made.
     pub async fn shut_down(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let Some(ready) = self.inner.ready.started() else {
             return;
         };
         match &self.inner.source {
-            RabbitSource::VirtualHost { vhost, user, .. } => {
-                for path in [format!("/api/vhosts/{vhost}"), format!("/api/users/{user}")] {
-                    if let Err(err) = ready.management.delete(&path).await {
-                        warn!(%err, "a learner's RabbitMQ virtual host or user could not be deleted");
-                    }
-                }
-            }
+            RabbitSource::VirtualHost { .. } => self.delete_virtual_host(ready).await,
             RabbitSource::Own { .. } | RabbitSource::Url { .. } => ready.processes.kill().await,
+        }
+    }
+
+    /// Deletes a virtual host source's virtual host and user (nothing for other sources).
+    async fn delete_virtual_host(&self, ready: &Ready) {
+        let RabbitSource::VirtualHost { vhost, user, .. } = &self.inner.source else {
+            return;
+        };
+        for path in [format!("/api/vhosts/{vhost}"), format!("/api/users/{user}")] {
+            if let Err(err) = ready.management.delete(&path).await {
+                warn!(%err, "a learner's RabbitMQ virtual host or user could not be deleted");
+            }
         }
     }
 
@@ -170,7 +183,15 @@ impl Rabbit {
     }
 
     async fn started(&self) -> Result<&Ready, CallError> {
-        self.inner.ready.get(start(&self.inner.source)).await
+        let ready = self.inner.ready.get(start(&self.inner.source)).await?;
+        if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            // Shut down while it was being made: what was made goes too.
+            self.delete_virtual_host(ready).await;
+            return Err(CallError::Unavailable(
+                "This RabbitMQ was shut down.".to_owned(),
+            ));
+        }
+        Ok(ready)
     }
 
     /// The publishing channel, connecting again if the last connection is gone.
