@@ -24,7 +24,7 @@ use anyhow::Context;
 use fantoccini::Locator;
 use grouplab_end2end::{
     Browser, LabClient, TestServer, children_of, cpu_ticks, free_port_range, poll_until,
-    resident_kib, shown_received,
+    resident_kib, shown_received, wait_until_live,
 };
 use grouplab_protocol::LabSnapshot;
 
@@ -244,7 +244,7 @@ async fn main() -> anyhow::Result<()> {
     );
     if browsers > 0 {
         println!(
-            "| Chromium ({browsers} learners): join form → live lab page p50 / max | {} ms |",
+            "| Chromium (learners in it: {browsers}): join form → live lab page p50 / max | {} ms |",
             quantiles(&browser_live, &[0.5, 1.0])
         );
         println!(
@@ -309,17 +309,7 @@ async fn join_in_browser(
         .await?
         .click()
         .await?;
-    poll_until("a browser's lab page to be live", DEADLINE, || async {
-        let status = page
-            .find(Locator::Css("[data-testid='link-status']"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        (status == "live").then_some(())
-    })
-    .await?;
+    wait_until_live(page, DEADLINE).await?;
     let live = submitted.elapsed();
     let cookie = page
         .get_named_cookie("grouplab_learner")

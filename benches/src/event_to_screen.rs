@@ -28,8 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use fantoccini::Locator;
-use grouplab_end2end::{Browser, LabClient, TestServer, poll_until, shown_received};
+use grouplab_end2end::{
+    Browser, LabClient, TestServer, poll_until, shown_received, wait_until_live,
+};
 use grouplab_protocol::{ClientCommand, InstanceId, InstanceState, KeyMode, ServerEvent};
 use tokio::sync::mpsc;
 
@@ -56,17 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     let page = &browser.client;
     page.goto(&server.url(&format!("/labs/{LAB}"))).await?;
-    poll_until("the page to be live", DEADLINE, || async {
-        let status = page
-            .find(Locator::Css("[data-testid='link-status']"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        (status == "live").then_some(())
-    })
-    .await?;
+    wait_until_live(page, DEADLINE).await?;
     page.execute(
         "window.grouplabBench = [];
          window.grouplabFrames = [];

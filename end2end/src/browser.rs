@@ -21,6 +21,21 @@ pub async fn shown_received(page: &fantoccini::Client) -> anyhow::Result<u64> {
     Ok(counts.iter().sum())
 }
 
+/// Waits until the lab page in `page` says its link to the server is live.
+pub async fn wait_until_live(page: &fantoccini::Client, deadline: Duration) -> anyhow::Result<()> {
+    poll_until("the lab page to be live", deadline, || async {
+        let status = page
+            .find(fantoccini::Locator::Css("[data-testid='link-status']"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (status == "live").then_some(())
+    })
+    .await
+}
+
 /// A headless Chromium driven through Debian's chromedriver.
 pub struct Browser {
     driver: Child,

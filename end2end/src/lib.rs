@@ -19,7 +19,7 @@ mod browser;
 pub mod external;
 mod lab_client;
 
-pub use browser::{Browser, kill_group, shown_received};
+pub use browser::{Browser, kill_group, shown_received, wait_until_live};
 pub use lab_client::{LabClient, encoded_len};
 
 /// How long the server may take to start: the broker, the clients, the router.
