@@ -451,7 +451,7 @@ impl InstanceReport {
     /// as the broker knows them.
     pub fn texts_mut(&mut self) -> Vec<&mut String> {
         match self {
-            Self::Error { message, .. } => vec![message],
+            Self::Error { message, .. } | Self::MaxPollExceeded { message } => vec![message],
             Self::ProcessingFailed { error, .. } => vec![error],
             _ => Vec::new(),
         }

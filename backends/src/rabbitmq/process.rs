@@ -89,7 +89,12 @@ pub(super) async fn start_own(
             .env("RUNNING_UNDER_SYSTEMD", "1")
             .env("HOME", &dir)
             .env("ERL_EPMD_PORT", epmd_port.to_string())
-            .env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "-start_epmd false")
+            // Erlang's distribution port (for clustering and the CLI tools) would listen on
+            // every address; loopback is enough for grouplab's one node.
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+            )
             .env("RABBITMQ_NODENAME", "grouplab@localhost")
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", at("mnesia"))

@@ -33,7 +33,7 @@ pub struct Learner {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JoinError {
     #[error(
-        "Type the name the class will know you by (up to 32 letters, digits, spaces, `.`, `-`, `_` or `'`)."
+        "Type the name the class will know you by (up to 32 letters, digits, spaces, `.`, `-`, `_` or `'`, starting with a letter or digit)."
     )]
     BadName,
     #[error(
@@ -118,7 +118,9 @@ fn digest(cookie: &str) -> String {
 pub fn display_name(typed: &str) -> Option<String> {
     let name = typed.split_whitespace().collect::<Vec<_>>().join(" ");
     let allowed = |c: char| c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '\'');
-    (!name.is_empty() && name.chars().count() <= 32 && name.chars().all(allowed)).then_some(name)
+    // A name that starts with `-` would be a formula to a spreadsheet opening the results.
+    let first_ok = name.chars().next().is_some_and(char::is_alphanumeric);
+    (first_ok && name.chars().count() <= 32 && name.chars().all(allowed)).then_some(name)
 }
 
 impl ClassStore {
@@ -140,6 +142,8 @@ impl ClassStore {
                 .map_err(|e| JoinError::Store(format!("cannot create {}: {e}", dir.display())))?;
         }
         let db = Connection::open(path)?;
+        crate::lab::progress::keep_private(path)
+            .map_err(|err| JoinError::Store(err.to_string()))?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch("PRAGMA journal_mode=WAL;")?;
         db.execute_batch(SCHEMA)?;

@@ -91,11 +91,14 @@ fn step_timings(history: &LabHistory, steps: usize) -> Vec<StepTiming> {
                 0 => history.opened_at,
                 _ => passed.get(&(index - 1)).copied(),
             };
+            // A start after the pass is an opening noted after progress kept from before.
+            let start = start.filter(|&start| start <= at);
+            let known = !history.reveals_untimed;
             StepTiming {
                 passed_at: Some(at),
-                seconds_on_step: start.map(|start| at.saturating_sub(start) / 1000),
-                hints_before: Some(history.hints_at.iter().filter(|&&h| h <= at).count()),
-                solution_before: Some(history.solution_at.is_some_and(|s| s <= at)),
+                seconds_on_step: start.map(|start| (at - start) / 1000),
+                hints_before: known.then(|| history.hints_at.iter().filter(|&&h| h <= at).count()),
+                solution_before: known.then(|| history.solution_at.is_some_and(|s| s <= at)),
             }
         })
         .collect()
@@ -218,6 +221,7 @@ mod tests {
             passed: vec![(0, 70_000), (1, 190_500)],
             hints_at: vec![60_000, 100_000, 200_000],
             solution_at: Some(150_000),
+            reveals_untimed: false,
         };
         let timings = step_timings(&history, 3);
         assert_eq!(
@@ -242,12 +246,31 @@ mod tests {
 
     #[test]
     fn progress_kept_from_before_openings_were_noted_has_no_first_duration() {
-        let history = LabHistory {
+        let never_noted = LabHistory {
             opened_at: None,
             passed: vec![(0, 5_000)],
             ..LabHistory::default()
         };
-        assert_eq!(step_timings(&history, 1)[0].seconds_on_step, None);
+        assert_eq!(step_timings(&never_noted, 1)[0].seconds_on_step, None);
+        // Opened again after an upgrade: the opening noted is after the pass.
+        let noted_later = LabHistory {
+            opened_at: Some(9_000),
+            ..never_noted
+        };
+        assert_eq!(step_timings(&noted_later, 1)[0].seconds_on_step, None);
+    }
+
+    #[test]
+    fn hints_opened_before_they_were_timed_leave_the_before_passing_cells_empty() {
+        let history = LabHistory {
+            opened_at: Some(0),
+            passed: vec![(0, 5_000)],
+            reveals_untimed: true,
+            ..LabHistory::default()
+        };
+        let timing = &step_timings(&history, 1)[0];
+        assert_eq!(timing.seconds_on_step, Some(5));
+        assert_eq!((timing.hints_before, timing.solution_before), (None, None));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct LabHistory {
     /// When each hint was opened, in order.
     pub hints_at: Vec<EpochMillis>,
     pub solution_at: Option<EpochMillis>,
+    /// Whether hints or the solution were opened before grouplab noted when: what was open
+    /// before a pass is then not known.
+    pub reveals_untimed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,7 @@ impl ProgressStore {
                 .map_err(|e| ProgressError(format!("cannot create {}: {e}", dir.display())))?;
         }
         let db = Connection::open(path)?;
+        keep_private(path)?;
         db.execute_batch("PRAGMA journal_mode=WAL;")?;
         db.execute_batch(SCHEMA)?;
         Ok(Self {
@@ -347,6 +351,18 @@ impl ProgressStore {
                     _ => {}
                 }
             }
+            let mut statement = db.prepare(
+                "SELECT lab, hints_opened, solution_revealed FROM lab_reveals WHERE namespace = ?1",
+            )?;
+            let rows = statement.query_map(params![namespace], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, bool>(2)?))
+            })?;
+            for row in rows {
+                let (lab, hints, solution) = row?;
+                let history = labs.entry(lab).or_default();
+                history.reveals_untimed = hints as usize > history.hints_at.len()
+                    || (solution && history.solution_at.is_none());
+            }
             Ok(labs)
         })
         .await
@@ -366,6 +382,27 @@ impl ProgressStore {
         .await
         .map_err(|e| ProgressError(e.to_string()))?
     }
+}
+
+/// Makes the database readable by its owner only: in a class it keeps each learner's Redis and
+/// RabbitMQ password. SQLite gives its `-wal` and `-shm` files the database's mode when it
+/// makes them; ones made before are narrowed too.
+pub fn keep_private(path: &Path) -> Result<(), ProgressError> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(ProgressError(format!(
+                    "cannot make {} private: {err}",
+                    file.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -430,6 +467,7 @@ mod tests {
                 passed: vec![(0, 100), (2, 300)],
                 hints_at: vec![150, 250],
                 solution_at: Some(250),
+                reveals_untimed: false,
             })
         );
         store.clear("default", "lab").await.expect("clear");

@@ -175,7 +175,7 @@ impl Allowance {
         let when = if wait.is_zero() {
             "Ask for fewer at once".to_owned()
         } else {
-            format!("Try again in {} s", wait.as_secs().max(1))
+            format!("Try again in {} s", wait.as_secs_f64().ceil().max(1.0))
         };
         Notice::error(
             "You are producing faster than this class allows",
