@@ -262,6 +262,9 @@ async fn two_learners_run_lab_04_apart_each_with_their_own_broker_and_consumers(
             p.view().topic(TOPIC).is_none()
         })
         .await?;
+    // The Reset gave Ada's topic back to her allowance (two at once in this class): two fit.
+    ada_page.create_topic("after-reset-1", 1).await?;
+    ada_page.create_topic("after-reset-2", 1).await?;
     // Bob's topic is read from his broker after the reset: one more message makes 8, all committed.
     bob_page
         .produce(TOPIC, 1, grouplab_protocol::KeyMode::None, None, 8)

@@ -51,14 +51,15 @@ pub fn step_rows(
         let (Some(lab), Some(done)) = (catalog.get(&summary.id), history.get(&summary.id)) else {
             continue;
         };
-        let titles: Vec<String> = lab.content.steps.iter().map(|s| s.title.clone()).collect();
-        for (index, timing) in step_timings(done, titles.len()).into_iter().enumerate() {
+        let steps = &lab.content.steps;
+        let timings = step_timings(done, steps.len());
+        for (index, (step, timing)) in steps.iter().zip(timings).enumerate() {
             rows.push(StepRow {
                 learner_id: learner.id.clone(),
                 learner: learner.name.clone(),
                 lab: summary.id.clone(),
                 step: index + 1,
-                step_title: titles[index].clone(),
+                step_title: step.title.clone(),
                 passed_at: timing.passed_at.map(rfc3339),
                 seconds_on_step: timing.seconds_on_step,
                 hints_opened_before_passing: timing.hints_before,

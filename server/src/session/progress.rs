@@ -16,14 +16,7 @@ impl Session {
     /// Reads back what the learner did in this lab before: passed steps, opened hints, the
     /// revealed solution, and the topics the lab created.
     pub(super) async fn load_progress(&mut self) {
-        if let Err(err) = self
-            .deps
-            .progress
-            .record_opened(&self.namespace, &self.lab.content.id, now_ms())
-            .await
-        {
-            warn!(%err, "the lab's first opening could not be noted");
-        }
+        self.note_opened().await;
         match self
             .deps
             .progress
@@ -79,6 +72,17 @@ impl Session {
             ));
         }
         // Its clock starts again, as if opened now.
+        self.note_opened().await;
+        self.emit(ServerEvent::Progress(ProgressView::new(
+            self.lab.content.steps.len(),
+        )));
+        self.progress_dirty = true;
+        Ok(())
+    }
+
+    /// Notes that the lab is open now, unless an earlier opening is kept (for the results'
+    /// time on the first step).
+    async fn note_opened(&self) {
         if let Err(err) = self
             .deps
             .progress
@@ -87,11 +91,6 @@ impl Session {
         {
             warn!(%err, "the lab's opening could not be noted");
         }
-        self.emit(ServerEvent::Progress(ProgressView::new(
-            self.lab.content.steps.len(),
-        )));
-        self.progress_dirty = true;
-        Ok(())
     }
 
     pub(super) async fn open_hint(&mut self) -> Result<(), Notice> {

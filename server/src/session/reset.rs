@@ -111,15 +111,18 @@ impl Session {
                     "The lab's broker is not running, so there was nothing to delete.".to_owned(),
                 )),
             };
-            if result.is_ok() {
-                if let Some(allowance) = &allowance {
-                    for topic in &topics {
-                        allowance.release(&lab, topic);
-                    }
+            // Given back even when part of the delete was refused (a group still in use is
+            // the usual part): the topics are then mostly gone, and a learner must not be
+            // held at the cap by a Reset that said it was partial.
+            if let Some(allowance) = &allowance {
+                for topic in &topics {
+                    allowance.release(&lab, topic);
                 }
-                if let Err(err) = store.forget_created_topics(&namespace, &lab).await {
-                    warn!(%err, "the deleted topics could not be forgotten");
-                }
+            }
+            if result.is_ok()
+                && let Err(err) = store.forget_created_topics(&namespace, &lab).await
+            {
+                warn!(%err, "the deleted topics could not be forgotten");
             }
             move |session: &mut Session| session.reset_done(result, &reply)
         });
