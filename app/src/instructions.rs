@@ -109,14 +109,16 @@ pub fn Instructions(content: LabContent) -> impl IntoView {
                     })
                     .collect_view()}
             </ol>
-            <Show
-                when=move || { opened() < hint_count }
-                fallback=|| view! { <p class="muted">"All hints are open."</p> }
-            >
-                <button class="secondary" data-testid="next-hint" on:click=move |_| live.send(ClientCommand::OpenHint)>
-                    {move || format!("Show hint {} of {hint_count}", opened() + 1)}
-                </button>
-            </Show>
+            {(!live.read_only).then(|| view! {
+                <Show
+                    when=move || { opened() < hint_count }
+                    fallback=|| view! { <p class="muted">"All hints are open."</p> }
+                >
+                    <button class="secondary" data-testid="next-hint" on:click=move |_| live.send(ClientCommand::OpenHint)>
+                        {move || format!("Show hint {} of {hint_count}", opened() + 1)}
+                    </button>
+                </Show>
+            })}
             {content.has_solution.then(|| view! {
                 <h2>"Solution"</h2>
                 {move || match solution() {
@@ -126,22 +128,24 @@ pub fn Instructions(content: LabContent) -> impl IntoView {
                             <div inner_html=solution.notes_html.clone()></div>
                         </div>
                     }),
-                    None => Either::Right(view! {
+                    None => Either::Right((!live.read_only).then(|| view! {
                         <button class="secondary" data-testid="reveal-solution" on:click=move |_| live.send(ClientCommand::RevealSolution)>
                             "Reveal the solution"
                         </button>
-                    }),
+                    })),
                 }}
             })}
-            <div class="lab-actions">
-                <button
-                    class="danger-outline"
-                    data-testid="clear-progress"
-                    on:click=move |_| live.send(ClientCommand::ClearProgress)
-                >
-                    "Clear my progress"
-                </button>
-            </div>
+            {(!live.read_only).then(|| view! {
+                <div class="lab-actions">
+                    <button
+                        class="danger-outline"
+                        data-testid="clear-progress"
+                        on:click=move |_| live.send(ClientCommand::ClearProgress)
+                    >
+                        "Clear my progress"
+                    </button>
+                </div>
+            })}
         </section>
     }
 }

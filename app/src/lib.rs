@@ -11,12 +11,14 @@
 
 #![recursion_limit = "512"]
 
+mod dashboard;
 mod instructions;
 pub mod live;
 mod live_view;
 
+pub use dashboard::{ClassPage, RosterEntry};
 use grouplab_protocol::{LabContent, LabSummary};
-use leptos::either::{Either, EitherOf3};
+use leptos::either::{Either, EitherOf4};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -43,9 +45,21 @@ pub enum Page {
         projector: bool,
         /// In a class, the learner's name, shown in the top bar.
         learner: Option<String>,
+        /// The class's instructor looking at a learner's lab, read-only.
+        #[serde(default)]
+        watching: Option<Watching>,
     },
+    /// A class's instructor's dashboard.
+    Class(Box<ClassPage>),
     /// Any other address.
     NotFound,
+}
+
+/// The learner whose lab the instructor looks at.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Watching {
+    pub id: String,
+    pub name: String,
 }
 
 /// A class's learner, as their course page names them.
@@ -62,7 +76,13 @@ impl Page {
     pub fn title(&self) -> String {
         match self {
             Page::Labs { .. } => "grouplab: Kafka consumer-group labs".to_owned(),
+            Page::Lab {
+                content,
+                watching: Some(watching),
+                ..
+            } => format!("{} · {} · grouplab", watching.name, content.title),
             Page::Lab { content, .. } => format!("{} · grouplab", content.title),
+            Page::Class(class) => format!("Class {} · grouplab", class.class),
             Page::NotFound => "Page not found · grouplab".to_owned(),
         }
     }
@@ -112,13 +132,15 @@ pub fn shell(options: LeptosOptions, page: Page) -> impl IntoView {
 #[component]
 pub fn App(page: Page) -> impl IntoView {
     match page {
-        Page::Labs { labs, learner } => EitherOf3::A(view! { <LabList labs learner /> }),
+        Page::Labs { labs, learner } => EitherOf4::A(view! { <LabList labs learner /> }),
         Page::Lab {
             content,
             projector,
             learner,
-        } => EitherOf3::B(view! { <LabWorkspace content=*content projector learner /> }),
-        Page::NotFound => EitherOf3::C(view! { <NotFound /> }),
+            watching,
+        } => EitherOf4::B(view! { <LabWorkspace content=*content projector learner watching /> }),
+        Page::Class(class) => EitherOf4::C(view! { <dashboard::Dashboard page=*class /> }),
+        Page::NotFound => EitherOf4::D(view! { <NotFound /> }),
     }
 }
 
@@ -217,8 +239,18 @@ fn lab_card(lab: LabSummary) -> impl IntoView {
 }
 
 #[component]
-fn LabWorkspace(content: LabContent, projector: bool, learner: Option<String>) -> impl IntoView {
-    let live = Live::connect(content.id.clone());
+fn LabWorkspace(
+    content: LabContent,
+    projector: bool,
+    learner: Option<String>,
+    watching: Option<Watching>,
+) -> impl IntoView {
+    let socket = match &watching {
+        Some(watching) => format!("/class/ws/learners/{}/labs/{}", watching.id, content.id),
+        None => format!("/ws/labs/{}", content.id),
+    };
+    let read_only = watching.is_some();
+    let live = Live::connect(socket, read_only);
     provide_context(live);
     let title = content.title.clone();
     // On a narrow screen one pane shows at a time, chosen with the switch at the top.
@@ -229,16 +261,27 @@ fn LabWorkspace(content: LabContent, projector: bool, learner: Option<String>) -
         ("?projector", "Projector mode")
     };
     view! {
-        <div class="workspace" class:projector=projector>
+        <div class="workspace" class:projector=projector class:read-only=read_only>
             <header class="topbar">
-                <a href="/" class="back">"← All labs"</a>
+                {match &watching {
+                    Some(_) => Either::Left(view! { <a href="/class" class="back">"← Dashboard"</a> }),
+                    None => Either::Right(view! { <a href="/" class="back">"← All labs"</a> }),
+                }}
                 <h1 title=content.title.clone()>{title}</h1>
                 <span class="meta">{content.difficulty.clone()} " · " {content.minutes} " min"</span>
                 <live_view::BrokerBadge />
                 <live_view::LinkBadge />
                 {learner.map(|name| view! { <span class="learner-name" data-testid="learner-name" title="You, in this class">{name}</span> })}
-                <a class="projector-toggle" href=toggle_href data-testid="projector-toggle">{toggle_text}</a>
+                {match watching {
+                    Some(watching) => Either::Left(view! {
+                        <span class="watching" data-testid="watching">{format!("{}'s lab, read-only", watching.name)}</span>
+                    }),
+                    None => Either::Right(view! {
+                        <a class="projector-toggle" href=toggle_href data-testid="projector-toggle">{toggle_text}</a>
+                    }),
+                }}
             </header>
+            <live_view::InstructorBanner />
             {projector.then(|| view! { <live_view::Shortcuts /> })}
             <live_view::Notices />
             <live_view::Announcer />

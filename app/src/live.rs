@@ -69,6 +69,8 @@ pub struct Live {
     pub notices: RwSignal<Vec<ShownNotice>>,
     /// The browser's clock in epoch milliseconds, ticking for countdowns; 0 on the server.
     pub now: RwSignal<u64>,
+    /// An instructor's view of a learner's lab: every control that acts is left out.
+    pub read_only: bool,
     next_notice: StoredValue<u64>,
     #[cfg(feature = "hydrate")]
     socket: StoredValue<Option<web_sys::WebSocket>, LocalStorage>,
@@ -78,9 +80,11 @@ pub struct Live {
 }
 
 impl Live {
-    /// Creates the live state and, in the browser, connects to the lab's websocket.
-    pub fn connect(lab_id: String) -> Self {
+    /// Creates the live state and, in the browser, connects to the lab's websocket at
+    /// `socket_path` (`/ws/labs/{lab}`, or an instructor's read-only view of a learner's lab).
+    pub fn connect(socket_path: String, read_only: bool) -> Self {
         let live = Self {
+            read_only,
             view: RwSignal::new(None),
             counted: Trigger::new(),
             fed: Trigger::new(),
@@ -96,7 +100,7 @@ impl Live {
         #[cfg(feature = "hydrate")]
         {
             Effect::new(move |_| {
-                browser::open(live, lab_id.clone(), 0);
+                browser::open(live, socket_path.clone(), 0);
                 browser::tick(live);
             });
             // Leaving the page closes its socket, with its handlers removed so it is not reopened,
@@ -117,7 +121,7 @@ impl Live {
             });
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = lab_id;
+        let _ = socket_path;
         live
     }
 
@@ -240,7 +244,7 @@ mod browser {
 
     /// Opens the socket; on close, tries again after [`backoff`]. `attempt` counts the failed
     /// attempts since the last connection that stayed up.
-    pub(super) fn open(live: Live, lab_id: String, attempt: u32) {
+    pub(super) fn open(live: Live, socket_path: String, attempt: u32) {
         let location = window().location();
         let scheme = if location.protocol().as_deref() == Ok("https:") {
             "wss"
@@ -248,9 +252,9 @@ mod browser {
             "ws"
         };
         let host = location.host().unwrap_or_default();
-        let url = format!("{scheme}://{host}/ws/labs/{lab_id}");
+        let url = format!("{scheme}://{host}{socket_path}");
         let Ok(socket) = WebSocket::new(&url) else {
-            retry(live, lab_id, attempt + 1);
+            retry(live, socket_path, attempt + 1);
             return;
         };
 
@@ -296,7 +300,7 @@ mod browser {
                 .get()
                 .is_some_and(|at| js_sys::Date::now() - at >= STAYED_UP_MS);
             let next = if stayed_up { 1 } else { attempt + 1 };
-            retry(live, lab_id.clone(), next);
+            retry(live, socket_path.clone(), next);
         });
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         on_close.forget();
@@ -374,8 +378,9 @@ mod browser {
             })
     }
 
-    fn retry(live: Live, lab_id: String, attempt: u32) {
-        let handle = set_timeout_with_handle(move || open(live, lab_id, attempt), backoff(attempt));
+    fn retry(live: Live, socket_path: String, attempt: u32) {
+        let handle =
+            set_timeout_with_handle(move || open(live, socket_path, attempt), backoff(attempt));
         live.timers
             .try_update_value(|(retry, _)| *retry = handle.ok());
     }

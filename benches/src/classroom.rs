@@ -3,6 +3,10 @@
 //! their own embedded broker), creates its topic, starts two instances and produces `rate`
 //! messages a second for `seconds`.
 //!
+//! An instructor's dashboard is open throughout: it reports how long after a learner's page
+//! showed step 2 passed their tile showed it, and, at the end, how long a class-wide "crash one
+//! consumer in each group" took to show on each learner's page.
+//!
 //! It reports: join → live lab (the join form's POST to the lab's first snapshot) p50/p95/max and
 //! for the whole class; the join's own answer (server side); the checkpoint latency (the event
 //! after which Lab 04's step 2 holds, to the step shown passed); callback → page p50/p99; the
@@ -23,10 +27,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use fantoccini::Locator;
 use grouplab_end2end::{
-    Browser, LabClient, TestServer, children_of, cpu_ticks, free_port_range, poll_until,
+    Browser, Dashboard, LabClient, TestServer, children_of, cpu_ticks, free_port_range, poll_until,
     resident_kib, shown_received, wait_until_live,
 };
-use grouplab_protocol::LabSnapshot;
+use grouplab_protocol::class::InstructorAction;
+use grouplab_protocol::{InstanceState, LabSnapshot};
+use std::collections::HashMap;
 
 const LAB: &str = "04-consumer-groups";
 const TOPIC: &str = "user-clicks";
@@ -100,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         let (server, code) = (std::sync::Arc::clone(&server), code.clone());
         browser_joins.push(tokio::spawn(async move {
             let (cookie, live) = join_in_browser(&browser, &server, &code, n).await?;
-            anyhow::Ok((browser, cookie, live))
+            anyhow::Ok((browser, cookie, live, format!("browser{n}")))
         }));
     }
     for n in browsers..learners {
@@ -112,16 +118,26 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(status == 303, "a join answered {status}");
             let cookie = cookie.context("a join sets a cookie")?;
             let page = LabClient::open_as(&server, LAB, &cookie).await?;
-            anyhow::Ok((page, Some(join_answer), sent.elapsed()))
+            anyhow::Ok((
+                page,
+                Some(join_answer),
+                sent.elapsed(),
+                format!("learner{n}"),
+            ))
         }));
     }
     let mut pages = Vec::new();
     let mut open_browsers = Vec::new();
     let mut browser_live = Vec::new();
     for task in browser_joins {
-        let (browser, cookie, live) = task.await??;
+        let (browser, cookie, live, name) = task.await??;
         // The benchmark drives this learner's lab over a websocket of its own, as for the rest.
-        pages.push((LabClient::open_as(&server, LAB, &cookie).await?, None, live));
+        pages.push((
+            LabClient::open_as(&server, LAB, &cookie).await?,
+            None,
+            live,
+            name,
+        ));
         browser_live.push(live);
         open_browsers.push(browser);
     }
@@ -131,10 +147,30 @@ async fn main() -> anyhow::Result<()> {
     let whole_class = began.elapsed();
     let worlds_open = resident_kib(server.pid())? as f64 / 1024.0;
 
+    // The instructor's dashboard notes when each learner's tile first shows step 2 passed.
+    let mut desk = Dashboard::open(&server, TOKEN).await?;
+    let watching = tokio::spawn(async move {
+        let mut tiles_passed: HashMap<String, Instant> = HashMap::new();
+        let until = tokio::time::Instant::now() + DEADLINE;
+        while tiles_passed.len() < usize::from(learners) {
+            for tile in &desk.board.learners {
+                if tile.lab.as_ref().is_some_and(|lab| lab.passed >= 2) {
+                    tiles_passed
+                        .entry(tile.name.clone())
+                        .or_insert_with(Instant::now);
+                }
+            }
+            tokio::time::timeout_at(until, desk.next())
+                .await
+                .context("every tile to show step 2 passed")??;
+        }
+        anyhow::Ok((desk, tiles_passed))
+    });
+
     // Each learner creates the topic and starts two instances; the checkpoint latency runs from
     // the event after which step 2 holds to the event that shows it passed.
     let mut ready = Vec::new();
-    for (mut page, join_answer, join_to_live) in pages {
+    for (mut page, join_answer, join_to_live, name) in pages {
         ready.push(tokio::spawn(async move {
             page.create_topic(TOPIC, 3).await?;
             page.start_instances(GROUP, TOPIC, 2).await?;
@@ -151,14 +187,33 @@ async fn main() -> anyhow::Result<()> {
                     .await
                     .context("step 2 did not pass in time")??;
             }
+            let shown_passed = Instant::now();
             let checkpoint = holds_since.map_or(Duration::ZERO, |since| since.elapsed());
-            anyhow::Ok((page, join_answer, join_to_live, checkpoint))
+            anyhow::Ok((
+                page,
+                join_answer,
+                join_to_live,
+                checkpoint,
+                (name, shown_passed),
+            ))
         }));
     }
     let mut pages = Vec::new();
+    let mut shown_passed = Vec::new();
     for task in ready {
-        pages.push(task.await??);
+        let (page, join_answer, join_to_live, checkpoint, shown) = task.await??;
+        pages.push((page, join_answer, join_to_live, checkpoint));
+        shown_passed.push(shown);
     }
+    let (mut desk, tiles_passed) = watching.await??;
+    let tile_lag: Vec<f64> = shown_passed
+        .iter()
+        .map(|(name, shown)| {
+            tiles_passed.get(name).map_or(f64::INFINITY, |tile| {
+                tile.saturating_duration_since(*shown).as_secs_f64() * 1000.0
+            })
+        })
+        .collect();
     let with_instances = resident_kib(server.pid())? as f64 / 1024.0;
 
     let cpu_before = cpu_ticks(server.pid());
@@ -170,20 +225,26 @@ async fn main() -> anyhow::Result<()> {
                 .produce_each_second(TOPIC, rate, seconds, started, DEADLINE)
                 .await?;
             let produced = u64::from(rate) * u64::from(seconds);
-            anyhow::Ok(Learner {
-                join_answer,
-                join_to_live,
-                checkpoint,
-                callbacks,
-                counted: page.received_total(),
-                produced,
-                finished: Instant::now(),
-            })
+            anyhow::Ok((
+                Learner {
+                    join_answer,
+                    join_to_live,
+                    checkpoint,
+                    callbacks,
+                    counted: page.received_total(),
+                    produced,
+                    finished: Instant::now(),
+                },
+                page,
+            ))
         }));
     }
     let mut measured = Vec::new();
+    let mut pages = Vec::new();
     for task in running {
-        measured.push(task.await??);
+        let (learner, page) = task.await??;
+        measured.push(learner);
+        pages.push(page);
     }
     // The browsers' learners are the first ones: how long after their websocket counted every
     // message their page showed it.
@@ -198,6 +259,34 @@ async fn main() -> anyhow::Result<()> {
     }
     for browser in open_browsers {
         browser.close().await?;
+    }
+
+    // The instructor crashes one consumer in each learner's group: the time from the action to
+    // each learner's page showing the crash.
+    let crash_sent = Instant::now();
+    let waits: Vec<_> = pages
+        .into_iter()
+        .map(|mut page| {
+            tokio::spawn(async move {
+                page.wait_until("the instructor's crash", DEADLINE, |p| {
+                    p.view()
+                        .instances
+                        .iter()
+                        .any(|i| matches!(i.state, InstanceState::Crashed { .. }))
+                })
+                .await?;
+                anyhow::Ok(crash_sent.elapsed())
+            })
+        })
+        .collect();
+    let report = desk.act(None, InstructorAction::CrashOne).await?;
+    anyhow::ensure!(
+        report.done.len() == usize::from(learners),
+        "the class-wide crash: {report:?}"
+    );
+    let mut crash_shown = Vec::new();
+    for wait in waits {
+        crash_shown.push(wait.await??.as_secs_f64() * 1000.0);
     }
     let server_cpu = (cpu_ticks(server.pid()) - cpu_before) as f64
         / CLOCK_TICKS_PER_SECOND
@@ -259,6 +348,14 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| callback → page p50 / p99 / max | {} ms |",
         quantiles(&callbacks, &[0.5, 0.99, 1.0])
+    );
+    println!(
+        "| learner's page shows step 2 passed → the instructor's tile shows it p50 / p99 / max | {} ms |",
+        quantiles(&tile_lag, &[0.5, 0.99, 1.0])
+    );
+    println!(
+        "| class-wide \"crash one consumer in each group\" → shown on each page p50 / last | {} ms |",
+        quantiles(&crash_shown, &[0.5, 1.0])
     );
     println!(
         "| server RSS: at rest / every learner's lab open / with instances | {at_rest:.0} / {worlds_open:.0} / {with_instances:.0} MiB |"

@@ -28,8 +28,23 @@ impl LabClient {
 
     /// Connects as the learner whose cookie (`name=value`) this is, as their page does.
     pub async fn connect_as(server: &TestServer, lab: &str, cookie: &str) -> anyhow::Result<Self> {
+        Self::connect_url(&server.ws_url(lab), cookie).await
+    }
+
+    /// Opens the lab socket at `path` (an instructor's read-only view of a learner's lab, say)
+    /// with `cookie`, and waits for the snapshot.
+    pub async fn open_path(server: &TestServer, path: &str, cookie: &str) -> anyhow::Result<Self> {
+        let url = format!("ws://{}{path}", server.addr);
+        let mut client = Self::connect_url(&url, cookie).await?;
+        client
+            .wait_until("the snapshot", START_DEADLINE, |c| c.view.is_some())
+            .await?;
+        Ok(client)
+    }
+
+    async fn connect_url(url: &str, cookie: &str) -> anyhow::Result<Self> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = server.ws_url(lab).into_client_request()?;
+        let mut request = url.into_client_request()?;
         request
             .headers_mut()
             .insert("Cookie", cookie.parse().context("a cookie header")?);

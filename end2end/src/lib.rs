@@ -16,10 +16,12 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod browser;
+mod dashboard;
 pub mod external;
 mod lab_client;
 
 pub use browser::{Browser, kill_group, shown_received, wait_until_live};
+pub use dashboard::Dashboard;
 pub use lab_client::{LabClient, encoded_len};
 
 /// How long the server may take to start: the broker, the clients, the router.
@@ -275,9 +277,10 @@ impl TestServer {
         let (status, body) = self.get(&format!("/class?token={token}")).await?;
         anyhow::ensure!(status == 200, "the class page answered {status}: {body}");
         let code = body
-            .split("data-testid=join-code>")
+            .split("data-testid=\"join-code\"")
             .nth(1)
-            .and_then(|rest| rest.split('<').next())
+            .and_then(|rest| rest.split_once('>'))
+            .and_then(|(_, rest)| rest.split('<').next())
             .context("the class page shows the code")?;
         Ok(code.to_owned())
     }

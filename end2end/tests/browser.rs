@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use grouplab_end2end::external::{Client as Consumer, ExternalConsumer};
-use grouplab_end2end::{Browser, TestServer, poll_until, shown_received};
+use grouplab_end2end::{Browser, LabClient, TestServer, poll_until, shown_received};
 
 const LAB: &str = "04-consumer-groups";
 /// Long enough for a crash to be noticed after the lab's 10 s session timeout, with room to spare.
@@ -1797,7 +1797,8 @@ async fn join_class(
 }
 
 #[tokio::test]
-async fn two_learners_in_two_browsers_each_see_only_their_own_lab() -> anyhow::Result<()> {
+async fn two_learners_in_two_browsers_and_their_instructor_on_the_dashboard() -> anyhow::Result<()>
+{
     let data = tempfile::tempdir()?;
     let first = grouplab_end2end::free_port_range(2);
     let ports = format!("{first}-{}", first + 1);
@@ -1860,7 +1861,107 @@ async fn two_learners_in_two_browsers_each_see_only_their_own_lab() -> anyhow::R
     );
     wait_text(ada, "progress-count", "3 of 6").await?;
     screenshot(bob, "class-bob-lab-04").await?;
+
+    // The instructor's dashboard, in a third browser: a tile per learner, live.
+    let desk_browser = Browser::start().await?;
+    let desk = &desk_browser.client;
+    desk.goto(&server.url(&format!("/class?token={token}")))
+        .await?;
+    wait_text(desk, "board-link", "live").await?;
+    wait_text(desk, "tile-Ada", "step 4 of 6").await?;
+    wait_text(desk, "tile-Bob", "step 2 of 6").await?;
+    wait_text(desk, "funnel-04-consumer-groups", "2 opened").await?;
+
+    // Bob sends the same bad command three times (as a page of his would): he is flagged stuck.
+    let bob_cookie = bob.get_named_cookie("grouplab_learner").await?;
+    let mut bob_socket = LabClient::open_as(
+        &server,
+        LAB,
+        &format!("grouplab_learner={}", bob_cookie.value()),
+    )
+    .await?;
+    for _ in 0..3 {
+        bob_socket
+            .send(&grouplab_protocol::ClientCommand::CreateTopic {
+                topic: "no spaces allowed".into(),
+                partitions: 3,
+            })
+            .await?;
+    }
+    wait_text(desk, "tile-Bob", "same error 3 times").await?;
+    screenshot(desk, "class-dashboard-bob-stuck").await?;
+
+    // The instructor gives Bob a hint, then passes his step 2 for him.
+    click_css(desk, "[data-testid='tile-Bob'] [data-testid='give-hint']").await?;
+    wait_text(bob, "hint-0", "").await?;
+    click_css(desk, "[data-testid='tile-Bob'] [data-testid='pass-step']").await?;
+    wait_text(bob, "progress-count", "2 of 6").await?;
+    wait_text(desk, "tile-Bob", "step 3 of 6").await?;
+    wait_text(bob, "timeline", "passed the open step").await?;
+
+    // Crash one consumer in each group: both learners' pages show the crash, marked as the
+    // instructor's, and the rebalance that hands the crashed one's partitions over.
+    click(bob, "quick-start").await?;
+    wait_text(bob, "instances", "B").await?;
+    wait_text(desk, "tile-Bob", "2 instance(s)").await?;
+    click(desk, "crash-each").await?;
+    wait_text(desk, "action-done", "Bob").await?;
+    for page in [ada, bob] {
+        wait_text(page, "timeline", "crashed one consumer").await?;
+        poll_until("a crashed card", STEP_DEADLINE, || async {
+            page.find(Locator::Css("[data-state='crashed']"))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await?;
+        wait_text(page, "timeline", "without a working owner").await?;
+    }
+    screenshot(desk, "class-dashboard-after-crash").await?;
+    screenshot(bob, "class-bob-after-crash").await?;
+
+    // Watching Bob's lab, read-only: his view, with no control that acts.
+    click_css(desk, "[data-testid='tile-Bob'] [data-testid='watch']").await?;
+    wait_text(desk, "watching", "Bob's lab, read-only").await?;
+    wait_text(desk, "link-status", "live").await?;
+    wait_text(desk, "progress-count", "2 of 6").await?;
+    for control in ["quick-start", "next-hint", "clear-progress", "crash-A"] {
+        assert!(
+            desk.find(Locator::Css(&testid(control))).await.is_err(),
+            "the read-only view has no {control}"
+        );
+    }
+    screenshot(desk, "class-watching-bob").await?;
+
+    // Resetting Ada's lab from the dashboard.
+    desk.goto(&server.url("/class")).await?;
+    wait_text(desk, "board-link", "live").await?;
+    click_css(desk, "[data-testid='tile-Ada'] [data-testid='reset-lab']").await?;
+    wait_text(ada, "timeline", "reset the lab").await?;
+    poll_until("Ada's topic to go", STEP_DEADLINE, || async {
+        ada.find(Locator::Css(&testid("topic-user-clicks")))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await?;
+    drop(bob_socket);
+    desk_browser.close().await?;
     ada_browser.close().await?;
     bob_browser.close().await?;
     Ok(())
+}
+
+/// Clicks the element `css` selects, once it is on the page.
+async fn click_css(client: &Client, css: &str) -> anyhow::Result<()> {
+    poll_until(&format!("{css} to be clickable"), STEP_DEADLINE, || async {
+        client
+            .find(Locator::Css(css))
+            .await
+            .ok()?
+            .click()
+            .await
+            .ok()
+    })
+    .await
 }

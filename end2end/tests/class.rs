@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use grouplab_end2end::external::{Client, ExternalConsumer};
 use grouplab_end2end::{
-    LabClient, TestServer, children_of, free_port_range, http_post, poll_until,
+    Dashboard, LabClient, TestServer, children_of, free_port_range, http_post, poll_until,
 };
 use grouplab_protocol::{ClientCommand, ConsumerSettings, LabSnapshot};
 
@@ -777,7 +777,7 @@ async fn shut_out(server: &TestServer, learner: &str) -> anyhow::Result<()> {
 /// A learner's id, from their row on the instructor's class page.
 async fn learner_id(server: &TestServer, name: &str) -> anyhow::Result<String> {
     let (_, body) = server.get(&format!("/class?token={TOKEN}")).await?;
-    body.split("data-testid=learner-row")
+    body.split("data-testid=\"learner-row\"")
         .find(|row| row.contains(&format!("<td>{name}</td>")))
         .and_then(|row| row.split("/class/learners/").nth(1))
         .and_then(|rest| rest.split('/').next())
@@ -867,5 +867,298 @@ async fn a_class_on_a_named_cluster_gives_each_learner_their_own_prefix() -> any
     let topics = cluster_topics(&bootstrap)?;
     assert!(!topics.contains(&ada_topic), "{topics:?}");
     assert!(topics.contains(&bob_topic), "Bob's topic stays: {topics:?}");
+    Ok(())
+}
+
+/// The status of a websocket handshake at `path` with these cookies.
+async fn path_status(server: &TestServer, path: &str, cookie: Option<&str>) -> anyhow::Result<u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}{path}", server.addr).into_client_request()?;
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("Cookie", cookie.parse()?);
+    }
+    Ok(match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(err) => return Err(err.into()),
+    })
+}
+
+/// Whether the view's timeline has the instructor's `action` (part of its words).
+fn instructor_did(view: &LabSnapshot, action: &str) -> bool {
+    view.timeline.iter().any(|e| {
+        matches!(&e.kind, grouplab_protocol::TimelineKind::Instructor { action: said } if said.contains(action))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_in_each_group()
+-> anyhow::Result<()> {
+    use grouplab_protocol::class::InstructorAction;
+    use grouplab_protocol::{InstanceState, TimelineKind};
+    let data = tempfile::tempdir()?;
+    let (server, ada, bob) = ada_and_bob(data.path(), &[]).await?;
+    let ada_id = learner_id(&server, "Ada").await?;
+    let bob_id = learner_id(&server, "Bob").await?;
+    let mut desk = Dashboard::open(&server, TOKEN).await?;
+    desk.wait_until(
+        "a tile per learner, in the order they joined",
+        Duration::from_secs(5),
+        |b| {
+            b.learners
+                .iter()
+                .map(|l| l.name.as_str())
+                .eq(["Ada", "Bob"])
+        },
+    )
+    .await?;
+    assert!(
+        desk.board
+            .learners
+            .iter()
+            .all(|l| !l.online && l.lab.is_none())
+    );
+
+    // Only the instructor reaches the dashboard and the read-only views.
+    let watch = format!("/class/ws/learners/{bob_id}/labs/{LAB}");
+    for path in ["/class/ws", watch.as_str()] {
+        assert_eq!(
+            path_status(&server, path, Some(&ada)).await?,
+            403,
+            "Ada's cookie on {path}"
+        );
+        assert_eq!(
+            path_status(&server, path, None).await?,
+            401,
+            "no cookie on {path}"
+        );
+    }
+    let (status, _, _) = server
+        .request(
+            &format!("/class/learners/{bob_id}/labs/{LAB}"),
+            &format!("Cookie: {ada}\r\n"),
+        )
+        .await?;
+    assert_eq!(status, 403, "Ada's cookie on Bob's lab, read-only");
+
+    // Ada works through steps 1 and 2; her tile follows.
+    let mut ada_page = LabClient::open_as(&server, LAB, &ada).await?;
+    let mut bob_page = LabClient::open_as(&server, LAB, &bob).await?;
+    desk.wait_until("both online in Lab 04", JOIN_DEADLINE, |b| {
+        b.learners
+            .iter()
+            .all(|l| l.online && l.lab.as_ref().is_some_and(|lab| lab.id == LAB))
+    })
+    .await?;
+    ada_page.create_topic(TOPIC, 3).await?;
+    for _ in 0..2 {
+        ada_page
+            .start_running(GROUP, TOPIC, ConsumerSettings::default(), JOIN_DEADLINE)
+            .await?;
+    }
+    ada_page.wait_for_step(1, JOIN_DEADLINE).await?;
+    desk.wait_until("Ada's tile at step 3 of 6", Duration::from_secs(5), |b| {
+        b.learners.iter().any(|l| {
+            l.name == "Ada"
+                && l.lab
+                    .as_ref()
+                    .is_some_and(|lab| lab.passed == 2 && lab.instances == 2)
+        })
+    })
+    .await?;
+    let ada_tile = desk.tile("Ada").context("Ada's tile")?.clone();
+    let ada_lab = ada_tile.lab.context("Ada's lab")?;
+    assert_eq!(
+        ada_lab
+            .group
+            .as_ref()
+            .map(|(g, s)| (g.as_str(), s.as_str())),
+        Some((GROUP, "Stable"))
+    );
+    assert!(ada_lab.on_step_since.is_some() && ada_tile.last_activity.is_some());
+    let funnel = desk
+        .board
+        .funnel
+        .iter()
+        .find(|f| f.lab == LAB)
+        .context("Lab 04's funnel")?;
+    assert_eq!(
+        (funnel.opened, funnel.passed[0], funnel.passed[1]),
+        (2, 1, 1)
+    );
+
+    // Bob makes the same mistake three times: he is flagged stuck, with why.
+    for _ in 0..3 {
+        bob_page
+            .send(&ClientCommand::CreateTopic {
+                topic: "no spaces allowed".into(),
+                partitions: 3,
+            })
+            .await?;
+    }
+    desk.wait_until("Bob flagged stuck", Duration::from_secs(5), |b| {
+        b.learners.iter().any(|l| {
+            l.name == "Bob"
+                && l.stuck
+                    .as_deref()
+                    .is_some_and(|s| s.contains("same error 3 times"))
+        })
+    })
+    .await?;
+    assert_eq!(
+        desk.tile("Ada").and_then(|t| t.stuck.clone()),
+        None,
+        "Ada is not stuck"
+    );
+
+    // The instructor helps Bob: a hint, then step 1 passed for him.
+    let report = desk.act(Some(&bob_id), InstructorAction::Hint).await?;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    let report = desk.act(Some(&bob_id), InstructorAction::PassStep).await?;
+    assert_eq!(
+        report.done,
+        [("Bob".to_owned(), "step 1 passed".to_owned())],
+        "{report:?}"
+    );
+    bob_page
+        .wait_until(
+            "the hint and the step the instructor gave",
+            JOIN_DEADLINE,
+            |p| {
+                p.view().progress.hints.len() == 1
+                    && p.view().progress.steps[0].passed_at.is_some()
+                    && instructor_did(p.view(), "passed the open step")
+            },
+        )
+        .await?;
+    assert_eq!(ada_page.view().progress.hints.len(), 0, "Ada got no hint");
+
+    // Looking at Bob's lab read-only: the same view, and no command acts.
+    let mut looking =
+        LabClient::open_path(&server, &watch, &format!("grouplab_token={TOKEN}")).await?;
+    assert_eq!(looking.view().progress.hints.len(), 1);
+    looking.send(&ClientCommand::ResetLab).await?;
+    looking
+        .wait_until("the read-only notice", JOIN_DEADLINE, |p| {
+            has_notice(p, "read-only")
+        })
+        .await?;
+
+    // A message to everyone reaches both learners' pages.
+    let report = desk
+        .act(
+            None,
+            InstructorAction::Message {
+                text: "Break until 11:00".into(),
+            },
+        )
+        .await?;
+    assert_eq!(report.done.len(), 2, "{report:?}");
+    for page in [&mut ada_page, &mut bob_page] {
+        page.wait_until("the instructor's banner", JOIN_DEADLINE, |p| {
+            p.view()
+                .banner
+                .as_ref()
+                .is_some_and(|b| b.text == "Break until 11:00")
+        })
+        .await?;
+    }
+
+    // Crash one consumer in each group: refused for nobody once both run two instances; both
+    // pages show the crash, the instructor's doing, and the rebalance that follows.
+    bob_page.create_topic(TOPIC, 3).await?;
+    for _ in 0..2 {
+        bob_page
+            .start_running(GROUP, TOPIC, ConsumerSettings::default(), JOIN_DEADLINE)
+            .await?;
+    }
+    desk.wait_until(
+        "Bob's two instances on his tile",
+        Duration::from_secs(5),
+        |b| {
+            b.learners
+                .iter()
+                .any(|l| l.name == "Bob" && l.lab.as_ref().is_some_and(|lab| lab.instances == 2))
+        },
+    )
+    .await?;
+    let report = desk.act(None, InstructorAction::CrashOne).await?;
+    assert_eq!(report.done.len(), 2, "{report:?}");
+    assert!(report.refused.is_empty(), "{report:?}");
+    for page in [&mut ada_page, &mut bob_page] {
+        page.wait_until(
+            "one crashed instance, and the other owning every partition",
+            JOIN_DEADLINE,
+            |p| {
+                let view = p.view();
+                let crashed = view
+                    .instances
+                    .iter()
+                    .filter(|i| matches!(i.state, InstanceState::Crashed { .. }))
+                    .count();
+                let survivor_owns_all = view
+                    .instances
+                    .iter()
+                    .any(|i| i.state == InstanceState::Running && i.partitions.len() == 3);
+                crashed == 1
+                    && survivor_owns_all
+                    && instructor_did(view, "crashed one consumer")
+                    && view
+                        .timeline
+                        .iter()
+                        .any(|e| matches!(e.kind, TimelineKind::Crashed))
+            },
+        )
+        .await?;
+    }
+
+    // The same demo with no running instance left to spare is refused for that learner, by name.
+    let report = desk.act(Some(&ada_id), InstructorAction::Reset).await?;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    ada_page
+        .wait_until("Ada's lab reset by the instructor", JOIN_DEADLINE, |p| {
+            p.view().topic(TOPIC).is_none() && instructor_did(p.view(), "reset the lab")
+        })
+        .await?;
+    let report = desk.act(Some(&ada_id), InstructorAction::CrashOne).await?;
+    assert_eq!(
+        report.refused,
+        [(
+            "Ada".to_owned(),
+            "no page instance is running in their lab".to_owned()
+        )],
+        "{report:?}"
+    );
+
+    // The export says the instructor passed Bob's step 1, and that Ada passed hers herself.
+    let (status, _, csv) = server
+        .request(
+            "/class/results.csv",
+            &format!("Cookie: grouplab_token={TOKEN}\r\n"),
+        )
+        .await?;
+    assert_eq!(status, 200, "{csv}");
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        csv::Reader::from_reader(csv.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()?;
+    let cell = |name: &str, step: &str| {
+        rows.iter()
+            .find(|r| r["learner"] == name && r["lab"] == LAB && r["step"] == step)
+            .map(|r| r["passed_by_instructor"].clone())
+    };
+    assert_eq!(cell("Bob", "1").as_deref(), Some("true"), "{csv}");
+    assert_eq!(cell("Ada", "1").as_deref(), Some("false"), "{csv}");
+    assert_eq!(cell("Ada", "3").as_deref(), Some(""), "an open step: {csv}");
+
+    // The instructor's view is not one of Bob's pages: with his own closed, he is offline.
+    drop(bob_page);
+    desk.wait_until(
+        "Bob offline while the instructor still looks",
+        Duration::from_secs(5),
+        |b| b.learners.iter().any(|l| l.name == "Bob" && !l.online),
+    )
+    .await?;
+    drop(looking);
     Ok(())
 }

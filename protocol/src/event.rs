@@ -63,6 +63,8 @@ pub enum ServerEvent {
     Progress(ProgressView),
     /// Something the learner should read: an error with what to do, or a confirmation.
     Notice(Notice),
+    /// The instructor's latest message to the learner, kept in the view (protocol version 10).
+    Banner(crate::class::Banner),
 }
 
 /// Consumed messages, batched so that a fast stream costs one event per batch.

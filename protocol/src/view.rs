@@ -48,6 +48,9 @@ pub struct LabSnapshot {
     /// The latest crash of a page instance on each broker, in any lab of this server.
     pub crashes: Vec<crate::CrashReport>,
     pub progress: ProgressView,
+    /// In a class, the instructor's latest message to this learner.
+    #[serde(default)]
+    pub banner: Option<crate::class::Banner>,
 }
 
 impl LabSnapshot {
@@ -70,6 +73,7 @@ impl LabSnapshot {
             crashes: Vec::new(),
             lab_problem: None,
             progress: ProgressView::new(steps),
+            banner: None,
         }
     }
 
@@ -174,6 +178,7 @@ impl LabSnapshot {
             ServerEvent::Crashes(crashes) => self.crashes = crashes.clone(),
             ServerEvent::Progress(progress) => self.progress = progress.clone(),
             ServerEvent::Notice(_) => {}
+            ServerEvent::Banner(banner) => self.banner = Some(banner.clone()),
         }
     }
 
@@ -683,6 +688,8 @@ pub enum TimelineKind {
     BrokerUp,
     /// A Redis consumer claimed entries that another consumer had left pending (`XAUTOCLAIM`).
     Claimed { entries: Vec<String> },
+    /// The class's instructor acted on the lab (`action` as [`crate::class::InstructorAction::describe`] says it).
+    Instructor { action: String },
 }
 
 /// The learner's progress through a lab.

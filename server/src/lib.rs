@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::class::{Class, ClassStore, WorldParts, Worlds};
+use crate::class::{Board, Class, ClassStore, WorldParts, Worlds};
 use crate::config::Config;
 use crate::lab::catalog::LabCatalog;
 use crate::lab::progress::ProgressStore;
@@ -208,6 +208,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             rabbit: rabbit.clone(),
             crashes: Default::default(),
             allowance: None,
+            board: None,
             shutdown: sessions_shutdown.clone(),
             tasks: session_tasks.clone(),
         },
@@ -219,7 +220,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         Some(name) => {
             let store = ClassStore::open(&progress_path, name)?;
             let code = store.join_code(grouplab_backends::clock::now_ms()).await?;
+            let board = Board::start(
+                store.clone(),
+                progress.clone(),
+                Arc::clone(&catalog),
+                sessions_shutdown.clone(),
+                &session_tasks,
+            );
             let parts = WorldParts {
+                pulses: board.pulses(),
                 supervisor,
                 progress,
                 catalog: Arc::clone(&catalog),
@@ -235,7 +244,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 shutdown: sessions_shutdown.clone(),
                 tasks: session_tasks.clone(),
             };
-            let class = Class::new(store, code, config.learner_ports, config.max_learners);
+            let class = Class::new(
+                store,
+                code,
+                config.learner_ports,
+                config.max_learners,
+                board,
+            );
             (
                 Arc::new(Worlds::class(sessions, parts)),
                 Some(Arc::new(class)),

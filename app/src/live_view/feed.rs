@@ -100,6 +100,7 @@ fn timeline_class(kind: &TimelineKind) -> &'static str {
         TimelineKind::Assigned { .. } | TimelineKind::BrokerUp => "good",
         TimelineKind::Group { .. } => "group",
         TimelineKind::BrokerDown { .. } => "bad broker",
+        TimelineKind::Instructor { .. } => "instructor",
         _ => "",
     }
 }
@@ -175,5 +176,6 @@ fn describe(entry: &TimelineEntry) -> String {
             if entries.len() == 1 { "y" } else { "ies" },
             entries.join(", ")
         ),
+        TimelineKind::Instructor { action } => action.clone(),
     }
 }

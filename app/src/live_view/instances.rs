@@ -150,7 +150,7 @@ fn InstanceCard(instance: InstanceView) -> impl IntoView {
             <header>
                 <span class="name">{instance.name.clone()}</span>
                 <span class="state">{instance.state.label()}</span>
-                <Show when=move || alive>
+                <Show when=move || alive && !live.read_only>
                     <span class="buttons">
                         <button class="secondary" disabled=stopping data-testid=format!("stop-{name}") on:click=move |_| live.send(ClientCommand::StopInstance { instance: id })>
                             "Stop"

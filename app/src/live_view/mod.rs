@@ -43,7 +43,7 @@ use self::lanes::Topics;
 use self::ledger::{Keys, LagCharts, Ledgers};
 use self::ownership::OwnershipCharts;
 use self::queues::Queues;
-pub use self::status::{Announcer, BrokerBadge, LinkBadge, Notices};
+pub use self::status::{Announcer, BrokerBadge, InstructorBanner, LinkBadge, Notices};
 use self::streams::Streams;
 use crate::live::Live;
 
@@ -61,7 +61,7 @@ pub fn LiveView(setup: LabSetup) -> impl IntoView {
     };
     view! {
         <section class="live" aria-label="Live view" data-broker=broker tabindex="0">
-            <Controls setup />
+            {(!live.read_only).then(|| view! { <Controls setup /> })}
             <Show when=move || with_view(live, |v| v.lab_problem.is_some()).unwrap_or(false)>
                 <div class="banner" role="alert" data-testid="lab-problem">
                     <strong>"The latest edit of this lab cannot be read; the last good version is shown."</strong>

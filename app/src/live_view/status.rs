@@ -88,6 +88,32 @@ pub fn Notices() -> impl IntoView {
     }
 }
 
+/// The class instructor's latest message, until the learner dismisses it (a newer one shows again).
+#[component]
+pub fn InstructorBanner() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let dismissed = RwSignal::new(None::<u64>);
+    let banner = move || {
+        with_view(live, |v| v.banner.clone())
+            .flatten()
+            .filter(|banner| dismissed.get() != Some(banner.at))
+    };
+    view! {
+        {move || banner().map(|banner| {
+            let at = banner.at;
+            view! {
+                <div class="instructor-banner" role="alert" data-testid="instructor-banner">
+                    <strong>"From your instructor: "</strong>
+                    <span data-testid="instructor-message">{banner.text}</span>
+                    <button class="dismiss" aria-label="Dismiss the message" data-testid="dismiss-banner" on:click=move |_| dismissed.set(Some(at))>
+                        "×"
+                    </button>
+                </div>
+            }
+        })}
+    }
+}
+
 /// A polite live region that tells a screen reader what changed in the lab, one sentence per
 /// rebalance ("Rebalance, generation 3: A owns P0 and P1, C owns P2") and per step passed: the
 /// group's view only says who owns what once every member has its partitions.

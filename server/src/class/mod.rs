@@ -13,6 +13,7 @@
 //! The brokers ask nobody who they are: a learner's broker is theirs in that grouplab gives
 //! nobody else its address, not because it would refuse anyone who found it.
 
+pub mod board;
 pub mod codes;
 pub mod store;
 
@@ -30,11 +31,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use self::board::Board;
 pub use self::store::{ClassStore, JoinError, Learner};
 use crate::config::PortRange;
 use crate::lab::catalog::{LabCatalog, Reloaded};
 use crate::lab::progress::ProgressStore;
-use crate::session::{Allowance, AllowanceLimits, CrashBook, SessionDeps, Sessions};
+use crate::session::{
+    Allowance, AllowanceLimits, CrashBook, PulseSender, SessionDeps, SessionHandle, Sessions,
+};
 use crate::supervisor::SupervisorHandle;
 use grouplab_backends::kafka::{Cluster, EmbeddedBroker};
 use grouplab_backends::rabbitmq::Rabbit;
@@ -62,13 +66,21 @@ pub enum Who {
 pub struct Class {
     pub store: ClassStore,
     pub code: String,
+    /// The instructor's dashboard.
+    pub board: Board,
     joins: DefaultKeyedRateLimiter<IpAddr>,
     ports: PortRange,
     max_learners: usize,
 }
 
 impl Class {
-    pub fn new(store: ClassStore, code: String, ports: PortRange, max_learners: usize) -> Self {
+    pub fn new(
+        store: ClassStore,
+        code: String,
+        ports: PortRange,
+        max_learners: usize,
+        board: Board,
+    ) -> Self {
         let quota = Quota::with_period(JOIN_REFILL)
             .expect("the refill period is not zero")
             .allow_burst(
@@ -82,6 +94,7 @@ impl Class {
         Self {
             store,
             code,
+            board,
             joins: RateLimiter::keyed(quota),
             ports,
             max_learners,
@@ -129,6 +142,8 @@ pub struct WorldParts {
     pub data_dir: PathBuf,
     /// What each learner's labs may create and produce together.
     pub allowance: AllowanceLimits,
+    /// Where learners' labs send their pulses for the instructor's dashboard.
+    pub pulses: PulseSender,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -280,6 +295,29 @@ impl Worlds {
             .collect()
     }
 
+    /// A learner's world if it runs: the instructor's actions never start one.
+    pub fn started_world(&self, learner: &str) -> Option<Arc<Sessions>> {
+        let learners = self.learners.lock().ok()?;
+        learners
+            .get(learner)?
+            .get()
+            .map(|world| Arc::clone(&world.sessions))
+    }
+
+    /// A learner's lab session for the instructor's read-only view: their world is started if
+    /// it is not running (as their own page would), with the token that ends when they are shut out.
+    pub async fn learner_session(
+        &self,
+        learner: &Learner,
+        lab: &str,
+    ) -> Result<(SessionHandle, CancellationToken), String> {
+        let (sessions, ended) = self.world(&Who::Learner(learner.clone())).await?;
+        let session = sessions
+            .session(lab)
+            .ok_or_else(|| format!("There is no lab `{lab}`."))?;
+        Ok((session, ended))
+    }
+
     /// How many learners' worlds are running.
     pub fn running_learners(&self) -> usize {
         self.started().len()
@@ -357,6 +395,7 @@ async fn start_world(parts: &WorldParts, learner: &Learner) -> Result<LearnerWor
             rabbit: rabbit.clone(),
             crashes: Arc::new(CrashBook::default()),
             allowance: Some(Arc::new(Allowance::new(parts.allowance))),
+            board: Some(parts.pulses.clone()),
             shutdown: ended.clone(),
             tasks: parts.tasks.clone(),
         },

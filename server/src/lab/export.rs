@@ -26,6 +26,8 @@ pub struct StepRow {
     pub seconds_on_step: Option<u64>,
     pub hints_opened_before_passing: Option<usize>,
     pub solution_revealed_before_passing: Option<bool>,
+    /// Whether the class's instructor passed the step for the learner; empty while open.
+    pub passed_by_instructor: Option<bool>,
 }
 
 /// One learner on the roster.
@@ -64,6 +66,7 @@ pub fn step_rows(
                 seconds_on_step: timing.seconds_on_step,
                 hints_opened_before_passing: timing.hints_before,
                 solution_revealed_before_passing: timing.solution_before,
+                passed_by_instructor: timing.passed_at.map(|_| done.given.contains(&index)),
             });
         }
     }
@@ -72,14 +75,15 @@ pub fn step_rows(
 
 /// What the export says about one step, from a lab's history.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct StepTiming {
-    passed_at: Option<EpochMillis>,
-    seconds_on_step: Option<u64>,
-    hints_before: Option<usize>,
-    solution_before: Option<bool>,
+pub struct StepTiming {
+    pub passed_at: Option<EpochMillis>,
+    pub seconds_on_step: Option<u64>,
+    pub hints_before: Option<usize>,
+    pub solution_before: Option<bool>,
 }
 
-fn step_timings(history: &LabHistory, steps: usize) -> Vec<StepTiming> {
+/// Each step's timing, in step order.
+pub fn step_timings(history: &LabHistory, steps: usize) -> Vec<StepTiming> {
     let passed: BTreeMap<usize, EpochMillis> = history.passed.iter().copied().collect();
     (0..steps)
         .map(|index| {
@@ -223,6 +227,7 @@ mod tests {
             hints_at: vec![60_000, 100_000, 200_000],
             solution_at: Some(150_000),
             reveals_untimed: false,
+            given: vec![1],
         };
         let timings = step_timings(&history, 3);
         assert_eq!(
@@ -291,12 +296,13 @@ mod tests {
             seconds_on_step: None,
             hints_opened_before_passing: None,
             solution_revealed_before_passing: None,
+            passed_by_instructor: None,
         };
         let csv = to_csv(&[row]).expect("csv");
         assert_eq!(
             csv,
-            "learner_id,learner,lab,step,step_title,passed_at,seconds_on_step,hints_opened_before_passing,solution_revealed_before_passing\n\
-             l1,\"Ada, \"\"the first\"\"\",04-consumer-groups,3,Produce,,,,\n"
+            "learner_id,learner,lab,step,step_title,passed_at,seconds_on_step,hints_opened_before_passing,solution_revealed_before_passing,passed_by_instructor\n\
+             l1,\"Ada, \"\"the first\"\"\",04-consumer-groups,3,Produce,,,,,\n"
         );
     }
 }

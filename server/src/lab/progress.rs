@@ -32,6 +32,8 @@ pub struct LabHistory {
     /// Whether hints or the solution were opened before grouplab noted when: what was open
     /// before a pass is then not known.
     pub reveals_untimed: bool,
+    /// The steps the class's instructor passed for the learner, in step order.
+    pub given: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,12 @@ impl ProgressStore {
         keep_private(path)?;
         db.execute_batch("PRAGMA journal_mode=WAL;")?;
         db.execute_batch(SCHEMA)?;
+        add_column(
+            &db,
+            "step_passed",
+            "by_instructor",
+            "INTEGER NOT NULL DEFAULT 0",
+        )?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -157,18 +165,20 @@ impl ProgressStore {
         .await
     }
 
+    /// Keeps a step's pass; `by_instructor` when the class's instructor passed it for the learner.
     pub async fn record_passed(
         &self,
         namespace: &str,
         lab: &str,
         step: usize,
         at: EpochMillis,
+        by_instructor: bool,
     ) -> Result<(), ProgressError> {
         let (namespace, lab) = (namespace.to_owned(), lab.to_owned());
         self.with_db(move |db| {
             db.execute(
-                "INSERT OR IGNORE INTO step_passed (namespace, lab, step, passed_at) VALUES (?1, ?2, ?3, ?4)",
-                params![namespace, lab, step as i64, at as i64],
+                "INSERT OR IGNORE INTO step_passed (namespace, lab, step, passed_at, by_instructor) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![namespace, lab, step as i64, at as i64, by_instructor],
             )?;
             Ok(())
         })
@@ -315,17 +325,23 @@ impl ProgressStore {
         self.with_db(move |db| {
             let mut labs = std::collections::BTreeMap::<String, LabHistory>::new();
             let mut statement = db.prepare(
-                "SELECT lab, step, passed_at FROM step_passed WHERE namespace = ?1 ORDER BY lab, step",
+                "SELECT lab, step, passed_at, by_instructor FROM step_passed WHERE namespace = ?1 ORDER BY lab, step",
             )?;
             let rows = statement.query_map(params![namespace], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, bool>(3)?,
+                ))
             })?;
             for row in rows {
-                let (lab, step, at) = row?;
-                labs.entry(lab)
-                    .or_default()
-                    .passed
-                    .push((step as usize, at as EpochMillis));
+                let (lab, step, at, given) = row?;
+                let history = labs.entry(lab).or_default();
+                history.passed.push((step as usize, at as EpochMillis));
+                if given {
+                    history.given.push(step as usize);
+                }
             }
             let mut statement =
                 db.prepare("SELECT lab, first_at FROM lab_opened WHERE namespace = ?1")?;
@@ -384,6 +400,23 @@ impl ProgressStore {
     }
 }
 
+/// Adds a column that a database made by an older grouplab lacks.
+fn add_column(
+    db: &Connection,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> Result<(), ProgressError> {
+    let mut statement = db.prepare(&format!("PRAGMA table_info({table})"))?;
+    let mut names = statement.query_map([], |row| row.get::<_, String>(1))?;
+    if !names.any(|name| name.is_ok_and(|name| name == column)) {
+        db.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        ))?;
+    }
+    Ok(())
+}
+
 /// Makes the database readable by its owner only: in a class it keeps each learner's Redis and
 /// RabbitMQ password. SQLite gives its `-wal` and `-shm` files the database's mode when it
 /// makes them; ones made before are narrowed too.
@@ -416,16 +449,16 @@ mod tests {
         {
             let store = ProgressStore::open(&path).expect("open");
             store
-                .record_passed("default", "lab", 0, 100)
+                .record_passed("default", "lab", 0, 100, false)
                 .await
                 .expect("record");
             store
-                .record_passed("default", "lab", 2, 300)
+                .record_passed("default", "lab", 2, 300, true)
                 .await
                 .expect("record");
             // Passing again keeps the first time.
             store
-                .record_passed("default", "lab", 0, 999)
+                .record_passed("default", "lab", 0, 999, false)
                 .await
                 .expect("record");
             store
@@ -446,7 +479,7 @@ mod tests {
                 .await
                 .expect("reveal");
             store
-                .record_passed("other", "lab", 1, 5)
+                .record_passed("other", "lab", 1, 5, false)
                 .await
                 .expect("record");
         }
@@ -468,6 +501,7 @@ mod tests {
                 hints_at: vec![150, 250],
                 solution_at: Some(250),
                 reveals_untimed: false,
+                given: vec![2],
             })
         );
         store.clear("default", "lab").await.expect("clear");
@@ -480,6 +514,31 @@ mod tests {
             store.load("other", "lab").await.expect("load").passed,
             vec![(1, 5)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_instructors_passed_steps_is_read_and_extended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("progress.sqlite3");
+        {
+            let old = Connection::open(&path).expect("open");
+            old.execute_batch(
+                "CREATE TABLE step_passed (namespace TEXT NOT NULL, lab TEXT NOT NULL, step INTEGER NOT NULL, passed_at INTEGER NOT NULL, PRIMARY KEY (namespace, lab, step));
+                 INSERT INTO step_passed VALUES ('default', 'lab', 0, 100);",
+            )
+            .expect("an old database");
+        }
+        let store = ProgressStore::open(&path).expect("an old database opens");
+        store
+            .record_passed("default", "lab", 1, 200, true)
+            .await
+            .expect("record");
+        let history = store.history("default").await.expect("history");
+        let lab = history.get("lab").expect("the lab");
+        assert_eq!(lab.passed, vec![(0, 100), (1, 200)]);
+        assert_eq!(lab.given, vec![1]);
+        drop(store);
+        ProgressStore::open(&path).expect("an extended database opens again");
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use grouplab_protocol::held::HeldSample;
@@ -16,6 +17,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::pace::Pace;
+use super::pulse::Activity;
 use super::reset::Reset;
 use super::{Request, SessionDeps, SessionHandle};
 use crate::lab::catalog::Lab;
@@ -90,6 +92,10 @@ pub(super) struct Session {
     pub(super) opened_at: EpochMillis,
     /// The latest crash of one of this lab's instances, measured as its work moves.
     pub(super) crash: Option<(InstanceId, CrashReport)>,
+    /// What the learner did lately, and the last pulse sent to a class's dashboard.
+    pub(super) activity: Activity,
+    /// The instructor's read-only views of this lab open now.
+    pub(super) observers: Arc<AtomicUsize>,
 }
 
 /// Everything a lab has seen since it was last set up, which a reset forgets: one value that a
@@ -125,6 +131,7 @@ impl Session {
         let (instance_events, instance_inbox) = mpsc::channel(1024);
         let (outcomes, outcome_inbox) = mpsc::channel(64);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let observers = Arc::new(AtomicUsize::new(0));
         let broker = match lab.content.setup.broker {
             Backend::Kafka => BrokerView {
                 backend: Backend::Kafka,
@@ -172,10 +179,15 @@ impl Session {
             lab_url: None,
             opened_at: now_ms(),
             crash: None,
+            activity: Activity::default(),
+            observers: Arc::clone(&observers),
         };
         deps.tasks
             .spawn(session.run(inbox, instance_inbox, outcome_inbox));
-        SessionHandle { requests }
+        SessionHandle {
+            requests,
+            observers,
+        }
     }
 
     async fn run(
@@ -212,6 +224,7 @@ impl Session {
                 () = shutdown.cancelled() => break,
                 Some(request) = inbox.recv() => self.on_request(request).await,
                 Some(event) = instance_inbox.recv() => {
+                    self.note_activity();
                     self.on_instance_event(event);
                     // Reports already waiting are taken now, so that they leave in the same batch
                     // rather than one gap later; bounded, so that a flood cannot starve the rest.
@@ -275,9 +288,15 @@ impl Session {
                 self.start_poll();
             }
             Request::Command { command, reply } => {
-                if let Err(notice) = self.on_command(command, &reply).await {
-                    let _ = reply.try_send(ServerEvent::Notice(notice));
+                if !matches!(command, grouplab_protocol::ClientCommand::Resync) {
+                    self.note_activity();
                 }
+                if let Err(notice) = self.on_command(command, &reply).await {
+                    self.tell(&reply, notice);
+                }
+            }
+            Request::Instructor { action, reply } => {
+                let _ = reply.send(self.on_instructor(action).await);
             }
             Request::Reload { lab, problem } => self.on_reload(lab, problem),
         }

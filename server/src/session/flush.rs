@@ -73,6 +73,7 @@ impl Session {
             self.update_ledgers();
             self.evaluate_progress();
         }
+        self.send_pulse();
     }
 
     /// Sends every ledger that changed: one per group and topic its page instances touched.

@@ -34,6 +34,7 @@ mod crash;
 mod flush;
 mod groups;
 mod instances;
+mod instructor;
 mod kafka;
 mod lab_broker;
 mod outage;
@@ -41,6 +42,7 @@ mod pace;
 mod poll;
 mod produce;
 mod progress;
+mod pulse;
 mod queue;
 mod reports;
 mod reset;
@@ -48,6 +50,7 @@ mod stream;
 mod topics;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use grouplab_protocol::{BrokerHealth, ClientCommand, LabSnapshot, ServerEvent};
@@ -58,6 +61,8 @@ use tokio_util::task::TaskTracker;
 use self::actor::Session;
 pub use self::allowance::{Allowance, AllowanceLimits};
 pub use self::crash::CrashBook;
+pub use self::instructor::{MAX_DEMO_MESSAGES, MAX_MESSAGE_CHARS, MAX_OUTAGE_S};
+pub use self::pulse::{LabPulse, Pulse, PulseSender};
 use crate::lab::catalog::{Lab, LabCatalog, Reloaded};
 use crate::lab::progress::ProgressStore;
 use crate::supervisor::SupervisorHandle;
@@ -89,6 +94,8 @@ pub struct SessionDeps {
     pub crashes: Arc<CrashBook>,
     /// In a class, what the learner's labs may create and produce together.
     pub allowance: Option<Arc<Allowance>>,
+    /// In a class, where the learner's labs send their pulses for the instructor's dashboard.
+    pub board: Option<PulseSender>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -150,6 +157,19 @@ impl Sessions {
         let _ = handle.requests.try_send(request);
     }
 
+    /// The sessions running now, by lab id.
+    pub fn running(&self) -> Vec<(String, SessionHandle)> {
+        self.running.lock().map_or_else(
+            |_| Vec::new(),
+            |running| {
+                running
+                    .iter()
+                    .map(|(lab, handle)| (lab.clone(), handle.clone()))
+                    .collect()
+            },
+        )
+    }
+
     /// The session of a lab, or `None` if there is no such lab.
     pub fn session(&self, lab_id: &str) -> Option<SessionHandle> {
         let lab = self.catalog.get(lab_id)?;
@@ -168,6 +188,9 @@ impl Sessions {
 #[derive(Clone)]
 pub struct SessionHandle {
     requests: mpsc::Sender<Request>,
+    /// The instructor's read-only views open on the lab, which its pulse does not count as the
+    /// learner's pages.
+    observers: Arc<AtomicUsize>,
 }
 
 /// Where a session sends what is meant for one page only.
@@ -181,6 +204,11 @@ enum Request {
     Command {
         command: ClientCommand,
         reply: Reply,
+    },
+    /// The class's instructor acts on the lab: `Ok` says what was done, `Err` why not.
+    Instructor {
+        action: grouplab_protocol::class::InstructorAction,
+        reply: oneshot::Sender<Result<String, String>>,
     },
     /// The lab's files changed: a new version to serve, or what is wrong with the edit.
     Reload {
@@ -200,11 +228,41 @@ impl SessionHandle {
         answer.await.ok()
     }
 
+    /// Carries out an instructor's action on the lab.
+    pub async fn instructor(
+        &self,
+        action: grouplab_protocol::class::InstructorAction,
+    ) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Instructor { action, reply })
+            .await
+            .map_err(|_| "their lab has closed".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "their lab closed before it answered".to_owned())?
+    }
+
+    /// Counts an instructor's read-only view of the lab while the guard lives.
+    pub fn observe(&self) -> ObserverGuard {
+        self.observers.fetch_add(1, Ordering::Relaxed);
+        ObserverGuard(Arc::clone(&self.observers))
+    }
+
     /// Hands a learner's command to the session; notices for that learner go to `reply`.
     pub async fn command(&self, command: ClientCommand, reply: Reply) -> bool {
         self.requests
             .send(Request::Command { command, reply })
             .await
             .is_ok()
+    }
+}
+
+/// An instructor's read-only view of a lab, counted until dropped.
+pub struct ObserverGuard(Arc<AtomicUsize>);
+
+impl Drop for ObserverGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -93,7 +93,7 @@ impl Session {
                 err.to_string(),
             ),
         };
-        let _ = reply.try_send(ServerEvent::Notice(notice));
+        self.tell(reply, notice);
     }
 
     /// Starts producing `per_second` messages a second for `seconds`, in a task of its own that
@@ -197,7 +197,7 @@ impl Session {
                 format!("After {sent} message(s): {err}"),
             ),
         };
-        let _ = reply.try_send(ServerEvent::Notice(notice));
+        self.tell(reply, notice);
     }
 
     pub(super) fn stop_producing(&mut self) -> Result<(), Notice> {

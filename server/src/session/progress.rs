@@ -182,7 +182,10 @@ impl Session {
                 let store = self.deps.progress.clone();
                 let (namespace, lab) = (self.namespace.clone(), self.lab.content.id.clone());
                 self.deps.tasks.spawn(async move {
-                    if let Err(err) = store.record_passed(&namespace, &lab, step, now).await {
+                    if let Err(err) = store
+                        .record_passed(&namespace, &lab, step, now, false)
+                        .await
+                    {
                         warn!(%err, "a passed step could not be saved");
                     }
                 });

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use grouplab_protocol::{InstanceId, LabSnapshot, Notice, ServerEvent};
+use grouplab_protocol::{InstanceId, LabSnapshot, Notice, ServerEvent, TimelineKind};
 use tracing::warn;
 
 use super::Reply;
@@ -133,9 +133,19 @@ impl Session {
     fn reset_done(&mut self, result: Result<(), CallError>, reply: &Reply) {
         self.reset = Reset::Idle;
         self.generation += 1;
+        // What the instructor did stays on the timeline (a reset they asked for among it), and
+        // their message stays up.
         let fresh = LabSnapshot {
             progress: self.view.progress.clone(),
             broker: self.view.broker.clone(),
+            timeline: self
+                .view
+                .timeline
+                .iter()
+                .filter(|e| matches!(e.kind, TimelineKind::Instructor { .. }))
+                .cloned()
+                .collect(),
+            banner: self.view.banner.clone(),
             ..LabSnapshot::new(&self.lab.content.id, self.view.broker.clone(), 0)
         };
         self.run = LabRun::default();
@@ -164,7 +174,7 @@ impl Session {
                 format!("Instances stopped, but: {err}"),
             ),
         };
-        let _ = reply.try_send(ServerEvent::Notice(notice));
+        self.tell(reply, notice);
         self.start_poll();
     }
 }

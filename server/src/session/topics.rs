@@ -1,6 +1,6 @@
 //! Create topic and Grow to this many partitions, each with what is done with the broker's answer.
 
-use grouplab_protocol::{Notice, ServerEvent, limits, validate_name, validate_partitions};
+use grouplab_protocol::{Notice, limits, validate_name, validate_partitions};
 use tracing::warn;
 
 use super::Reply;
@@ -66,7 +66,7 @@ impl Session {
             }
             Err(err) => Notice::error(format!("Topic `{topic}` was not created"), err.to_string()),
         };
-        let _ = reply.try_send(ServerEvent::Notice(notice));
+        self.tell(reply, notice);
     }
 
     /// Grows one of the lab's topics; Kafka can add partitions but never take them away.
@@ -157,6 +157,6 @@ impl Session {
                 err.to_string(),
             ),
         };
-        let _ = reply.try_send(ServerEvent::Notice(notice));
+        self.tell(reply, notice);
     }
 }

@@ -35,7 +35,6 @@ pub fn routes() -> Router<AppState> {
         .route("/join/{code}", get(join_form_with_code))
         .route("/rejoin", get(rejoin_form).post(rejoin))
         .route("/rejoin/{code}", get(rejoin_form_with_code))
-        .route("/class", get(class_page))
         .route("/class/learners/{id}/revoke", post(revoke))
 }
 
@@ -58,7 +57,7 @@ pub fn is_static(path: &str) -> bool {
 }
 
 /// Text as HTML.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -306,6 +305,7 @@ async fn join(
     match class.join(&form.name, now_ms()).await {
         Ok((learner, cookie)) => {
             info!(learner = %learner.id, name = %learner.name, %from, "a learner joined the class");
+            class.board.roster_changed();
             let_in(&cookie)
         }
         Err(err) => {
@@ -398,7 +398,7 @@ pub(super) fn instructor_only(who: Option<&Who>) -> Result<(), Refusal> {
 }
 
 /// A QR code of `text` as an SVG element, dark on light, sized by the page.
-fn qr_svg(text: &str) -> String {
+pub(super) fn qr_svg(text: &str) -> String {
     match qrcode::QrCode::new(text.as_bytes()) {
         Ok(code) => code
             .render::<qrcode::render::svg::Color<'_>>()
@@ -410,71 +410,6 @@ fn qr_svg(text: &str) -> String {
             .map_or_else(String::new, |(_, svg)| svg.to_owned()),
         Err(err) => format!("<p>No QR code: {}</p>", escape(&err.to_string())),
     }
-}
-
-async fn class_page(
-    State(state): State<AppState>,
-    who: Option<Extension<Who>>,
-    headers: HeaderMap,
-) -> Response {
-    let class = match class_of(&state) {
-        Ok(class) => class,
-        Err(refusal) => return refusal.into_response(),
-    };
-    if let Err(refusal) = instructor_only(who.as_ref().map(|Extension(who)| who)) {
-        return refusal.into_response();
-    }
-    let host = headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1:3000");
-    let link = format!("http://{host}/join/{}", class.code);
-    let learners = match class.store.learners().await {
-        Ok(learners) => learners,
-        Err(err) => {
-            return problem_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The class cannot be read",
-                &err.to_string(),
-            );
-        }
-    };
-    let running = state.worlds.running_learners();
-    let rows: String = learners
-        .iter()
-        .map(|learner| {
-            format!(
-                "<tr data-testid=learner-row><td>{}</td><td><code>{}</code></td><td>{}</td><td><form method=post action=\"/class/learners/{}/revoke\"><button class=danger-outline type=submit aria-label=\"Shut out {}\">Shut out</button></form></td></tr>",
-                escape(&learner.name),
-                escape(&learner.rejoin_code),
-                learner.broker_port,
-                escape(&learner.id),
-                escape(&learner.name),
-            )
-        })
-        .collect();
-    let roster = if learners.is_empty() {
-        "<p class=muted>Nobody has joined yet.</p>".to_owned()
-    } else {
-        format!(
-            "<table class=roster><thead><tr><th>Name</th><th>Rejoin code</th><th>Broker port</th><th></th></tr></thead><tbody>{rows}</tbody></table><p class=muted>{} of {} learners have opened their labs since grouplab started. Shutting a learner out stops their cookies and rejoin code, closes their pages and stops their instances and brokers; their name stays taken.</p>",
-            running,
-            learners.len()
-        )
-    };
-    page(
-        StatusCode::OK,
-        &format!("Class {}", class.name()),
-        &format!(
-            "<h1>Class {}</h1><section class=join-poster aria-label=\"How to join\"><div class=join-qr>{}</div><div class=join-words><p>Join at</p><p class=join-link data-testid=join-link>{}</p><p>or open <strong>http://{}/join</strong> and type the code</p><p class=join-code data-testid=join-code>{}</p></div></section><h2>Learners ({})</h2>{roster}<p>Results: <a href=/class/results.csv data-testid=results-csv download>every step (CSV)</a> · <a href=/class/results.json download>(JSON)</a> · <a href=/class/roster.csv download>the roster (CSV)</a></p><p><a href=/>Your own labs</a> (on the server's broker, for demos).</p>",
-            escape(class.name()),
-            qr_svg(&link),
-            escape(&link),
-            escape(host),
-            escape(&class.code),
-            learners.len()
-        ),
-    )
 }
 
 async fn revoke(
@@ -498,6 +433,7 @@ async fn revoke(
         Ok(true) => {
             info!(learner = %id, "the instructor shut a learner out");
             state.worlds.shut_out(&id).await;
+            class.board.roster_changed();
             (StatusCode::SEE_OTHER, [(LOCATION, "/class")]).into_response()
         }
         Ok(false) => problem_page(

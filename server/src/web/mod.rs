@@ -1,6 +1,7 @@
 //! The HTTP side: pages (rendered by Leptos), static files, the websocket route.
 
 pub mod access;
+pub mod dashboard;
 pub mod join;
 pub mod results;
 pub mod ws;
@@ -99,6 +100,7 @@ impl Course {
                 },
                 content: Box::new(crate::lab::names::content_with_prefix(&lab.content, prefix)),
                 projector: projector(query),
+                watching: None,
             })
     }
 }
@@ -128,6 +130,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/labs/{lab_id}", get(lab_socket))
         .route("/healthz", get(|| async { "ok" }))
         .merge(join::routes())
+        .merge(dashboard::routes())
         .merge(results::routes())
         .merge(static_files(&site_root))
         .fallback(move |state, request| page(course.clone(), state, request))
@@ -160,8 +163,18 @@ async fn page(
         .await;
     let status = match page {
         Page::NotFound => StatusCode::NOT_FOUND,
-        Page::Labs { .. } | Page::Lab { .. } => StatusCode::OK,
+        _ => StatusCode::OK,
     };
+    render(&state, request, page, status).await
+}
+
+/// Renders `page` as the answer to `request`.
+async fn render(
+    state: &AppState,
+    request: axum::extract::Request,
+    page: Page,
+    status: StatusCode,
+) -> Response {
     let options = state.leptos.clone();
     let render = leptos_axum::render_app_async_with_context(
         || (),
@@ -310,7 +323,7 @@ async fn lab_socket(
             .into_response();
     };
     ws.max_message_size(ws::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| ws::serve(socket, session, ended))
+        .on_upgrade(move |socket| ws::serve(socket, session, ended, ws::Viewer::Learner))
 }
 
 /// Who a request is, as the access check found: without one (a test calling a handler alone)

@@ -21,9 +21,25 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// and a page that falls behind it gets a fresh snapshot instead of a backlog.
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Whose page a socket serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// The lab's learner: their commands act.
+    Learner,
+    /// A class's instructor looking at a learner's lab: the same events, and no command acts.
+    Instructor,
+}
+
 /// Serves one page's socket until either side closes, or `ended` is cancelled (its learner was
 /// shut out of the class).
-pub async fn serve(socket: WebSocket, session: SessionHandle, ended: CancellationToken) {
+pub async fn serve(
+    socket: WebSocket,
+    session: SessionHandle,
+    ended: CancellationToken,
+    viewer: Viewer,
+) {
+    // The instructor's view is not one of the learner's pages on the dashboard.
+    let _observing = (viewer == Viewer::Instructor).then(|| session.observe());
     let Some((snapshot, events)) = session.subscribe().await else {
         return;
     };
@@ -37,7 +53,7 @@ pub async fn serve(socket: WebSocket, session: SessionHandle, ended: Cancellatio
         events,
         direct_inbox,
     ));
-    let mut receive_task = tokio::spawn(receive_commands(stream, session, direct));
+    let mut receive_task = tokio::spawn(receive_commands(stream, session, direct, viewer));
     tokio::select! {
         _ = &mut send_task => receive_task.abort(),
         _ = &mut receive_task => send_task.abort(),
@@ -99,6 +115,7 @@ async fn receive_commands(
     mut stream: futures::stream::SplitStream<WebSocket>,
     session: SessionHandle,
     direct: mpsc::Sender<ServerEvent>,
+    viewer: Viewer,
 ) {
     while let Some(Ok(message)) = stream.next().await {
         let command = match message {
@@ -108,6 +125,15 @@ async fn receive_commands(
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         match command {
+            Ok(command) if viewer == Viewer::Instructor && command != ClientCommand::Resync => {
+                let notice = Notice::info(
+                    "This view is read-only",
+                    "You are looking at a learner's lab: act on it from the class's dashboard.",
+                );
+                if direct.send(ServerEvent::Notice(notice)).await.is_err() {
+                    return;
+                }
+            }
             Ok(command) => {
                 if !session.command(command, direct.clone()).await {
                     return;
