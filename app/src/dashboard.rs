@@ -4,7 +4,7 @@
 
 use grouplab_protocol::EpochMillis;
 use grouplab_protocol::class::{
-    ActionReport, ClassBoard, ClassCommand, ClassEvent, InstructorAction, LearnerTile,
+    ActionReport, ClassBoard, ClassCommand, ClassEvent, InstructorAction,
 };
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -113,7 +113,16 @@ pub fn Dashboard(page: ClassPage) -> impl IntoView {
     let messages = RwSignal::new(50u32);
     let text = RwSignal::new(String::new());
     let to = RwSignal::new(String::new());
-    let learners = move || desk.board.with(|b| b.learners.clone());
+    // Who is in the class, which changes only when someone joins or is shut out.
+    let learners = Memo::new(move |_| {
+        desk.board.with(|b| {
+            b.learners
+                .iter()
+                .map(|l| (l.id.clone(), l.name.clone()))
+                .collect::<Vec<_>>()
+        })
+    });
+    let learners = move || learners.get();
     view! {
         <main class="page dashboard" data-testid="dashboard">
             <header class="dashboard-head">
@@ -166,9 +175,9 @@ pub fn Dashboard(page: ClassPage) -> impl IntoView {
                     text.set(String::new());
                 }>
                     <label>"Message to "
-                        <select data-testid="message-to" on:change=move |ev| to.set(event_target_value(&ev))>
+                        <select data-testid="message-to" prop:value=move || to.get() on:change=move |ev| to.set(event_target_value(&ev))>
                             <option value="">"everyone"</option>
-                            {move || learners().into_iter().map(|l| view! { <option value=l.id.clone()>{l.name.clone()}</option> }).collect_view()}
+                            {move || learners().into_iter().map(|(id, name)| view! { <option value=id>{name}</option> }).collect_view()}
                         </select>
                     </label>
                     <input class="message-text" data-testid="message-text" maxlength="500" placeholder="Break until 11:00; save your work."
@@ -188,8 +197,8 @@ pub fn Dashboard(page: ClassPage) -> impl IntoView {
                     format!("Learners: {online} of {all} online, {stuck} may be stuck")
                 }}</h2>
                 <ol class="tiles" data-testid="tiles">
-                    <For each=learners key=|l| l.id.clone() let:learner>
-                        <Tile desk id=learner.id.clone() />
+                    <For each=learners key=|(id, _)| id.clone() let:learner>
+                        <Tile desk id=learner.0.clone() name=learner.1.clone() />
                     </For>
                 </ol>
             </section>
@@ -212,67 +221,90 @@ pub fn Dashboard(page: ClassPage) -> impl IntoView {
     }
 }
 
-/// One learner's tile, redrawn from the board whenever it changes.
+/// One learner's tile: drawn once, its words following the board, so that its buttons stay the
+/// same elements (a click or keyboard focus is never lost to a redraw).
 #[component]
-fn Tile(desk: Desk, id: String) -> impl IntoView {
+fn Tile(desk: Desk, id: String, name: String) -> impl IntoView {
     let tile_id = id.clone();
-    let tile = move || {
-        desk.board.with(|b| {
-            b.learners
-                .iter()
-                .find(|l| l.id == tile_id)
-                .cloned()
-                .map(|tile| (tile, b.now))
+    let tile = Memo::new(move |_| {
+        desk.board
+            .with(|b| b.learners.iter().find(|l| l.id == tile_id).cloned())
+            .unwrap_or_default()
+    });
+    let now = Memo::new(move |_| desk.board.with(|b| b.now));
+    let lab = Memo::new(move |_| tile.with(|t| t.lab.clone()));
+    let watch = Memo::new(move |_| {
+        tile.with(|t| {
+            t.lab
+                .as_ref()
+                .map(|lab| format!("/class/learners/{}/labs/{}", t.id, lab.id))
+        })
+    });
+    let stuck = Memo::new(move |_| tile.with(|t| t.stuck.clone()));
+    let online = move || tile.with(|t| t.online);
+    let step = move || {
+        lab.with(|lab| match lab {
+            Some(lab) if lab.passed >= lab.steps => format!("all {} steps passed", lab.steps),
+            Some(lab) => {
+                let on = lab.on_step_since.map_or_else(String::new, |since| {
+                    format!(", for {}", duration(now.get().saturating_sub(since)))
+                });
+                format!("step {} of {}{on}", lab.passed + 1, lab.steps)
+            }
+            None => String::new(),
+        })
+    };
+    let facts = move || {
+        lab.with(|lab| {
+            lab.as_ref().map_or_else(String::new, |lab| {
+                format!(
+                    "hints {}{} · {} instance(s)",
+                    lab.hints,
+                    if lab.solution {
+                        " · solution shown"
+                    } else {
+                        ""
+                    },
+                    lab.instances
+                )
+            })
+        })
+    };
+    let group = move || {
+        lab.with(|lab| {
+            lab.as_ref().map_or_else(String::new, |lab| {
+                let group = lab.group.as_ref().map_or_else(
+                    || "no group yet".to_owned(),
+                    |(g, state)| format!("{g}: {state}"),
+                );
+                match lab.lag {
+                    Some(lag) => format!("{group} · lag {lag}"),
+                    None => group,
+                }
+            })
         })
     };
     let act = move |action: InstructorAction| desk.act(Some(id.clone()), action);
+    let (act_hint, act_pass, act_reset) = (act.clone(), act.clone(), act);
     view! {
-        {move || tile().map(|(learner, now)| {
-            let LearnerTile { id, name, online, lab, last_activity, stuck } = learner;
-            let act = act.clone();
-            let (act_hint, act_pass, act_reset) = (act.clone(), act.clone(), act);
-            let watch = lab.as_ref().map(|lab| format!("/class/learners/{id}/labs/{}", lab.id));
-            view! {
-                <li class="tile" class:online=online class:stuck=stuck.is_some() data-testid=format!("tile-{name}")>
-                    <header>
-                        <span class="dot" title=if online { "online" } else { "offline" }></span>
-                        <strong class="tile-name">{name.clone()}</strong>
-                        {stuck.clone().map(|why| view! { <span class="stuck-flag" data-testid="stuck" title=why.clone()>"stuck: " {why.clone()}</span> })}
-                    </header>
-                    {match lab {
-                        Some(lab) => Either::Left(view! {
-                            <p class="tile-lab">{lab.title.clone()}</p>
-                            <p class="tile-step" data-testid="tile-step">{
-                                if lab.passed >= lab.steps {
-                                    format!("all {} steps passed", lab.steps)
-                                } else {
-                                    format!("step {} of {}", lab.passed + 1, lab.steps)
-                                }
-                            }
-                            {lab.on_step_since.map(|since| format!(", for {}", duration(now.saturating_sub(since))))}
-                            </p>
-                            <p class="tile-facts">
-                                <span data-testid="tile-hints">{format!("hints {}", lab.hints)}</span>
-                                {lab.solution.then(|| view! { <span data-testid="tile-solution">" · solution shown"</span> })}
-                                <span data-testid="tile-instances">{format!(" · {} instance(s)", lab.instances)}</span>
-                            </p>
-                            <p class="tile-facts">
-                                <span data-testid="tile-group">{lab.group.map_or_else(|| "no group yet".to_owned(), |(g, state)| format!("{g}: {state}"))}</span>
-                                {lab.lag.map(|lag| format!(" · lag {lag}"))}
-                            </p>
-                        }),
-                        None => Either::Right(view! { <p class="tile-lab muted">"no lab opened yet"</p> }),
-                    }}
-                    <p class="tile-facts muted">{format!("last activity {}", ago(now, last_activity))}</p>
-                    <div class="tile-actions">
-                        {watch.map(|href| view! { <a class="button secondary" href=href data-testid="watch">"Watch"</a> })}
-                        <button class="secondary" data-testid="give-hint" on:click=move |_| act_hint(InstructorAction::Hint)>"Hint"</button>
-                        <button class="secondary" data-testid="pass-step" on:click=move |_| act_pass(InstructorAction::PassStep)>"Pass step"</button>
-                        <button class="danger-outline" data-testid="reset-lab" on:click=move |_| act_reset(InstructorAction::Reset)>"Reset"</button>
-                    </div>
-                </li>
-            }
-        })}
+        <li class="tile" class:online=online class:stuck=move || stuck.with(Option::is_some) data-testid=format!("tile-{name}")>
+            <header>
+                <span class="dot" title=move || if online() { "online" } else { "offline" }></span>
+                <strong class="tile-name">{name.clone()}</strong>
+                {move || stuck.get().map(|why| view! { <span class="stuck-flag" data-testid="stuck" title=why.clone()>"stuck: " {why.clone()}</span> })}
+            </header>
+            <p class="tile-lab" data-testid="tile-lab">{move || lab.with(|lab| lab.as_ref().map_or_else(|| "no lab opened yet".to_owned(), |lab| lab.title.clone()))}</p>
+            <p class="tile-step" data-testid="tile-step">{step}</p>
+            <p class="tile-facts" data-testid="tile-facts">{facts}</p>
+            <p class="tile-facts" data-testid="tile-group">{group}</p>
+            <p class="tile-facts muted">{move || format!("last activity {}", ago(now.get(), tile.with(|t| t.last_activity)))}</p>
+            <div class="tile-actions">
+                {move || watch.get().map(|href| view! { <a class="button secondary" href=href data-testid="watch">"Watch"</a> })}
+                <button class="secondary" data-testid="give-hint" on:click=move |_| act_hint(InstructorAction::Hint)>"Hint"</button>
+                <button class="secondary" data-testid="pass-step" on:click=move |_| act_pass(InstructorAction::PassStep)>"Pass step"</button>
+                <button class="danger-outline" data-testid="reset-lab" on:click=move |_| act_reset(InstructorAction::Reset)>"Reset"</button>
+            </div>
+        </li>
     }
 }
 

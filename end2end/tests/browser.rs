@@ -1925,9 +1925,29 @@ async fn two_learners_in_two_browsers_and_their_instructor_on_the_dashboard() ->
     wait_text(desk, "watching", "Bob's lab, read-only").await?;
     wait_text(desk, "link-status", "live").await?;
     wait_text(desk, "progress-count", "2 of 6").await?;
-    for control in ["quick-start", "next-hint", "clear-progress", "crash-A"] {
+    // Bob's running instance B is shown, without its Stop and Crash buttons.
+    poll_until(
+        "Bob's running B in the read-only view",
+        STEP_DEADLINE,
+        || async {
+            desk.find(Locator::Css(
+                "[data-testid='instance-B'][data-state='running']",
+            ))
+            .await
+            .ok()
+            .map(|_| ())
+        },
+    )
+    .await?;
+    for control in [
+        testid("quick-start"),
+        testid("next-hint"),
+        testid("clear-progress"),
+        "[data-testid^='stop-']".to_owned(),
+        "[data-testid^='crash-']".to_owned(),
+    ] {
         assert!(
-            desk.find(Locator::Css(&testid(control))).await.is_err(),
+            desk.find(Locator::Css(&control)).await.is_err(),
             "the read-only view has no {control}"
         );
     }

@@ -871,11 +871,19 @@ async fn a_class_on_a_named_cluster_gives_each_learner_their_own_prefix() -> any
 }
 
 /// The status of a websocket handshake at `path` with these cookies.
-async fn path_status(server: &TestServer, path: &str, cookie: Option<&str>) -> anyhow::Result<u16> {
+async fn path_status(
+    server: &TestServer,
+    path: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> anyhow::Result<u16> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut request = format!("ws://{}{path}", server.addr).into_client_request()?;
     if let Some(cookie) = cookie {
         request.headers_mut().insert("Cookie", cookie.parse()?);
+    }
+    if let Some(origin) = origin {
+        request.headers_mut().insert("Origin", origin.parse()?);
     }
     Ok(match tokio_tungstenite::connect_async(request).await {
         Ok(_) => 101,
@@ -897,7 +905,17 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
     use grouplab_protocol::class::InstructorAction;
     use grouplab_protocol::{InstanceState, TimelineKind};
     let data = tempfile::tempdir()?;
-    let (server, ada, bob) = ada_and_bob(data.path(), &[]).await?;
+    let args = class_args(free_port_range(2), 2);
+    let mut server = start(data.path(), &args).await?;
+    let code = join_code(&server).await?;
+    let ada = join(&server, &code, "Ada")
+        .await?
+        .1
+        .context("Ada's cookie")?;
+    let bob = join(&server, &code, "Bob")
+        .await?
+        .1
+        .context("Bob's cookie")?;
     let ada_id = learner_id(&server, "Ada").await?;
     let bob_id = learner_id(&server, "Bob").await?;
     let mut desk = Dashboard::open(&server, TOKEN).await?;
@@ -921,18 +939,35 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
 
     // Only the instructor reaches the dashboard and the read-only views.
     let watch = format!("/class/ws/learners/{bob_id}/labs/{LAB}");
+    let instructor = format!("grouplab_token={TOKEN}");
     for path in ["/class/ws", watch.as_str()] {
         assert_eq!(
-            path_status(&server, path, Some(&ada)).await?,
+            path_status(&server, path, Some(&ada), None).await?,
             403,
             "Ada's cookie on {path}"
         );
         assert_eq!(
-            path_status(&server, path, None).await?,
+            path_status(&server, path, None, None).await?,
             401,
             "no cookie on {path}"
         );
+        assert_eq!(
+            path_status(
+                &server,
+                path,
+                Some(&instructor),
+                Some("http://evil.example")
+            )
+            .await?,
+            403,
+            "another site's page with the instructor's cookie on {path}"
+        );
     }
+    assert_eq!(
+        path_status(&server, &watch, Some(&instructor), None).await?,
+        404,
+        "a lab Bob has not opened: nothing to watch, and nothing started"
+    );
     let (status, _, _) = server
         .request(
             &format!("/class/learners/{bob_id}/labs/{LAB}"),
@@ -1063,6 +1098,35 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
         })
         .await?;
     }
+    let report = desk
+        .act(
+            Some(&ada_id),
+            InstructorAction::Message {
+                text: "Ada, see me".into(),
+            },
+        )
+        .await?;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    ada_page
+        .wait_until("Ada's own message", JOIN_DEADLINE, |p| {
+            p.view()
+                .banner
+                .as_ref()
+                .is_some_and(|b| b.text == "Ada, see me")
+        })
+        .await?;
+    let report = desk
+        .act(
+            None,
+            InstructorAction::Message {
+                text: "x".repeat(501),
+            },
+        )
+        .await?;
+    assert!(
+        report.done.is_empty() && !report.refused.is_empty(),
+        "{report:?}"
+    );
 
     // Crash one consumer in each group: refused for nobody once both run two instances; both
     // pages show the crash, the instructor's doing, and the rebalance that follows.
@@ -1130,6 +1194,55 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
         "{report:?}"
     );
 
+    // Produce into every learner's lab: Bob's topic gets them, Ada's (reset) is not there.
+    let report = desk
+        .act(None, InstructorAction::Produce { count: 5 })
+        .await?;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    assert_eq!(
+        report.refused,
+        [(
+            "Ada".to_owned(),
+            format!("their lab's topic `{TOPIC}` does not exist yet")
+        )],
+        "{report:?}"
+    );
+    bob_page
+        .wait_until(
+            "the instructor's 5 messages in Bob's topic",
+            JOIN_DEADLINE,
+            |p| {
+                p.view()
+                    .topic(TOPIC)
+                    .is_some_and(|t| t.message_count() == 5)
+                    && instructor_did(p.view(), "produced 5 messages")
+            },
+        )
+        .await?;
+
+    // Bob's broker down for 2 s: his page sees it stop, then answer again.
+    let report = desk
+        .act(Some(&bob_id), InstructorAction::BrokerDown { seconds: 2 })
+        .await?;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    bob_page
+        .wait_until("Bob's broker stopped", JOIN_DEADLINE, |p| {
+            matches!(
+                p.view().broker.health,
+                grouplab_protocol::BrokerHealth::Stopped { .. }
+            )
+        })
+        .await?;
+    bob_page
+        .wait_until("Bob's broker back", JOIN_DEADLINE, |p| {
+            p.view().broker.health.is_up()
+        })
+        .await?;
+    assert!(
+        ada_page.view().broker.health.is_up(),
+        "Ada's broker stayed up"
+    );
+
     // The export says the instructor passed Bob's step 1, and that Ada passed hers herself.
     let (status, _, csv) = server
         .request(
@@ -1160,5 +1273,38 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
     )
     .await?;
     drop(looking);
+
+    // The board lasts a restart: each learner's lab, steps passed and hints, from the database.
+    fn kept(
+        board: &grouplab_protocol::class::ClassBoard,
+    ) -> Vec<(String, Option<(String, usize, usize)>)> {
+        board
+            .learners
+            .iter()
+            .map(|l| {
+                let lab = l
+                    .lab
+                    .as_ref()
+                    .map(|lab| (lab.id.clone(), lab.passed, lab.hints));
+                (l.name.clone(), lab)
+            })
+            .collect()
+    }
+    let before = kept(&desk.board);
+    assert!(
+        before.iter().all(|(_, lab)| lab
+            .as_ref()
+            .is_some_and(|(id, passed, _)| id == LAB && *passed >= 1)),
+        "{before:?}"
+    );
+    drop(ada_page);
+    drop(desk);
+    server.terminate().await?;
+    let server = start(data.path(), &args).await?;
+    let mut desk = Dashboard::open(&server, TOKEN).await?;
+    desk.wait_until("the board as it was", Duration::from_secs(10), |b| {
+        kept(b) == before
+    })
+    .await?;
     Ok(())
 }

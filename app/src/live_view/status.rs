@@ -92,7 +92,8 @@ pub fn Notices() -> impl IntoView {
 #[component]
 pub fn InstructorBanner() -> impl IntoView {
     let live = expect_context::<Live>();
-    let dismissed = RwSignal::new(None::<u64>);
+    // Kept in the browser, so that a dismissed message stays dismissed on a reload.
+    let dismissed = RwSignal::new(dismissed_banner());
     let banner = move || {
         with_view(live, |v| v.banner.clone())
             .flatten()
@@ -105,13 +106,43 @@ pub fn InstructorBanner() -> impl IntoView {
                 <div class="instructor-banner" role="alert" data-testid="instructor-banner">
                     <strong>"From your instructor: "</strong>
                     <span data-testid="instructor-message">{banner.text}</span>
-                    <button class="dismiss" aria-label="Dismiss the message" data-testid="dismiss-banner" on:click=move |_| dismissed.set(Some(at))>
+                    <button class="dismiss" aria-label="Dismiss the message" data-testid="dismiss-banner" on:click=move |_| {
+                        dismiss_banner(at);
+                        dismissed.set(Some(at));
+                    }>
                         "×"
                     </button>
                 </div>
             }
         })}
     }
+}
+
+/// Where the browser keeps the time of the instructor's message the learner dismissed last.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+const DISMISSED_BANNER_KEY: &str = "grouplab-dismissed-banner";
+
+fn dismissed_banner() -> Option<u64> {
+    #[cfg(feature = "hydrate")]
+    {
+        window()
+            .local_storage()
+            .ok()
+            .flatten()
+            .and_then(|storage| storage.get_item(DISMISSED_BANNER_KEY).ok().flatten())
+            .and_then(|at| at.parse().ok())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    None
+}
+
+fn dismiss_banner(at: u64) {
+    #[cfg(feature = "hydrate")]
+    if let Some(storage) = window().local_storage().ok().flatten() {
+        let _ = storage.set_item(DISMISSED_BANNER_KEY, &at.to_string());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = at;
 }
 
 /// A polite live region that tells a screen reader what changed in the lab, one sentence per

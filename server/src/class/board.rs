@@ -27,7 +27,7 @@ use crate::session::{LabPulse, Pulse, PulseSender};
 use grouplab_backends::clock::now_ms;
 
 /// The soonest a changed board is published again after the last time.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How often the board is published even when nothing came: time moves on.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// Pulses waiting for the board; a lab whose pulse finds it full sends it at its next tick.
@@ -204,12 +204,11 @@ impl Gatherer {
     ) {
         let key = (namespace.clone(), lab.clone());
         let previous = self.labs.get(&key).cloned();
-        let passed = |p: &LabPulse| p.passed_at.iter().flatten().count();
         // A lab seen for the first time (its opening is kept before its first pulse), or whose
         // progress was cleared (opened anew), is read from the store again.
         if previous
             .as_ref()
-            .is_none_or(|old| passed(&pulse) < passed(&old.pulse))
+            .is_none_or(|old| old.pulse.cleared != pulse.cleared)
         {
             self.reload_history(&namespace).await;
         }
@@ -243,6 +242,8 @@ impl Gatherer {
                 .find(|s| s.id == lab)
                 .map(|s| (s.title.clone(), s.steps))
         };
+        // The class's times on a step, worked out once per step and board.
+        let times = std::cell::RefCell::new(HashMap::<(String, usize), Vec<u64>>::new());
         let learners = self
             .learners
             .iter()
@@ -255,7 +256,11 @@ impl Gatherer {
                     .map(|((_, lab), live)| (lab, live))
                     .collect();
                 tile(learner, history, &live, now, &steps_of, |lab, step| {
-                    self.step_times(lab, step)
+                    times
+                        .borrow_mut()
+                        .entry((lab.to_owned(), step))
+                        .or_insert_with(|| self.step_times(lab, step))
+                        .clone()
                 })
             })
             .collect();

@@ -304,18 +304,27 @@ impl Worlds {
             .map(|world| Arc::clone(&world.sessions))
     }
 
-    /// A learner's lab session for the instructor's read-only view: their world is started if
-    /// it is not running (as their own page would), with the token that ends when they are shut out.
-    pub async fn learner_session(
+    /// A learner's lab session for the instructor's read-only view, if their world and that
+    /// lab run now (looking starts nothing, and so records no opening of theirs), with the token
+    /// that ends when they are shut out.
+    pub fn learner_session(
         &self,
-        learner: &Learner,
+        learner: &str,
         lab: &str,
     ) -> Result<(SessionHandle, CancellationToken), String> {
-        let (sessions, ended) = self.world(&Who::Learner(learner.clone())).await?;
-        let session = sessions
-            .session(lab)
-            .ok_or_else(|| format!("There is no lab `{lab}`."))?;
-        Ok((session, ended))
+        let learners = self
+            .learners
+            .lock()
+            .map_err(|_| "grouplab's list of learners is unusable".to_owned())?;
+        let world = learners
+            .get(learner)
+            .and_then(|cell| cell.get())
+            .ok_or_else(|| "They have not opened a lab since grouplab started.".to_owned())?;
+        let session = world
+            .sessions
+            .running_session(lab)
+            .ok_or_else(|| "They have not opened this lab since grouplab started.".to_owned())?;
+        Ok((session, world.ended.clone()))
     }
 
     /// How many learners' worlds are running.

@@ -96,6 +96,8 @@ pub(super) struct Session {
     pub(super) activity: Activity,
     /// The instructor's read-only views of this lab open now.
     pub(super) observers: Arc<AtomicUsize>,
+    /// Where notices about the instructor's actions go: every page of the lab.
+    pub(super) instructor_reply: super::Reply,
 }
 
 /// Everything a lab has seen since it was last set up, which a reset forgets: one value that a
@@ -132,6 +134,8 @@ impl Session {
         let (outcomes, outcome_inbox) = mpsc::channel(64);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let observers = Arc::new(AtomicUsize::new(0));
+        let instructor_reply =
+            super::instructor::instructor_reply(&events, &deps.tasks, deps.shutdown.clone());
         let broker = match lab.content.setup.broker {
             Backend::Kafka => BrokerView {
                 backend: Backend::Kafka,
@@ -181,6 +185,7 @@ impl Session {
             crash: None,
             activity: Activity::default(),
             observers: Arc::clone(&observers),
+            instructor_reply,
         };
         deps.tasks
             .spawn(session.run(inbox, instance_inbox, outcome_inbox));

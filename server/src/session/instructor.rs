@@ -39,7 +39,14 @@ impl Session {
             }
             InstructorAction::PassStep => self.pass_for_learner()?,
             InstructorAction::Reset => {
-                let pages = self.pages_reply();
+                // A shared broker's reset asks the learner to confirm what it deletes.
+                if !self.broker_is_own() {
+                    return Err(
+                        "their lab is on a shared broker, where only they can reset it (after confirming what it deletes)"
+                            .to_owned(),
+                    );
+                }
+                let pages = self.instructor_reply.clone();
                 self.reset_lab(&pages).await.map_err(|n| n.title)?;
                 "reset started".to_owned()
             }
@@ -64,6 +71,12 @@ impl Session {
                 format!("{} crashed", victim.1)
             }
             InstructorAction::BrokerDown { seconds } => {
+                if !self.is_kafka() {
+                    return Err(format!(
+                        "their lab runs on {}, not on their Kafka broker",
+                        if self.is_redis() { "Redis" } else { "RabbitMQ" }
+                    ));
+                }
                 let seconds = (*seconds).clamp(1, MAX_OUTAGE_S);
                 self.set_broker(false).await.map_err(|n| n.title)?;
                 if let Some(broker) = self.deps.broker.clone() {
@@ -84,17 +97,16 @@ impl Session {
             InstructorAction::Produce { count } => {
                 let count = (*count).clamp(1, MAX_DEMO_MESSAGES);
                 let topic = self.lab.content.setup.topic.clone();
-                if topic.is_empty() {
-                    return Err("their lab has no topic".to_owned());
+                if self.is_kafka() && self.view.topic(&topic).is_none() {
+                    return Err(format!("their lab's topic `{topic}` does not exist yet"));
                 }
-                let pages = self.pages_reply();
+                let pages = self.instructor_reply.clone();
                 self.produce(topic.clone(), count, KeyMode::None, None, None, &pages)
                     .map_err(|n| n.title)?;
                 format!("producing {count} to {topic}")
             }
         };
         self.mark_instructor(&action);
-        self.note_activity();
         Ok(done)
     }
 
@@ -127,19 +139,6 @@ impl Session {
         Ok(format!("step {} passed", index + 1))
     }
 
-    /// Where the notices about an instructor's action go: to every page of the lab, since the
-    /// learner did not ask for it.
-    fn pages_reply(&self) -> mpsc::Sender<ServerEvent> {
-        let (reply, mut notices) = mpsc::channel::<ServerEvent>(8);
-        let pages = self.events.clone();
-        self.deps.tasks.spawn(async move {
-            while let Some(event) = notices.recv().await {
-                let _ = pages.send(event);
-            }
-        });
-        reply
-    }
-
     fn mark_instructor(&mut self, action: &InstructorAction) {
         self.emit(ServerEvent::Timeline(TimelineEntry {
             at: now_ms(),
@@ -155,9 +154,37 @@ impl Session {
         }));
     }
 
-    /// Sends a notice to one page; an error is also kept for the stuck rule.
+    /// Sends a notice to one page; an error the learner's own command met is also kept for the
+    /// stuck rule (not one the instructor's action met).
     pub(super) fn tell(&mut self, reply: &super::Reply, notice: Notice) {
-        self.note_error(&notice);
+        if !reply.same_channel(&self.instructor_reply) {
+            self.note_error(&notice);
+        }
         let _ = reply.try_send(ServerEvent::Notice(notice));
     }
+}
+
+/// Where the notices about the instructor's actions on a lab go: to every page of the lab, since
+/// the learner did not ask for them. One forwarding task per session, ended with it.
+pub(super) fn instructor_reply(
+    events: &tokio::sync::broadcast::Sender<ServerEvent>,
+    tasks: &tokio_util::task::TaskTracker,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> mpsc::Sender<ServerEvent> {
+    let (reply, mut notices) = mpsc::channel::<ServerEvent>(16);
+    let pages = events.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                notice = notices.recv() => match notice {
+                    Some(event) => {
+                        let _ = pages.send(event);
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+    reply
 }

@@ -170,6 +170,11 @@ impl Sessions {
         )
     }
 
+    /// The session of a lab if it runs now; none is started.
+    pub fn running_session(&self, lab_id: &str) -> Option<SessionHandle> {
+        self.running.lock().ok()?.get(lab_id).cloned()
+    }
+
     /// The session of a lab, or `None` if there is no such lab.
     pub fn session(&self, lab_id: &str) -> Option<SessionHandle> {
         let lab = self.catalog.get(lab_id)?;

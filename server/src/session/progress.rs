@@ -73,6 +73,7 @@ impl Session {
         }
         // Its clock starts again, as if opened now.
         self.note_opened().await;
+        self.activity.cleared += 1;
         self.emit(ServerEvent::Progress(ProgressView::new(
             self.lab.content.steps.len(),
         )));

@@ -31,6 +31,9 @@ pub struct LabPulse {
     pub last_activity: Option<EpochMillis>,
     /// Error notices shown within the stuck rule's window, `(when, title)`, oldest first.
     pub errors: Vec<(EpochMillis, String)>,
+    /// How many times the learner cleared the lab's progress since the session began: the
+    /// board reads the lab's kept history again when it changes.
+    pub cleared: u32,
 }
 
 /// A lab's pulse, with whose and which lab it is.
@@ -102,6 +105,7 @@ impl Session {
             group,
             lag,
             last_activity: self.activity.last.map(|at| at / 1000 * 1000),
+            cleared: self.activity.cleared,
             errors: self
                 .activity
                 .errors
@@ -130,6 +134,8 @@ impl Session {
 pub(super) struct Activity {
     pub(super) last: Option<EpochMillis>,
     pub(super) errors: VecDeque<(EpochMillis, String)>,
+    /// Clear progress presses since the session began.
+    pub(super) cleared: u32,
     /// The pulse last sent.
     pub(super) sent: Option<LabPulse>,
 }

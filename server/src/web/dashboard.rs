@@ -275,7 +275,7 @@ async fn act_on(
         let shown = futures::future::join_all(
             running
                 .iter()
-                .map(|(_, handle)| handle.instructor(action.clone())),
+                .map(|(_, handle)| answer_within(handle.instructor(action.clone()))),
         )
         .await;
         let shown = shown.iter().filter(|r| r.is_ok()).count();
@@ -283,9 +283,25 @@ async fn act_on(
     }
     let lab = lab.ok_or_else(|| "has not opened a lab yet".to_owned())?;
     let session = sessions
-        .session(&lab)
-        .ok_or_else(|| format!("their lab `{lab}` is no longer served"))?;
-    session.instructor(action).await
+        .running_session(&lab)
+        .ok_or_else(|| "has not opened their current lab since grouplab started".to_owned())?;
+    answer_within(session.instructor(action)).await
+}
+
+/// How long one learner's lab may take to answer an action before the dashboard says so.
+const ACTION_ANSWER: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn answer_within(
+    answer: impl Future<Output = Result<String, String>>,
+) -> Result<String, String> {
+    tokio::time::timeout(ACTION_ANSWER, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "their lab did not answer within {} s (it may be busy); try again",
+                ACTION_ANSWER.as_secs()
+            ))
+        })
 }
 
 /// The learner of `id`, if the request is the instructor's and they are in the class.
@@ -329,6 +345,17 @@ async fn learner_lab(
         )
         .into_response();
     };
+    if let Err(why) = state.worlds.learner_session(&learner.id, &lab) {
+        return Refusal::new(
+            StatusCode::NOT_FOUND,
+            "Nothing to watch yet",
+            format!(
+                "{}: {why} Their lab can be watched while it is open.",
+                learner.name
+            ),
+        )
+        .into_response();
+    }
     let prefix = state.worlds.prefix_for(&Who::Learner(learner.clone()));
     let page = Page::Lab {
         content: Box::new(crate::lab::names::content_with_prefix(
@@ -359,11 +386,11 @@ async fn learner_lab_socket(
     if let Err(refused) = same_site(&state, &headers) {
         return refused.into_response();
     }
-    match state.worlds.learner_session(&learner, &lab).await {
+    match state.worlds.learner_session(&learner.id, &lab) {
         Ok((session, ended)) => ws
             .max_message_size(MAX_FRAME_BYTES)
             .on_upgrade(move |socket| super::ws::serve(socket, session, ended, Viewer::Instructor)),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+        Err(why) => (StatusCode::NOT_FOUND, why).into_response(),
     }
 }
 

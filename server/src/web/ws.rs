@@ -38,11 +38,12 @@ pub async fn serve(
     ended: CancellationToken,
     viewer: Viewer,
 ) {
-    // The instructor's view is not one of the learner's pages on the dashboard.
-    let _observing = (viewer == Viewer::Instructor).then(|| session.observe());
     let Some((snapshot, events)) = session.subscribe().await else {
         return;
     };
+    // The instructor's view is not one of the learner's pages on the dashboard: counted from
+    // when it subscribed until both its tasks (and so its subscription) are gone.
+    let _observing = (viewer == Viewer::Instructor).then(|| session.observe());
     let (sink, stream) = socket.split();
     let (direct, direct_inbox) = mpsc::channel::<ServerEvent>(64);
 
@@ -55,11 +56,19 @@ pub async fn serve(
     ));
     let mut receive_task = tokio::spawn(receive_commands(stream, session, direct, viewer));
     tokio::select! {
-        _ = &mut send_task => receive_task.abort(),
-        _ = &mut receive_task => send_task.abort(),
+        _ = &mut send_task => {
+            receive_task.abort();
+            let _ = receive_task.await;
+        }
+        _ = &mut receive_task => {
+            send_task.abort();
+            let _ = send_task.await;
+        }
         () = ended.cancelled() => {
             send_task.abort();
             receive_task.abort();
+            let _ = send_task.await;
+            let _ = receive_task.await;
         }
     }
 }
