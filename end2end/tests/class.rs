@@ -892,6 +892,9 @@ async fn path_status(
     })
 }
 
+/// A lab as the board keeps it across a restart: its id, steps passed and hints opened.
+type KeptLab = (String, usize, usize);
+
 /// Whether the view's timeline has the instructor's `action` (part of its words).
 fn instructor_did(view: &LabSnapshot, action: &str) -> bool {
     view.timeline.iter().any(|e| {
@@ -1275,9 +1278,7 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
     drop(looking);
 
     // The board lasts a restart: each learner's lab, steps passed and hints, from the database.
-    fn kept(
-        board: &grouplab_protocol::class::ClassBoard,
-    ) -> Vec<(String, Option<(String, usize, usize)>)> {
+    fn kept(board: &grouplab_protocol::class::ClassBoard) -> Vec<(String, Option<KeptLab>)> {
         board
             .learners
             .iter()
