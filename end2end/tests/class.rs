@@ -1246,26 +1246,72 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
         "Ada's broker stayed up"
     );
 
-    // The export says the instructor passed Bob's step 1, and that Ada passed hers herself.
-    let (status, _, csv) = server
-        .request(
-            "/class/results.csv",
-            &format!("Cookie: grouplab_token={TOKEN}\r\n"),
-        )
-        .await?;
-    assert_eq!(status, 200, "{csv}");
-    let rows: Vec<std::collections::HashMap<String, String>> =
-        csv::Reader::from_reader(csv.as_bytes())
-            .deserialize()
-            .collect::<Result<_, _>>()?;
-    let cell = |name: &str, step: &str| {
-        rows.iter()
-            .find(|r| r["learner"] == name && r["lab"] == LAB && r["step"] == step)
-            .map(|r| r["passed_by_instructor"].clone())
+    // The export matches both learners' pages row by row: when each step passed, and that the
+    // instructor passed Bob's step 1 (and nobody else's).
+    let cookie = format!("Cookie: grouplab_token={TOKEN}\r\n");
+    let expected = |name: &str, page: &LabClient| -> Vec<(String, String, String)> {
+        page.view()
+            .progress
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                let by_instructor = match step.passed_at {
+                    None => "",
+                    Some(_) if name == "Bob" && index == 0 => "true",
+                    Some(_) => "false",
+                };
+                (
+                    (index + 1).to_string(),
+                    step.passed_at.map_or_else(String::new, |at| at.to_string()),
+                    by_instructor.to_owned(),
+                )
+            })
+            .collect()
     };
-    assert_eq!(cell("Bob", "1").as_deref(), Some("true"), "{csv}");
-    assert_eq!(cell("Ada", "1").as_deref(), Some("false"), "{csv}");
-    assert_eq!(cell("Ada", "3").as_deref(), Some(""), "an open step: {csv}");
+    let wanted = [
+        ("Ada", expected("Ada", &ada_page)),
+        ("Bob", expected("Bob", &bob_page)),
+    ];
+    let server_ref = &server;
+    let cookie_ref = &cookie;
+    poll_until("the export to match both pages", JOIN_DEADLINE, || async {
+        let (status, _, csv) = server_ref
+            .request("/class/results.csv", cookie_ref)
+            .await
+            .ok()?;
+        let rows: Vec<std::collections::HashMap<String, String>> =
+            csv::Reader::from_reader(csv.as_bytes())
+                .deserialize()
+                .collect::<Result<_, _>>()
+                .ok()?;
+        let exported = |name: &str| -> Vec<(String, String, String)> {
+            rows.iter()
+                .filter(|r| r["learner"] == name && r["lab"] == LAB)
+                .map(|r| {
+                    let at = match r["passed_at"].as_str() {
+                        "" => String::new(),
+                        at => chrono::DateTime::parse_from_rfc3339(at)
+                            .map_or_else(|_| at.to_owned(), |t| t.timestamp_millis().to_string()),
+                    };
+                    (r["step"].clone(), at, r["passed_by_instructor"].clone())
+                })
+                .collect()
+        };
+        (status == 200 && wanted.iter().all(|(name, rows)| &exported(name) == rows)).then_some(())
+    })
+    .await
+    .with_context(|| format!("the pages say {wanted:?}"))?;
+
+    // Only the instructor may shut a learner out.
+    let (status, _, _) = http_post(
+        server.addr,
+        &format!("/class/learners/{bob_id}/revoke"),
+        &format!("Cookie: {ada}\r\nOrigin: http://{}\r\n", server.addr),
+        "",
+    )
+    .await?;
+    assert_eq!(status, 403, "Ada shutting Bob out");
 
     // The instructor's view is not one of Bob's pages: with his own closed, he is offline.
     drop(bob_page);
