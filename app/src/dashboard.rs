@@ -49,14 +49,10 @@ impl Desk {
         let command = ClassCommand::Act { learner, action };
         #[cfg(feature = "hydrate")]
         {
-            let sent = self.socket.with_value(|socket| {
-                socket.as_ref().is_some_and(|s| {
-                    s.ready_state() == web_sys::WebSocket::OPEN
-                        && s.send_with_str(&serde_json::to_string(&command).unwrap_or_default())
-                            .is_ok()
-                })
-            });
-            if sent {
+            if self
+                .socket
+                .with_value(|socket| crate::live::send_json(socket.as_ref(), &command))
+            {
                 return;
             }
         }

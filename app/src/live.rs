@@ -36,6 +36,18 @@ const MAX_NOTICES: usize = 4;
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const STAYED_UP_MS: f64 = 10_000.0;
 
+/// Sends `message` as one JSON text frame if `socket` is open; whether it went.
+#[cfg(feature = "hydrate")]
+pub(crate) fn send_json(
+    socket: Option<&web_sys::WebSocket>,
+    message: &impl serde::Serialize,
+) -> bool {
+    socket.is_some_and(|s| {
+        s.ready_state() == web_sys::WebSocket::OPEN
+            && serde_json::to_string(message).is_ok_and(|json| s.send_with_str(&json).is_ok())
+    })
+}
+
 /// How long a notice stays before it goes by itself; errors stay until dismissed.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub fn shown_for(level: NoticeLevel) -> Option<std::time::Duration> {
@@ -129,14 +141,10 @@ impl Live {
     pub fn send(&self, command: ClientCommand) {
         #[cfg(feature = "hydrate")]
         {
-            let sent = self.socket.with_value(|socket| {
-                socket.as_ref().is_some_and(|s| {
-                    s.ready_state() == web_sys::WebSocket::OPEN
-                        && s.send_with_str(&serde_json::to_string(&command).unwrap_or_default())
-                            .is_ok()
-                })
-            });
-            if sent {
+            if self
+                .socket
+                .with_value(|socket| send_json(socket.as_ref(), &command))
+            {
                 return;
             }
         }

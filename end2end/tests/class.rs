@@ -58,7 +58,15 @@ async fn ada_and_bob(
 ) -> anyhow::Result<(TestServer, String, String)> {
     let mut args = class_args(free_port_range(2), 2);
     args.extend_from_slice(extra);
-    let server = start(data, &args).await?;
+    ada_and_bob_with(data, &args).await
+}
+
+/// A class of two, Ada and Bob, on a server started with exactly `args`; their cookies.
+async fn ada_and_bob_with(
+    data: &std::path::Path,
+    args: &[String],
+) -> anyhow::Result<(TestServer, String, String)> {
+    let server = start(data, args).await?;
     let code = join_code(&server).await?;
     let ada = join(&server, &code, "Ada")
         .await?
@@ -909,16 +917,7 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
     use grouplab_protocol::{InstanceState, TimelineKind};
     let data = tempfile::tempdir()?;
     let args = class_args(free_port_range(2), 2);
-    let mut server = start(data.path(), &args).await?;
-    let code = join_code(&server).await?;
-    let ada = join(&server, &code, "Ada")
-        .await?
-        .1
-        .context("Ada's cookie")?;
-    let bob = join(&server, &code, "Bob")
-        .await?
-        .1
-        .context("Bob's cookie")?;
+    let (mut server, ada, bob) = ada_and_bob_with(data.path(), &args).await?;
     let ada_id = learner_id(&server, "Ada").await?;
     let bob_id = learner_id(&server, "Bob").await?;
     let mut desk = Dashboard::open(&server, TOKEN).await?;
