@@ -385,16 +385,10 @@ mod browser {
 
     use super::Desk;
     use crate::live::backoff;
+    use crate::live::browser::socket_url;
 
     pub(super) fn open(desk: Desk, attempt: u32) {
-        let location = window().location();
-        let scheme = if location.protocol().as_deref() == Ok("https:") {
-            "wss"
-        } else {
-            "ws"
-        };
-        let host = location.host().unwrap_or_default();
-        let Ok(socket) = WebSocket::new(&format!("{scheme}://{host}/class/ws")) else {
+        let Ok(socket) = WebSocket::new(&socket_url("/class/ws")) else {
             set_timeout(move || open(desk, attempt + 1), backoff(attempt + 1));
             return;
         };

@@ -236,7 +236,7 @@ fn mark_live() {
 }
 
 #[cfg(feature = "hydrate")]
-mod browser {
+pub(crate) mod browser {
     use std::time::Duration;
 
     use grouplab_protocol::{Notice, ServerEvent};
@@ -250,18 +250,21 @@ mod browser {
 
     use super::{LinkStatus, Live, STAYED_UP_MS, backoff};
 
-    /// Opens the socket; on close, tries again after [`backoff`]. `attempt` counts the failed
-    /// attempts since the last connection that stayed up.
-    pub(super) fn open(live: Live, socket_path: String, attempt: u32) {
+    /// The websocket address of `path` on the server that served the page.
+    pub(crate) fn socket_url(path: &str) -> String {
         let location = window().location();
         let scheme = if location.protocol().as_deref() == Ok("https:") {
             "wss"
         } else {
             "ws"
         };
-        let host = location.host().unwrap_or_default();
-        let url = format!("{scheme}://{host}{socket_path}");
-        let Ok(socket) = WebSocket::new(&url) else {
+        format!("{scheme}://{}{path}", location.host().unwrap_or_default())
+    }
+
+    /// Opens the socket; on close, tries again after [`backoff`]. `attempt` counts the failed
+    /// attempts since the last connection that stayed up.
+    pub(super) fn open(live: Live, socket_path: String, attempt: u32) {
+        let Ok(socket) = WebSocket::new(&socket_url(&socket_path)) else {
             retry(live, socket_path, attempt + 1);
             return;
         };

@@ -1891,6 +1891,33 @@ async fn two_learners_in_two_browsers_and_their_instructor_on_the_dashboard() ->
     wait_text(desk, "tile-Bob", "same error 3 times").await?;
     screenshot(desk, "class-dashboard-bob-stuck").await?;
 
+    // A message to Ada alone: her page shows it, Bob's does not; once dismissed, a reload of
+    // her page does not bring it back.
+    desk.find(Locator::Css(&testid("message-to")))
+        .await?
+        .select_by_label("Ada")
+        .await?;
+    type_into(desk, "message-text", "Ada, a word please").await?;
+    click(desk, "send-message").await?;
+    wait_text(ada, "instructor-message", "Ada, a word please").await?;
+    wait_text(desk, "action-done", "Ada").await?;
+    assert!(
+        bob.find(Locator::Css(&testid("instructor-banner")))
+            .await
+            .is_err(),
+        "the message was Ada's alone"
+    );
+    click(ada, "dismiss-banner").await?;
+    ada.refresh().await?;
+    wait_text(ada, "link-status", "live").await?;
+    wait_text(ada, "progress-count", "3 of 6").await?;
+    assert!(
+        ada.find(Locator::Css(&testid("instructor-banner")))
+            .await
+            .is_err(),
+        "a dismissed message stays dismissed"
+    );
+
     // The instructor gives Bob a hint, then passes his step 2 for him.
     click_css(desk, "[data-testid='tile-Bob'] [data-testid='give-hint']").await?;
     wait_text(bob, "hint-0", "").await?;

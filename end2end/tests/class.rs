@@ -1117,6 +1117,14 @@ async fn the_instructor_watches_every_learner_helps_one_and_crashes_a_consumer_i
                 .is_some_and(|b| b.text == "Ada, see me")
         })
         .await?;
+    // A page Ada opens afterwards shows it too.
+    let later = LabClient::open_as(&server, LAB, &ada).await?;
+    assert_eq!(
+        later.view().banner.as_ref().map(|b| b.text.as_str()),
+        Some("Ada, see me"),
+        "the message on a page opened after it"
+    );
+    drop(later);
     let report = desk
         .act(
             None,

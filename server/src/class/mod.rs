@@ -295,13 +295,14 @@ impl Worlds {
             .collect()
     }
 
-    /// A learner's world if it runs: the instructor's actions never start one.
-    pub fn started_world(&self, learner: &str) -> Option<Arc<Sessions>> {
+    /// A learner's world if it runs, with the token that ends when they are shut out: the
+    /// instructor's actions and views never start one.
+    pub fn started_world(&self, learner: &str) -> Option<(Arc<Sessions>, CancellationToken)> {
         let learners = self.learners.lock().ok()?;
         learners
             .get(learner)?
             .get()
-            .map(|world| Arc::clone(&world.sessions))
+            .map(|world| (Arc::clone(&world.sessions), world.ended.clone()))
     }
 
     /// A learner's lab session for the instructor's read-only view, if their world and that
@@ -312,24 +313,13 @@ impl Worlds {
         learner: &str,
         lab: &str,
     ) -> Result<(SessionHandle, CancellationToken), String> {
-        let learners = self
-            .learners
-            .lock()
-            .map_err(|_| "grouplab's list of learners is unusable".to_owned())?;
-        let world = learners
-            .get(learner)
-            .and_then(|cell| cell.get())
+        let (sessions, ended) = self
+            .started_world(learner)
             .ok_or_else(|| "They have not opened a lab since grouplab started.".to_owned())?;
-        let session = world
-            .sessions
+        let session = sessions
             .running_session(lab)
             .ok_or_else(|| "They have not opened this lab since grouplab started.".to_owned())?;
-        Ok((session, world.ended.clone()))
-    }
-
-    /// How many learners' worlds are running.
-    pub fn running_learners(&self) -> usize {
-        self.started().len()
+        Ok((session, ended))
     }
 
     /// Stops every learner's Redis and broker (after their instances and sessions have ended).

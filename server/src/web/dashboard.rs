@@ -263,7 +263,7 @@ async fn act_on(
     lab: Option<String>,
     action: InstructorAction,
 ) -> Result<String, String> {
-    let sessions = worlds
+    let (sessions, _) = worlds
         .started_world(learner)
         .ok_or_else(|| "has not opened a lab since grouplab started".to_owned())?;
     if matches!(action, InstructorAction::Message { .. }) {
