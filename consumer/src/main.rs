@@ -32,8 +32,8 @@ use std::sync::mpsc::TrySendError;
 use std::time::{Duration, Instant};
 
 use grouplab_protocol::{
-    Backend, CommitPolicy, CommittedOffset, ConsumedMessage, ConsumerSettings, InstanceConfig,
-    InstanceReport, MAX_REPORTED_VALUE, ProcessingMode, TopicPartition,
+    Backend, CommitPolicy, CommittedOffset, ConsumedMessage, ConsumerSettings, GroupProtocol,
+    InstanceConfig, InstanceReport, MAX_REPORTED_VALUE, ProcessingMode, TopicPartition,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -106,14 +106,6 @@ fn run(config: &InstanceConfig, stop: &Arc<AtomicBool>) -> KafkaResult<()> {
         .set("group.id", &config.group)
         .set("client.id", &config.client_id)
         .set(
-            "session.timeout.ms",
-            settings.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            settings.heartbeat_interval_ms.to_string(),
-        )
-        .set(
             "max.poll.interval.ms",
             settings.max_poll_interval_ms.to_string(),
         )
@@ -127,14 +119,34 @@ fn run(config: &InstanceConfig, stop: &Arc<AtomicBool>) -> KafkaResult<()> {
             "auto.commit.interval.ms",
             settings.auto_commit_interval_ms.to_string(),
         )
-        .set(
-            "partition.assignment.strategy",
-            settings.assignor.librdkafka_name(),
-        )
         // Added partitions are noticed within seconds rather than librdkafka's 5 minutes.
         .set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS)
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
+    match settings.group_protocol {
+        GroupProtocol::Classic => {
+            client
+                .set(
+                    "session.timeout.ms",
+                    settings.session_timeout_ms.to_string(),
+                )
+                .set(
+                    "heartbeat.interval.ms",
+                    settings.heartbeat_interval_ms.to_string(),
+                )
+                .set(
+                    "partition.assignment.strategy",
+                    settings.assignor.librdkafka_name(),
+                );
+        }
+        // The broker assigns, and sets the session timeout and the heartbeat interval:
+        // librdkafka refuses those settings under this protocol.
+        GroupProtocol::Consumer => {
+            client
+                .set("group.protocol", "consumer")
+                .set("group.remote.assignor", settings.assignor.librdkafka_name());
+        }
+    }
     if let Some(id) = &settings.static_id {
         client.set("group.instance.id", id);
     }

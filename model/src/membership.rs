@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use grouplab_protocol::{
-    Departure, EpochMillis, GROUP_COLOUR, GroupState, GroupView, InstanceId, InstanceState,
-    InstanceView, MemberOrigin, MemberView, MembershipSource, TimelineEntry, TimelineKind,
-    TopicPartition, colours_in_use, free_colour,
+    Departure, EpochMillis, GROUP_COLOUR, GroupProtocol, GroupState, GroupView, InstanceId,
+    InstanceState, InstanceView, MemberOrigin, MemberView, MembershipSource, TimelineEntry,
+    TimelineKind, TopicPartition, colours_in_use, free_colour,
 };
 
 /// One reading of a group from the broker.
@@ -30,6 +30,9 @@ pub struct GroupObservation {
     pub source: MembershipSource,
     /// Members the coordinator saw send LeaveGroup, with when; only the embedded broker knows this.
     pub left: Vec<(String, EpochMillis)>,
+    pub protocol: GroupProtocol,
+    /// Consumer protocol: the group epoch of the current targets.
+    pub assignment_epoch: Option<i32>,
 }
 
 impl GroupObservation {
@@ -44,6 +47,8 @@ impl GroupObservation {
             members: Vec::new(),
             source,
             left: Vec::new(),
+            protocol: GroupProtocol::Classic,
+            assignment_epoch: None,
         }
     }
 }
@@ -60,6 +65,9 @@ pub struct ObservedMember {
     pub partitions: Option<Vec<TopicPartition>>,
     pub last_heartbeat: Option<EpochMillis>,
     pub session_timeout_ms: Option<u32>,
+    /// Consumer protocol: the member's epoch, and its target while it reconciles.
+    pub member_epoch: Option<i32>,
+    pub target: Option<Vec<TopicPartition>>,
 }
 
 /// Partitions a member gave up by leaving or crashing, and when others owned all of them again.
@@ -237,6 +245,8 @@ impl Tracker {
                     joined_at: old.map_or(now, |m| m.joined_at),
                     last_heartbeat: seen.last_heartbeat,
                     session_timeout_ms: seen.session_timeout_ms,
+                    member_epoch: seen.member_epoch,
+                    target: seen.target.clone(),
                 }
             })
             .collect();
@@ -271,6 +281,7 @@ impl Tracker {
                     generation: observation.generation,
                     assignor: observation.assignor.clone(),
                     leader: leader_name,
+                    protocol: observation.protocol,
                 },
                 partitions: Vec::new(),
             }));
@@ -331,6 +342,8 @@ impl Tracker {
             members,
             source: observation.source,
             decided_at_us: 0,
+            protocol: observation.protocol,
+            assignment_epoch: observation.assignment_epoch,
         };
         if previous.as_ref() != Some(&view) {
             changes.push(Change::Group(view.clone()));
@@ -440,6 +453,8 @@ mod tests {
             partitions: partitions.map(|ps| ps.iter().map(|&p| tp(p)).collect()),
             last_heartbeat: Some(heartbeat),
             session_timeout_ms: Some(10_000),
+            member_epoch: None,
+            target: None,
         }
     }
 
@@ -457,6 +472,8 @@ mod tests {
             members,
             source: MembershipSource::Coordinator,
             left: Vec::new(),
+            assignment_epoch: None,
+            protocol: Default::default(),
         }
     }
 

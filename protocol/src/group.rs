@@ -58,6 +58,37 @@ pub struct GroupView {
     /// latency benchmark's start); 0 when not known.
     #[serde(default)]
     pub decided_at_us: crate::EpochMicros,
+    /// Which rebalance protocol the group's members speak. Under the consumer protocol,
+    /// `generation` is the group epoch.
+    #[serde(default)]
+    pub protocol: GroupProtocol,
+    /// The consumer protocol's assignment epoch: the group epoch of the current targets.
+    #[serde(default)]
+    pub assignment_epoch: Option<i32>,
+}
+
+/// The two rebalance protocols of Kafka consumer groups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupProtocol {
+    /// JoinGroup and SyncGroup: every member rejoins, a leader assigns (`group.protocol=classic`).
+    #[default]
+    Classic,
+    /// KIP-848: the broker assigns and members reconcile one partition move at a time
+    /// (`group.protocol=consumer`).
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The value of a client's `group.protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Consumer => "consumer",
+        }
+    }
+
+    pub const ALL: [GroupProtocol; 2] = [Self::Classic, Self::Consumer];
 }
 
 impl GroupView {
@@ -91,6 +122,11 @@ pub enum GroupState {
     Stable,
     /// The group is being removed.
     Dead,
+    /// Consumer protocol: the group changed, and the broker has not computed the new targets.
+    Assigning,
+    /// Consumer protocol: some members do not hold their target yet; partitions move one
+    /// revocation at a time.
+    Reconciling,
 }
 
 impl GroupState {
@@ -103,6 +139,8 @@ impl GroupState {
             Self::CompletingRebalance => "CompletingRebalance",
             Self::Stable => "Stable",
             Self::Dead => "Dead",
+            Self::Assigning => "Assigning",
+            Self::Reconciling => "Reconciling",
         }
     }
 
@@ -114,6 +152,8 @@ impl GroupState {
             "CompletingRebalance" | "AwaitingSync" => Self::CompletingRebalance,
             "Stable" => Self::Stable,
             "Dead" => Self::Dead,
+            "Assigning" => Self::Assigning,
+            "Reconciling" => Self::Reconciling,
             _ => Self::Unknown,
         }
     }
@@ -152,6 +192,13 @@ pub struct MemberView {
     pub last_heartbeat: Option<EpochMillis>,
     /// How long the coordinator waits for a heartbeat before it removes the member.
     pub session_timeout_ms: Option<u32>,
+    /// Consumer protocol: the member's epoch (the group epoch it caught up with).
+    #[serde(default)]
+    pub member_epoch: Option<i32>,
+    /// Consumer protocol: where the broker is moving this member's partitions to, while it
+    /// does not hold exactly that (`None` once it does).
+    #[serde(default)]
+    pub target: Option<Vec<TopicPartition>>,
 }
 
 impl MemberView {

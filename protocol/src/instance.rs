@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::GroupProtocol;
+
 /// The environment variable that carries an instance's [`InstanceConfig`], as JSON.
 pub const INSTANCE_CONFIG_VAR: &str = "GROUPLAB_INSTANCE_CONFIG";
 
@@ -39,8 +41,13 @@ pub struct ConsumerSettings {
     pub commit: CommitPolicy,
     /// How often background commits happen under [`CommitPolicy::Auto`].
     pub auto_commit_interval_ms: u32,
-    /// The partition assignment strategy.
+    /// The partition assignment strategy: the client's under the classic protocol, the
+    /// broker's (`group.remote.assignor`) under the consumer protocol.
     pub assignor: Assignor,
+    /// The rebalance protocol the client speaks (`group.protocol`). Under the consumer protocol
+    /// the broker sets the session timeout and the heartbeat interval.
+    #[serde(default)]
+    pub group_protocol: GroupProtocol,
     /// How long processing one message takes (the instance sleeps, as slow work would).
     pub processing_ms: u32,
     /// The most messages one poll hands to processing, as Java's `max.poll.records`.
@@ -89,6 +96,7 @@ impl Default for ConsumerSettings {
             commit: CommitPolicy::Auto,
             auto_commit_interval_ms: 1_000,
             assignor: Assignor::Range,
+            group_protocol: GroupProtocol::Classic,
             processing_ms: 0,
             max_poll_records: 10,
             max_poll_interval_ms: 300_000,
@@ -145,6 +153,15 @@ impl ConsumerSettings {
                 self.max_poll_interval_ms / 1000,
                 self.session_timeout_ms / 1000
             ));
+        }
+        if !self.assignor.runs_on(self.group_protocol) {
+            return Some(match self.group_protocol {
+                GroupProtocol::Classic => "The uniform assignor runs in the broker, under the consumer group protocol: choose that protocol, or another assignor.".to_owned(),
+                GroupProtocol::Consumer => format!(
+                    "Under the consumer group protocol the broker assigns partitions, with the uniform or the range assignor; {} runs only in classic clients.",
+                    self.assignor.label()
+                ),
+            });
         }
         if let Some(id) = &self.static_id
             && let Err(problem) = crate::validate_name("static member id", id)
@@ -282,6 +299,8 @@ pub enum Assignor {
     RoundRobin,
     /// Keeps what each member had and moves only what must move, without stopping everyone.
     CooperativeSticky,
+    /// The consumer protocol's default, run by the broker: even shares, kept where it can.
+    Uniform,
 }
 
 impl Assignor {
@@ -291,11 +310,26 @@ impl Assignor {
             Self::Range => "range",
             Self::RoundRobin => "roundrobin",
             Self::CooperativeSticky => "cooperative-sticky",
+            Self::Uniform => "uniform",
         }
     }
 
     /// Every assignor, in the order a form lists them.
-    pub const ALL: [Assignor; 3] = [Self::Range, Self::RoundRobin, Self::CooperativeSticky];
+    pub const ALL: [Assignor; 4] = [
+        Self::Range,
+        Self::RoundRobin,
+        Self::CooperativeSticky,
+        Self::Uniform,
+    ];
+
+    /// Whether the consumer protocol's broker runs it (`range` and `uniform`); under the classic
+    /// protocol the clients run every one but `uniform`.
+    pub fn runs_on(self, protocol: GroupProtocol) -> bool {
+        match protocol {
+            GroupProtocol::Classic => self != Self::Uniform,
+            GroupProtocol::Consumer => matches!(self, Self::Range | Self::Uniform),
+        }
+    }
 
     /// The name shown to a learner.
     pub fn label(self) -> &'static str {
@@ -303,6 +337,7 @@ impl Assignor {
             Self::Range => "range",
             Self::RoundRobin => "round robin",
             Self::CooperativeSticky => "cooperative sticky",
+            Self::Uniform => "uniform (consumer protocol)",
         }
     }
 }
@@ -653,6 +688,41 @@ mod tests {
     #[test]
     fn assignors_use_librdkafka_names() {
         let names: Vec<_> = Assignor::ALL.iter().map(|a| a.librdkafka_name()).collect();
-        assert_eq!(names, ["range", "roundrobin", "cooperative-sticky"]);
+        assert_eq!(
+            names,
+            ["range", "roundrobin", "cooperative-sticky", "uniform"]
+        );
+    }
+
+    #[test]
+    fn each_protocol_takes_only_the_assignors_that_run_under_it() {
+        let with = |group_protocol, assignor| ConsumerSettings {
+            group_protocol,
+            assignor,
+            ..ConsumerSettings::default()
+        };
+        assert!(
+            with(GroupProtocol::Classic, Assignor::CooperativeSticky)
+                .problem()
+                .is_none()
+        );
+        assert!(
+            with(GroupProtocol::Consumer, Assignor::Uniform)
+                .problem()
+                .is_none()
+        );
+        assert!(
+            with(GroupProtocol::Consumer, Assignor::Range)
+                .problem()
+                .is_none()
+        );
+        let sticky = with(GroupProtocol::Consumer, Assignor::CooperativeSticky)
+            .problem()
+            .expect("refused");
+        assert!(sticky.contains("the broker assigns"), "{sticky}");
+        let uniform = with(GroupProtocol::Classic, Assignor::Uniform)
+            .problem()
+            .expect("refused");
+        assert!(uniform.contains("consumer group protocol"), "{uniform}");
     }
 }

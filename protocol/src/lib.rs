@@ -37,7 +37,7 @@ pub use view::*;
 /// The version of the browser ↔ server protocol.
 ///
 /// It is sent in every snapshot; a page built for another version asks the learner to reload.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// Milliseconds since the Unix epoch, the time stamp used everywhere in the protocol.
 pub type EpochMillis = u64;

@@ -293,7 +293,7 @@ impl Lane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::GroupState;
+    use crate::{GroupProtocol, GroupState};
 
     fn tp(partition: i32) -> TopicPartition {
         TopicPartition::new("user-clicks", partition)
@@ -330,6 +330,7 @@ mod tests {
                 generation: Some(generation),
                 assignor: None,
                 leader: None,
+                protocol: GroupProtocol::Classic,
             },
             &[],
         )
@@ -517,6 +518,8 @@ mod tests {
             joined_at: 0,
             last_heartbeat: None,
             session_timeout_ms: None,
+            member_epoch: None,
+            target: None,
         };
         let timeline = [
             generation(5_000, 7),

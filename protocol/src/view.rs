@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConsumerSettings, Departure, EpochMillis, GroupState, GroupView, MemberView, PROTOCOL_VERSION,
-    ServerEvent, Solution, TopicPartition,
+    ConsumerSettings, Departure, EpochMillis, GroupProtocol, GroupState, GroupView, MemberView,
+    PROTOCOL_VERSION, ServerEvent, Solution, TopicPartition,
 };
 
 /// How many timeline entries a snapshot keeps.
@@ -662,6 +662,9 @@ pub enum TimelineKind {
         assignor: Option<String>,
         /// The leader's name as the page shows it.
         leader: Option<String>,
+        /// Under the consumer protocol, `generation` is the group epoch.
+        #[serde(default)]
+        protocol: GroupProtocol,
     },
     /// A rebalance gave the member partitions. `unowned_ms` is the longest any of them had no working owner before.
     Assigned { unowned_ms: Option<u64> },
@@ -877,6 +880,8 @@ mod tests {
             joined_at: 0,
             last_heartbeat: None,
             session_timeout_ms: None,
+            member_epoch: None,
+            target: None,
         }
     }
 
@@ -908,6 +913,8 @@ mod tests {
             ],
             source: crate::MembershipSource::Coordinator,
             decided_at_us: 0,
+            assignment_epoch: None,
+            protocol: Default::default(),
         };
         view.apply(&ServerEvent::Group(group.clone()));
         view.apply(&ServerEvent::Group(group));

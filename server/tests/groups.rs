@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use grouplab_backends::kafka::Cluster;
 use grouplab_backends::kafka::EmbeddedBroker;
 use grouplab_protocol::{
-    Backend, ConsumerSettings, InstanceConfig, InstanceId, InstanceReport, KeyMode,
+    Assignor, Backend, ConsumerSettings, GroupProtocol, InstanceConfig, InstanceId, InstanceReport,
+    KeyMode,
 };
 use grouplab_server::config::locate_consumer_program;
 use grouplab_server::supervisor::{
@@ -42,8 +43,19 @@ struct Lab {
     /// Every (partition, offset) received, and by whom.
     received: BTreeMap<(i32, i64), Vec<InstanceId>>,
     exits: HashMap<InstanceId, ExitReason>,
+    /// Every assignment and revocation the instances' callbacks reported, with their stamps.
+    moves: Vec<Move>,
     topic: String,
     group: String,
+}
+
+/// One partition given to, or taken from, an instance, as its rebalance callback reported it.
+#[derive(Clone, Copy, Debug)]
+struct Move {
+    at_us: u64,
+    instance: InstanceId,
+    partition: i32,
+    assigned: bool,
 }
 
 impl Lab {
@@ -83,23 +95,29 @@ impl Lab {
             owned: HashMap::new(),
             received: BTreeMap::new(),
             exits: HashMap::new(),
+            moves: Vec::new(),
             topic,
             group: format!("{name}-group"),
         }
     }
 
     async fn start(&mut self) -> InstanceId {
+        self.start_with(ConsumerSettings {
+            session_timeout_ms: SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms: 500,
+            ..ConsumerSettings::default()
+        })
+        .await
+    }
+
+    async fn start_with(&mut self, settings: ConsumerSettings) -> InstanceId {
         let config = InstanceConfig {
             backend: Backend::Kafka,
             bootstrap_servers: self.cluster.bootstrap_servers().to_owned(),
             group: self.group.clone(),
             topics: vec![self.topic.clone()],
             client_id: "test".into(),
-            settings: ConsumerSettings {
-                session_timeout_ms: SESSION_TIMEOUT_MS,
-                heartbeat_interval_ms: 500,
-                ..ConsumerSettings::default()
-            },
+            settings,
         };
         self.supervisor
             .start(Owner::lab("test"), config, self.sender.clone())
@@ -108,12 +126,25 @@ impl Lab {
     }
 
     fn record(&mut self, event: InstanceEvent) {
+        let moved = |partitions: &[grouplab_protocol::TopicPartition], assigned: bool| {
+            partitions
+                .iter()
+                .map(|tp| Move {
+                    at_us: event.at_us,
+                    instance: event.id,
+                    partition: tp.partition,
+                    assigned,
+                })
+                .collect::<Vec<_>>()
+        };
         match event.kind {
             InstanceEventKind::Report(InstanceReport::Assigned { partitions }) => {
+                self.moves.extend(moved(&partitions, true));
                 let owned = self.owned.entry(event.id).or_default();
                 owned.extend(partitions.iter().map(|tp| tp.partition));
             }
             InstanceEventKind::Report(InstanceReport::Revoked { partitions }) => {
+                self.moves.extend(moved(&partitions, false));
                 let owned = self.owned.entry(event.id).or_default();
                 for tp in partitions {
                     owned.remove(&tp.partition);
@@ -366,4 +397,165 @@ async fn a_missing_consumer_program_is_reported_not_fatal() {
         "{again}"
     );
     shutdown.cancel();
+}
+
+/// A consumer-protocol instance (KIP-848): the broker assigns, with its session timeout.
+fn consumer_protocol() -> ConsumerSettings {
+    ConsumerSettings {
+        group_protocol: GroupProtocol::Consumer,
+        assignor: Assignor::Uniform,
+        ..ConsumerSettings::default()
+    }
+}
+
+/// The partitions each instance was given and had taken away, in the order the callbacks ran.
+fn revoked_by(lab: &Lab, instance: InstanceId, after_us: u64) -> Vec<i32> {
+    lab.moves
+        .iter()
+        .filter(|m| m.instance == instance && !m.assigned && m.at_us >= after_us)
+        .map(|m| m.partition)
+        .collect()
+}
+
+/// From the callbacks' stamps: no partition was ever held by two instances at once. A partition
+/// counts as held from the callback that assigned it until the one that revoked it (or the exit).
+#[track_caller]
+fn assert_never_owned_twice(lab: &Lab) {
+    let mut moves = lab.moves.clone();
+    moves.sort_by_key(|m| m.at_us);
+    let mut holder: HashMap<i32, InstanceId> = HashMap::new();
+    for m in &moves {
+        if m.assigned {
+            if let Some(other) = holder.get(&m.partition)
+                && *other != m.instance
+                && !lab.exits.contains_key(other)
+            {
+                panic!(
+                    "P{} was assigned to {:?} while {other:?} still held it; moves: {moves:?}",
+                    m.partition, m.instance
+                );
+            }
+            holder.insert(m.partition, m.instance);
+        } else if holder.get(&m.partition) == Some(&m.instance) {
+            holder.remove(&m.partition);
+        }
+    }
+}
+
+#[tokio::test]
+async fn consumer_protocol_members_share_the_topic_and_a_third_takes_only_what_moves() {
+    let mut lab = Lab::new("kip848-scale", 6).await;
+    let a = lab.start_with(consumer_protocol()).await;
+    let b = lab.start_with(consumer_protocol()).await;
+    lab.wait_for(
+        "two consumer-protocol members to share 6 partitions",
+        |lab| split_between(lab, a, b, 6) && lab.owns(a).len() == 3,
+    )
+    .await;
+    let before = (lab.owns(a), lab.owns(b));
+    let scaled_at = grouplab_backends::clock::now_us();
+
+    let c = lab.start_with(consumer_protocol()).await;
+    lab.wait_for("the third member to get its share", |lab| {
+        [a, b, c].iter().all(|id| lab.owns(*id).len() == 2)
+    })
+    .await;
+    let owned: BTreeSet<i32> = [a, b, c].iter().flat_map(|id| lab.owns(*id)).collect();
+    assert_eq!(owned, all(6));
+    // Only what moved was revoked: one partition from each of the first two, and they kept the rest.
+    assert_eq!(revoked_by(&lab, a, scaled_at).len(), 1, "{:?}", lab.moves);
+    assert_eq!(revoked_by(&lab, b, scaled_at).len(), 1, "{:?}", lab.moves);
+    assert!(lab.owns(a).is_subset(&before.0));
+    assert!(lab.owns(b).is_subset(&before.1));
+    assert_never_owned_twice(&lab);
+
+    // A clean stop sends a leave (epoch -1): its partitions move at once, long before the
+    // broker's 10 s session timeout.
+    let stopped_at = Instant::now();
+    lab.supervisor.stop(c).await.expect("the stop is sent");
+    lab.wait_for(
+        "the others to take the stopped member's partitions",
+        |lab| lab.owns(a).len() + lab.owns(b).len() == 6,
+    )
+    .await;
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(8),
+        "partitions moved {:?} after a clean stop",
+        stopped_at.elapsed()
+    );
+
+    // A crash (SIGKILL) sends nothing: its partitions move after the session timeout.
+    let crashed_at = Instant::now();
+    lab.supervisor.crash(b).await.expect("the crash is sent");
+    lab.wait_for("the survivor to own every partition", |lab| {
+        lab.owns(a) == all(6)
+    })
+    .await;
+    assert!(
+        crashed_at.elapsed() >= Duration::from_secs(5),
+        "partitions moved {:?} after a crash, too soon for the broker's 10 s session",
+        crashed_at.elapsed()
+    );
+    assert_never_owned_twice(&lab);
+
+    // Messages reach the owner, and its commits (with its member epoch) are accepted.
+    let landed = lab
+        .cluster
+        .produce(&lab.topic.clone(), 12, &KeyMode::None, None, None, 1)
+        .await
+        .expect("messages are produced");
+    assert_eq!(landed.landed.values().sum::<u64>(), 12);
+    lab.wait_for("all 12 messages to be received", |lab| {
+        lab.received.len() >= 12
+    })
+    .await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let committed = lab
+            .cluster
+            .committed(&lab.group.clone(), &lab.topic.clone(), &[0, 1, 2, 3, 4, 5])
+            .await
+            .unwrap_or_default();
+        if committed.iter().flatten().sum::<i64>() >= 12 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "commits never landed: {committed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_static_consumer_protocol_member_restarts_without_moving_anything() {
+    let mut lab = Lab::new("kip848-static", 4).await;
+    let a = lab.start_with(consumer_protocol()).await;
+    let fixed = ConsumerSettings {
+        static_id: Some("box-1".to_owned()),
+        ..consumer_protocol()
+    };
+    let b = lab.start_with(fixed.clone()).await;
+    lab.wait_for("two members to share 4 partitions", |lab| {
+        split_between(lab, a, b, 4) && lab.owns(a).len() == 2
+    })
+    .await;
+    let (kept_a, kept_b) = (lab.owns(a), lab.owns(b));
+    let restarted_at = grouplab_backends::clock::now_us();
+    lab.supervisor.stop(b).await.expect("the stop is sent");
+    lab.wait_for("the static member to exit", |lab| {
+        lab.exits.contains_key(&b)
+    })
+    .await;
+    let again = lab.start_with(fixed).await;
+    lab.wait_for("the restarted member to get its partitions back", |lab| {
+        lab.owns(again) == kept_b
+    })
+    .await;
+    assert_eq!(lab.owns(a), kept_a);
+    assert!(
+        revoked_by(&lab, a, restarted_at).is_empty(),
+        "the other member lost partitions: {:?}",
+        lab.moves
+    );
 }

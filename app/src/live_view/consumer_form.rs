@@ -2,7 +2,8 @@
 //! them (Kafka's commits and poll loop, Redis's reads and claims, RabbitMQ's prefetch and acks).
 
 use grouplab_protocol::{
-    Assignor, Backend, ClientCommand, CommitPolicy, ConsumerSettings, ProcessingMode, limits,
+    Assignor, Backend, ClientCommand, CommitPolicy, ConsumerSettings, GroupProtocol,
+    ProcessingMode, limits,
 };
 use leptos::prelude::*;
 
@@ -21,6 +22,25 @@ pub(super) fn ConsumerForm(
     let group = RwSignal::new(group);
     let session_s = RwSignal::new((defaults.session_timeout_ms / 1000).to_string());
     let assignor = RwSignal::new(defaults.assignor.librdkafka_name().to_owned());
+    let protocol = RwSignal::new(defaults.group_protocol.name().to_owned());
+    // Each protocol has its own assignors: switching keeps a valid one chosen.
+    let switch_protocol = move |_| {
+        let chosen = Assignor::ALL
+            .into_iter()
+            .find(|a| a.librdkafka_name() == assignor.get_untracked())
+            .unwrap_or_default();
+        let now = GroupProtocol::ALL
+            .into_iter()
+            .find(|p| p.name() == protocol.get_untracked())
+            .unwrap_or_default();
+        if !chosen.runs_on(now) {
+            let fallback = match now {
+                GroupProtocol::Classic => Assignor::Range,
+                GroupProtocol::Consumer => Assignor::Uniform,
+            };
+            assignor.set(fallback.librdkafka_name().to_owned());
+        }
+    };
     let commit = RwSignal::new(defaults.commit.key().to_owned());
     let processing_ms = RwSignal::new(defaults.processing_ms.to_string());
     let max_poll_records = RwSignal::new(defaults.max_poll_records.to_string());
@@ -123,9 +143,14 @@ pub(super) fn ConsumerForm(
             .into_iter()
             .find(|c| c.key() == commit.get_untracked())
             .unwrap_or_default();
+        let group_protocol = GroupProtocol::ALL
+            .into_iter()
+            .find(|p| p.name() == protocol.get_untracked())
+            .unwrap_or_default();
         let settings = ConsumerSettings {
             session_timeout_ms: seconds.saturating_mul(1000),
             assignor,
+            group_protocol,
             commit,
             processing_ms,
             max_poll_records,
@@ -176,6 +201,12 @@ pub(super) fn ConsumerForm(
                 <label class="kafka-only">"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
                 <label class="not-rabbitmq">{if redis { "Entries per read (COUNT)" } else { "Messages per poll" }} <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
                 <label class="redis-only">"Read waits up to (ms, BLOCK)" <input data-testid="instance-block" type="number" min="100" max="10000" bind:value=block_ms /></label>
+                <label class="kafka-only">"Group protocol"
+                    <select data-testid="instance-protocol" bind:value=protocol on:change=switch_protocol>
+                        <option value=GroupProtocol::Classic.name()>"classic (JoinGroup, SyncGroup)"</option>
+                        <option value=GroupProtocol::Consumer.name()>"consumer (KIP-848: the broker assigns)"</option>
+                    </select>
+                </label>
                 <label class="kafka-only">"Assignor"
                     <select data-testid="instance-assignor" bind:value=assignor>
                         {Assignor::ALL.into_iter().map(|a| view! { <option value=a.librdkafka_name()>{a.label()}</option> }).collect_view()}

@@ -1,6 +1,6 @@
 //! The newest messages and the timeline.
 
-use grouplab_protocol::{TimelineEntry, TimelineKind, TopicPartition};
+use grouplab_protocol::{GroupProtocol, TimelineEntry, TimelineKind, TopicPartition};
 use leptos::prelude::*;
 
 use super::{clock, colour_class, with_view};
@@ -129,10 +129,17 @@ fn describe(entry: &TimelineEntry) -> String {
             generation,
             assignor,
             leader,
+            protocol,
         } => {
             let mut text = format!("is {}", state.name());
-            if let Some(generation) = generation {
-                text.push_str(&format!(", generation {generation}"));
+            match (generation, protocol) {
+                (Some(epoch), GroupProtocol::Consumer) => {
+                    text.push_str(&format!(", group epoch {epoch}"))
+                }
+                (Some(generation), GroupProtocol::Classic) => {
+                    text.push_str(&format!(", generation {generation}"))
+                }
+                (None, _) => {}
             }
             if let Some(assignor) = assignor {
                 text.push_str(&format!(", {assignor}"));

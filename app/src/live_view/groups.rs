@@ -1,7 +1,7 @@
 //! The groups as the broker sees them, and the members grouplab did not start: the learner's own
 //! consumers, drawn dashed.
 
-use grouplab_protocol::{GroupView, MemberView, MembershipSource};
+use grouplab_protocol::{GroupProtocol, GroupView, MemberView, MembershipSource};
 use leptos::prelude::*;
 
 use super::{colour_class, partition_names, with_view};
@@ -29,8 +29,20 @@ fn GroupPanel(group: GroupView) -> impl IntoView {
             .map_or_else(|| id.clone(), |m| m.name.clone())
     });
     let mut facts = vec![format!("{} member(s)", group.members.len())];
-    if let Some(generation) = group.generation {
-        facts.push(format!("generation {generation}"));
+    match (group.protocol, group.generation) {
+        (GroupProtocol::Consumer, epoch) => {
+            facts.push("consumer protocol".to_owned());
+            if let Some(epoch) = epoch {
+                facts.push(format!("group epoch {epoch}"));
+            }
+            if let Some(epoch) = group.assignment_epoch {
+                facts.push(format!("assignment epoch {epoch}"));
+            }
+        }
+        (GroupProtocol::Classic, Some(generation)) => {
+            facts.push(format!("generation {generation}"))
+        }
+        (GroupProtocol::Classic, None) => {}
     }
     if let Some(assignor) = &group.assignor {
         facts.push(format!("assignor {assignor}"));
@@ -46,6 +58,27 @@ fn GroupPanel(group: GroupView) -> impl IntoView {
             "read with DescribeGroups from your cluster about once a second"
         }
     };
+    // Under the consumer protocol each member moves to its target on its own: who holds what,
+    // and where the broker is taking it.
+    let reconciling: Vec<(String, u8, String)> = group
+        .members
+        .iter()
+        .filter(|_| group.protocol == GroupProtocol::Consumer)
+        .map(|m| {
+            let epoch = m
+                .member_epoch
+                .map_or_else(String::new, |e| format!("epoch {e}: "));
+            let text = match &m.target {
+                Some(target) => format!(
+                    "{epoch}holds {} → target {}",
+                    partition_names(&m.partitions),
+                    partition_names(target)
+                ),
+                None => format!("{epoch}holds its target {}", partition_names(&m.partitions)),
+            };
+            (m.name.clone(), m.colour, text)
+        })
+        .collect();
     let externals: Vec<MemberView> = group
         .members
         .iter()
@@ -59,8 +92,15 @@ fn GroupPanel(group: GroupView) -> impl IntoView {
                 <span class=format!("state {}", group.state.name().to_lowercase()) data-testid=format!("group-state-{}", group.name)>
                     {group.state.name()}
                 </span>
-                <span class="muted">{facts.join(" · ")}</span>
+                <span class="muted" data-testid=format!("group-facts-{}", group.name)>{facts.join(" · ")}</span>
             </header>
+            {(!reconciling.is_empty()).then(|| view! {
+                <ul class="reconcile" data-testid=format!("group-targets-{}", group.name)>
+                    {reconciling.into_iter().map(|(name, colour, text)| view! {
+                        <li><span class=format!("name {}", colour_class(colour))>{name}</span> " " {text}</li>
+                    }).collect_view()}
+                </ul>
+            })}
             <div class="instances">
                 {externals.into_iter().map(|member| view! { <ExternalCard member /> }).collect_view()}
             </div>

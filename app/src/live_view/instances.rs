@@ -2,8 +2,8 @@
 //! poll loop, its failures, and Stop and Crash.
 
 use grouplab_protocol::{
-    Backend, ClientCommand, CommitPolicy, ConsumerSettings, InstanceState, InstanceView,
-    ProcessingMode,
+    Backend, ClientCommand, CommitPolicy, ConsumerSettings, GroupProtocol, InstanceState,
+    InstanceView, ProcessingMode,
 };
 use leptos::prelude::*;
 
@@ -254,12 +254,21 @@ fn settings_summary(instance: &InstanceView, backend: Backend) -> String {
         ),
         other => other.label().to_owned(),
     };
-    let mut parts = vec![
-        instance.group.clone(),
-        commit,
-        format!("session {} s", settings.session_timeout_ms / 1000),
-        settings.assignor.label().to_owned(),
-    ];
+    let mut parts = match settings.group_protocol {
+        GroupProtocol::Classic => vec![
+            instance.group.clone(),
+            commit,
+            format!("session {} s", settings.session_timeout_ms / 1000),
+            settings.assignor.label().to_owned(),
+        ],
+        // The broker sets the session under this protocol.
+        GroupProtocol::Consumer => vec![
+            instance.group.clone(),
+            commit,
+            "consumer protocol".to_owned(),
+            format!("{} (broker-side)", settings.assignor.librdkafka_name()),
+        ],
+    };
     if settings.processing_ms > 0 {
         parts.push(format!("{} ms per message", settings.processing_ms));
     }

@@ -401,6 +401,8 @@ impl Cluster {
                     }),
                     last_heartbeat: None,
                     session_timeout_ms: None,
+                    member_epoch: None,
+                    target: None,
                 })
                 .collect();
             members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -417,6 +419,8 @@ impl Cluster {
                 members,
                 source: MembershipSource::Described,
                 left: Vec::new(),
+                assignment_epoch: None,
+                protocol: Default::default(),
             })
         })
         .await?;

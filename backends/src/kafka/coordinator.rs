@@ -13,17 +13,24 @@ use nisshi_broker::coordinator::group::administrator::{Controller, GroupCoordina
 use nisshi_broker::coordinator::group::{Coordinator, OffsetCommit};
 use nisshi_sans_io::join_group_request::JoinGroupRequestProtocol;
 use nisshi_sans_io::leave_group_request::MemberIdentity;
+use nisshi_sans_io::offset_commit_request::OffsetCommitRequestTopic;
+use nisshi_sans_io::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use nisshi_sans_io::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic};
 use nisshi_sans_io::sync_group_request::SyncGroupRequestAssignment;
 use nisshi_sans_io::{
     Body, DescribeGroupsResponse, ErrorCode, Frame, FrameInput, JoinGroupResponse,
+    OffsetCommitResponse,
 };
 use nisshi_service::FrameRouteService;
 use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage};
 use rama::Service;
 use rama::extensions::Extension;
 use tokio::sync::{Notify, broadcast};
+use tracing::debug;
 
+use super::consumer_groups::ConsumerGroups;
 use super::describe::with_members_described;
 use crate::clock::{epoch_ms, now_us};
 
@@ -172,6 +179,9 @@ pub(super) struct ObservedCoordinator {
     inner: Controller<ArcDynStorage>,
     storage: ArcDynStorage,
     signals: Arc<Signals>,
+    /// The consumer-protocol groups beside nisshi's: their commits are checked there, and
+    /// classic members are kept out of them.
+    consumer_groups: Arc<ConsumerGroups>,
 }
 
 impl ObservedCoordinator {
@@ -179,11 +189,13 @@ impl ObservedCoordinator {
         storage: ArcDynStorage,
         config: GroupCoordinatorConfig,
         signals: Arc<Signals>,
+        consumer_groups: Arc<ConsumerGroups>,
     ) -> Self {
         Self {
             inner: Controller::new(storage.clone(), config),
             storage,
             signals,
+            consumer_groups,
         }
     }
 
@@ -261,6 +273,25 @@ impl Coordinator for ObservedCoordinator {
         protocols: Option<&[JoinGroupRequestProtocol]>,
         reason: Option<&str>,
     ) -> nisshi_broker::Result<Body> {
+        if self.consumer_groups.refuses_classic(group_id) {
+            // No lab listening is fine.
+            let _ = self.signals.refusals.send(Refusal {
+                group: group_id.to_owned(),
+                client_id: client_id.unwrap_or("a consumer").to_owned(),
+                reason: "it uses the classic group protocol, but the group's members use the consumer protocol (group.protocol=consumer). Members of one group must use one protocol: set group.protocol=consumer, or use another group.".to_owned(),
+            });
+            return Ok(JoinGroupResponse::default()
+                .throttle_time_ms(Some(0))
+                .error_code(INCONSISTENT_GROUP_PROTOCOL)
+                .generation_id(-1)
+                .protocol_type(None)
+                .protocol_name(None)
+                .leader(String::new())
+                .skip_assignment(Some(false))
+                .member_id(member_id.to_owned())
+                .members(Some(Vec::new()))
+                .into());
+        }
         if let (Some(client_id), false) = (client_id, member_id.is_empty()) {
             self.signals.note_client_id(member_id, client_id);
         }
@@ -365,8 +396,35 @@ impl Coordinator for ObservedCoordinator {
         body
     }
 
+    /// A consumer-protocol member's commit is checked against its member epoch here, then stored
+    /// by nisshi as a commit from outside any classic group (Kafka's own check is
+    /// `ConsumerGroup.validateOffsetCommit`).
     async fn offset_commit(&self, detail: OffsetCommit<'_>) -> nisshi_broker::Result<Body> {
-        self.inner.offset_commit(detail).await
+        let checked = self.consumer_groups.check_commit(
+            detail.group_id,
+            detail.member_id.unwrap_or_default(),
+            detail.generation_id_or_member_epoch.unwrap_or(-1),
+        );
+        match checked {
+            None => self.inner.offset_commit(detail).await,
+            Some(Ok(())) => {
+                self.inner
+                    .offset_commit(OffsetCommit {
+                        generation_id_or_member_epoch: Some(-1),
+                        member_id: None,
+                        group_instance_id: None,
+                        ..detail
+                    })
+                    .await
+            }
+            Some(Err((code, message))) => {
+                debug!(
+                    group = detail.group_id,
+                    code, message, "an offset commit was refused"
+                );
+                Ok(commit_refused(detail.topics, code))
+            }
+        }
     }
 
     async fn offset_fetch(
@@ -382,6 +440,9 @@ impl Coordinator for ObservedCoordinator {
     }
 
     async fn delete_groups(&self, group_ids: &[String]) -> nisshi_broker::Result<Body> {
+        for group in group_ids {
+            self.consumer_groups.forget_if_empty(group);
+        }
         let body = self.inner.delete_groups(group_ids).await;
         for group in group_ids {
             self.signals.touch(group);
@@ -411,6 +472,37 @@ impl Coordinator for ObservedCoordinator {
             Err(_) => Ok(body),
         }
     }
+}
+
+/// Kafka's INCONSISTENT_GROUP_PROTOCOL.
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+
+/// An OffsetCommit answer refusing every partition with `code`.
+fn commit_refused(topics: Option<&[OffsetCommitRequestTopic]>, code: i16) -> Body {
+    let topics = topics
+        .unwrap_or_default()
+        .iter()
+        .map(|topic| {
+            OffsetCommitResponseTopic::default()
+                .name(topic.name.clone())
+                .partitions(Some(
+                    topic
+                        .partitions
+                        .iter()
+                        .flatten()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .partition_index(p.partition_index)
+                                .error_code(code)
+                        })
+                        .collect(),
+                ))
+        })
+        .collect();
+    OffsetCommitResponse::default()
+        .throttle_time_ms(Some(0))
+        .topics(Some(topics))
+        .into()
 }
 
 /// nisshi's JoinGroup route, noting where each member connected from: the coordinator never

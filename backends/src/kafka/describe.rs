@@ -8,7 +8,8 @@
 //!   the leader's member id as the assignor, so admin clients that ask it first (librdkafka's
 //!   `DescribeConsumerGroups`, confluent-kafka's `AdminClient`) showed every group empty. Apache
 //!   Kafka answers GROUP_ID_NOT_FOUND for a group that is not a consumer-protocol group, and those
-//!   clients then ask DescribeGroups; grouplab answers the same way.
+//!   clients then ask DescribeGroups; grouplab answers the same way, and describes its
+//!   consumer-protocol groups (`consumer_groups`) with their members, epochs and targets.
 
 use nisshi_sans_io::consumer_group_describe_response::DescribedGroup;
 use nisshi_sans_io::{
@@ -19,6 +20,9 @@ use nisshi_service::FrameRouteService;
 use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage};
 use rama::Service;
 
+use std::sync::Arc;
+
+use super::consumer_groups::ConsumerGroups;
 use super::coordinator::Signals;
 use super::wire::client_id_of;
 
@@ -73,11 +77,12 @@ pub(super) async fn with_members_described(
     described
 }
 
-/// ConsumerGroupDescribe, answered as Apache Kafka answers it for groups that do not use the
-/// consumer group protocol: every group grouplab's broker holds is a classic group.
+/// ConsumerGroupDescribe, answered as Apache Kafka answers it: consumer-protocol groups with
+/// their members, epochs, assignments and targets; GROUP_ID_NOT_FOUND for classic groups.
 #[derive(Clone, Debug)]
 pub(super) struct ConsumerGroupDescribeRoute {
     pub(super) nisshi: FrameRouteService<nisshi_broker::Error>,
+    pub(super) groups: Arc<ConsumerGroups>,
 }
 
 impl Service<FrameInput> for ConsumerGroupDescribeRoute {
@@ -93,11 +98,14 @@ impl Service<FrameInput> for ConsumerGroupDescribeRoute {
             .unwrap_or_default()
             .into_iter()
             .map(|group| {
-                DescribedGroup::default()
-                    .error_code(i16::from(ErrorCode::GroupIdNotFound))
-                    .error_message(Some(format!("Group {group} is not a consumer group.")))
-                    .group_id(group)
-                    .authorized_operations(i32::MIN)
+                if group.is_empty() {
+                    return DescribedGroup::default()
+                        .error_code(i16::from(ErrorCode::InvalidGroupId))
+                        .error_message(Some("The group id can't be empty.".to_owned()))
+                        .group_id(group)
+                        .authorized_operations(i32::MIN);
+                }
+                self.groups.describe(&group)
             })
             .collect();
         let mut frame = input.frame;

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use nisshi_broker::coordinator::group::administrator::GroupCoordinatorConfig;
+use nisshi_sans_io::api_versions_response::ApiVersion;
 use nisshi_sans_io::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
     CreatePartitionsRequest, DescribeClusterRequest, EndTxnRequest, FetchRequest,
@@ -41,6 +42,7 @@ use tracing::{debug, info, warn};
 use url::Url;
 
 use super::advertised::{AdvertisedRoute, DialedAddr};
+use super::consumer_groups::{self, ConsumerGroupLayer, ConsumerGroups};
 use super::coordinator::{JoinGroupRoute, ObservedCoordinator, PeerAddr, Signals};
 use super::describe::ConsumerGroupDescribeRoute;
 use super::fetch::{EndTxnRoute, FetchRoute, FetchWakes, ProduceRoute};
@@ -54,6 +56,14 @@ const CLUSTER_ID: &str = "grouplab";
 /// How often nisshi's storage sweeps expired data and transactions, as nisshi's own broker does.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 const TRANSACTION_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+/// The consumer group protocol's group settings. The session is the one grouplab's instances
+/// use under the classic protocol, and the heartbeat interval too, so that a lab compares the
+/// protocols, not their timings (Kafka's defaults are 45 s and 5 s).
+const CONSUMER_GROUP_SETTINGS: consumer_groups::Settings = consumer_groups::Settings {
+    session_timeout_ms: 10_000,
+    heartbeat_interval_ms: 1_000,
+    max_size: usize::MAX,
+};
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,11 +103,14 @@ pub struct EmbeddedBroker {
     /// When it last came back up (epoch ms; 0 if it never went down).
     up_since_ms: Arc<AtomicU64>,
     watcher: JoinHandle<()>,
+    /// Fences consumer-protocol members whose session ended.
+    sessions: JoinHandle<()>,
 }
 
 struct Listener {
     route: FrameRouteService<nisshi_broker::Error>,
     storage: ArcDynStorage,
+    consumer_groups: Arc<ConsumerGroups>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -151,6 +164,11 @@ impl EmbeddedBroker {
 
         let groups = GroupWatch::new();
         let signals = Arc::new(Signals::new(groups.refusals_sender()));
+        let consumer_groups = Arc::new(ConsumerGroups::new(
+            CONSUMER_GROUP_SETTINGS,
+            storage.clone(),
+            groups.clone(),
+        ));
         let coordinator = ObservedCoordinator::new(
             storage.clone(),
             GroupCoordinatorConfig {
@@ -158,6 +176,7 @@ impl EmbeddedBroker {
                 ..GroupCoordinatorConfig::default()
             },
             Arc::clone(&signals),
+            Arc::clone(&consumer_groups),
         );
         let wakes = Arc::new(FetchWakes::default());
         let route = routes(
@@ -166,6 +185,7 @@ impl EmbeddedBroker {
             Arc::clone(&signals),
             Arc::clone(&wakes),
             topics,
+            Arc::clone(&consumer_groups),
             advertised_host,
         )
         .map_err(start_error)?;
@@ -179,10 +199,18 @@ impl EmbeddedBroker {
             storage.clone(),
             Arc::clone(&signals),
             groups.clone(),
+            Arc::clone(&consumer_groups),
             serving.subscribe(),
             Arc::clone(&up_since_ms),
         ));
-        let server = tokio::spawn(serve(listener, route.clone(), storage.clone()));
+        let sessions =
+            tokio::spawn(Arc::clone(&consumer_groups).expire_sessions(serving.subscribe()));
+        let server = tokio::spawn(serve(
+            listener,
+            route.clone(),
+            storage.clone(),
+            Arc::clone(&consumer_groups),
+        ));
         info!(%addr, ?initial_rebalance_delay, "embedded broker started");
         Ok(Self {
             addr,
@@ -191,11 +219,13 @@ impl EmbeddedBroker {
             listener: tokio::sync::Mutex::new(Listener {
                 route,
                 storage,
+                consumer_groups,
                 server: Some(server),
             }),
             serving,
             up_since_ms,
             watcher,
+            sessions,
         })
     }
 
@@ -247,6 +277,7 @@ impl EmbeddedBroker {
             socket,
             listener.route.clone(),
             listener.storage.clone(),
+            Arc::clone(&listener.consumer_groups),
         )));
         self.up_since_ms
             .store(epoch_ms(SystemTime::now()), Ordering::SeqCst);
@@ -262,6 +293,7 @@ impl EmbeddedBroker {
             server.abort();
         }
         self.watcher.abort();
+        self.sessions.abort();
     }
 }
 
@@ -271,6 +303,7 @@ impl Drop for EmbeddedBroker {
             server.abort();
         }
         self.watcher.abort();
+        self.sessions.abort();
     }
 }
 
@@ -287,13 +320,15 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BrokerError> {
 /// nisshi's request routes, with ApiVersions answered as Apache Kafka answers it, fetches that
 /// wait on produces (`fetch.rs`), JoinGroup noting each member's host, groups described with
 /// their members (`describe.rs`), CreatePartitions (`partitions.rs`), and the broker's address
-/// named as each client reaches it (`advertised.rs`).
+/// named as each client reaches it (`advertised.rs`). ConsumerGroupHeartbeat never gets here:
+/// [`ConsumerGroupLayer`] answers it before nisshi's codec.
 fn routes(
     storage: ArcDynStorage,
     coordinator: ObservedCoordinator,
     signals: Arc<Signals>,
     wakes: Arc<FetchWakes>,
     topics: Arc<GrowableTopics>,
+    consumer_groups: Arc<ConsumerGroups>,
     advertised_host: Option<String>,
 ) -> Result<FrameRouteService<nisshi_broker::Error>, nisshi_broker::Error> {
     use nisshi_broker::service::{auth, coordinator as coordination, storage as stored};
@@ -321,7 +356,11 @@ fn routes(
                 .boxed(),
                 ProduceRequest::KEY => ProduceRoute { nisshi, wakes }.boxed(),
                 EndTxnRequest::KEY => EndTxnRoute { nisshi, wakes }.boxed(),
-                ConsumerGroupDescribeRequest::KEY => ConsumerGroupDescribeRoute { nisshi }.boxed(),
+                ConsumerGroupDescribeRequest::KEY => ConsumerGroupDescribeRoute {
+                    nisshi,
+                    groups: Arc::clone(&consumer_groups),
+                }
+                .boxed(),
                 JoinGroupRequest::KEY => JoinGroupRoute {
                     nisshi,
                     signals: Arc::clone(&signals),
@@ -347,6 +386,7 @@ async fn serve(
     listener: TcpListener,
     route: FrameRouteService<nisshi_broker::Error>,
     storage: ArcDynStorage,
+    consumer_groups: Arc<ConsumerGroups>,
 ) {
     let mut connections = JoinSet::new();
     let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
@@ -369,6 +409,7 @@ async fn serve(
                 let service = (
                     TcpContextLayer::new(TcpContext::default().cluster_id(Some(CLUSTER_ID.into()))),
                     TcpBytesLayer,
+                    ConsumerGroupLayer { groups: Arc::clone(&consumer_groups) },
                     BytesFrameLayer::default(),
                 )
                     .into_layer(route.clone());
@@ -402,7 +443,8 @@ async fn serve(
 
 /// ApiVersions as Apache Kafka answers it: nisshi's answer without the tagged fields that hold
 /// only their default values (SupportedFeatures, FinalizedFeaturesEpoch, FinalizedFeatures,
-/// ZkMigrationReady), which librdkafka before 2.2.0 cannot skip.
+/// ZkMigrationReady), which librdkafka before 2.2.0 cannot skip, and with ConsumerGroupHeartbeat,
+/// which grouplab answers itself (`consumer_groups`).
 #[derive(Clone, Debug)]
 struct KafkaApiVersions {
     nisshi: FrameRouteService<nisshi_broker::Error>,
@@ -414,7 +456,19 @@ impl Service<FrameInput> for KafkaApiVersions {
 
     async fn serve(&self, request: FrameInput) -> Result<Frame, Self::Error> {
         let mut frame = self.nisshi.serve(request).await?;
-        if let Ok(response) = ApiVersionsResponse::try_from(frame.body.clone()) {
+        if let Ok(mut response) = ApiVersionsResponse::try_from(frame.body.clone()) {
+            if response.error_code == 0
+                && let Some(keys) = response.api_keys.as_mut()
+            {
+                keys.retain(|k| k.api_key != consumer_groups::HEARTBEAT_KEY);
+                keys.push(
+                    ApiVersion::default()
+                        .api_key(consumer_groups::HEARTBEAT_KEY)
+                        .min_version(*consumer_groups::HEARTBEAT_VERSIONS.start())
+                        .max_version(*consumer_groups::HEARTBEAT_VERSIONS.end()),
+                );
+                keys.sort_by_key(|k| k.api_key);
+            }
             frame.body = response
                 .supported_features(None)
                 .finalized_features_epoch(None)

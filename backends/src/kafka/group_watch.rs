@@ -14,6 +14,7 @@ use nisshi_storage::{
 use tokio::sync::{broadcast, watch};
 use tracing::debug;
 
+use super::consumer_groups::ConsumerGroups;
 use super::coordinator::{Refusal, Signals};
 use super::wire::{client_id_of, decode_assignment};
 use crate::clock::{epoch_ms, now_us};
@@ -74,7 +75,7 @@ impl GroupWatch {
 
     /// Keeps the observation; if it differs from the last, tells the subscribers, with when the
     /// coordinator call that led to it came (`decided_at_us`).
-    fn publish(&self, observation: GroupObservation, decided_at_us: EpochMicros) {
+    pub(super) fn publish(&self, observation: GroupObservation, decided_at_us: EpochMicros) {
         let name = observation.group.clone();
         let changed = match self.latest.lock() {
             Ok(mut latest) => {
@@ -118,6 +119,7 @@ pub(super) async fn watch_groups(
     storage: ArcDynStorage,
     signals: Arc<Signals>,
     watch: GroupWatch,
+    consumer_groups: Arc<ConsumerGroups>,
     serving: watch::Receiver<bool>,
     up_since_ms: Arc<AtomicU64>,
 ) {
@@ -133,9 +135,12 @@ pub(super) async fn watch_groups(
             continue;
         }
         let up_since = up_since_ms.load(Ordering::SeqCst);
-        let touched = signals.take_touched();
+        let mut touched = signals.take_touched();
+        // A consumer-protocol group is published by its own coordinator; nisshi holds at most
+        // an empty classic group of that name, for its committed offsets.
+        touched.retain(|group, _| !consumer_groups.owns(group));
         if every_group {
-            read_every_group(&storage, &signals, &watch, up_since).await;
+            read_every_group(&storage, &signals, &watch, &consumer_groups, up_since).await;
         } else if !touched.is_empty() {
             read_groups(&storage, &signals, &watch, up_since, &touched).await;
         }
@@ -148,6 +153,7 @@ async fn read_every_group(
     storage: &ArcDynStorage,
     signals: &Signals,
     watch: &GroupWatch,
+    consumer_groups: &ConsumerGroups,
     up_since: EpochMillis,
 ) {
     let details = match storage.list_groups().await {
@@ -162,6 +168,10 @@ async fn read_every_group(
     let mut seen = Vec::with_capacity(details.len());
     let mut members = BTreeSet::new();
     for named in &details {
+        if consumer_groups.owns(&named.name) {
+            seen.push(named.name.clone());
+            continue;
+        }
         if let GroupDetailResponse::Found(detail) = &named.response {
             let leaves = signals.leaves(&named.name);
             watch.publish(
@@ -173,7 +183,11 @@ async fn read_every_group(
         }
     }
     signals.prune(&members, epoch_ms(now));
-    for gone in watch.known().into_iter().filter(|g| !seen.contains(g)) {
+    for gone in watch
+        .known()
+        .into_iter()
+        .filter(|g| !seen.contains(g) && !consumer_groups.owns(g))
+    {
         watch.publish(
             GroupObservation::empty(&gone, MembershipSource::Coordinator),
             read_at_us,
@@ -252,6 +266,8 @@ fn observe(
             }),
             last_heartbeat: member.last_contact.map(epoch_ms),
             session_timeout_ms: u32::try_from(detail.session_timeout_ms).ok(),
+            member_epoch: None,
+            target: None,
         })
         .collect();
     let state = if members.is_empty() {
@@ -275,5 +291,7 @@ fn observe(
         members,
         source: MembershipSource::Coordinator,
         left,
+        assignment_epoch: None,
+        protocol: Default::default(),
     }
 }

@@ -4,6 +4,7 @@
 //! - [`embedded`]: nisshi's parts assembled in this process, with its accept loop.
 //! - `advertised`: each client told the broker's address as it reaches it.
 //! - `coordinator`: nisshi's group coordinator, wrapped so that every change to a group is seen.
+//! - `consumer_groups`: the consumer group protocol (KIP-848), which nisshi lacks, beside it.
 //! - `group_watch`: the embedded broker's groups as observations, pushed as they change.
 //! - `fetch`: fetches that wait on produces, as Apache Kafka's do, not on a timer.
 //! - `describe`: groups described to admin clients with their members, as Apache Kafka does.
@@ -14,6 +15,7 @@
 
 mod advertised;
 mod cluster;
+mod consumer_groups;
 mod coordinator;
 mod describe;
 pub mod embedded;

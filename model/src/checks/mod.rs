@@ -247,6 +247,8 @@ mod tests {
             members,
             source: MembershipSource::Coordinator,
             decided_at_us: 0,
+            assignment_epoch: None,
+            protocol: Default::default(),
         });
         view
     }
@@ -264,6 +266,8 @@ mod tests {
             joined_at: 0,
             last_heartbeat: None,
             session_timeout_ms: None,
+            member_epoch: None,
+            target: None,
         }
     }
 

@@ -1,0 +1,455 @@
+//! The consumer group protocol (KIP-848, `group.protocol=consumer`) on the embedded broker,
+//! beside nisshi's classic coordinator.
+//!
+//! nisshi 0.8.1 has no ConsumerGroupHeartbeat: a consumer using the new protocol was silently
+//! never assigned anything. grouplab answers it here, following Apache Kafka 4's coordinator
+//! (`group.rs`, `assignor.rs`), and owns what goes with it:
+//!
+//! - **ConsumerGroupHeartbeat** (API 68, v0 and v1) is read from the frame's bytes before
+//!   nisshi's codec sees it ([`ConsumerGroupLayer`], `wire.rs`), since nisshi cannot read v1;
+//!   ApiVersions advertises it (`embedded.rs`).
+//! - **ConsumerGroupDescribe** (API 69) describes these groups with their members, epochs,
+//!   assignments and targets (`describe.rs`).
+//! - **OffsetCommit** from a member is checked against its member epoch (STALE_MEMBER_EPOCH),
+//!   then stored by nisshi as a commit from outside any classic group (`coordinator.rs`).
+//! - **Sessions**: a ticker fences members whose session or rebalance timeout passed.
+//! - **What the page sees**: every change is published on the [`GroupWatch`] as a
+//!   [`GroupObservation`] with the protocol, the epochs and each member's target.
+//!
+//! A classic consumer cannot join a consumer group that has members (INCONSISTENT_GROUP_PROTOCOL),
+//! and a consumer-protocol member cannot join a classic group that has members
+//! (GROUP_ID_NOT_FOUND): Kafka's behaviour with `group.consumer.migration.policy=disabled`.
+
+mod assignor;
+mod group;
+mod wire;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use grouplab_model::membership::{GroupObservation, ObservedMember};
+use grouplab_protocol::{EpochMillis, GroupProtocol, GroupState, MembershipSource, TopicPartition};
+use nisshi_sans_io::consumer_group_describe_response::{self as described, DescribedGroup};
+use nisshi_sans_io::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use nisshi_sans_io::{BytesInput, ConsumerGroupHeartbeatResponse, Frame, Header};
+use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage, TopicId};
+use rama::extensions::ExtensionsRef;
+use rama::{Layer, Service};
+use tokio::sync::watch;
+use tokio_util::bytes::Bytes;
+use tracing::debug;
+
+pub(super) use self::group::Settings;
+use self::group::{
+    Group, Groups, Heartbeat, MemberState, Partitions, Refused, TopicMeta, Topics, code,
+};
+pub(super) use self::wire::{HEARTBEAT_KEY, HEARTBEAT_VERSIONS};
+use self::wire::{peek_header, read_heartbeat};
+use super::coordinator::PeerAddr;
+use super::group_watch::GroupWatch;
+use crate::clock::{now_ms, now_us};
+
+/// How often sessions are checked: a crashed member is fenced within this of its timeout.
+const EXPIRY_TICK: Duration = Duration::from_millis(100);
+/// How long a member's leave is remembered, to tell a clean leave from a fenced member.
+const LEAVE_MEMORY_MS: EpochMillis = 120_000;
+
+/// Every consumer group on the embedded broker, and what they need of the broker.
+pub(super) struct ConsumerGroups {
+    /// A std Mutex is fine: held for one heartbeat's decision, never across an await.
+    groups: Mutex<Groups>,
+    storage: ArcDynStorage,
+    watch: GroupWatch,
+    /// Per group, the members that left with epoch -1, and when.
+    leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
+}
+
+impl std::fmt::Debug for ConsumerGroups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerGroups").finish_non_exhaustive()
+    }
+}
+
+impl ConsumerGroups {
+    pub(super) fn new(settings: Settings, storage: ArcDynStorage, watch: GroupWatch) -> Self {
+        Self {
+            groups: Mutex::new(Groups::new(settings)),
+            storage,
+            watch,
+            leaves: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Groups> {
+        // A panic while deciding a heartbeat leaves state that is still whole: go on with it.
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `group` is a consumer-protocol group (the classic coordinator's views of it are
+    /// not the page's).
+    pub(super) fn owns(&self, group: &str) -> bool {
+        self.lock().get(group).is_some()
+    }
+
+    /// Whether a classic member may not join `group`: it is a consumer group with members.
+    /// An empty one is forgotten, so that the classic group takes its name.
+    pub(super) fn refuses_classic(&self, group: &str) -> bool {
+        let mut groups = self.lock();
+        if groups.remove_if_empty(group) {
+            return false;
+        }
+        groups.has_members(group)
+    }
+
+    /// Forgets an empty consumer group that is being deleted.
+    pub(super) fn forget_if_empty(&self, group: &str) {
+        if self.lock().remove_if_empty(group) {
+            self.watch.publish(
+                GroupObservation::empty(group, MembershipSource::Coordinator),
+                now_us(),
+            );
+        }
+    }
+
+    /// A member's offset commit: `None` if the group is not a consumer group.
+    pub(super) fn check_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Option<Result<(), (i16, String)>> {
+        self.lock()
+            .check_commit(group, member_id, epoch)
+            .map(|checked| checked.map_err(|r| (r.code, r.message)))
+    }
+
+    /// Answers one ConsumerGroupHeartbeat.
+    async fn heartbeat(&self, mut request: Heartbeat) -> ConsumerGroupHeartbeatResponse {
+        let names: BTreeSet<String> = {
+            let groups = self.lock();
+            groups
+                .get(&request.group_id)
+                .map(|g| {
+                    g.members
+                        .values()
+                        .flat_map(|m| m.subscribed.iter().cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let names: BTreeSet<String> = names
+            .into_iter()
+            .chain(request.subscribed_topic_names.iter().flatten().cloned())
+            .collect();
+        let topics = self.topics(&names).await;
+        let classic_members = request.member_epoch == 0
+            && !self.owns(&request.group_id)
+            && self.classic_members(&request.group_id).await;
+        let decided_at_us = now_us();
+        let outcome = {
+            let mut groups = self.lock();
+            let outcome = groups.heartbeat(&request, &topics, classic_members, now_ms());
+            let observation = groups
+                .get(&request.group_id)
+                .map(|g| self.observe(g, groups.settings));
+            (outcome, observation)
+        };
+        if request.member_epoch == -1 && outcome.0.is_ok() {
+            self.note_leave(&request.group_id, std::mem::take(&mut request.member_id));
+        }
+        if let Some(observation) = outcome.1 {
+            self.watch.publish(observation, decided_at_us);
+        }
+        match outcome.0 {
+            Ok(answer) => ConsumerGroupHeartbeatResponse::default()
+                .throttle_time_ms(0)
+                .error_code(0)
+                .error_message(None)
+                .member_id(Some(answer.member_id))
+                .member_epoch(answer.member_epoch)
+                .heartbeat_interval_ms(answer.heartbeat_interval_ms)
+                .assignment(answer.assignment.map(|a| {
+                    Assignment::default().topic_partitions(Some(
+                        a.into_iter()
+                            .map(|(topic, parts)| {
+                                TopicPartitions::default()
+                                    .topic_id(topic)
+                                    .partitions(Some(parts.into_iter().collect()))
+                            })
+                            .collect(),
+                    ))
+                })),
+            Err(Refused { code, message }) => {
+                debug!(
+                    group = request.group_id,
+                    code, message, "a heartbeat was refused"
+                );
+                ConsumerGroupHeartbeatResponse::default()
+                    .throttle_time_ms(0)
+                    .error_code(code)
+                    .error_message(Some(message))
+                    .member_id(None)
+                    .member_epoch(0)
+                    .heartbeat_interval_ms(0)
+                    .assignment(None)
+            }
+        }
+    }
+
+    /// The named topics that exist, with their ids and partition counts.
+    async fn topics(&self, names: &BTreeSet<String>) -> Topics {
+        if names.is_empty() {
+            return Topics::new();
+        }
+        let wanted: Vec<TopicId> = names.iter().map(|n| TopicId::Name(n.clone())).collect();
+        let Ok(found) = self.storage.metadata(Some(&wanted)).await else {
+            return Topics::new();
+        };
+        found
+            .topics
+            .into_iter()
+            .filter(|t| t.error_code == 0)
+            .filter_map(|t| {
+                let partitions = i32::try_from(t.partitions.as_ref()?.len()).ok()?;
+                Some((
+                    t.name?,
+                    TopicMeta {
+                        id: t.topic_id?,
+                        partitions,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether nisshi holds a classic group of that name with members.
+    async fn classic_members(&self, group: &str) -> bool {
+        self.storage
+            .describe_groups(Some(&[group.to_owned()]), false)
+            .await
+            .ok()
+            .and_then(|groups| groups.into_iter().next())
+            .is_some_and(|named| match named.response {
+                GroupDetailResponse::Found(detail) => !detail.members.is_empty(),
+                GroupDetailResponse::ErrorCode(_) => false,
+            })
+    }
+
+    fn note_leave(&self, group: &str, member: String) {
+        let now = now_ms();
+        if let Ok(mut leaves) = self.leaves.lock() {
+            let list = leaves.entry(group.to_owned()).or_default();
+            list.retain(|(_, at)| now.saturating_sub(*at) < LEAVE_MEMORY_MS);
+            list.push((member, now));
+        }
+    }
+
+    /// The group as the page sees it.
+    fn observe(&self, group: &Group, settings: Settings) -> GroupObservation {
+        let named = |partitions: &Partitions| -> Vec<TopicPartition> {
+            group
+                .named(partitions)
+                .flat_map(|(topic, parts)| {
+                    parts.iter().map(move |p| TopicPartition::new(topic, *p))
+                })
+                .collect()
+        };
+        let state = match group.state() {
+            group::GroupState::Empty => GroupState::Empty,
+            group::GroupState::Assigning => GroupState::Assigning,
+            group::GroupState::Reconciling => GroupState::Reconciling,
+            group::GroupState::Stable => GroupState::Stable,
+        };
+        let members = group
+            .members
+            .values()
+            .map(|m| {
+                // A partition it was asked to let go of is still its own until it says so.
+                let mut partitions = named(&m.assigned);
+                partitions.extend(named(&m.pending_revocation));
+                partitions.sort();
+                let mut target = named(&m.target);
+                target.sort();
+                let reconciling = m.state != MemberState::Stable || target != partitions;
+                ObservedMember {
+                    member_id: m.id.clone(),
+                    client_id: m.client_id.clone(),
+                    host: Some(m.client_host.clone()).filter(|h| !h.is_empty()),
+                    group_instance_id: m.instance_id.clone(),
+                    partitions: Some(partitions),
+                    last_heartbeat: Some(m.last_heartbeat_ms),
+                    session_timeout_ms: u32::try_from(settings.session_timeout_ms).ok(),
+                    member_epoch: Some(m.epoch),
+                    target: reconciling.then_some(target),
+                }
+            })
+            .collect();
+        let left = self
+            .leaves
+            .lock()
+            .map(|leaves| leaves.get(&group.id).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        GroupObservation {
+            group: group.id.clone(),
+            state,
+            generation: Some(group.epoch),
+            assignor: Some(group.assignor().to_owned()),
+            leader: None,
+            members,
+            source: MembershipSource::Coordinator,
+            left,
+            protocol: GroupProtocol::Consumer,
+            assignment_epoch: Some(group.assignment_epoch),
+        }
+    }
+
+    /// ConsumerGroupDescribe's answer for one group (`ConsumerGroup.asDescribedGroup`).
+    pub(super) fn describe(&self, group_id: &str) -> DescribedGroup {
+        let groups = self.lock();
+        let Some(group) = groups.get(group_id) else {
+            return DescribedGroup::default()
+                .error_code(code::GROUP_ID_NOT_FOUND)
+                .error_message(Some(format!("Group {group_id} is not a consumer group.")))
+                .group_id(group_id.to_owned())
+                .authorized_operations(i32::MIN);
+        };
+        let assignment = |partitions: &Partitions| {
+            described::Assignment::default().topic_partitions(Some(
+                group
+                    .named(partitions)
+                    .map(|(name, parts)| {
+                        let id = group.subscribed.get(name).map(|t| t.id).unwrap_or_default();
+                        described::TopicPartitions::default()
+                            .topic_id(id)
+                            .topic_name(name.to_owned())
+                            .partitions(Some(parts.iter().copied().collect()))
+                    })
+                    .collect(),
+            ))
+        };
+        let members = group
+            .members
+            .values()
+            .map(|m| {
+                described::Member::default()
+                    .member_id(m.id.clone())
+                    .instance_id(m.instance_id.clone())
+                    .rack_id(m.rack_id.clone())
+                    .member_epoch(m.epoch)
+                    .client_id(m.client_id.clone())
+                    .client_host(m.client_host.clone())
+                    .subscribed_topic_names(Some(m.subscribed.iter().cloned().collect()))
+                    .subscribed_topic_regex(m.regex.clone())
+                    .assignment(assignment(&m.assigned))
+                    .target_assignment(assignment(&m.target))
+            })
+            .collect();
+        DescribedGroup::default()
+            .error_code(0)
+            .error_message(None)
+            .group_id(group_id.to_owned())
+            .group_state(group.state().name().to_owned())
+            .group_epoch(group.epoch)
+            .assignment_epoch(group.assignment_epoch)
+            .assignor_name(group.assignor().to_owned())
+            .members(Some(members))
+            .authorized_operations(i32::MIN)
+    }
+
+    /// Fences members whose session or rebalance timeout passed, while the broker serves. After
+    /// an outage every member gets a whole session again, as after a coordinator restart.
+    pub(super) async fn expire_sessions(self: Arc<Self>, mut serving: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(EXPIRY_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut was_down = false;
+        loop {
+            tick.tick().await;
+            if !*serving.borrow_and_update() {
+                was_down = true;
+                continue;
+            }
+            let decided_at_us = now_us();
+            let observations: Vec<GroupObservation> = {
+                let mut groups = self.lock();
+                if was_down {
+                    groups.renew_sessions(now_ms());
+                    was_down = false;
+                }
+                let changed = groups.expire(now_ms());
+                let settings = groups.settings;
+                changed
+                    .iter()
+                    .filter_map(|(name, _)| groups.get(name).map(|g| self.observe(g, settings)))
+                    .collect()
+            };
+            for observation in observations {
+                self.watch.publish(observation, decided_at_us);
+            }
+        }
+    }
+}
+
+/// Puts [`ConsumerGroupService`] between the connection's bytes and nisshi's frame codec.
+#[derive(Clone, Debug)]
+pub(super) struct ConsumerGroupLayer {
+    pub(super) groups: Arc<ConsumerGroups>,
+}
+
+impl<S> Layer<S> for ConsumerGroupLayer {
+    type Service = ConsumerGroupService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ConsumerGroupService {
+            inner,
+            groups: Arc::clone(&self.groups),
+        }
+    }
+}
+
+/// Answers ConsumerGroupHeartbeat frames itself and hands every other frame to nisshi.
+#[derive(Clone, Debug)]
+pub(super) struct ConsumerGroupService<S> {
+    inner: S,
+    groups: Arc<ConsumerGroups>,
+}
+
+impl<S> Service<BytesInput> for ConsumerGroupService<S>
+where
+    S: Service<BytesInput, Output = Bytes>,
+    S::Error: From<nisshi_sans_io::Error>,
+{
+    type Output = Bytes;
+    type Error = S::Error;
+
+    async fn serve(&self, input: BytesInput) -> Result<Bytes, Self::Error> {
+        let is_heartbeat = peek_header(&input.bytes).is_some_and(|h| h.api_key == HEARTBEAT_KEY);
+        if !is_heartbeat {
+            return self.inner.serve(input).await;
+        }
+        let Some((header, mut heartbeat)) = read_heartbeat(&input.bytes) else {
+            let version = peek_header(&input.bytes).map(|h| h.api_version);
+            debug!(?version, supported = ?HEARTBEAT_VERSIONS, "a ConsumerGroupHeartbeat could not be read");
+            return Err(nisshi_sans_io::Error::Message(
+                "a malformed ConsumerGroupHeartbeat request".to_owned(),
+            )
+            .into());
+        };
+        if let Some(PeerAddr(peer)) = input.extensions().get_ref::<PeerAddr>() {
+            heartbeat.client_host = format!("/{}", peer.ip());
+        }
+        let response = self.groups.heartbeat(heartbeat).await;
+        // Both versions answer in the same shape: nisshi encodes it at version 0.
+        Frame::response(
+            Header::Response {
+                correlation_id: header.correlation_id,
+            },
+            response.into(),
+            HEARTBEAT_KEY,
+            0,
+        )
+        .map_err(Into::into)
+    }
+}
