@@ -8,8 +8,8 @@ use anyhow::Context;
 use grouplab_end2end::external::{Client, ExternalConsumer};
 use grouplab_end2end::{LabClient, TestServer};
 use grouplab_protocol::{
-    Assignor, CommitPolicy, ConsumerSettings, KeyMode, LabSnapshot, LedgerView, ProcessingMode,
-    TimelineKind,
+    Assignor, CommitPolicy, ConsumerSettings, GroupProtocol, KeyMode, LabSnapshot, LedgerView,
+    ProcessingMode, TimelineKind,
 };
 
 /// Joining, a rebalance or two, and a session timeout (10 s) fit well within this.
@@ -935,6 +935,14 @@ async fn every_labs_starter_joins_its_group_and_shows_in_the_page() -> anyhow::R
             client_id: "lab11-python",
         },
         Starter {
+            lab: "16-new-rebalance-protocol",
+            topic: "payments",
+            partitions: 6,
+            arg: Some("kip848-group"),
+            group: "kip848-group",
+            client_id: "lab16-python",
+        },
+        Starter {
             lab: "12-lag",
             topic: "page-views",
             partitions: 4,
@@ -1033,4 +1041,150 @@ async fn reset_deletes_the_labs_other_topics_too() -> anyhow::Result<()> {
         "the dead-letter topic was deleted and created anew"
     );
     Ok(())
+}
+
+/// A consumer-protocol instance (KIP-848): the broker assigns, with `uniform`.
+fn consumer_protocol() -> ConsumerSettings {
+    ConsumerSettings {
+        group_protocol: GroupProtocol::Consumer,
+        assignor: Assignor::Uniform,
+        ..ConsumerSettings::default()
+    }
+}
+
+/// Lab 16: the same scale-out from two members to three, then a crash, under classic eager,
+/// classic cooperative-sticky and the consumer protocol, compared; then the learner's own
+/// confluent-kafka consumer with `group.protocol=consumer` joins, and leaves at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_rebalance_protocol_is_compared_with_both_classic_ones() -> anyhow::Result<()> {
+    let (data, _server, mut page) = open("16-new-rebalance-protocol").await?;
+    let bootstrap = page.view().broker.bootstrap_servers.clone();
+    page.create_topic("payments", 6).await?;
+    page.wait_for_step(0, STEP_DEADLINE).await?;
+
+    // Each group: two members, a third, then a crash, with the steps each of those passes.
+    let groups = [
+        (
+            "eager-group",
+            with_assignor(Assignor::Range, None),
+            None,
+            1,
+            2,
+        ),
+        (
+            "sticky-group",
+            with_assignor(Assignor::CooperativeSticky, None),
+            None,
+            3,
+            4,
+        ),
+        ("kip848-group", consumer_protocol(), Some(5), 6, 7),
+    ];
+    for (group, settings, two, three, crashed) in &groups {
+        for _ in 0..2 {
+            page.start_instance(group, "payments", settings.clone())
+                .await?;
+        }
+        page.wait_until(
+            &format!("two members of {group} with 3 each"),
+            STEP_DEADLINE,
+            |p| {
+                p.view().group(group).is_some_and(|g| {
+                    g.members.len() == 2 && g.members.iter().all(|m| m.partitions.len() == 3)
+                })
+            },
+        )
+        .await?;
+        if let Some(step) = two {
+            page.wait_for_step(*step, STEP_DEADLINE).await?;
+        }
+        page.start_instance(group, "payments", settings.clone())
+            .await?;
+        page.wait_for_step(*three, STEP_DEADLINE).await?;
+        if *group == "kip848-group" {
+            check_reconciled(&page);
+        }
+        let victim = page
+            .view()
+            .instances
+            .iter()
+            .find(|i| i.group == *group && i.is_alive() && !i.partitions.is_empty())
+            .map(|i| i.id)
+            .expect("a running instance");
+        page.send(&grouplab_protocol::ClientCommand::CrashInstance { instance: victim })
+            .await?;
+        page.wait_for_step(*crashed, STEP_DEADLINE).await?;
+    }
+
+    let starter = Client::Starter {
+        lab: "16-new-rebalance-protocol",
+        arg: Some("kip848-group"),
+        client_id: "lab16-python",
+    };
+    let mut own = ExternalConsumer::start(starter, &bootstrap, data.path())?;
+    page.wait_for_step(8, STEP_DEADLINE)
+        .await
+        .with_context(|| own.output())?;
+    let mine = page
+        .view()
+        .group("kip848-group")
+        .and_then(|g| {
+            g.members
+                .iter()
+                .find(|m| m.client_id == "lab16-python")
+                .cloned()
+        })
+        .expect("the learner's consumer is a member");
+    assert!(
+        mine.is_external() && !mine.partitions.is_empty(),
+        "{mine:?}"
+    );
+    own.interrupt()?;
+    page.wait_for_step(9, STEP_DEADLINE)
+        .await
+        .with_context(|| own.output())?;
+    own.wait_exit(STEP_DEADLINE).await?;
+    Ok(())
+}
+
+/// Lab 16 once the third consumer-protocol member joined: the group is reconciled, its members
+/// gave up only what moved, and the three scale-outs are compared.
+fn check_reconciled(page: &LabClient) {
+    let kip848 = page
+        .view()
+        .group("kip848-group")
+        .cloned()
+        .expect("the group");
+    assert_eq!(kip848.protocol, GroupProtocol::Consumer);
+    assert_eq!(
+        kip848.assignment_epoch, kip848.generation,
+        "reconciled: {kip848:?}"
+    );
+    assert!(
+        kip848
+            .members
+            .iter()
+            .all(|m| m.member_epoch == kip848.generation && m.target.is_none()),
+        "{kip848:?}"
+    );
+    // The callbacks gave up only what moved: 3 of 6 to the second member, then 1 of 3 from
+    // each of the first two to the third.
+    let mut released: Vec<usize> = page
+        .view()
+        .timeline
+        .iter()
+        .filter(|e| e.group == "kip848-group" && e.kind == TimelineKind::Released)
+        .map(|e| e.partitions.len())
+        .collect();
+    released.sort_unstable();
+    assert_eq!(
+        released,
+        [1, 1, 3],
+        "what the consumer-protocol members gave up"
+    );
+    let compared = page.view().progress.steps[6].detail.clone();
+    for group in ["`eager-group`", "`sticky-group`", "`kip848-group`"] {
+        assert!(compared.contains(group), "{compared}");
+    }
+    println!("lab 16, three scale-outs compared: {compared}");
 }

@@ -28,6 +28,12 @@ pub struct History {
     /// For each group: how many times a running page instance's revoke callback gave up every
     /// partition it held (eager) or only some of them (cooperative).
     pub revocations: HashMap<String, Revocations>,
+    /// Partitions a running page instance's callback gave up, and when, until the next
+    /// callback that is given them (the same instance or another).
+    pub released: HashMap<(String, TopicPartition), EpochMillis>,
+    /// For each group: how long partitions a rebalance took from running members went without
+    /// an owner, from the callbacks of the members giving them up and getting them.
+    pub pauses: HashMap<String, Pauses>,
     /// Static members that left: (group, `group.instance.id`) → the partitions held and the
     /// group's generation at the time.
     pub static_left: HashMap<(String, String), (Vec<TopicPartition>, Option<i32>)>,
@@ -261,6 +267,16 @@ pub struct Revocations {
     pub some: u32,
 }
 
+/// How long partitions of one group went without a working owner in rebalances among running
+/// members (scale-outs, not crashes or stops).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pauses {
+    /// How many times a partition was given up by a running member and given again.
+    pub partitions: u32,
+    /// The longest of those times.
+    pub longest_ms: u64,
+}
+
 /// How many times each offset of one partition was received, as runs of consecutive offsets
 /// received the same number of times. Normal consumption is one run per partition however many
 /// messages flow; each redelivery adds a run or two; so memory and the checks' work grow with
@@ -467,6 +483,35 @@ impl History {
             counts.everything += 1;
         } else {
             counts.some += 1;
+        }
+    }
+
+    /// A running member's revoke callback gave up `partitions` at `now`.
+    pub fn record_released(
+        &mut self,
+        group: &str,
+        partitions: &[TopicPartition],
+        now: EpochMillis,
+    ) {
+        for tp in partitions {
+            self.released.insert((group.to_owned(), tp.clone()), now);
+        }
+    }
+
+    /// A member's assign callback got `partitions` at `now`: those given up in a rebalance
+    /// were without an owner since.
+    pub fn record_regained(
+        &mut self,
+        group: &str,
+        partitions: &[TopicPartition],
+        now: EpochMillis,
+    ) {
+        for tp in partitions {
+            if let Some(since) = self.released.remove(&(group.to_owned(), tp.clone())) {
+                let pauses = self.pauses.entry(group.to_owned()).or_default();
+                pauses.partitions += 1;
+                pauses.longest_ms = pauses.longest_ms.max(now.saturating_sub(since));
+            }
         }
     }
 

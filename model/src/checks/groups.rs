@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use grouplab_protocol::{Departure, InstanceState, LabSnapshot, MemberView};
+use grouplab_protocol::{Departure, GroupProtocol, InstanceState, LabSnapshot, MemberView};
 use serde::Deserialize;
 
 use super::{Rule, Verdict};
@@ -307,6 +307,93 @@ impl Rule for CooperativeRevokedOnlyMoved {
     }
 }
 
+/// The group, as the broker sees it, has members and speaks this rebalance protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupProtocolIs {
+    pub group: String,
+    pub protocol: GroupProtocol,
+}
+
+impl Rule for GroupProtocolIs {
+    fn evaluate(&self, view: &LabSnapshot, _history: &History) -> Verdict {
+        let Self { group, protocol } = self;
+        let Some(seen) = view.group(group).filter(|g| !g.members.is_empty()) else {
+            return Verdict::wait(format!("`{group}` has no members yet."));
+        };
+        if seen.protocol != *protocol {
+            return Verdict::wait(format!(
+                "`{group}` uses the {} protocol: its members must set group.protocol={}. Reset the lab to start the group again.",
+                seen.protocol.name(),
+                protocol.name()
+            ));
+        }
+        let epochs = match (seen.protocol, seen.generation, seen.assignment_epoch) {
+            (GroupProtocol::Consumer, Some(group_epoch), Some(assignment)) => {
+                format!(": group epoch {group_epoch}, assignment epoch {assignment}")
+            }
+            (GroupProtocol::Classic, Some(generation), _) => format!(": generation {generation}"),
+            _ => String::new(),
+        };
+        Verdict::pass(format!(
+            "`{group}` uses the {} protocol, with {} member(s){epochs}.",
+            seen.protocol.name(),
+            seen.members.len()
+        ))
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { group, protocol } = self;
+        write!(f, "`{group}` uses the {} group protocol", protocol.name())
+    }
+}
+
+/// Each group has been through a rebalance among running members, and the verdict lays them
+/// side by side: how many partitions stopped, for how long at most, and how many members gave
+/// up everything they held.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebalancesCompared {
+    pub groups: Vec<String>,
+}
+
+impl Rule for RebalancesCompared {
+    fn evaluate(&self, _view: &LabSnapshot, history: &History) -> Verdict {
+        let mut lines = Vec::new();
+        let mut missing = Vec::new();
+        for group in &self.groups {
+            match history.pauses.get(group) {
+                Some(pauses) => {
+                    let stopped = history.revocations.get(group).map_or(0, |r| r.everything);
+                    lines.push(format!(
+                        "`{group}`: {} partition handover(s), the longest {} without an owner, {stopped} member(s) gave up everything",
+                        pauses.partitions,
+                        short_time(pauses.longest_ms)
+                    ));
+                }
+                None => missing.push(format!("`{group}`")),
+            }
+        }
+        if missing.is_empty() {
+            Verdict::pass(format!("{}.", lines.join("; ")))
+        } else {
+            Verdict::wait(format!(
+                "No rebalance among running members in {} yet: add a member to it.",
+                missing.join(", ")
+            ))
+        }
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let groups: Vec<String> = self.groups.iter().map(|g| format!("`{g}`")).collect();
+        write!(
+            f,
+            "a member joined each of {} while the others ran, and the pauses are compared",
+            groups.join(", ")
+        )
+    }
+}
+
 /// A static member (`group.instance.id`) left and came back to the same partitions without
 /// the group rebalancing.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -544,6 +631,15 @@ fn names(members: &[&MemberView]) -> String {
     }
     let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
     format!(" ({})", names.join(", "))
+}
+
+/// A pause, in milliseconds below a second.
+fn short_time(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else {
+        seconds(ms)
+    }
 }
 
 fn seconds(ms: u64) -> String {

@@ -73,6 +73,8 @@ pub enum Check {
     /// RabbitMQ: grouplab's own broker refused a client an operation and closed its channel.
     QueueOperationRefused,
     CrashCompared(crashes::CrashCompared),
+    GroupProtocolIs(groups::GroupProtocolIs),
+    RebalancesCompared(groups::RebalancesCompared),
 }
 
 /// A kind of check: whether it holds, and what it says, side by side.
@@ -100,6 +102,8 @@ impl Check {
             Check::EagerRevokedAll(check) => check,
             Check::CooperativeRevokedOnlyMoved(check) => check,
             Check::StaticMemberReturned(check) => check,
+            Check::GroupProtocolIs(check) => check,
+            Check::RebalancesCompared(check) => check,
             Check::MaxPollExceeded(check) => check,
             Check::NoRebalanceWhileSlow(check) => check,
             Check::ReceivedExactlyOnce(check) => check,
@@ -875,6 +879,85 @@ mod tests {
         assert!(
             !evaluate(&kafka, &with(3, Some(5_000)), &history).passed,
             "another broker"
+        );
+    }
+
+    #[test]
+    fn a_groups_protocol_is_read_from_the_broker() {
+        let check = |protocol| {
+            Check::GroupProtocolIs(groups::GroupProtocolIs {
+                group: "g".into(),
+                protocol,
+            })
+        };
+        let running = view(&[0, 0], &[("A", InstanceState::Running, &[0, 1])]);
+        let consumer = check(grouplab_protocol::GroupProtocol::Consumer);
+        let verdict = evaluate(&consumer, &running, &History::default());
+        assert!(!verdict.passed);
+        assert!(
+            verdict.detail.contains("group.protocol=consumer"),
+            "{}",
+            verdict.detail
+        );
+        let mut kip848 = running.clone();
+        kip848.groups[0].protocol = grouplab_protocol::GroupProtocol::Consumer;
+        kip848.groups[0].assignment_epoch = Some(1);
+        let verdict = evaluate(&consumer, &kip848, &History::default());
+        assert!(verdict.passed);
+        assert!(
+            verdict.detail.contains("group epoch 1, assignment epoch 1"),
+            "{}",
+            verdict.detail
+        );
+        assert!(
+            !evaluate(&consumer, &empty_view(), &History::default()).passed,
+            "no members"
+        );
+    }
+
+    #[test]
+    fn rebalances_are_compared_once_each_group_had_one() {
+        let check = Check::RebalancesCompared(groups::RebalancesCompared {
+            groups: vec!["eager".into(), "kip848".into()],
+        });
+        let tp = |p| TopicPartition::new("t", p);
+        let mut history = History::default();
+        // Eager: a member gives up both its partitions and gets one back 3 s later.
+        history.record_revocation("eager", 2, 2);
+        history.record_released("eager", &[tp(0), tp(1)], 1_000);
+        history.record_regained("eager", &[tp(0)], 4_000);
+        let verdict = evaluate(&check, &empty_view(), &history);
+        assert!(!verdict.passed);
+        assert!(verdict.detail.contains("`kip848`"), "{}", verdict.detail);
+        // Consumer protocol: one partition moves, in 0.4 s.
+        history.record_revocation("kip848", 1, 3);
+        history.record_released("kip848", &[tp(2)], 10_000);
+        history.record_regained("kip848", &[tp(2)], 10_400);
+        let verdict = evaluate(&check, &empty_view(), &history);
+        assert!(verdict.passed, "{}", verdict.detail);
+        assert!(
+            verdict
+                .detail
+                .contains("`eager`: 1 partition handover(s), the longest 3.0 s"),
+            "{}",
+            verdict.detail
+        );
+        assert!(
+            verdict.detail.contains("1 member(s) gave up everything"),
+            "{}",
+            verdict.detail
+        );
+        assert!(
+            verdict
+                .detail
+                .contains("`kip848`: 1 partition handover(s), the longest 400 ms"),
+            "{}",
+            verdict.detail
+        );
+        assert!(
+            verdict.detail.contains("0 member(s) gave up everything"),
+            "{}",
+            verdict.detail
         );
     }
 }

@@ -177,7 +177,11 @@ impl Session {
         &mut self,
         view: &mut InstanceView,
         partitions: Vec<TopicPartition>,
+        now: EpochMillis,
     ) -> Card {
+        self.run
+            .history
+            .record_regained(&view.group, &partitions, now);
         if matches!(view.state, InstanceState::Starting | InstanceState::Joining) {
             view.state = InstanceState::Running;
         }
@@ -213,6 +217,9 @@ impl Session {
                 partitions.len(),
                 view.partitions.len(),
             );
+            self.run
+                .history
+                .record_released(&view.group, &partitions, now);
             self.timeline(view, TimelineKind::Released, partitions.clone(), now);
         } else if let Some(id) = &view.settings.static_id {
             // A static member closing gives up what it held here, before it exits.

@@ -104,7 +104,7 @@ impl Session {
             InstanceReport::MaxPollExceeded { message } => {
                 self.max_poll_exceeded(&mut view, message, now)
             }
-            InstanceReport::Assigned { partitions } => self.assigned(&mut view, partitions),
+            InstanceReport::Assigned { partitions } => self.assigned(&mut view, partitions, now),
             InstanceReport::Revoked { partitions } => self.revoked(&mut view, partitions, now),
             InstanceReport::Committed { .. } => committed(&mut view),
             // Redis instances.

@@ -149,21 +149,23 @@ impl ConsumerGroups {
             && !self.owns(&request.group_id)
             && self.classic_members(&request.group_id).await;
         let decided_at_us = now_us();
-        let outcome = {
+        let (outcome, observation) = {
             let mut groups = self.lock();
             let outcome = groups.heartbeat(&request, &topics, classic_members, now_ms());
+            // A member that left is remembered before the group is shown without it, so that
+            // the page tells a clean leave from a crash.
+            if request.member_epoch == -1 && outcome.is_ok() {
+                self.note_leave(&request.group_id, std::mem::take(&mut request.member_id));
+            }
             let observation = groups
                 .get(&request.group_id)
                 .map(|g| self.observe(g, groups.settings));
             (outcome, observation)
         };
-        if request.member_epoch == -1 && outcome.0.is_ok() {
-            self.note_leave(&request.group_id, std::mem::take(&mut request.member_id));
-        }
-        if let Some(observation) = outcome.1 {
+        if let Some(observation) = observation {
             self.watch.publish(observation, decided_at_us);
         }
-        match outcome.0 {
+        match outcome {
             Ok(answer) => ConsumerGroupHeartbeatResponse::default()
                 .throttle_time_ms(0)
                 .error_code(0)
