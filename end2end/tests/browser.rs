@@ -1218,6 +1218,64 @@ async fn lab_09_journey_compares_assignors_and_restarts_a_static_member() -> any
     browser.close().await
 }
 
+/// Lab 16 by clicking: the consumer group protocol chosen in the form switches the assignor to
+/// the broker's `uniform`, and the group panel shows the protocol, the epochs and each member's.
+#[tokio::test]
+async fn lab_16_starts_consumer_protocol_members_from_the_form() -> anyhow::Result<()> {
+    let (_data, _server, browser) = open_lab_page("16-new-rebalance-protocol").await?;
+    let client = &browser.client;
+
+    click(client, "create-topic").await?;
+    wait_step_passed(client, 0).await?;
+    type_into(client, "instance-group", "kip848-group").await?;
+    click(client, "more-settings").await?;
+    select(client, "instance-protocol", "consumer").await?;
+    // The broker's assignor is chosen with the consumer protocol.
+    wait_value(client, "instance-assignor", "uniform").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "owns-A", "P0 P1 P2 P3 P4 P5").await?;
+    click(client, "start-instance").await?;
+    wait_text(client, "owns-B", "P").await?;
+    wait_text(client, "group-facts-kip848-group", "consumer protocol").await?;
+    wait_text(client, "group-state-kip848-group", "Stable").await?;
+    wait_text(client, "group-facts-kip848-group", "assignment epoch 2").await?;
+    wait_text(
+        client,
+        "group-targets-kip848-group",
+        "epoch 2: holds its target",
+    )
+    .await?;
+    wait_text(client, "instance-A", "consumer protocol").await?;
+    client
+        .execute(
+            "document.querySelector('[data-testid=\"groups\"]').scrollIntoView()",
+            vec![],
+        )
+        .await?;
+    screenshot(client, "lab16-consumer-protocol-group").await?;
+
+    // Back to classic: the assignor goes back to one the clients run.
+    select(client, "instance-protocol", "classic").await?;
+    wait_value(client, "instance-assignor", "range").await?;
+    browser.close().await
+}
+
+/// Waits until the form control `id` holds `wanted`.
+async fn wait_value(client: &Client, id: &str, wanted: &str) -> anyhow::Result<()> {
+    let control = client.find(Locator::Css(&testid(id))).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = control.prop("value").await?;
+        if value.as_deref() == Some(wanted) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{id} holds {value:?}, not {wanted:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Lab 12 by clicking: a steady produce, lag and its statuses, more members, then none.
 #[tokio::test]
 async fn lab_12_journey_builds_drains_and_stops_lag() -> anyhow::Result<()> {

@@ -2,10 +2,11 @@
 //! would drive it: each test does what the lab's steps ask and waits for each step to pass, then
 //! checks the outcome the lab teaches. The timings each test prints are the ones the labs quote.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use grouplab_end2end::external::{Client, ExternalConsumer};
+use grouplab_end2end::external::{Client, ExternalConsumer, admin_describe};
 use grouplab_end2end::{LabClient, TestServer};
 use grouplab_protocol::{
     Assignor, CommitPolicy, ConsumerSettings, GroupProtocol, KeyMode, LabSnapshot, LedgerView,
@@ -1139,6 +1140,7 @@ async fn the_new_rebalance_protocol_is_compared_with_both_classic_ones() -> anyh
         mine.is_external() && !mine.partitions.is_empty(),
         "{mine:?}"
     );
+    described_as_shown(&mut page, &bootstrap).await?;
     own.interrupt()?;
     page.wait_for_step(9, STEP_DEADLINE)
         .await
@@ -1187,4 +1189,43 @@ fn check_reconciled(page: &LabClient) {
         assert!(compared.contains(group), "{compared}");
     }
     println!("lab 16, three scale-outs compared: {compared}");
+}
+
+/// An admin client (confluent-kafka's `describe_consumer_groups`, which asks
+/// ConsumerGroupDescribe) describes the consumer-protocol group as the page shows it: each member
+/// by its client id and host, with the partitions the page shows it owns.
+async fn described_as_shown(page: &mut LabClient, bootstrap: &str) -> anyhow::Result<()> {
+    page.wait_until("kip848-group to be Stable", STEP_DEADLINE, |p| {
+        p.view()
+            .group("kip848-group")
+            .is_some_and(|g| g.state == grouplab_protocol::GroupState::Stable)
+    })
+    .await?;
+    let shown: BTreeMap<String, Vec<i32>> = page
+        .view()
+        .group("kip848-group")
+        .map(|g| {
+            g.members
+                .iter()
+                .map(|m| {
+                    (
+                        m.client_id.clone(),
+                        m.partitions.iter().map(|tp| tp.partition).collect(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (state, members) = admin_describe(bootstrap, "kip848-group").await?;
+    assert_eq!(state, "STABLE");
+    let described: BTreeMap<String, Vec<i32>> = members
+        .iter()
+        .map(|m| (m.client_id.clone(), m.partitions.clone()))
+        .collect();
+    assert_eq!(described, shown, "described: {members:?}");
+    assert!(
+        members.iter().all(|m| m.host == "/127.0.0.1"),
+        "each member's host: {members:?}"
+    );
+    Ok(())
 }

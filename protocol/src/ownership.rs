@@ -10,7 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Departure, EpochMillis, MemberView, TimelineEntry, TimelineKind, TopicPartition};
+use crate::{
+    Departure, EpochMillis, GroupProtocol, MemberView, TimelineEntry, TimelineKind, TopicPartition,
+};
 
 /// One group's partitions over time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +100,8 @@ pub enum MarkKind {
     Left,
     /// The group's new generation.
     Generation(i32),
+    /// A consumer-protocol group's new group epoch.
+    Epoch(i32),
 }
 
 impl MarkKind {
@@ -110,6 +114,7 @@ impl MarkKind {
             Self::SessionExpired => "timeout".to_owned(),
             Self::Left => "left".to_owned(),
             Self::Generation(generation) => format!("gen {generation}"),
+            Self::Epoch(epoch) => format!("epoch {epoch}"),
         }
     }
 }
@@ -165,10 +170,14 @@ pub fn ownership(
             TimelineKind::Stopping => mark(MarkKind::Stopping),
             TimelineKind::Group {
                 generation: Some(g),
+                protocol,
                 ..
             } if generation != Some(*g) => {
                 generation = Some(*g);
-                mark(MarkKind::Generation(*g));
+                mark(match protocol {
+                    GroupProtocol::Classic => MarkKind::Generation(*g),
+                    GroupProtocol::Consumer => MarkKind::Epoch(*g),
+                });
             }
             TimelineKind::Departed { departure, left_at } => {
                 let (kind, cause) = match departure {
@@ -293,7 +302,7 @@ impl Lane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{GroupProtocol, GroupState};
+    use crate::GroupState;
 
     fn tp(partition: i32) -> TopicPartition {
         TopicPartition::new("user-clicks", partition)

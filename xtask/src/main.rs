@@ -137,6 +137,7 @@ const BENCHMARKS: &[&str] = &[
     "capacity",
     "classroom",
     "throughput",
+    "scale_out",
 ];
 
 /// Runs every benchmark with its default arguments; a failed one is reported and the rest run.

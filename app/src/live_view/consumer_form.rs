@@ -23,24 +23,28 @@ pub(super) fn ConsumerForm(
     let session_s = RwSignal::new((defaults.session_timeout_ms / 1000).to_string());
     let assignor = RwSignal::new(defaults.assignor.librdkafka_name().to_owned());
     let protocol = RwSignal::new(defaults.group_protocol.name().to_owned());
-    // Each protocol has its own assignors: switching keeps a valid one chosen.
-    let switch_protocol = move |_| {
-        let chosen = Assignor::ALL
-            .into_iter()
-            .find(|a| a.librdkafka_name() == assignor.get_untracked())
-            .unwrap_or_default();
-        let now = GroupProtocol::ALL
-            .into_iter()
-            .find(|p| p.name() == protocol.get_untracked())
-            .unwrap_or_default();
-        if !chosen.runs_on(now) {
-            let fallback = match now {
-                GroupProtocol::Classic => Assignor::Range,
+    // Switching the protocol picks its usual assignor: the broker's `uniform` (sticky) for the
+    // consumer protocol, and back to `range` from `uniform` for the classic one.
+    Effect::new(move |before: Option<String>| {
+        let picked = protocol.get();
+        if before.is_some_and(|before| before != picked) {
+            let now = GroupProtocol::ALL
+                .into_iter()
+                .find(|p| p.name() == picked)
+                .unwrap_or_default();
+            let chosen = Assignor::ALL
+                .into_iter()
+                .find(|a| a.librdkafka_name() == assignor.get_untracked())
+                .unwrap_or_default();
+            let next = match now {
                 GroupProtocol::Consumer => Assignor::Uniform,
+                GroupProtocol::Classic if !chosen.runs_on(now) => Assignor::Range,
+                GroupProtocol::Classic => chosen,
             };
-            assignor.set(fallback.librdkafka_name().to_owned());
+            assignor.set(next.librdkafka_name().to_owned());
         }
-    };
+        picked
+    });
     let commit = RwSignal::new(defaults.commit.key().to_owned());
     let processing_ms = RwSignal::new(defaults.processing_ms.to_string());
     let max_poll_records = RwSignal::new(defaults.max_poll_records.to_string());
@@ -197,12 +201,15 @@ pub(super) fn ConsumerForm(
             <details class="more">
                 <summary data-testid="more-settings">"More settings"</summary>
                 <label class="kafka-only">"Auto-commit every (ms)" <input data-testid="instance-commit-interval" type="number" min="100" max="60000" bind:value=commit_interval_ms /></label>
-                <label class="kafka-only">"Session timeout (s)" <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s /></label>
+                <label class="kafka-only">
+                    {move || if protocol.get() == GroupProtocol::Consumer.name() { "Session timeout (s): the broker's, under the consumer protocol" } else { "Session timeout (s)" }}
+                    <input data-testid="instance-session" type="number" min="1" max="300" bind:value=session_s disabled=move || protocol.get() == GroupProtocol::Consumer.name() />
+                </label>
                 <label class="kafka-only">"Max poll interval (s)" <input data-testid="instance-max-poll" type="number" min="1" bind:value=max_poll_s /></label>
                 <label class="not-rabbitmq">{if redis { "Entries per read (COUNT)" } else { "Messages per poll" }} <input data-testid="instance-batch" type="number" min="1" max=*limits::MAX_POLL_RECORDS.end() bind:value=max_poll_records /></label>
                 <label class="redis-only">"Read waits up to (ms, BLOCK)" <input data-testid="instance-block" type="number" min="100" max="10000" bind:value=block_ms /></label>
                 <label class="kafka-only">"Group protocol"
-                    <select data-testid="instance-protocol" bind:value=protocol on:change=switch_protocol>
+                    <select data-testid="instance-protocol" bind:value=protocol>
                         <option value=GroupProtocol::Classic.name()>"classic (JoinGroup, SyncGroup)"</option>
                         <option value=GroupProtocol::Consumer.name()>"consumer (KIP-848: the broker assigns)"</option>
                     </select>

@@ -328,7 +328,7 @@ fn table(chart: &Ownership, now: u64) -> impl IntoView + use<> {
 
 fn mark_label(mark: &Mark) -> String {
     match mark.kind {
-        MarkKind::Generation(_) => mark.kind.label(),
+        MarkKind::Generation(_) | MarkKind::Epoch(_) => mark.kind.label(),
         kind => format!("{} {}", kind.label(), mark.name),
     }
 }
@@ -341,6 +341,7 @@ fn describe_mark(mark: &Mark) -> String {
         MarkKind::SessionExpired => format!("{}'s session timed out", mark.name),
         MarkKind::Left => format!("{} left the group", mark.name),
         MarkKind::Generation(generation) => format!("generation {generation}"),
+        MarkKind::Epoch(epoch) => format!("group epoch {epoch}"),
     }
 }
 
@@ -351,7 +352,7 @@ fn mark_class(kind: MarkKind) -> &'static str {
         MarkKind::Stopping => "stopping",
         MarkKind::SessionExpired => "expired",
         MarkKind::Left => "left",
-        MarkKind::Generation(_) => "generation",
+        MarkKind::Generation(_) | MarkKind::Epoch(_) => "generation",
     }
 }
 
