@@ -28,12 +28,14 @@ pub struct History {
     /// For each group: how many times a running page instance's revoke callback gave up every
     /// partition it held (eager) or only some of them (cooperative).
     pub revocations: HashMap<String, Revocations>,
-    /// Partitions a running page instance's callback gave up, and when, until the next
-    /// callback that is given them (the same instance or another).
-    pub released: HashMap<(String, TopicPartition), EpochMillis>,
-    /// For each group: how long partitions a rebalance took from running members went without
-    /// an owner, from the callbacks of the members giving them up and getting them.
-    pub pauses: HashMap<String, Pauses>,
+    /// Partitions a running page instance's callback gave up, when, and how many page
+    /// instances the group had then, until the next callback that is given them (the same
+    /// instance or another).
+    pub released: HashMap<(String, TopicPartition), (EpochMillis, usize)>,
+    /// For each group and number of its page instances during the rebalance: how long
+    /// partitions taken from running members went without an owner, from the callbacks of the
+    /// members giving them up and getting them. A scale-out from 2 to 3 counts under 3.
+    pub pauses: HashMap<(String, usize), Pauses>,
     /// Static members that left: (group, `group.instance.id`) → the partitions held and the
     /// group's generation at the time.
     pub static_left: HashMap<(String, String), (Vec<TopicPartition>, Option<i32>)>,
@@ -275,7 +277,12 @@ pub struct Pauses {
     pub partitions: u32,
     /// The longest of those times.
     pub longest_ms: u64,
+    /// How many times a running member gave up everything it held.
+    pub stopped: u32,
 }
+
+/// How long a partition given up is waited for: one not given again by then is forgotten.
+const RELEASE_MEMORY_MS: EpochMillis = 120_000;
 
 /// How many times each offset of one partition was received, as runs of consecutive offsets
 /// received the same number of times. Normal consumption is one run per partition however many
@@ -491,10 +498,24 @@ impl History {
         &mut self,
         group: &str,
         partitions: &[TopicPartition],
+        held: usize,
         now: EpochMillis,
+        members: usize,
     ) {
+        if partitions.is_empty() {
+            return;
+        }
+        self.released
+            .retain(|_, (since, _)| now.saturating_sub(*since) < RELEASE_MEMORY_MS);
+        if partitions.len() >= held {
+            self.pauses
+                .entry((group.to_owned(), members))
+                .or_default()
+                .stopped += 1;
+        }
         for tp in partitions {
-            self.released.insert((group.to_owned(), tp.clone()), now);
+            self.released
+                .insert((group.to_owned(), tp.clone()), (now, members));
         }
     }
 
@@ -507,8 +528,8 @@ impl History {
         now: EpochMillis,
     ) {
         for tp in partitions {
-            if let Some(since) = self.released.remove(&(group.to_owned(), tp.clone())) {
-                let pauses = self.pauses.entry(group.to_owned()).or_default();
+            if let Some((since, members)) = self.released.remove(&(group.to_owned(), tp.clone())) {
+                let pauses = self.pauses.entry((group.to_owned(), members)).or_default();
                 pauses.partitions += 1;
                 pauses.longest_ms = pauses.longest_ms.max(now.saturating_sub(since));
             }

@@ -559,3 +559,66 @@ async fn a_static_consumer_protocol_member_restarts_without_moving_anything() {
         lab.moves
     );
 }
+
+#[tokio::test]
+async fn classic_and_consumer_protocol_members_cannot_share_a_group_and_are_told_why() {
+    let mut lab = Lab::new("kip848-mixed", 2).await;
+    let mut refusals = lab._broker.groups().refusals();
+    let a = lab.start_with(consumer_protocol()).await;
+    lab.wait_for("the consumer-protocol member to hold everything", |lab| {
+        lab.owns(a) == all(2)
+    })
+    .await;
+    // A classic member of the same group is refused (INCONSISTENT_GROUP_PROTOCOL), with words.
+    let b = lab.start().await;
+    let refusal = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match refusals.recv().await {
+                Ok(refusal) if refusal.group == lab.group => return refusal,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(err) => panic!("the refusals ended: {err}"),
+            }
+        }
+    })
+    .await
+    .expect("the classic member is refused");
+    assert!(
+        refusal.reason.contains("consumer protocol"),
+        "{}",
+        refusal.reason
+    );
+    assert!(lab.owns(b).is_empty());
+    assert_eq!(
+        lab.owns(a),
+        all(2),
+        "the consumer-protocol member kept everything"
+    );
+
+    // The reverse: a consumer-protocol member of a classic group with members is refused
+    // (GROUP_ID_NOT_FOUND, as Kafka with its migration policy disabled), with words.
+    lab.group = format!("{}-classic", lab.group);
+    let c = lab.start().await;
+    lab.wait_for("the classic member to hold everything", |lab| {
+        lab.owns(c) == all(2)
+    })
+    .await;
+    let d = lab.start_with(consumer_protocol()).await;
+    let group = lab.group.clone();
+    let refusal = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match refusals.recv().await {
+                Ok(refusal) if refusal.group == group => return refusal,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(err) => panic!("the refusals ended: {err}"),
+            }
+        }
+    })
+    .await
+    .expect("the consumer-protocol member is refused");
+    assert!(
+        refusal.reason.contains("classic protocol"),
+        "{}",
+        refusal.reason
+    );
+    assert!(lab.owns(d).is_empty());
+}

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use grouplab_protocol::{EpochMicros, EpochMillis};
 use nisshi_broker::coordinator::group::administrator::{Controller, GroupCoordinatorConfig};
 use nisshi_broker::coordinator::group::{Coordinator, OffsetCommit};
+use nisshi_sans_io::delete_groups_response::DeletableGroupResult;
 use nisshi_sans_io::join_group_request::JoinGroupRequestProtocol;
 use nisshi_sans_io::leave_group_request::MemberIdentity;
 use nisshi_sans_io::offset_commit_request::OffsetCommitRequestTopic;
@@ -20,8 +21,8 @@ use nisshi_sans_io::offset_commit_response::{
 use nisshi_sans_io::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic};
 use nisshi_sans_io::sync_group_request::SyncGroupRequestAssignment;
 use nisshi_sans_io::{
-    Body, DescribeGroupsResponse, ErrorCode, Frame, FrameInput, JoinGroupResponse,
-    OffsetCommitResponse,
+    Body, DeleteGroupsResponse, DescribeGroupsResponse, ErrorCode, Frame, FrameInput,
+    JoinGroupResponse, OffsetCommitResponse,
 };
 use nisshi_service::FrameRouteService;
 use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage};
@@ -439,15 +440,41 @@ impl Coordinator for ObservedCoordinator {
             .await
     }
 
+    /// A consumer-protocol group with members is not deleted (NON_EMPTY_GROUP, as Kafka answers);
+    /// nisshi would find only its empty classic record, and delete its offsets.
     async fn delete_groups(&self, group_ids: &[String]) -> nisshi_broker::Result<Body> {
-        for group in group_ids {
+        let (busy, free): (Vec<String>, Vec<String>) = group_ids
+            .iter()
+            .cloned()
+            .partition(|group| self.consumer_groups.has_members(group));
+        for group in &free {
             self.consumer_groups.forget_if_empty(group);
         }
-        let body = self.inner.delete_groups(group_ids).await;
+        let mut body = if free.is_empty() {
+            DeleteGroupsResponse::default()
+                .throttle_time_ms(0)
+                .results(Some(Vec::new()))
+                .into()
+        } else {
+            self.inner.delete_groups(&free).await?
+        };
+        if !busy.is_empty()
+            && let Ok(mut response) = DeleteGroupsResponse::try_from(body.clone())
+        {
+            response
+                .results
+                .get_or_insert_default()
+                .extend(busy.into_iter().map(|group| {
+                    DeletableGroupResult::default()
+                        .group_id(group)
+                        .error_code(NON_EMPTY_GROUP)
+                }));
+            body = response.into();
+        }
         for group in group_ids {
             self.signals.touch(group);
         }
-        body
+        Ok(body)
     }
 
     async fn list_groups(&self, states_filter: Option<&[String]>) -> nisshi_broker::Result<Body> {
@@ -476,6 +503,8 @@ impl Coordinator for ObservedCoordinator {
 
 /// Kafka's INCONSISTENT_GROUP_PROTOCOL.
 const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+/// Kafka's NON_EMPTY_GROUP.
+const NON_EMPTY_GROUP: i16 = 68;
 
 /// An OffsetCommit answer refusing every partition with `code`.
 fn commit_refused(topics: Option<&[OffsetCommitRequestTopic]>, code: i16) -> Body {

@@ -62,7 +62,8 @@ const TRANSACTION_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 const CONSUMER_GROUP_SETTINGS: consumer_groups::Settings = consumer_groups::Settings {
     session_timeout_ms: 10_000,
     heartbeat_interval_ms: 1_000,
-    max_size: usize::MAX,
+    // Kafka allows any number; a bound keeps one client from growing a group without end.
+    max_size: 256,
 };
 
 /// Why the embedded broker could not start.

@@ -348,13 +348,14 @@ impl Rule for GroupProtocolIs {
     }
 }
 
-/// Each group has been through a rebalance among running members, and the verdict lays them
-/// side by side: how many partitions stopped, for how long at most, and how many members gave
-/// up everything they held.
+/// Each group has been through a rebalance among running page instances while it had `members`
+/// of them (a scale-out from 2 to 3 counts under 3), and the verdict lays them side by side: how
+/// many partitions stopped, for how long at most, and how many members gave up everything.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RebalancesCompared {
     pub groups: Vec<String>,
+    pub members: usize,
 }
 
 impl Rule for RebalancesCompared {
@@ -362,13 +363,13 @@ impl Rule for RebalancesCompared {
         let mut lines = Vec::new();
         let mut missing = Vec::new();
         for group in &self.groups {
-            match history.pauses.get(group) {
+            match history.pauses.get(&(group.clone(), self.members)) {
                 Some(pauses) => {
-                    let stopped = history.revocations.get(group).map_or(0, |r| r.everything);
                     lines.push(format!(
-                        "`{group}`: {} partition handover(s), the longest {} without an owner, {stopped} member(s) gave up everything",
+                        "`{group}`: {} partition handover(s), the longest {} without an owner, {} member(s) gave up everything",
                         pauses.partitions,
-                        short_time(pauses.longest_ms)
+                        short_time(pauses.longest_ms),
+                        pauses.stopped
                     ));
                 }
                 None => missing.push(format!("`{group}`")),
@@ -378,7 +379,8 @@ impl Rule for RebalancesCompared {
             Verdict::pass(format!("{}.", lines.join("; ")))
         } else {
             Verdict::wait(format!(
-                "No rebalance among running members in {} yet: add a member to it.",
+                "No rebalance among {} running members in {} yet: add a member to it.",
+                self.members,
                 missing.join(", ")
             ))
         }
@@ -388,7 +390,8 @@ impl Rule for RebalancesCompared {
         let groups: Vec<String> = self.groups.iter().map(|g| format!("`{g}`")).collect();
         write!(
             f,
-            "a member joined each of {} while the others ran, and the pauses are compared",
+            "a rebalance among {} members of each of {}, and their pauses compared",
+            self.members,
             groups.join(", ")
         )
     }

@@ -919,19 +919,21 @@ mod tests {
     fn rebalances_are_compared_once_each_group_had_one() {
         let check = Check::RebalancesCompared(groups::RebalancesCompared {
             groups: vec!["eager".into(), "kip848".into()],
+            members: 3,
         });
         let tp = |p| TopicPartition::new("t", p);
         let mut history = History::default();
         // Eager: a member gives up both its partitions and gets one back 3 s later.
-        history.record_revocation("eager", 2, 2);
-        history.record_released("eager", &[tp(0), tp(1)], 1_000);
+        history.record_released("eager", &[tp(0), tp(1)], 2, 1_000, 3);
         history.record_regained("eager", &[tp(0)], 4_000);
+        // A rebalance with two members (a crash, say) is not compared.
+        history.record_released("kip848", &[tp(2)], 1, 5_000, 2);
+        history.record_regained("kip848", &[tp(2)], 9_000);
         let verdict = evaluate(&check, &empty_view(), &history);
         assert!(!verdict.passed);
         assert!(verdict.detail.contains("`kip848`"), "{}", verdict.detail);
         // Consumer protocol: one partition moves, in 0.4 s.
-        history.record_revocation("kip848", 1, 3);
-        history.record_released("kip848", &[tp(2)], 10_000);
+        history.record_released("kip848", &[tp(2)], 3, 10_000, 3);
         history.record_regained("kip848", &[tp(2)], 10_400);
         let verdict = evaluate(&check, &empty_view(), &history);
         assert!(verdict.passed, "{}", verdict.detail);

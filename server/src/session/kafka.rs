@@ -217,9 +217,20 @@ impl Session {
                 partitions.len(),
                 view.partitions.len(),
             );
-            self.run
-                .history
-                .record_released(&view.group, &partitions, now);
+            // The instances the group had during this rebalance, the newcomer included.
+            let members = self
+                .view
+                .instances
+                .iter()
+                .filter(|i| i.group == view.group && i.is_alive())
+                .count();
+            self.run.history.record_released(
+                &view.group,
+                &partitions,
+                view.partitions.len(),
+                now,
+                members,
+            );
             self.timeline(view, TimelineKind::Released, partitions.clone(), now);
         } else if let Some(id) = &view.settings.static_id {
             // A static member closing gives up what it held here, before it exits.

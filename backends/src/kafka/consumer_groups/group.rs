@@ -42,6 +42,7 @@ pub mod code {
     pub const UNRELEASED_INSTANCE_ID: i16 = 111;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
     pub const STALE_MEMBER_EPOCH: i16 = 113;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 }
 
@@ -216,7 +217,12 @@ pub struct Group {
     pub subscribed: BTreeMap<String, TopicMeta>,
     /// Who holds each partition now (assigned or pending revocation), and at which epoch.
     owners: HashMap<(TopicUuid, i32), (String, i32)>,
+    /// Since when it has had no members: an empty group is forgotten after [`EMPTY_GROUP_MS`].
+    empty_since_ms: Option<u64>,
 }
+
+/// How long a consumer group with no members is kept (its committed offsets stay with nisshi).
+pub const EMPTY_GROUP_MS: u64 = 60_000;
 
 impl Group {
     fn new(id: &str) -> Self {
@@ -311,8 +317,10 @@ impl Group {
         Some(member)
     }
 
-    /// Reads the subscribed topics from the broker's; bumps the epoch if they changed.
-    fn refresh_subscriptions(&mut self, topics: &Topics) -> bool {
+    /// Reads the subscribed topics from the broker's; bumps the epoch if they changed. A name
+    /// the heartbeat did not look up (another member subscribed to it meanwhile) keeps what the
+    /// group knew of it.
+    fn refresh_subscriptions(&mut self, topics: &Topics, looked_up: &BTreeSet<String>) -> bool {
         let names: BTreeSet<&String> = self
             .members
             .values()
@@ -320,7 +328,14 @@ impl Group {
             .collect();
         let subscribed: BTreeMap<String, TopicMeta> = names
             .into_iter()
-            .filter_map(|name| Some((name.clone(), topics.get(name)?.clone())))
+            .filter_map(|name| {
+                let known = if looked_up.contains(name) {
+                    topics.get(name)
+                } else {
+                    self.subscribed.get(name)
+                };
+                Some((name.clone(), known?.clone()))
+            })
             .collect();
         let changed = subscribed != self.subscribed;
         self.subscribed = subscribed;
@@ -518,10 +533,25 @@ impl Groups {
     /// Answers one heartbeat. `classic_members` says whether a classic group of that name has
     /// members: Kafka would convert it (online upgrade); grouplab refuses, as Kafka does with
     /// `group.consumer.migration.policy=disabled`.
+    #[cfg(test)]
     pub fn heartbeat(
         &mut self,
         request: &Heartbeat,
         topics: &Topics,
+        classic_members: bool,
+        now_ms: u64,
+    ) -> Result<Answer, Refused> {
+        let looked_up: BTreeSet<String> = topics.keys().cloned().collect();
+        self.heartbeat_looked_up(request, topics, &looked_up, classic_members, now_ms)
+    }
+
+    /// [`Groups::heartbeat`], saying which topic names `topics` answers for: a name looked up
+    /// that `topics` does not hold does not exist.
+    pub fn heartbeat_looked_up(
+        &mut self,
+        request: &Heartbeat,
+        topics: &Topics,
+        looked_up: &BTreeSet<String>,
         classic_members: bool,
         now_ms: u64,
     ) -> Result<Answer, Refused> {
@@ -588,7 +618,8 @@ impl Groups {
         let before = member.assigned.clone();
 
         group.put(member.clone());
-        if group.refresh_subscriptions(topics) {
+        group.empty_since_ms = None;
+        if group.refresh_subscriptions(topics, looked_up) {
             bump = true;
         }
         if bump || new_member {
@@ -599,11 +630,11 @@ impl Groups {
         }
         let current = group.members.get(&member.id).cloned().unwrap_or(member);
         let mut next = reconcile(group, &current, request.topic_partitions.as_ref());
+        // The rebalance timer runs while the member must let go, and starts again when a new
+        // round of revocations moves it to another epoch (Kafka reschedules it then too).
         next.rebalance_deadline = match next.state {
             MemberState::UnrevokedPartitions => match current.rebalance_deadline {
-                Some((at, epoch)) if current.state == MemberState::UnrevokedPartitions => {
-                    Some((at, epoch))
-                }
+                Some((at, epoch)) if epoch == next.epoch => Some((at, epoch)),
                 _ => Some((
                     now_ms + u64::try_from(next.rebalance_timeout_ms.max(0)).unwrap_or(0),
                     next.epoch,
@@ -679,9 +710,22 @@ impl Groups {
     }
 
     /// Fences every member whose session ended, or which did not let go of its partitions within
-    /// its rebalance timeout. Returns the groups that changed.
+    /// its rebalance timeout, and forgets groups empty for [`EMPTY_GROUP_MS`]. Returns the groups
+    /// that changed, with the members fenced (a group forgotten is no longer in [`Groups::get`]).
     pub fn expire(&mut self, now_ms: u64) -> Vec<(String, Vec<String>)> {
         let mut changed = Vec::new();
+        self.groups.retain(|name, group| {
+            if !group.members.is_empty() {
+                group.empty_since_ms = None;
+                return true;
+            }
+            let since = *group.empty_since_ms.get_or_insert(now_ms);
+            let keep = now_ms.saturating_sub(since) < EMPTY_GROUP_MS;
+            if !keep {
+                changed.push((name.clone(), Vec::new()));
+            }
+            keep
+        });
         for (name, group) in &mut self.groups {
             let late: Vec<String> = group
                 .members
@@ -713,6 +757,10 @@ impl Groups {
             .flat_map(|g| g.members.values_mut())
         {
             member.session_deadline_ms = member.session_deadline_ms.max(now_ms + session);
+            if let Some((at, _)) = member.rebalance_deadline.as_mut() {
+                let timeout = u64::try_from(member.rebalance_timeout_ms.max(0)).unwrap_or(0);
+                *at = (*at).max(now_ms + timeout);
+            }
         }
     }
 
@@ -847,7 +895,7 @@ fn find_member(
                 if group.members.len() >= settings.max_size {
                     return Err(full());
                 }
-                let mut member = Member::new(&request.member_id, now_ms);
+                let mut member = Member::new(&new_member_id(group, request)?, now_ms);
                 member.instance_id = Some(instance.clone());
                 return Ok(member);
             }
@@ -863,10 +911,15 @@ fn find_member(
                     ));
                 }
                 // The restarted member takes its old self's place and partitions.
+                let id = if old.id == request.member_id {
+                    old.id.clone()
+                } else {
+                    new_member_id(group, request)?
+                };
                 group.release(&old);
                 group.members.remove(&old.id);
                 let mut member = old;
-                member.id = request.member_id.clone();
+                member.id = id;
                 member.epoch = 0;
                 member.previous_epoch = 0;
                 member.state = MemberState::Stable;
@@ -909,15 +962,28 @@ fn find_member(
             if group.members.len() >= settings.max_size {
                 return Err(full());
             }
-            let id = if request.member_id.is_empty() {
-                uuid::Uuid::new_v4().to_string()
-            } else {
-                request.member_id.clone()
-            };
-            Ok(Member::new(&id, now_ms))
+            Ok(Member::new(&new_member_id(group, request)?, now_ms))
         }
         None => Err(unknown()),
     }
+}
+
+/// The id of a joining member: the one its client chose, or a new one for a v0 client that
+/// left it empty; never one that another member of the group uses.
+fn new_member_id(group: &Group, request: &Heartbeat) -> Result<String, Refused> {
+    if request.member_id.is_empty() {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    }
+    if group.members.contains_key(&request.member_id) {
+        return Err(refused(
+            code::INVALID_REQUEST,
+            format!(
+                "MemberId {} is already used by another member of group {}.",
+                request.member_id, group.id
+            ),
+        ));
+    }
+    Ok(request.member_id.clone())
 }
 
 /// `throwIfMemberEpochIsInvalid`: a member ahead of the coordinator, or behind it by more than

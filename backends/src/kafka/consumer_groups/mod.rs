@@ -36,7 +36,7 @@ use nisshi_sans_io::{BytesInput, ConsumerGroupHeartbeatResponse, Frame, Header};
 use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage, TopicId};
 use rama::extensions::ExtensionsRef;
 use rama::{Layer, Service};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::bytes::Bytes;
 use tracing::debug;
 
@@ -46,7 +46,7 @@ use self::group::{
 };
 pub(super) use self::wire::{HEARTBEAT_KEY, HEARTBEAT_VERSIONS};
 use self::wire::{peek_header, read_heartbeat};
-use super::coordinator::PeerAddr;
+use super::coordinator::{PeerAddr, Refusal};
 use super::group_watch::GroupWatch;
 use crate::clock::{now_ms, now_us};
 
@@ -61,6 +61,8 @@ pub(super) struct ConsumerGroups {
     groups: Mutex<Groups>,
     storage: ArcDynStorage,
     watch: GroupWatch,
+    /// Where refused joins are told, as for the classic coordinator's.
+    refusals: broadcast::Sender<Refusal>,
     /// Per group, the members that left with epoch -1, and when.
     leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
 }
@@ -76,6 +78,7 @@ impl ConsumerGroups {
         Self {
             groups: Mutex::new(Groups::new(settings)),
             storage,
+            refusals: watch.refusals_sender(),
             watch,
             leaves: Mutex::default(),
         }
@@ -102,6 +105,11 @@ impl ConsumerGroups {
             return false;
         }
         groups.has_members(group)
+    }
+
+    /// Whether `group` is a consumer-protocol group with members.
+    pub(super) fn has_members(&self, group: &str) -> bool {
+        self.lock().has_members(group)
     }
 
     /// Forgets an empty consumer group that is being deleted.
@@ -151,7 +159,16 @@ impl ConsumerGroups {
         let decided_at_us = now_us();
         let (outcome, observation) = {
             let mut groups = self.lock();
-            let outcome = groups.heartbeat(&request, &topics, classic_members, now_ms());
+            let outcome = match &topics {
+                Some(topics) => {
+                    groups.heartbeat_looked_up(&request, topics, &names, classic_members, now_ms())
+                }
+                // The client retries, as with a coordinator that is loading.
+                None => Err(Refused {
+                    code: code::COORDINATOR_NOT_AVAILABLE,
+                    message: "The broker could not read its topics; try again.".to_owned(),
+                }),
+            };
             // A member that left is remembered before the group is shown without it, so that
             // the page tells a clean leave from a crash.
             if request.member_epoch == -1 && outcome.is_ok() {
@@ -189,6 +206,18 @@ impl ConsumerGroups {
                     group = request.group_id,
                     code, message, "a heartbeat was refused"
                 );
+                if classic_members {
+                    // No lab listening is fine.
+                    let _ = self.refusals.send(Refusal {
+                        group: request.group_id.clone(),
+                        client_id: if request.client_id.is_empty() {
+                            "a consumer".to_owned()
+                        } else {
+                            request.client_id.clone()
+                        },
+                        reason: "it uses the consumer group protocol (group.protocol=consumer), but the group's members use the classic protocol. Members of one group must use one protocol: remove group.protocol=consumer, or use another group.".to_owned(),
+                    });
+                }
                 ConsumerGroupHeartbeatResponse::default()
                     .throttle_time_ms(0)
                     .error_code(code)
@@ -201,16 +230,15 @@ impl ConsumerGroups {
         }
     }
 
-    /// The named topics that exist, with their ids and partition counts.
-    async fn topics(&self, names: &BTreeSet<String>) -> Topics {
+    /// The named topics that exist, with their ids and partition counts; `None` if storage
+    /// could not be read (not: the topics do not exist).
+    async fn topics(&self, names: &BTreeSet<String>) -> Option<Topics> {
         if names.is_empty() {
-            return Topics::new();
+            return Some(Topics::new());
         }
         let wanted: Vec<TopicId> = names.iter().map(|n| TopicId::Name(n.clone())).collect();
-        let Ok(found) = self.storage.metadata(Some(&wanted)).await else {
-            return Topics::new();
-        };
-        found
+        let found = self.storage.metadata(Some(&wanted)).await.ok()?;
+        let topics = found
             .topics
             .into_iter()
             .filter(|t| t.error_code == 0)
@@ -224,7 +252,8 @@ impl ConsumerGroups {
                     },
                 ))
             })
-            .collect()
+            .collect();
+        Some(topics)
     }
 
     /// Whether nisshi holds a classic group of that name with members.
@@ -289,10 +318,19 @@ impl ConsumerGroups {
                 }
             })
             .collect();
+        let now = now_ms();
         let left = self
             .leaves
             .lock()
-            .map(|leaves| leaves.get(&group.id).cloned().unwrap_or_default())
+            .map(|mut leaves| {
+                let list = leaves.entry(group.id.clone()).or_default();
+                list.retain(|(_, at)| now.saturating_sub(*at) < LEAVE_MEMORY_MS);
+                let left = list.clone();
+                if left.is_empty() {
+                    leaves.remove(&group.id);
+                }
+                left
+            })
             .unwrap_or_default();
         GroupObservation {
             group: group.id.clone(),
@@ -384,7 +422,11 @@ impl ConsumerGroups {
                 let settings = groups.settings;
                 changed
                     .iter()
-                    .filter_map(|(name, _)| groups.get(name).map(|g| self.observe(g, settings)))
+                    .map(|(name, _)| match groups.get(name) {
+                        Some(group) => self.observe(group, settings),
+                        // Forgotten after it stayed empty.
+                        None => GroupObservation::empty(name, MembershipSource::Coordinator),
+                    })
                     .collect()
             };
             for observation in observations {

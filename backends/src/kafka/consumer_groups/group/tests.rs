@@ -362,3 +362,104 @@ fn range_is_chosen_when_members_ask_for_it() {
     a.epoch = 1;
     assert_eq!(group(&groups).assignor(), "range");
 }
+
+#[test]
+fn an_empty_group_is_forgotten_after_a_minute() {
+    let mut groups = groups();
+    let topics = topics(2);
+    let mut a = Client::new("a");
+    a.beat(&mut groups, &topics, 0).expect("accepted");
+    a.epoch = -1;
+    a.beat(&mut groups, &topics, 1).expect("accepted");
+    assert!(groups.expire(2).is_empty());
+    assert!(groups.get("g").is_some(), "kept a while");
+    let forgotten = groups.expire(2 + EMPTY_GROUP_MS);
+    assert_eq!(forgotten, [("g".to_owned(), Vec::new())]);
+    assert!(groups.get("g").is_none());
+}
+
+#[test]
+fn member_ids_are_never_shared_and_a_v0_client_is_given_one() {
+    let mut groups = groups();
+    let topics = topics(2);
+    let mut a = Client::new("a");
+    a.beat(&mut groups, &topics, 0).expect("accepted");
+    let mut twin = Client::new("a");
+    twin.instance = Some("box".to_owned());
+    let refused = twin.beat(&mut groups, &topics, 1).expect_err("refused");
+    assert_eq!(refused.code, code::INVALID_REQUEST);
+
+    let mut request = Client::new("").request();
+    request.version = 0;
+    request.instance_id = Some("box-0".to_owned());
+    let answer = groups
+        .heartbeat(&request, &topics, false, 2)
+        .expect("accepted");
+    assert!(!answer.member_id.is_empty(), "the broker named it");
+}
+
+#[test]
+fn a_topic_not_looked_up_keeps_what_the_group_knew_of_it() {
+    let mut groups = groups();
+    let six = topics(6);
+    let mut a = Client::new("a");
+    a.beat(&mut groups, &six, 0).expect("accepted");
+    let epoch = group(&groups).epoch;
+    // A heartbeat that looked up nothing (its subscription is unchanged) moves nothing.
+    groups
+        .heartbeat_looked_up(
+            &Client {
+                epoch: a.epoch,
+                ..a.clone()
+            }
+            .request(),
+            &Topics::new(),
+            &BTreeSet::new(),
+            false,
+            10,
+        )
+        .expect("accepted");
+    assert_eq!(group(&groups).epoch, epoch);
+    assert_eq!(group(&groups).members["a"].assigned[&T].len(), 6);
+}
+
+#[test]
+fn the_rebalance_timer_starts_again_with_each_round_of_revocations() {
+    let mut groups = groups();
+    let topics = topics(6);
+    let (mut a, mut b) = (Client::new("a"), Client::new("b"));
+    a.beat(&mut groups, &topics, 0).expect("accepted");
+    b.beat(&mut groups, &topics, 0).expect("accepted");
+    // a is asked to let go of three partitions and does not answer: after its rebalance
+    // timeout (300 s, from its join) it is fenced, though its session is kept alive by a
+    // heartbeat that still claims them.
+    let request = |owned: &BTreeSet<i32>, epoch| Heartbeat {
+        member_epoch: epoch,
+        topic_partitions: Some(Partitions::from([(T, owned.clone())])),
+        ..Client::new("a").request()
+    };
+    let all: BTreeSet<i32> = (0..6).collect();
+    let answer = groups
+        .heartbeat(&request(&all, a.epoch), &topics, false, 1_000)
+        .expect("accepted");
+    let deadline = group(&groups).members["a"].rebalance_deadline;
+    assert_eq!(deadline.map(|(at, _)| at), Some(1_000 + 300_000));
+    groups
+        .heartbeat(&request(&all, answer.member_epoch), &topics, false, 5_000)
+        .expect("accepted");
+    assert_eq!(
+        group(&groups).members["a"].rebalance_deadline,
+        deadline,
+        "the same round"
+    );
+    // Both keep their sessions alive; a still claims everything.
+    groups
+        .heartbeat(&request(&all, answer.member_epoch), &topics, false, 299_000)
+        .expect("accepted");
+    b.beat(&mut groups, &topics, 299_000).expect("accepted");
+    assert!(groups.expire(300_500).is_empty(), "not yet");
+    assert_eq!(
+        groups.expire(301_001),
+        [("g".to_owned(), vec!["a".to_owned()])]
+    );
+}
