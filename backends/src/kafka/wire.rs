@@ -1,5 +1,6 @@
 //! What grouplab reads of Kafka's wire formats itself: the consumer protocol's assignment bytes,
-//! which both the embedded broker's stored groups and DescribeGroups hand over, and member ids.
+//! which both the embedded broker's stored groups and DescribeGroups hand over, member ids, and
+//! the reader of Kafka's encodings that ConsumerGroupHeartbeat requests are read with too.
 
 use grouplab_protocol::TopicPartition;
 
@@ -20,7 +21,7 @@ pub fn decode_assignment(bytes: &[u8]) -> Option<Vec<TopicPartition>> {
     if bytes.is_empty() {
         return Some(Vec::new());
     }
-    let mut reader = Reader { bytes };
+    let mut reader = Reader::new(bytes);
     let _version = reader.i16()?;
     let topics = reader.i32()?;
     let mut partitions = Vec::new();
@@ -36,12 +37,18 @@ pub fn decode_assignment(bytes: &[u8]) -> Option<Vec<TopicPartition>> {
     Some(partitions)
 }
 
-struct Reader<'a> {
+/// Reads Kafka's encodings from a frame or a field; every read checks the bytes left, so a
+/// length that claims more than there is fails instead of allocating.
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.bytes.len() < n {
             return None;
         }
@@ -50,12 +57,69 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
-    fn i16(&mut self) -> Option<i16> {
+    pub(super) fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
 
-    fn i32(&mut self) -> Option<i32> {
+    pub(super) fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn uvarint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *self.take(1)?.first()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// A compact (flexible-version) length: `None` for null; never more than the bytes left.
+    pub(super) fn compact_length(&mut self) -> Option<Option<usize>> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Some(None);
+        }
+        let n = usize::try_from(n - 1).ok()?;
+        (n <= self.bytes.len()).then_some(Some(n))
+    }
+
+    fn utf8(&mut self, len: usize) -> Option<String> {
+        std::str::from_utf8(self.take(len)?).ok().map(str::to_owned)
+    }
+
+    pub(super) fn compact_nullable_string(&mut self) -> Option<Option<String>> {
+        match self.compact_length()? {
+            None => Some(None),
+            Some(len) => self.utf8(len).map(Some),
+        }
+    }
+
+    pub(super) fn compact_string(&mut self) -> Option<String> {
+        self.compact_nullable_string()?
+    }
+
+    /// A non-flexible nullable string (a request header's client id): an int16 length, -1 for null.
+    pub(super) fn nullable_string(&mut self) -> Option<Option<String>> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Some(None);
+        }
+        self.utf8(usize::try_from(len).ok()?).map(Some)
+    }
+
+    /// Skips a flexible version's tagged fields.
+    pub(super) fn skip_tags(&mut self) -> Option<()> {
+        let count = self.uvarint()?;
+        for _ in 0..count {
+            let _tag = self.uvarint()?;
+            let size = usize::try_from(self.uvarint()?).ok()?;
+            self.take(size)?;
+        }
+        Some(())
     }
 }
 

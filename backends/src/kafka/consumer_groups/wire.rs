@@ -6,6 +6,7 @@
 //! the frame. The answer is the same at both versions, so nisshi encodes it at version 0.
 
 use super::group::{Heartbeat, Partitions};
+use crate::kafka::wire::Reader;
 
 /// ConsumerGroupHeartbeat's API key.
 pub const HEARTBEAT_KEY: i16 = 68;
@@ -23,32 +24,31 @@ pub struct RequestHeader {
 
 /// Reads the header of a frame (`[size:4]` first) without reading its body.
 pub fn peek_header(frame: &[u8]) -> Option<RequestHeader> {
-    let mut reader = Reader {
-        bytes: frame.get(4..)?,
-    };
-    let api_key = reader.i16()?;
-    let api_version = reader.i16()?;
-    let correlation_id = reader.i32()?;
-    let client_id = reader.nullable_string()?;
+    read_header(&mut Reader::new(frame.get(4..)?))
+}
+
+/// The request header: key, version, correlation id and client id (the tagged fields that
+/// follow in flexible versions are left to the caller).
+fn read_header(reader: &mut Reader<'_>) -> Option<RequestHeader> {
     Some(RequestHeader {
-        api_key,
-        api_version,
-        correlation_id,
-        client_id,
+        api_key: reader.i16()?,
+        api_version: reader.i16()?,
+        correlation_id: reader.i32()?,
+        client_id: reader.nullable_string()?,
     })
 }
 
 /// Reads a whole ConsumerGroupHeartbeat frame (`[size:4]` first), v0 or v1. `None` if it is
 /// malformed; a client that sends that gets its connection closed, as by Kafka.
 pub fn read_heartbeat(frame: &[u8]) -> Option<(RequestHeader, Heartbeat)> {
-    let mut reader = Reader {
-        bytes: frame.get(4..)?,
-    };
-    let api_key = reader.i16()?;
-    let api_version = reader.i16()?;
-    let correlation_id = reader.i32()?;
-    let client_id = reader.nullable_string()?;
+    let mut reader = Reader::new(frame.get(4..)?);
+    let header = read_header(&mut reader)?;
     reader.skip_tags()?;
+    let RequestHeader {
+        api_key,
+        api_version,
+        ..
+    } = header;
     if api_key != HEARTBEAT_KEY || !HEARTBEAT_VERSIONS.contains(&api_version) {
         return None;
     }
@@ -92,12 +92,6 @@ pub fn read_heartbeat(frame: &[u8]) -> Option<(RequestHeader, Heartbeat)> {
         }
     };
     reader.skip_tags()?;
-    let header = RequestHeader {
-        api_key,
-        api_version,
-        correlation_id,
-        client_id: client_id.clone(),
-    };
     let heartbeat = Heartbeat {
         version: api_version,
         group_id,
@@ -110,91 +104,10 @@ pub fn read_heartbeat(frame: &[u8]) -> Option<(RequestHeader, Heartbeat)> {
         subscribed_topic_regex,
         server_assignor,
         topic_partitions,
-        client_id: client_id.unwrap_or_default(),
+        client_id: header.client_id.clone().unwrap_or_default(),
         client_host: String::new(),
     };
     Some((header, heartbeat))
-}
-
-/// Reads Kafka's encodings from a frame; every read checks the bytes left, so a length that
-/// claims more than the frame holds fails instead of allocating.
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
-            return None;
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Some(head)
-    }
-
-    fn i16(&mut self) -> Option<i16> {
-        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-
-    fn i32(&mut self) -> Option<i32> {
-        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn uvarint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *self.take(1)?.first()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    /// A compact length: `None` for null; never more than the bytes left.
-    fn compact_length(&mut self) -> Option<Option<usize>> {
-        let n = self.uvarint()?;
-        if n == 0 {
-            return Some(None);
-        }
-        let n = usize::try_from(n - 1).ok()?;
-        (n <= self.bytes.len()).then_some(Some(n))
-    }
-
-    fn utf8(&mut self, len: usize) -> Option<String> {
-        std::str::from_utf8(self.take(len)?).ok().map(str::to_owned)
-    }
-
-    fn compact_nullable_string(&mut self) -> Option<Option<String>> {
-        match self.compact_length()? {
-            None => Some(None),
-            Some(len) => self.utf8(len).map(Some),
-        }
-    }
-
-    fn compact_string(&mut self) -> Option<String> {
-        self.compact_nullable_string()?
-    }
-
-    /// The header's client id: an int16 length, -1 for null.
-    fn nullable_string(&mut self) -> Option<Option<String>> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Some(None);
-        }
-        self.utf8(usize::try_from(len).ok()?).map(Some)
-    }
-
-    fn skip_tags(&mut self) -> Option<()> {
-        let count = self.uvarint()?;
-        for _ in 0..count {
-            let _tag = self.uvarint()?;
-            let size = usize::try_from(self.uvarint()?).ok()?;
-            self.take(size)?;
-        }
-        Some(())
-    }
 }
 
 #[cfg(test)]
