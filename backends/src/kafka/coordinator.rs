@@ -22,7 +22,7 @@ use nisshi_sans_io::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchR
 use nisshi_sans_io::sync_group_request::SyncGroupRequestAssignment;
 use nisshi_sans_io::{
     Body, DeleteGroupsResponse, DescribeGroupsResponse, ErrorCode, Frame, FrameInput,
-    JoinGroupResponse, OffsetCommitResponse,
+    JoinGroupResponse, OffsetCommitResponse, OffsetFetchResponse,
 };
 use nisshi_service::FrameRouteService;
 use nisshi_storage::{ArcDynStorage, GroupDetailResponse, Storage};
@@ -435,9 +435,46 @@ impl Coordinator for ObservedCoordinator {
         groups: Option<&[OffsetFetchRequestGroup]>,
         require_stable: Option<bool>,
     ) -> nisshi_broker::Result<Body> {
-        self.inner
+        // A consumer-protocol member's fetch (OffsetFetch v9 names it) must carry its current
+        // epoch, as Kafka checks (`ConsumerGroup.validateOffsetFetch`); the group is answered
+        // with the error and no offsets.
+        let refused: Vec<(String, i16)> = groups
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|group| {
+                let checked = self.consumer_groups.check_fetch(
+                    &group.group_id,
+                    group.member_id.as_deref().unwrap_or_default(),
+                    group.member_epoch.unwrap_or(-1),
+                )?;
+                checked.err().map(|(code, message)| {
+                    debug!(
+                        group = group.group_id,
+                        code, message, "an offset fetch was refused"
+                    );
+                    (group.group_id.clone(), code)
+                })
+            })
+            .collect();
+        let body = self
+            .inner
             .offset_fetch(group_id, topics, groups, require_stable)
-            .await
+            .await?;
+        if refused.is_empty() {
+            return Ok(body);
+        }
+        match OffsetFetchResponse::try_from(body.clone()) {
+            Ok(mut response) => {
+                for group in response.groups.iter_mut().flatten() {
+                    if let Some((_, code)) = refused.iter().find(|(id, _)| *id == group.group_id) {
+                        group.error_code = *code;
+                        group.topics = Some(Vec::new());
+                    }
+                }
+                Ok(response.into())
+            }
+            Err(_) => Ok(body),
+        }
     }
 
     /// A consumer-protocol group with members is not deleted (NON_EMPTY_GROUP, as Kafka answers);

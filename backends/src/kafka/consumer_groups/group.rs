@@ -794,6 +794,37 @@ impl Groups {
         Some(Ok(()))
     }
 
+    /// Checks a member's offset fetch (`ConsumerGroup.validateOffsetFetch`): one from outside
+    /// the group (no member id, a negative epoch) is always answered. `None` if the group is not
+    /// a consumer group.
+    pub fn check_fetch(
+        &self,
+        group: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Option<Result<(), Refused>> {
+        if member_id.is_empty() && epoch < 0 {
+            return self.groups.get(group).map(|_| Ok(()));
+        }
+        let found = self.groups.get(group)?;
+        let Some(member) = found.members.get(member_id) else {
+            return Some(Err(refused(
+                code::UNKNOWN_MEMBER_ID,
+                format!("Member {member_id} is not a member of group {group}."),
+            )));
+        };
+        if epoch != member.epoch {
+            return Some(Err(refused(
+                code::STALE_MEMBER_EPOCH,
+                format!(
+                    "The member epoch {epoch} is not the member's epoch {}.",
+                    member.epoch
+                ),
+            )));
+        }
+        Some(Ok(()))
+    }
+
     /// Whether the group is a consumer group with members (classic members cannot join it).
     pub fn has_members(&self, group: &str) -> bool {
         self.groups

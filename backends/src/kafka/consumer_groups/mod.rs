@@ -134,6 +134,18 @@ impl ConsumerGroups {
             .map(|checked| checked.map_err(|r| (r.code, r.message)))
     }
 
+    /// A member's offset fetch: `None` if the group is not a consumer group.
+    pub(super) fn check_fetch(
+        &self,
+        group: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Option<Result<(), (i16, String)>> {
+        self.lock()
+            .check_fetch(group, member_id, epoch)
+            .map(|checked| checked.map_err(|r| (r.code, r.message)))
+    }
+
     /// Answers one ConsumerGroupHeartbeat.
     async fn heartbeat(&self, mut request: Heartbeat) -> ConsumerGroupHeartbeatResponse {
         let names: BTreeSet<String> = {

@@ -463,3 +463,28 @@ fn the_rebalance_timer_starts_again_with_each_round_of_revocations() {
         [("g".to_owned(), vec!["a".to_owned()])]
     );
 }
+
+#[test]
+fn offset_fetches_from_members_must_carry_their_epoch() {
+    let mut groups = groups();
+    let topics = topics(2);
+    let mut a = Client::new("a");
+    a.beat(&mut groups, &topics, 0).expect("accepted");
+    assert_eq!(groups.check_fetch("g", "a", a.epoch), Some(Ok(())));
+    assert_eq!(
+        groups.check_fetch("g", "", -1),
+        Some(Ok(())),
+        "an admin client"
+    );
+    let stale = groups
+        .check_fetch("g", "a", a.epoch - 1)
+        .expect("a consumer group")
+        .expect_err("refused");
+    assert_eq!(stale.code, code::STALE_MEMBER_EPOCH);
+    let unknown = groups
+        .check_fetch("g", "zed", 1)
+        .expect("a consumer group")
+        .expect_err("refused");
+    assert_eq!(unknown.code, code::UNKNOWN_MEMBER_ID);
+    assert_eq!(groups.check_fetch("classic", "m", 3), None);
+}
