@@ -1184,6 +1184,21 @@ fn check_reconciled(page: &LabClient) {
         [1, 1, 3],
         "what the consumer-protocol members gave up"
     );
+    // The broker's revocations and assignments carry the member's epoch under this protocol
+    // only.
+    let timeline = &page.view().timeline;
+    assert!(
+        timeline.iter().any(|e| e.group == "kip848-group"
+            && e.kind == TimelineKind::Revoked
+            && e.epoch.is_some()),
+        "{timeline:?}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .filter(|e| e.group == "eager-group")
+            .all(|e| e.epoch.is_none())
+    );
     let compared = page.view().progress.steps[6].detail.clone();
     for group in ["`eager-group`", "`sticky-group`", "`kip848-group`"] {
         assert!(compared.contains(group), "{compared}");

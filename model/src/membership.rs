@@ -155,6 +155,7 @@ impl Tracker {
                 colour: member.colour,
                 kind,
                 partitions,
+                epoch: member.member_epoch,
             })
         };
 
@@ -284,6 +285,7 @@ impl Tracker {
                     protocol: observation.protocol,
                 },
                 partitions: Vec::new(),
+                epoch: None,
             }));
         }
 

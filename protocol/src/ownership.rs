@@ -318,6 +318,7 @@ mod tests {
             colour: name.as_bytes()[0] - b'A',
             kind,
             partitions: partitions.iter().copied().map(tp).collect(),
+            epoch: None,
         }
     }
 

@@ -638,6 +638,10 @@ pub struct TimelineEntry {
     pub colour: u8,
     pub kind: TimelineKind,
     pub partitions: Vec<TopicPartition>,
+    /// Consumer protocol: the member's epoch when the group was seen so (its revocations and
+    /// assignments carry it).
+    #[serde(default)]
+    pub epoch: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -808,6 +812,7 @@ mod tests {
                     unowned_ms: Some(10_250),
                 },
                 partitions: vec![TopicPartition::new("t", 2)],
+                epoch: None,
             }),
             ServerEvent::Notice(Notice::error("Broker down", "Start it again.")),
             ServerEvent::Keys {
@@ -955,6 +960,7 @@ mod tests {
                 colour: 0,
                 kind: TimelineKind::Revoked,
                 partitions: Vec::new(),
+                epoch: None,
             }));
         }
         assert_eq!(view.timeline.len(), MAX_TIMELINE);

@@ -153,12 +153,13 @@ fn describe(entry: &TimelineEntry) -> String {
             unowned_ms: Some(ms),
         } if *ms >= 50 => {
             format!(
-                "assigned {parts}, after {:.1} s without a working owner",
+                "assigned {parts}{}, after {:.1} s without a working owner",
+                at_epoch(entry.epoch),
                 *ms as f64 / 1000.0
             )
         }
-        TimelineKind::Assigned { .. } => format!("assigned {parts}"),
-        TimelineKind::Revoked => format!("revoked {parts}"),
+        TimelineKind::Assigned { .. } => format!("assigned {parts}{}", at_epoch(entry.epoch)),
+        TimelineKind::Revoked => format!("revoked {parts}{}", at_epoch(entry.epoch)),
         TimelineKind::Released => format!("its revoke callback gave up {parts}"),
         TimelineKind::Stopping if entry.partitions.is_empty() => "asked to stop".to_owned(),
         TimelineKind::Stopping => format!("asked to stop, holding {parts}"),
@@ -185,4 +186,9 @@ fn describe(entry: &TimelineEntry) -> String {
         ),
         TimelineKind::Instructor { action } => action.clone(),
     }
+}
+
+/// Under the consumer protocol, the member's epoch after a move: " (epoch N)".
+fn at_epoch(epoch: Option<i32>) -> String {
+    epoch.map_or_else(String::new, |epoch| format!(" (epoch {epoch})"))
 }

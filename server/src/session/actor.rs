@@ -347,6 +347,7 @@ impl Session {
             colour: view.colour,
             kind,
             partitions,
+            epoch: None,
         }));
     }
 

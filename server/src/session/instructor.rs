@@ -151,6 +151,7 @@ impl Session {
                 action: action.describe(),
             },
             partitions: Vec::new(),
+            epoch: None,
         }));
     }
 

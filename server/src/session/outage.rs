@@ -85,6 +85,7 @@ impl Session {
                 colour: GROUP_COLOUR,
                 kind,
                 partitions: Vec::new(),
+                epoch: None,
             }));
         }
     }

@@ -204,6 +204,7 @@ impl Session {
                 colour: found.map_or(GROUP_COLOUR, |c| c.colour),
                 kind: TimelineKind::Claimed { entries },
                 partitions: Vec::new(),
+                epoch: None,
             }));
         }
     }
