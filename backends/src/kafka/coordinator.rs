@@ -274,6 +274,9 @@ impl Coordinator for ObservedCoordinator {
         protocols: Option<&[JoinGroupRequestProtocol]>,
         reason: Option<&str>,
     ) -> nisshi_broker::Result<Body> {
+        // Marked before the check, so that a consumer-protocol member creating the group at
+        // this instant sees this join (and the reverse).
+        let _joining = self.consumer_groups.classic_joining(group_id);
         if self.consumer_groups.refuses_classic(group_id) {
             // No lab listening is fine.
             let _ = self.signals.refusals.send(Refusal {

@@ -63,6 +63,11 @@ pub(super) struct ConsumerGroups {
     watch: GroupWatch,
     /// Where refused joins are told, as for the classic coordinator's.
     refusals: broadcast::Sender<Refusal>,
+    /// Groups a JoinGroup (classic) or a joining heartbeat (consumer protocol) is deciding on
+    /// now, with how many: each side marks itself before it looks at the other, so that two
+    /// clients creating one group with different protocols at the same instant are never both
+    /// let in.
+    deciding: Mutex<Deciding>,
     /// Per group, the members that left with epoch -1, and when.
     leaves: Mutex<HashMap<String, Vec<(String, EpochMillis)>>>,
 }
@@ -80,6 +85,7 @@ impl ConsumerGroups {
             storage,
             refusals: watch.refusals_sender(),
             watch,
+            deciding: Mutex::default(),
             leaves: Mutex::default(),
         }
     }
@@ -97,9 +103,18 @@ impl ConsumerGroups {
         self.lock().get(group).is_some()
     }
 
-    /// Whether a classic member may not join `group`: it is a consumer group with members.
-    /// An empty one is forgotten, so that the classic group takes its name.
+    /// Marks a classic JoinGroup for `group` as under way, until the guard is dropped.
+    pub(super) fn classic_joining(self: &Arc<Self>, group: &str) -> DecidingGuard {
+        DecidingGuard::new(Arc::clone(self), group, Protocol::Classic)
+    }
+
+    /// Whether a classic member may not join `group`: it is a consumer group with members, or a
+    /// consumer-protocol member is joining it now. An empty one is forgotten, so that the
+    /// classic group takes its name.
     pub(super) fn refuses_classic(&self, group: &str) -> bool {
+        if self.is_deciding(group, Protocol::Consumer) {
+            return true;
+        }
         let mut groups = self.lock();
         if groups.remove_if_empty(group) {
             return false;
@@ -146,8 +161,16 @@ impl ConsumerGroups {
             .map(|checked| checked.map_err(|r| (r.code, r.message)))
     }
 
+    fn is_deciding(&self, group: &str, protocol: Protocol) -> bool {
+        self.deciding.lock().is_ok_and(|deciding| {
+            deciding
+                .get(&(group.to_owned(), protocol))
+                .is_some_and(|n| *n > 0)
+        })
+    }
+
     /// Answers one ConsumerGroupHeartbeat.
-    async fn heartbeat(&self, mut request: Heartbeat) -> ConsumerGroupHeartbeatResponse {
+    async fn heartbeat(self: &Arc<Self>, mut request: Heartbeat) -> ConsumerGroupHeartbeatResponse {
         let names: BTreeSet<String> = {
             let groups = self.lock();
             groups
@@ -165,9 +188,12 @@ impl ConsumerGroups {
             .chain(request.subscribed_topic_names.iter().flatten().cloned())
             .collect();
         let topics = self.topics(&names).await;
+        let _joining = (request.member_epoch == 0)
+            .then(|| DecidingGuard::new(Arc::clone(self), &request.group_id, Protocol::Consumer));
         let classic_members = request.member_epoch == 0
             && !self.owns(&request.group_id)
-            && self.classic_members(&request.group_id).await;
+            && (self.is_deciding(&request.group_id, Protocol::Classic)
+                || self.classic_members(&request.group_id).await);
         let decided_at_us = now_us();
         let (outcome, observation) = {
             let mut groups = self.lock();
@@ -443,6 +469,45 @@ impl ConsumerGroups {
             };
             for observation in observations {
                 self.watch.publish(observation, decided_at_us);
+            }
+        }
+    }
+}
+
+/// The two protocols a joining client may speak, for [`ConsumerGroups::deciding`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Protocol {
+    Classic,
+    Consumer,
+}
+
+/// How many joins of each protocol are being decided, per group.
+type Deciding = HashMap<(String, Protocol), usize>;
+
+/// A join being decided; dropping it (the decision made, or the request abandoned) unmarks it.
+pub(super) struct DecidingGuard {
+    groups: Arc<ConsumerGroups>,
+    key: (String, Protocol),
+}
+
+impl DecidingGuard {
+    fn new(groups: Arc<ConsumerGroups>, group: &str, protocol: Protocol) -> Self {
+        let key = (group.to_owned(), protocol);
+        if let Ok(mut deciding) = groups.deciding.lock() {
+            *deciding.entry(key.clone()).or_default() += 1;
+        }
+        Self { groups, key }
+    }
+}
+
+impl Drop for DecidingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut deciding) = self.groups.deciding.lock()
+            && let Some(n) = deciding.get_mut(&self.key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                deciding.remove(&self.key);
             }
         }
     }
