@@ -488,3 +488,21 @@ fn offset_fetches_from_members_must_carry_their_epoch() {
     assert_eq!(unknown.code, code::UNKNOWN_MEMBER_ID);
     assert_eq!(groups.check_fetch("classic", "m", 3), None);
 }
+
+#[test]
+fn a_full_group_refuses_another_member() {
+    let mut groups = Groups::new(Settings {
+        max_size: 2,
+        ..groups().settings
+    });
+    let topics = topics(2);
+    for id in ["a", "b"] {
+        Client::new(id)
+            .beat(&mut groups, &topics, 0)
+            .expect("accepted");
+    }
+    let refused = Client::new("c")
+        .beat(&mut groups, &topics, 0)
+        .expect_err("refused");
+    assert_eq!(refused.code, code::GROUP_MAX_SIZE_REACHED);
+}
