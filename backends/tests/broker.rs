@@ -398,3 +398,38 @@ async fn metadata_brokers(bootstrap: String) -> Vec<String> {
     .await
     .expect("the metadata thread ends")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topics_watermarks_read_in_one_request_each_match_librdkafkas_per_partition_reads() {
+    let topic = "watermarked-topic";
+    let (broker, cluster) = broker_with_topic(topic, 5).await;
+    // Four messages over five partitions leave the last one empty; three more go to P2.
+    cluster
+        .produce(topic, 4, &KeyMode::RoundRobin, None, None, 1)
+        .await
+        .expect("messages are produced");
+    cluster
+        .produce(topic, 3, &KeyMode::RoundRobin, Some(2), None, 5)
+        .await
+        .expect("messages are produced to P2");
+    let read = cluster.partitions(topic).await.expect("the partitions");
+    let reference = consumer(&broker.bootstrap_servers(), &[]);
+    let expected: Vec<(i32, i64, i64)> = (0..5)
+        .map(|partition| {
+            let (low, high) = reference
+                .fetch_watermarks(topic, partition, DEADLINE)
+                .expect("librdkafka reads the watermarks");
+            (partition, low, high)
+        })
+        .collect();
+    let got: Vec<(i32, i64, i64)> = read
+        .iter()
+        .map(|p| (p.partition, p.log_start, p.log_end))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(
+        got,
+        [(0, 0, 1), (1, 0, 1), (2, 0, 4), (3, 0, 1), (4, 0, 0)],
+        "each partition holds what was produced to it"
+    );
+}

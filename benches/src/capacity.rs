@@ -14,7 +14,12 @@
 //! The pages here are websocket clients that apply every event as the browser does; the
 //! `event_to_screen` benchmark measures one page in Chromium.
 //!
-//!     cargo xtask build && cargo run -p grouplab-benches --bin capacity -- [levels, e.g. 10,20,40] [messages/s per lab] [seconds]
+//! By default every page produces at the same instant each second (`together`): the worst case,
+//! as if a whole class pressed Produce in the same millisecond, and the figure the earlier runs
+//! in BENCHMARKS.md were taken with. `staggered` spreads the pages' ticks evenly over the second,
+//! as learners working at their own pace would.
+//!
+//!     cargo xtask build && cargo run -p grouplab-benches --bin capacity -- [levels, e.g. 10,20,40] [messages/s per lab] [seconds] [together|staggered]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,20 +45,32 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let rate: u32 = args.next().map_or(Ok(10), |a| a.parse())?;
     let seconds: u32 = args.next().map_or(Ok(20), |a| a.parse())?;
+    let staggered = match args.next().as_deref() {
+        None | Some("together") => false,
+        Some("staggered") => true,
+        Some(other) => {
+            anyhow::bail!("the fourth argument is `together` or `staggered`, not `{other}`")
+        }
+    };
     let most = levels.iter().copied().max().unwrap_or(0);
 
     let labs_dir = tempfile::tempdir()?;
     write_labs(labs_dir.path(), most)?;
     println!(
-        "grouplab capacity: {INSTANCES} instances and {rate} messages/s per lab, {seconds} s per level, {} cores",
-        std::thread::available_parallelism().map_or(0, usize::from)
+        "grouplab capacity: {INSTANCES} instances and {rate} messages/s per lab, {seconds} s per level, {} cores, pages producing {}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        if staggered {
+            "staggered over each second"
+        } else {
+            "together each second"
+        },
     );
     println!(
         "| labs | instances | instance RSS avg / max (MiB) | server RSS (MiB) | server CPU | all CPU | callback→page p50 / p99 / max (ms) | produce→page p50 / p99 / max (ms) | messages |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for labs in levels {
-        level(labs_dir.path(), labs, rate, seconds).await?;
+        level(labs_dir.path(), labs, rate, seconds, staggered).await?;
     }
     Ok(())
 }
@@ -89,7 +106,13 @@ fn group(n: usize) -> String {
     format!("cap-{n:02}-group")
 }
 
-async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow::Result<()> {
+async fn level(
+    labs_dir: &Path,
+    labs: usize,
+    rate: u32,
+    seconds: u32,
+    staggered: bool,
+) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let total = (labs * INSTANCES + 8).to_string();
     let server =
@@ -116,9 +139,14 @@ async fn level(labs_dir: &Path, labs: usize, rate: u32, seconds: u32) -> anyhow:
     // `rate` messages and times them until its received count includes them.
     let mut tasks = Vec::with_capacity(labs);
     for (n, mut page) in pages.into_iter().enumerate() {
+        let first_tick = if staggered {
+            started + Duration::from_secs(1) * u32::try_from(n)? / u32::try_from(labs)?
+        } else {
+            started
+        };
         tasks.push(tokio::spawn(async move {
             let (latencies, callbacks) = page
-                .produce_each_second(&topic(n), rate, seconds, started, DEADLINE)
+                .produce_each_second(&topic(n), rate, seconds, first_tick, DEADLINE)
                 .await?;
             let expected = u64::from(rate) * u64::from(seconds);
             let counted = page.received_total();

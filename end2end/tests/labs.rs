@@ -2,15 +2,16 @@
 //! would drive it: each test does what the lab's steps ask and waits for each step to pass, then
 //! checks the outcome the lab teaches. The timings each test prints are the ones the labs quote.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use grouplab_end2end::external::{Client, ExternalConsumer, admin_describe};
-use grouplab_end2end::{LabClient, TestServer};
+use grouplab_end2end::{LabClient, TestServer, poll_until};
 use grouplab_protocol::{
-    Assignor, CommitPolicy, ConsumerSettings, GroupProtocol, KeyMode, LabSnapshot, LedgerView,
-    ProcessingMode, TimelineKind,
+    Assignor, CommitPolicy, ConsumerSettings, Departure, GroupProtocol, KeyMode, LabSnapshot,
+    LedgerView, ProcessingMode, TimelineKind,
 };
 
 /// Joining, a rebalance or two, and a session timeout (10 s) fit well within this.
@@ -1146,6 +1147,221 @@ async fn the_new_rebalance_protocol_is_compared_with_both_classic_ones() -> anyh
         .await
         .with_context(|| own.output())?;
     own.wait_exit(STEP_DEADLINE).await?;
+    Ok(())
+}
+
+/// What one run of Lab 16's solution says it holds, from its own callbacks ("assigned: P0, P3
+/// (member …)", "revoked: …", "lost: …", each naming only what changed): its member id, the
+/// partitions it holds, and how many it has given up.
+fn held_by_callbacks(output: &str) -> (Option<String>, BTreeSet<i32>, usize) {
+    let mut member = None;
+    let mut held = BTreeSet::new();
+    let mut given_up = 0;
+    for line in output.lines() {
+        let Some((what, rest)) = line.split_once(": ") else {
+            continue;
+        };
+        if !matches!(what, "assigned" | "revoked" | "lost") {
+            continue;
+        }
+        let Some((numbers, id)) = rest.rsplit_once(" (member ") else {
+            continue;
+        };
+        member = Some(id.trim_end_matches(')').to_owned());
+        for partition in numbers
+            .split(", ")
+            .filter_map(|p| p.strip_prefix('P')?.parse::<i32>().ok())
+        {
+            if what == "assigned" {
+                held.insert(partition);
+            } else {
+                held.remove(&partition);
+                given_up += 1;
+            }
+        }
+    }
+    (member, held, given_up)
+}
+
+/// Waits until each running consumer's callbacks say it holds what the page shows its member
+/// holding, and returns how many partitions each has given up so far.
+async fn callbacks_agree_with_page(
+    page: &LabClient,
+    group: &str,
+    running: &[&ExternalConsumer],
+) -> anyhow::Result<Vec<usize>> {
+    let shown: BTreeMap<String, BTreeSet<i32>> = page
+        .view()
+        .group(group)
+        .map(|g| {
+            g.members
+                .iter()
+                .map(|m| {
+                    let held = m.partitions.iter().map(|tp| tp.partition).collect();
+                    (m.member_id.clone(), held)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    poll_until(
+        "every consumer's callbacks to add up to what the page shows it holding",
+        Duration::from_secs(20),
+        || {
+            let told: Option<Vec<usize>> = running
+                .iter()
+                .map(|c| {
+                    let (member, held, given_up) = held_by_callbacks(&c.output());
+                    (shown.get(&member?) == Some(&held)).then_some(given_up)
+                })
+                .collect();
+            async move { told }
+        },
+    )
+    .await
+    .with_context(|| {
+        let printed: Vec<String> = running.iter().map(|c| c.output()).collect();
+        format!("the page shows {shown:?}; the consumers printed {printed:#?}")
+    })
+}
+
+/// Lab 16's solution (confluent-kafka 2.16, `group.protocol=consumer`) run three times, as a
+/// learner would from three terminals: a newcomer takes only partitions the others give up, no
+/// view the page receives shows a partition held by two members, each process's own callbacks
+/// add up to what the page shows it holding, a kill -9 is noticed only when the broker's
+/// session (10 s) runs out, and a Ctrl-C leaves at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_learners_consumer_protocol_members_share_hand_over_expire_and_leave()
+-> anyhow::Result<()> {
+    const GROUP: &str = "kip848-group";
+    let (data, _server, mut page) = open("16-new-rebalance-protocol").await?;
+    let bootstrap = page.view().broker.bootstrap_servers.clone();
+    page.create_topic("payments", 6).await?;
+    let solution = Client::Solution {
+        lab: "16-new-rebalance-protocol",
+        arg: Some(GROUP),
+        client_id: "lab16-python",
+    };
+
+    // Every view the page applies is looked at: a partition shown under two members is kept.
+    let held_twice = RefCell::new(Vec::new());
+    let settled = |p: &LabClient, members: usize| {
+        let Some(group) = p.view().group(GROUP) else {
+            return false;
+        };
+        let held: Vec<i32> = group
+            .members
+            .iter()
+            .flat_map(|m| m.partitions.iter().map(|tp| tp.partition))
+            .collect();
+        let distinct: BTreeSet<i32> = held.iter().copied().collect();
+        if distinct.len() != held.len() {
+            held_twice.borrow_mut().push(format!("{:?}", group.members));
+        }
+        group.protocol == GroupProtocol::Consumer
+            && group.members.len() == members
+            && group
+                .members
+                .iter()
+                .all(|m| m.is_external() && m.target.is_none())
+            && held.len() == 6
+            && distinct == (0..6).collect()
+    };
+
+    let first = ExternalConsumer::start(solution, &bootstrap, data.path())?;
+    page.wait_until("the first member to hold all six", STEP_DEADLINE, |p| {
+        settled(p, 1)
+    })
+    .await
+    .with_context(|| first.output())?;
+    callbacks_agree_with_page(&page, GROUP, &[&first]).await?;
+    let mut second = ExternalConsumer::start(solution, &bootstrap, data.path())?;
+    page.wait_until("two members with three each", STEP_DEADLINE, |p| {
+        settled(p, 2)
+    })
+    .await
+    .with_context(|| second.output())?;
+    let given_up = callbacks_agree_with_page(&page, GROUP, &[&first, &second]).await?;
+    assert_eq!(given_up, [3, 0], "the first member gave up only what moved");
+    let third = ExternalConsumer::start(solution, &bootstrap, data.path())?;
+    page.wait_until("three members with two each", STEP_DEADLINE, |p| {
+        settled(p, 3)
+    })
+    .await
+    .with_context(|| third.output())?;
+    let given_up = callbacks_agree_with_page(&page, GROUP, &[&first, &second, &third]).await?;
+    assert_eq!(
+        given_up,
+        [4, 1, 0],
+        "each earlier member gave up one partition"
+    );
+
+    // A member leaves the page's timeline under the name the page gave it.
+    let name_of = |page: &LabClient, consumer: &ExternalConsumer| {
+        let (member, ..) = held_by_callbacks(&consumer.output());
+        page.view()
+            .group(GROUP)
+            .and_then(|g| {
+                g.members
+                    .iter()
+                    .find(|m| Some(&m.member_id) == member.as_ref())
+            })
+            .map(|m| m.name.clone())
+            .context("the consumer is a member the page shows")
+    };
+    let departed = |p: &LabClient, name: &str, how: Departure| {
+        p.view().timeline.iter().any(|e| {
+            matches!(e.kind, TimelineKind::Departed { departure, .. } if departure == how)
+                && e.name == name
+        })
+    };
+
+    // kill -9: the client says nothing, so only the broker's session timeout removes it.
+    let killed_name = name_of(&page, &third)?;
+    let killed = Instant::now();
+    third.kill()?;
+    page.wait_until("the killed member to be fenced", STEP_DEADLINE, |p| {
+        departed(p, &killed_name, Departure::Crash)
+    })
+    .await?;
+    let noticed = killed.elapsed();
+    assert!(
+        noticed >= Duration::from_secs(5),
+        "a killed member stays until the broker's session (10 s) runs out, but it was removed after {noticed:?}"
+    );
+    page.wait_until("the two others to hold three each", STEP_DEADLINE, |p| {
+        settled(p, 2)
+    })
+    .await?;
+    callbacks_agree_with_page(&page, GROUP, &[&first, &second]).await?;
+    println!("kill -9 of a consumer-protocol member: fenced after {noticed:?}");
+
+    // Ctrl-C: close() sends a heartbeat with epoch -1, and the member is gone at once.
+    let left_name = name_of(&page, &second)?;
+    let interrupted = Instant::now();
+    second.interrupt()?;
+    page.wait_until(
+        "the interrupted member's leave",
+        Duration::from_secs(10),
+        |p| departed(p, &left_name, Departure::Graceful),
+    )
+    .await
+    .with_context(|| second.output())?;
+    let left = interrupted.elapsed();
+    page.wait_until(
+        "the first member to hold all six again",
+        STEP_DEADLINE,
+        |p| settled(p, 1),
+    )
+    .await?;
+    callbacks_agree_with_page(&page, GROUP, &[&first]).await?;
+    second.wait_exit(Duration::from_secs(10)).await?;
+    println!("Ctrl-C of a consumer-protocol member: left after {left:?}");
+
+    let held_twice = held_twice.into_inner();
+    assert!(
+        held_twice.is_empty(),
+        "views with a partition under two members: {held_twice:?}"
+    );
     Ok(())
 }
 

@@ -297,35 +297,29 @@ impl Cluster {
     }
 
     /// The partitions of a topic with their watermarks, or `UnknownTopic`.
+    ///
+    /// Three requests whatever the partition count: the topic's metadata, then every partition's
+    /// log start in one ListOffsets request, then every partition's end in another (librdkafka's
+    /// `fetch_watermarks` asks two per partition). Every lab's poll goes through the one probe
+    /// client, and a broker answers one connection's requests one at a time, in order (Kafka does,
+    /// and so does nisshi), so each request saved here is one the next lab's poll, or a produce,
+    /// no longer waits behind.
     pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionView>, CallError> {
         let inner = Arc::clone(&self.inner);
         let topic = self.physical(topic);
         let read = blocking(move || {
-            let metadata = inner
-                .probe
-                .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)
-                .map_err(|e| inner.classify(e))?;
-            let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-                return Err(CallError::UnknownTopic(topic));
-            };
-            if found.error().is_some() || found.partitions().is_empty() {
-                return Err(CallError::UnknownTopic(topic));
-            }
-            let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-            ids.sort_unstable();
-            ids.into_iter()
-                .map(|partition| {
-                    let (log_start, log_end) = inner
-                        .probe
-                        .fetch_watermarks(&topic, partition, REQUEST_TIMEOUT)
-                        .map_err(|e| inner.classify(e))?;
-                    Ok(PartitionView {
-                        partition,
-                        log_start,
-                        log_end,
-                    })
+            let ids = inner.partition_ids(&topic)?;
+            let starts = inner.list_offsets(&topic, &ids, Offset::Beginning)?;
+            let ends = inner.list_offsets(&topic, &ids, Offset::End)?;
+            Ok(ids
+                .into_iter()
+                .zip(starts.into_iter().zip(ends))
+                .map(|(partition, (log_start, log_end))| PartitionView {
+                    partition,
+                    log_start,
+                    log_end,
                 })
-                .collect()
+                .collect())
         });
         read.await.map_err(|err| self.logical_error(err))
     }
@@ -503,7 +497,12 @@ impl Cluster {
         text: Option<&str>,
         first_number: u64,
     ) -> Result<Produced, CallError> {
-        let partitions = self.partitions(topic).await?;
+        // Only the partition ids: their watermarks would cost every produce two more requests.
+        let inner = Arc::clone(&self.inner);
+        let physical = self.physical(topic);
+        let partitions = blocking(move || inner.partition_ids(&physical))
+            .await
+            .map_err(|err| self.logical_error(err))?;
         if let Some(partition) = partition {
             let last = partitions.len() as i32 - 1;
             if !(0..=last).contains(&partition) {
@@ -520,7 +519,7 @@ impl Cluster {
             .map(|i| {
                 let target = match keys {
                     KeyMode::RoundRobin if partition.is_none() => {
-                        partitions.get((i % spread) as usize).map(|p| p.partition)
+                        partitions.get((i % spread) as usize).copied()
                     }
                     _ => partition,
                 };
@@ -565,6 +564,61 @@ impl Cluster {
 }
 
 impl Inner {
+    /// A topic's partition ids in order, from one metadata request, or `UnknownTopic`. Blocks.
+    fn partition_ids(&self, topic: &str) -> Result<Vec<i32>, CallError> {
+        let metadata = self
+            .probe
+            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+            .map_err(|e| self.classify(e))?;
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(CallError::UnknownTopic(topic.to_owned()));
+        };
+        if found.error().is_some() || found.partitions().is_empty() {
+            return Err(CallError::UnknownTopic(topic.to_owned()));
+        }
+        let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Each of `partitions`' first (`Offset::Beginning`) or next (`Offset::End`) offset, asked
+    /// in one ListOffsets request: librdkafka sends them as the times -2 and -1, which Kafka
+    /// defines as exactly these. Blocks.
+    fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        which: Offset,
+    ) -> Result<Vec<i64>, CallError> {
+        let mut asked = TopicPartitionList::with_capacity(partitions.len());
+        for &partition in partitions {
+            asked
+                .add_partition_offset(topic, partition, which)
+                .map_err(internal)?;
+        }
+        let answered = self
+            .probe
+            .offsets_for_times(asked, REQUEST_TIMEOUT)
+            .map_err(|e| self.classify(e))?;
+        partitions
+            .iter()
+            .map(|&partition| {
+                let found = answered
+                    .find_partition(topic, partition)
+                    .ok_or_else(|| CallError::UnknownTopic(topic.to_owned()))?;
+                found.error().map_err(|e| self.classify(e))?;
+                match found.offset() {
+                    Offset::Offset(offset) => Ok(offset),
+                    // Kafka always answers these two times with an offset; anything else is a
+                    // broker that does not, and the page cannot show it.
+                    other => Err(internal(format!(
+                        "ListOffsets answered {other:?} for {topic}/{partition}"
+                    ))),
+                }
+            })
+            .collect()
+    }
+
     fn unreachable(&self) -> CallError {
         CallError::Unreachable {
             address: self.bootstrap.clone(),
