@@ -31,7 +31,7 @@ use rama::extensions::Extension;
 use tokio::sync::{Notify, broadcast};
 use tracing::debug;
 
-use super::consumer_groups::ConsumerGroups;
+use super::consumer_groups::{ConsumerGroups, OffsetRequest};
 use super::describe::with_members_described;
 use crate::clock::{epoch_ms, now_us};
 
@@ -404,7 +404,8 @@ impl Coordinator for ObservedCoordinator {
     /// by nisshi as a commit from outside any classic group (Kafka's own check is
     /// `ConsumerGroup.validateOffsetCommit`).
     async fn offset_commit(&self, detail: OffsetCommit<'_>) -> nisshi_broker::Result<Body> {
-        let checked = self.consumer_groups.check_commit(
+        let checked = self.consumer_groups.check_offsets(
+            OffsetRequest::Commit,
             detail.group_id,
             detail.member_id.unwrap_or_default(),
             detail.generation_id_or_member_epoch.unwrap_or(-1),
@@ -445,7 +446,8 @@ impl Coordinator for ObservedCoordinator {
             .unwrap_or_default()
             .iter()
             .filter_map(|group| {
-                let checked = self.consumer_groups.check_fetch(
+                let checked = self.consumer_groups.check_offsets(
+                    OffsetRequest::Fetch,
                     &group.group_id,
                     group.member_id.as_deref().unwrap_or_default(),
                     group.member_epoch.unwrap_or(-1),

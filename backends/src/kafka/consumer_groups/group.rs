@@ -14,7 +14,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use self::checks::{find_member, validate};
+use self::reconcile::{held, reconcile};
 use super::assignor::{self, ASSIGNORS, Spec};
+
+mod checks;
+mod reconcile;
 
 /// A topic id, as the protocol carries it.
 pub type TopicUuid = [u8; 16];
@@ -389,118 +394,6 @@ impl Group {
     }
 }
 
-fn held(member: &Member) -> impl Iterator<Item = (TopicUuid, i32)> + '_ {
-    member
-        .assigned
-        .iter()
-        .chain(member.pending_revocation.iter())
-        .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
-}
-
-fn union(a: &Partitions, b: &Partitions) -> Partitions {
-    let mut out = a.clone();
-    for (t, ps) in b {
-        out.entry(*t).or_default().extend(ps.iter().copied());
-    }
-    out.retain(|_, ps| !ps.is_empty());
-    out
-}
-
-fn contains_any(owned: &Partitions, wanted: &Partitions) -> bool {
-    wanted
-        .iter()
-        .any(|(t, ps)| owned.get(t).is_some_and(|o| !o.is_disjoint(ps)))
-}
-
-fn is_subset(small: &Partitions, big: &Partitions) -> bool {
-    small
-        .iter()
-        .all(|(t, ps)| ps.is_empty() || big.get(t).is_some_and(|b| ps.is_subset(b)))
-}
-
-/// The next step of a member towards its target (`CurrentAssignmentBuilder`).
-fn reconcile(group: &Group, member: &Member, owned: Option<&Partitions>) -> Member {
-    let mut next = member.clone();
-    let target_epoch = group.assignment_epoch;
-    match member.state {
-        MemberState::Stable if member.epoch == target_epoch => return next,
-        MemberState::Stable | MemberState::UnreleasedPartitions => {
-            step(group, &mut next, member.epoch, owned);
-        }
-        MemberState::UnrevokedPartitions => {
-            // Still holding what it must let go of: nothing moves until it says it did.
-            let let_go = owned.is_some_and(|o| !contains_any(o, &member.pending_revocation));
-            if let_go {
-                step(group, &mut next, member.epoch + 1, owned);
-            }
-        }
-    }
-    next
-}
-
-/// `computeNextAssignment`: keep what stays; revoke what goes (and wait for it); then take the
-/// new partitions nobody holds any more.
-fn step(group: &Group, member: &mut Member, epoch_while_revoking: i32, owned: Option<&Partitions>) {
-    let target = &member.target;
-    let mut keep = Partitions::new();
-    let mut revoke = Partitions::new();
-    let mut pending = Partitions::new();
-    let mut unreleased = false;
-    let topics: BTreeSet<TopicUuid> = target
-        .keys()
-        .chain(member.assigned.keys())
-        .copied()
-        .collect();
-    for topic in topics {
-        let now: BTreeSet<i32> = member.assigned.get(&topic).cloned().unwrap_or_default();
-        let wanted: BTreeSet<i32> = target.get(&topic).cloned().unwrap_or_default();
-        let kept: BTreeSet<i32> = now.intersection(&wanted).copied().collect();
-        let gone: BTreeSet<i32> = now.difference(&kept).copied().collect();
-        let mut new: BTreeSet<i32> = BTreeSet::new();
-        for p in wanted.difference(&kept) {
-            match group.owners.get(&(topic, *p)) {
-                Some((owner, _)) if *owner != member.id => unreleased = true,
-                _ => {
-                    new.insert(*p);
-                }
-            }
-        }
-        if !kept.is_empty() {
-            keep.insert(topic, kept);
-        }
-        if !gone.is_empty() {
-            revoke.insert(topic, gone);
-        }
-        if !new.is_empty() {
-            pending.insert(topic, new);
-        }
-    }
-    let target_epoch = group.assignment_epoch;
-    // A member that already let go of them (it lost them, say) need not be asked to.
-    if !revoke.is_empty() && owned.is_none_or(|o| contains_any(o, &revoke)) {
-        member.state = MemberState::UnrevokedPartitions;
-        set_epoch(member, epoch_while_revoking);
-        member.assigned = keep;
-        member.pending_revocation = revoke;
-        return;
-    }
-    member.pending_revocation = Partitions::new();
-    member.assigned = union(&keep, &pending);
-    member.state = if unreleased {
-        MemberState::UnreleasedPartitions
-    } else {
-        MemberState::Stable
-    };
-    set_epoch(member, target_epoch);
-}
-
-fn set_epoch(member: &mut Member, epoch: i32) {
-    if member.epoch != epoch {
-        member.previous_epoch = member.epoch;
-        member.epoch = epoch;
-    }
-}
-
 /// Every consumer group on the broker.
 #[derive(Debug)]
 pub struct Groups {
@@ -764,49 +657,26 @@ impl Groups {
         }
     }
 
-    /// Checks a member's offset commit (`ConsumerGroup.validateOffsetCommit`). `None` if the
-    /// group is not a consumer group, so the classic coordinator decides.
-    pub fn check_commit(
+    /// Checks a member's offset commit or fetch against its member epoch (Kafka's
+    /// `ConsumerGroup.validateOffsetCommit` and `validateOffsetFetch`). `None` if the group is
+    /// not a consumer group, so the classic coordinator decides.
+    pub fn check_offsets(
         &self,
+        request: OffsetRequest,
         group: &str,
         member_id: &str,
         epoch: i32,
     ) -> Option<Result<(), Refused>> {
-        let group = self.groups.get(group)?;
-        if epoch < 0 && group.members.is_empty() {
+        let found = self.groups.get(group)?;
+        let from_outside = match request {
+            // An admin's commit (a negative epoch) only while the group has no members.
+            OffsetRequest::Commit => epoch < 0 && found.members.is_empty(),
+            // A fetch from outside the group (no member id, a negative epoch) is always answered.
+            OffsetRequest::Fetch => member_id.is_empty() && epoch < 0,
+        };
+        if from_outside {
             return Some(Ok(()));
         }
-        let Some(member) = group.members.get(member_id) else {
-            return Some(Err(refused(
-                code::UNKNOWN_MEMBER_ID,
-                format!("Member {member_id} is not a member of group {}.", group.id),
-            )));
-        };
-        if epoch != member.epoch {
-            return Some(Err(refused(
-                code::STALE_MEMBER_EPOCH,
-                format!(
-                    "The member epoch {epoch} is not the member's epoch {}.",
-                    member.epoch
-                ),
-            )));
-        }
-        Some(Ok(()))
-    }
-
-    /// Checks a member's offset fetch (`ConsumerGroup.validateOffsetFetch`): one from outside
-    /// the group (no member id, a negative epoch) is always answered. `None` if the group is not
-    /// a consumer group.
-    pub fn check_fetch(
-        &self,
-        group: &str,
-        member_id: &str,
-        epoch: i32,
-    ) -> Option<Result<(), Refused>> {
-        if member_id.is_empty() && epoch < 0 {
-            return self.groups.get(group).map(|_| Ok(()));
-        }
-        let found = self.groups.get(group)?;
         let Some(member) = found.members.get(member_id) else {
             return Some(Err(refused(
                 code::UNKNOWN_MEMBER_ID,
@@ -833,223 +703,12 @@ impl Groups {
     }
 }
 
-/// Kafka's checks of a heartbeat's fields (`throwIfConsumerGroupHeartbeatRequestIsInvalid`).
-fn validate(request: &Heartbeat) -> Result<(), Refused> {
-    let invalid = |message: &str| Err(refused(code::INVALID_REQUEST, message));
-    if request.group_id.is_empty() {
-        return invalid("GroupId can't be empty.");
-    }
-    if request.instance_id.as_deref() == Some("") {
-        return invalid("InstanceId can't be empty.");
-    }
-    if request.rack_id.as_deref() == Some("") {
-        return invalid("RackId can't be empty.");
-    }
-    let epoch = request.member_epoch;
-    if (request.version >= 1 || epoch > 0 || epoch == LEAVE) && request.member_id.is_empty() {
-        return invalid("MemberId can't be empty.");
-    }
-    if epoch == 0 {
-        if request.rebalance_timeout_ms == -1 {
-            return invalid("RebalanceTimeoutMs must be provided in first request.");
-        }
-        if request
-            .topic_partitions
-            .as_ref()
-            .is_none_or(|tp| !tp.is_empty())
-        {
-            return invalid("TopicPartitions must be empty when (re-)joining.");
-        }
-        if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none() {
-            return invalid(
-                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
-            );
-        }
-    } else if epoch == LEAVE_STATIC && request.instance_id.is_none() {
-        return invalid("InstanceId can't be null.");
-    } else if epoch < LEAVE_STATIC {
-        return invalid("MemberEpoch is invalid.");
-    }
-    if request.subscribed_topic_regex.is_some() {
-        return Err(refused(
-            code::INVALID_REGULAR_EXPRESSION,
-            "grouplab's embedded broker does not resolve topic patterns yet: subscribe by topic name.",
-        ));
-    }
-    if let Some(assignor) = &request.server_assignor
-        && !ASSIGNORS.contains(&assignor.as_str())
-    {
-        return Err(refused(
-            code::UNSUPPORTED_ASSIGNOR,
-            format!(
-                "ServerAssignor {assignor} is not supported. Supported assignors: uniform, range."
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The member a heartbeat comes from, new or known, after Kafka's identity and epoch checks.
-fn find_member(
-    group: &mut Group,
-    request: &Heartbeat,
-    settings: Settings,
-    now_ms: u64,
-) -> Result<Member, Refused> {
-    let joining = request.member_epoch == 0;
-    let full = || {
-        refused(
-            code::GROUP_MAX_SIZE_REACHED,
-            format!(
-                "The consumer group has reached its maximum capacity of {} members.",
-                settings.max_size
-            ),
-        )
-    };
-    let unknown = || {
-        refused(
-            code::UNKNOWN_MEMBER_ID,
-            format!(
-                "Member {} is not a member of group {}.",
-                request.member_id, group.id
-            ),
-        )
-    };
-    if let Some(instance) = &request.instance_id {
-        let existing = group
-            .members
-            .values()
-            .find(|m| m.instance_id.as_ref() == Some(instance))
-            .cloned();
-        match existing {
-            None if joining => {
-                if group.members.len() >= settings.max_size {
-                    return Err(full());
-                }
-                let mut member = Member::new(&new_member_id(group, request)?, now_ms);
-                member.instance_id = Some(instance.clone());
-                return Ok(member);
-            }
-            None => return Err(unknown()),
-            Some(old) if joining => {
-                if !old.is_away() && old.id != request.member_id {
-                    return Err(refused(
-                        code::UNRELEASED_INSTANCE_ID,
-                        format!(
-                            "Static member {} with instance id {instance} cannot join the group because the instance id is owned by {}.",
-                            request.member_id, old.id
-                        ),
-                    ));
-                }
-                // The restarted member takes its old self's place and partitions.
-                let id = if old.id == request.member_id {
-                    old.id.clone()
-                } else {
-                    new_member_id(group, request)?
-                };
-                group.release(&old);
-                group.members.remove(&old.id);
-                let mut member = old;
-                member.id = id;
-                member.epoch = 0;
-                member.previous_epoch = 0;
-                member.state = MemberState::Stable;
-                member.pending_revocation = Partitions::new();
-                group.put(member.clone());
-                return Ok(member);
-            }
-            Some(old) => {
-                if old.id != request.member_id {
-                    return Err(refused(
-                        code::FENCED_INSTANCE_ID,
-                        format!(
-                            "Static member {} with instance id {instance} was fenced by another member.",
-                            request.member_id
-                        ),
-                    ));
-                }
-                check_epoch(&old, request)?;
-                return Ok(old);
-            }
-        }
-    }
-    match group.members.get(&request.member_id) {
-        Some(member) if joining => {
-            // A rejoin with epoch 0 (after an error): the member starts again from nothing.
-            let mut member = member.clone();
-            member.epoch = 0;
-            member.previous_epoch = 0;
-            member.state = MemberState::Stable;
-            group.release(&member);
-            member.assigned = Partitions::new();
-            member.pending_revocation = Partitions::new();
-            Ok(member)
-        }
-        Some(member) => {
-            check_epoch(member, request)?;
-            Ok(member.clone())
-        }
-        None if joining => {
-            if group.members.len() >= settings.max_size {
-                return Err(full());
-            }
-            Ok(Member::new(&new_member_id(group, request)?, now_ms))
-        }
-        None => Err(unknown()),
-    }
-}
-
-/// The id of a joining member: the one its client chose, or a new one for a v0 client that
-/// left it empty; never one that another member of the group uses.
-fn new_member_id(group: &Group, request: &Heartbeat) -> Result<String, Refused> {
-    if request.member_id.is_empty() {
-        return Ok(uuid::Uuid::new_v4().to_string());
-    }
-    if group.members.contains_key(&request.member_id) {
-        return Err(refused(
-            code::INVALID_REQUEST,
-            format!(
-                "MemberId {} is already used by another member of group {}.",
-                request.member_id, group.id
-            ),
-        ));
-    }
-    Ok(request.member_id.clone())
-}
-
-/// `throwIfMemberEpochIsInvalid`: a member ahead of the coordinator, or behind it by more than
-/// one lost answer, is fenced and must rejoin.
-fn check_epoch(member: &Member, request: &Heartbeat) -> Result<(), Refused> {
-    let received = request.member_epoch;
-    let fenced = || {
-        refused(
-            code::FENCED_MEMBER_EPOCH,
-            format!(
-                "The consumer group member has a greater member epoch ({received}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
-                member.epoch
-            ),
-        )
-    };
-    if received > member.epoch {
-        return Err(fenced());
-    }
-    if received < member.epoch {
-        let lost_answer = received == member.previous_epoch
-            && request
-                .topic_partitions
-                .as_ref()
-                .is_some_and(|owned| is_subset(owned, &member.assigned));
-        if !lost_answer {
-            return Err(refused(
-                code::FENCED_MEMBER_EPOCH,
-                format!(
-                    "The consumer group member has a smaller member epoch ({received}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
-                    member.epoch
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// Which offset request a member sent, for [`Groups::check_offsets`]: they differ only in who
+/// may send one from outside the group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetRequest {
+    Commit,
+    Fetch,
 }
 
 #[cfg(test)]

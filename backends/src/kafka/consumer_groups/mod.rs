@@ -40,10 +40,10 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::bytes::Bytes;
 use tracing::debug;
 
-pub(super) use self::group::Settings;
 use self::group::{
     Group, Groups, Heartbeat, MemberState, Partitions, Refused, TopicMeta, Topics, code,
 };
+pub(super) use self::group::{OffsetRequest, Settings};
 pub(super) use self::wire::{HEARTBEAT_KEY, HEARTBEAT_VERSIONS};
 use self::wire::{peek_header, read_heartbeat};
 use super::coordinator::{PeerAddr, Refusal};
@@ -137,27 +137,16 @@ impl ConsumerGroups {
         }
     }
 
-    /// A member's offset commit: `None` if the group is not a consumer group.
-    pub(super) fn check_commit(
+    /// A member's offset commit or fetch: `None` if the group is not a consumer group.
+    pub(super) fn check_offsets(
         &self,
+        request: OffsetRequest,
         group: &str,
         member_id: &str,
         epoch: i32,
     ) -> Option<Result<(), (i16, String)>> {
         self.lock()
-            .check_commit(group, member_id, epoch)
-            .map(|checked| checked.map_err(|r| (r.code, r.message)))
-    }
-
-    /// A member's offset fetch: `None` if the group is not a consumer group.
-    pub(super) fn check_fetch(
-        &self,
-        group: &str,
-        member_id: &str,
-        epoch: i32,
-    ) -> Option<Result<(), (i16, String)>> {
-        self.lock()
-            .check_fetch(group, member_id, epoch)
+            .check_offsets(request, group, member_id, epoch)
             .map(|checked| checked.map_err(|r| (r.code, r.message)))
     }
 

@@ -271,25 +271,31 @@ fn commits_must_carry_the_members_current_epoch() {
     let topics = topics(2);
     let (mut a, mut b) = (Client::new("a"), Client::new("b"));
     a.beat(&mut groups, &topics, 0).expect("accepted");
-    assert_eq!(groups.check_commit("g", "a", 1), Some(Ok(())));
+    assert_eq!(
+        groups.check_offsets(OffsetRequest::Commit, "g", "a", 1),
+        Some(Ok(()))
+    );
     b.beat(&mut groups, &topics, 0).expect("accepted");
     settle(&mut groups, &mut [&mut a, &mut b], &topics, 0);
     let stale = groups
-        .check_commit("g", "a", 1)
+        .check_offsets(OffsetRequest::Commit, "g", "a", 1)
         .expect("a consumer group")
         .expect_err("refused");
     assert_eq!(stale.code, code::STALE_MEMBER_EPOCH);
-    assert_eq!(groups.check_commit("g", "a", a.epoch), Some(Ok(())));
+    assert_eq!(
+        groups.check_offsets(OffsetRequest::Commit, "g", "a", a.epoch),
+        Some(Ok(()))
+    );
     assert_eq!(
         groups
-            .check_commit("g", "zed", 2)
+            .check_offsets(OffsetRequest::Commit, "g", "zed", 2)
             .expect("a consumer group")
             .expect_err("refused")
             .code,
         code::UNKNOWN_MEMBER_ID
     );
     assert_eq!(
-        groups.check_commit("other", "a", 1),
+        groups.check_offsets(OffsetRequest::Commit, "other", "a", 1),
         None,
         "not a consumer group"
     );
@@ -470,23 +476,29 @@ fn offset_fetches_from_members_must_carry_their_epoch() {
     let topics = topics(2);
     let mut a = Client::new("a");
     a.beat(&mut groups, &topics, 0).expect("accepted");
-    assert_eq!(groups.check_fetch("g", "a", a.epoch), Some(Ok(())));
     assert_eq!(
-        groups.check_fetch("g", "", -1),
+        groups.check_offsets(OffsetRequest::Fetch, "g", "a", a.epoch),
+        Some(Ok(()))
+    );
+    assert_eq!(
+        groups.check_offsets(OffsetRequest::Fetch, "g", "", -1),
         Some(Ok(())),
         "an admin client"
     );
     let stale = groups
-        .check_fetch("g", "a", a.epoch - 1)
+        .check_offsets(OffsetRequest::Fetch, "g", "a", a.epoch - 1)
         .expect("a consumer group")
         .expect_err("refused");
     assert_eq!(stale.code, code::STALE_MEMBER_EPOCH);
     let unknown = groups
-        .check_fetch("g", "zed", 1)
+        .check_offsets(OffsetRequest::Fetch, "g", "zed", 1)
         .expect("a consumer group")
         .expect_err("refused");
     assert_eq!(unknown.code, code::UNKNOWN_MEMBER_ID);
-    assert_eq!(groups.check_fetch("classic", "m", 3), None);
+    assert_eq!(
+        groups.check_offsets(OffsetRequest::Fetch, "classic", "m", 3),
+        None
+    );
 }
 
 #[test]
