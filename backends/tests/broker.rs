@@ -400,7 +400,8 @@ async fn metadata_brokers(bootstrap: String) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_topics_watermarks_read_in_one_request_each_match_librdkafkas_per_partition_reads() {
+async fn a_topics_watermarks_read_for_all_partitions_at_once_match_librdkafkas_per_partition_reads()
+{
     let topic = "watermarked-topic";
     let (broker, cluster) = broker_with_topic(topic, 5).await;
     // Four messages over five partitions leave the last one empty; three more go to P2.

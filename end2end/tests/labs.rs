@@ -1242,28 +1242,42 @@ async fn the_learners_consumer_protocol_members_share_hand_over_expire_and_leave
         client_id: "lab16-python",
     };
 
-    // Every view the page applies is looked at: a partition shown under two members is kept.
+    // Every wait below looks at each view the page applies: a view that shows a partition
+    // under two members is kept, and the test fails at the end if there was one.
     let held_twice = RefCell::new(Vec::new());
-    let settled = |p: &LabClient, members: usize| {
-        let Some(group) = p.view().group(GROUP) else {
-            return false;
-        };
-        let held: Vec<i32> = group
-            .members
-            .iter()
-            .flat_map(|m| m.partitions.iter().map(|tp| tp.partition))
-            .collect();
+    let held = |p: &LabClient| -> Vec<i32> {
+        p.view()
+            .group(GROUP)
+            .map(|g| {
+                g.members
+                    .iter()
+                    .flat_map(|m| m.partitions.iter().map(|tp| tp.partition))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let watch = |p: &LabClient| {
+        let held = held(p);
         let distinct: BTreeSet<i32> = held.iter().copied().collect();
         if distinct.len() != held.len() {
-            held_twice.borrow_mut().push(format!("{:?}", group.members));
+            held_twice
+                .borrow_mut()
+                .push(format!("{:?}", p.view().group(GROUP)));
         }
-        group.protocol == GroupProtocol::Consumer
-            && group.members.len() == members
-            && group
-                .members
-                .iter()
-                .all(|m| m.is_external() && m.target.is_none())
-            && held.len() == 6
+    };
+    // `members` members hold the six partitions between them, each its target.
+    let settled = |p: &LabClient, members: usize| {
+        watch(p);
+        let held = held(p);
+        let distinct: BTreeSet<i32> = held.iter().copied().collect();
+        p.view().group(GROUP).is_some_and(|group| {
+            group.protocol == GroupProtocol::Consumer
+                && group.members.len() == members
+                && group
+                    .members
+                    .iter()
+                    .all(|m| m.is_external() && m.target.is_none())
+        }) && held.len() == 6
             && distinct == (0..6).collect()
     };
 
@@ -1309,6 +1323,7 @@ async fn the_learners_consumer_protocol_members_share_hand_over_expire_and_leave
             .context("the consumer is a member the page shows")
     };
     let departed = |p: &LabClient, name: &str, how: Departure| {
+        watch(p);
         p.view().timeline.iter().any(|e| {
             matches!(e.kind, TimelineKind::Departed { departure, .. } if departure == how)
                 && e.name == name

@@ -299,8 +299,8 @@ impl Cluster {
     /// The partitions of a topic with their watermarks, or `UnknownTopic`.
     ///
     /// Three requests whatever the partition count: the topic's metadata, then every partition's
-    /// log start in one ListOffsets request, then every partition's end in another (librdkafka's
-    /// `fetch_watermarks` asks two per partition). Every lab's poll goes through the one probe
+    /// log start in one ListOffsets request, then every partition's end in another (one per
+    /// partition leader on a cluster; librdkafka's `fetch_watermarks` asks two per partition). Every lab's poll goes through the one probe
     /// client, and a broker answers one connection's requests one at a time, in order (Kafka does,
     /// and so does nisshi), so each request saved here is one the next lab's poll, or a produce,
     /// no longer waits behind.

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use self::checks::{find_member, validate};
+use self::checks::{fenced_instance, find_member, unknown_member, validate};
 use self::reconcile::{held, reconcile};
 use super::assignor::{self, ASSIGNORS, Spec};
 
@@ -548,15 +548,7 @@ impl Groups {
 
     /// A member leaving (epoch -1), or a static member leaving for a restart (epoch -2).
     fn leave(&mut self, request: &Heartbeat, now_ms: u64) -> Result<Answer, Refused> {
-        let unknown = || {
-            refused(
-                code::UNKNOWN_MEMBER_ID,
-                format!(
-                    "Member {} is not a member of group {}.",
-                    request.member_id, request.group_id
-                ),
-            )
-        };
+        let unknown = || unknown_member(&request.member_id, &request.group_id);
         let group = self.groups.get_mut(&request.group_id).ok_or_else(unknown)?;
         let member = match &request.instance_id {
             Some(instance) => {
@@ -566,13 +558,7 @@ impl Groups {
                     .find(|m| m.instance_id.as_ref() == Some(instance))
                     .ok_or_else(unknown)?;
                 if member.id != request.member_id {
-                    return Err(refused(
-                        code::FENCED_INSTANCE_ID,
-                        format!(
-                            "Static member {} with instance id {instance} was fenced by another member.",
-                            request.member_id
-                        ),
-                    ));
+                    return Err(fenced_instance(&request.member_id, instance));
                 }
                 member.clone()
             }
@@ -678,10 +664,7 @@ impl Groups {
             return Some(Ok(()));
         }
         let Some(member) = found.members.get(member_id) else {
-            return Some(Err(refused(
-                code::UNKNOWN_MEMBER_ID,
-                format!("Member {member_id} is not a member of group {group}."),
-            )));
+            return Some(Err(unknown_member(member_id, group)));
         };
         if epoch != member.epoch {
             return Some(Err(refused(

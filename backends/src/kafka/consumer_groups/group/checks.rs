@@ -82,15 +82,7 @@ pub(super) fn find_member(
             ),
         )
     };
-    let unknown = || {
-        refused(
-            code::UNKNOWN_MEMBER_ID,
-            format!(
-                "Member {} is not a member of group {}.",
-                request.member_id, group.id
-            ),
-        )
-    };
+    let unknown = || unknown_member(&request.member_id, &group.id);
     if let Some(instance) = &request.instance_id {
         let existing = group
             .members
@@ -136,13 +128,7 @@ pub(super) fn find_member(
             }
             Some(old) => {
                 if old.id != request.member_id {
-                    return Err(refused(
-                        code::FENCED_INSTANCE_ID,
-                        format!(
-                            "Static member {} with instance id {instance} was fenced by another member.",
-                            request.member_id
-                        ),
-                    ));
+                    return Err(fenced_instance(&request.member_id, instance));
                 }
                 check_epoch(&old, request)?;
                 return Ok(old);
@@ -226,4 +212,23 @@ fn check_epoch(member: &Member, request: &Heartbeat) -> Result<(), Refused> {
         }
     }
     Ok(())
+}
+
+/// UNKNOWN_MEMBER_ID, in Kafka's words.
+pub(super) fn unknown_member(member_id: &str, group: &str) -> Refused {
+    refused(
+        code::UNKNOWN_MEMBER_ID,
+        format!("Member {member_id} is not a member of group {group}."),
+    )
+}
+
+/// FENCED_INSTANCE_ID, in Kafka's words: the static member's instance id now belongs to
+/// another member id.
+pub(super) fn fenced_instance(member_id: &str, instance: &str) -> Refused {
+    refused(
+        code::FENCED_INSTANCE_ID,
+        format!(
+            "Static member {member_id} with instance id {instance} was fenced by another member."
+        ),
+    )
 }
