@@ -13,11 +13,16 @@
 //!   [`KafkaApiVersions`] answers as Apache Kafka does. Drop it once nisshi stops sending them.
 //! - **A quiet console.** nisshi's `Broker` prints a ready line and draws a spinner per
 //!   connection; our own accept loop prints nothing.
+//!
+//! The broker serves its connections on a tokio runtime of its own (`broker_runtime`, shared by
+//! every embedded broker in the process), so that a burst of requests (a whole class producing
+//! at once) does not hold up the server's sessions and the pages' updates, which run on the
+//! server's runtime.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use nisshi_broker::coordinator::group::administrator::GroupCoordinatorConfig;
@@ -27,9 +32,7 @@ use nisshi_sans_io::{
     CreatePartitionsRequest, DescribeClusterRequest, EndTxnRequest, FetchRequest,
     FindCoordinatorRequest, Frame, FrameInput, JoinGroupRequest, MetadataRequest, ProduceRequest,
 };
-use nisshi_service::{
-    BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
-};
+use nisshi_service::{FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer};
 use nisshi_storage::{ArcDynStorage, BrokerRegistrationRequest, Storage, StorageContainer};
 use rama::extensions::Extensions;
 use rama::service::BoxService;
@@ -42,6 +45,7 @@ use tracing::{debug, info, warn};
 use url::Url;
 
 use super::advertised::{AdvertisedRoute, DialedAddr};
+use super::codec::InlineCodecLayer;
 use super::consumer_groups::{self, ConsumerGroupLayer, ConsumerGroups};
 use super::coordinator::{JoinGroupRoute, ObservedCoordinator, PeerAddr, Signals};
 use super::describe::ConsumerGroupDescribeRoute;
@@ -108,11 +112,58 @@ pub struct EmbeddedBroker {
     sessions: JoinHandle<()>,
 }
 
+/// How many threads serve the embedded brokers' connections: as many as a class's machine has
+/// cores (2 on ours), beside the server's own runtime.
+const BROKER_THREADS: usize = 2;
+
+/// The runtime every embedded broker in this process (one per learner in a class) serves its
+/// connections on, built at the first broker's start and kept until the process ends.
+fn broker_runtime() -> Result<&'static tokio::runtime::Runtime, BrokerError> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(BROKER_THREADS)
+        .thread_name("grouplab-broker")
+        .enable_all()
+        .build()
+        .map_err(start_error)?;
+    if let Err(lost) = RUNTIME.set(built) {
+        // Another broker built one first. Dropping a runtime waits for its threads, which an
+        // async context forbids.
+        lost.shutdown_background();
+    }
+    Ok(RUNTIME.get().expect("set above"))
+}
+
 struct Listener {
     route: FrameRouteService<nisshi_broker::Error>,
     storage: ArcDynStorage,
     consumer_groups: Arc<ConsumerGroups>,
     server: Option<JoinHandle<()>>,
+}
+
+/// Serves `listener` (bound on the caller's runtime) on the brokers' runtime.
+fn serve_on_broker_runtime(
+    listener: TcpListener,
+    route: FrameRouteService<nisshi_broker::Error>,
+    storage: ArcDynStorage,
+    consumer_groups: Arc<ConsumerGroups>,
+) -> Result<JoinHandle<()>, BrokerError> {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    // Moved to the brokers' runtime's reactor, so that its connections are polled there.
+    let listener = listener
+        .into_std()
+        .map_err(|source| BrokerError::Listen { addr, source })?;
+    Ok(broker_runtime()?.spawn(async move {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => serve(listener, route, storage, consumer_groups).await,
+            Err(err) => warn!(%err, "the embedded broker could not listen"),
+        }
+    }))
 }
 
 impl EmbeddedBroker {
@@ -206,12 +257,12 @@ impl EmbeddedBroker {
         ));
         let sessions =
             tokio::spawn(Arc::clone(&consumer_groups).expire_sessions(serving.subscribe()));
-        let server = tokio::spawn(serve(
+        let server = serve_on_broker_runtime(
             listener,
             route.clone(),
             storage.clone(),
             Arc::clone(&consumer_groups),
-        ));
+        )?;
         info!(%addr, ?initial_rebalance_delay, "embedded broker started");
         Ok(Self {
             addr,
@@ -274,12 +325,12 @@ impl EmbeddedBroker {
             return Ok(false);
         }
         let socket = bind(self.addr).await?;
-        listener.server = Some(tokio::spawn(serve(
+        listener.server = Some(serve_on_broker_runtime(
             socket,
             listener.route.clone(),
             listener.storage.clone(),
             Arc::clone(&listener.consumer_groups),
-        )));
+        )?);
         self.up_since_ms
             .store(epoch_ms(SystemTime::now()), Ordering::SeqCst);
         self.serving.send_replace(true);
@@ -411,7 +462,7 @@ async fn serve(
                     TcpContextLayer::new(TcpContext::default().cluster_id(Some(CLUSTER_ID.into()))),
                     TcpBytesLayer,
                     ConsumerGroupLayer { groups: Arc::clone(&consumer_groups) },
-                    BytesFrameLayer::default(),
+                    InlineCodecLayer,
                 )
                     .into_layer(route.clone());
                 connections.spawn(async move {

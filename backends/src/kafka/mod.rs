@@ -2,6 +2,7 @@
 //! is in use, and whether it answers.
 //!
 //! - [`embedded`]: nisshi's parts assembled in this process, with its accept loop.
+//! - `codec`: requests decoded and answers encoded where they are served, not on a thread pool.
 //! - `advertised`: each client told the broker's address as it reaches it.
 //! - `coordinator`: nisshi's group coordinator, wrapped so that every change to a group is seen.
 //! - `consumer_groups`: the consumer group protocol (KIP-848), which nisshi lacks, beside it.
@@ -15,6 +16,7 @@
 
 mod advertised;
 mod cluster;
+mod codec;
 mod consumer_groups;
 mod coordinator;
 mod describe;
