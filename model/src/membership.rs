@@ -145,7 +145,11 @@ impl Tracker {
         let previous = self.groups.get(group).cloned();
         let old_members: &[MemberView] = previous.as_ref().map_or(&[], |g| &g.members);
         let mut changes = Vec::new();
-        let entry = |member: &MemberView, kind: TimelineKind, partitions: Vec<TopicPartition>| {
+        // Under the consumer protocol an entry carries the member's epoch as of the change.
+        let entry = |member: &MemberView,
+                     kind: TimelineKind,
+                     partitions: Vec<TopicPartition>,
+                     epoch: Option<i32>| {
             Change::Timeline(TimelineEntry {
                 at: now,
                 group: group.to_owned(),
@@ -155,7 +159,7 @@ impl Tracker {
                 colour: member.colour,
                 kind,
                 partitions,
-                epoch: member.member_epoch,
+                epoch,
             })
         };
 
@@ -174,6 +178,7 @@ impl Tracker {
                 gone,
                 TimelineKind::Departed { departure, left_at },
                 gone.partitions.clone(),
+                gone.member_epoch,
             ));
             if let Some(instance) = gone.instance()
                 && instances
@@ -257,7 +262,12 @@ impl Tracker {
             .iter()
             .filter(|m| !old_members.iter().any(|o| o.member_id == m.member_id))
         {
-            changes.push(entry(member, TimelineKind::Joined, Vec::new()));
+            changes.push(entry(
+                member,
+                TimelineKind::Joined,
+                Vec::new(),
+                member.member_epoch,
+            ));
         }
 
         let leader_name = observation.leader.as_ref().map(|leader| {
@@ -292,10 +302,10 @@ impl Tracker {
         // Partitions that moved between the members that stayed or joined: every revocation
         // first, so that a partition handed from one member to another in the same generation
         // counts as never unowned.
+        let old =
+            |member: &MemberView| old_members.iter().find(|m| m.member_id == member.member_id);
         let before = |member: &MemberView| -> Vec<TopicPartition> {
-            old_members
-                .iter()
-                .find(|m| m.member_id == member.member_id)
+            old(member)
                 .map(|m| m.partitions.clone())
                 .unwrap_or_default()
         };
@@ -310,7 +320,15 @@ impl Tracker {
                         .entry((group.to_owned(), tp.clone()))
                         .or_insert(now);
                 }
-                changes.push(entry(member, TimelineKind::Revoked, revoked));
+                // The epoch it held them in, as Kafka's "revoked from A (epoch 4)": the broker
+                // asks at the new group epoch, but a member moves to it only once it let go.
+                let held_in = old(member).and_then(|m| m.member_epoch);
+                changes.push(entry(
+                    member,
+                    TimelineKind::Revoked,
+                    revoked,
+                    held_in.or(member.member_epoch),
+                ));
             }
         }
         for member in &members {
@@ -331,6 +349,7 @@ impl Tracker {
                     member,
                     TimelineKind::Assigned { unowned_ms },
                     assigned,
+                    member.member_epoch,
                 ));
             }
         }
@@ -556,6 +575,73 @@ mod tests {
             assert_eq!(words(&changes), *expected, "at {at}");
         }
         tracker
+    }
+
+    #[test]
+    fn a_revocation_carries_the_epoch_the_partition_was_held_in_and_the_assignment_the_new_one() {
+        // Kafka 4: at group epoch 5 the broker moves P2 from a (epoch 4) to c; a stays at 4
+        // until it lets go, and c is given P2 at 5 only after that.
+        let at = |id: &str, epoch: i32, held: &[i32], target: Option<&[i32]>| ObservedMember {
+            member_epoch: Some(epoch),
+            target: target.map(|ps| ps.iter().map(|&p| tp(p)).collect()),
+            ..member(id, Some(held), 1_000)
+        };
+        let consumer = |epoch: i32, members: Vec<ObservedMember>| GroupObservation {
+            protocol: GroupProtocol::Consumer,
+            assignment_epoch: Some(epoch),
+            ..observed(GroupState::Stable, epoch, members)
+        };
+        let mut tracker = Tracker::default();
+        let steps = [
+            consumer(4, vec![at("a", 4, &[0, 1, 2], None)]),
+            consumer(
+                5,
+                vec![
+                    at("a", 4, &[0, 1, 2], Some(&[0, 1])),
+                    at("c", 5, &[], Some(&[2])),
+                ],
+            ),
+            consumer(
+                5,
+                vec![at("a", 5, &[0, 1], None), at("c", 5, &[], Some(&[2]))],
+            ),
+            consumer(5, vec![at("a", 5, &[0, 1], None), at("c", 5, &[2], None)]),
+        ];
+        let mut moves = Vec::new();
+        for (i, observation) in steps.iter().enumerate() {
+            for change in tracker.observe(observation, &[], 1_000 * (i as u64 + 1)) {
+                if let Change::Timeline(e) = change
+                    && matches!(
+                        e.kind,
+                        TimelineKind::Revoked | TimelineKind::Assigned { .. }
+                    )
+                {
+                    moves.push((e.name.clone(), e.kind, e.partitions, e.epoch));
+                }
+            }
+        }
+        let a = external_name("a", "a-0a1b2c3d");
+        let c = external_name("c", "c-0a1b2c3d");
+        assert_eq!(
+            moves,
+            [
+                (
+                    a.clone(),
+                    TimelineKind::Assigned { unowned_ms: None },
+                    vec![tp(0), tp(1), tp(2)],
+                    Some(4)
+                ),
+                (a, TimelineKind::Revoked, vec![tp(2)], Some(4)),
+                (
+                    c,
+                    TimelineKind::Assigned {
+                        unowned_ms: Some(1_000)
+                    },
+                    vec![tp(2)],
+                    Some(5)
+                ),
+            ]
+        );
     }
 
     #[test]
