@@ -1,5 +1,6 @@
 //! The embedded broker answering as Apache Kafka does, seen by real librdkafka clients: fetches
-//! that wake when a message is produced, and DescribeGroups that describes each member.
+//! that wake when a message is produced, DescribeGroups that describes each member, topics that
+//! grow, watermarks, and frames of every size through its codec.
 //!
 //! Each test starts its own broker on a free port, with its own topic and group; every wait is a
 //! poll for a condition under a deadline.
@@ -433,4 +434,55 @@ async fn a_topics_watermarks_read_for_all_partitions_at_once_match_librdkafkas_p
         [(0, 0, 1), (1, 0, 1), (2, 0, 4), (3, 0, 1), (4, 0, 0)],
         "each partition holds what was produced to it"
     );
+}
+
+/// The broker decodes and encodes small frames in the connection's task and large ones on the
+/// blocking pool (`codec.rs`, over 64 KiB): a message too large for the first way is produced
+/// and fetched whole, and so are small ones around it, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_larger_than_the_inline_codecs_limit_are_produced_and_fetched_whole() {
+    let topic = "large-topic";
+    let (broker, cluster) = broker_with_topic(topic, 1).await;
+    let large = "x".repeat(200 * 1024);
+    for (number, text) in [(1, "small"), (2, large.as_str()), (3, "small again")] {
+        cluster
+            .produce(topic, 1, &KeyMode::None, None, Some(text), number)
+            .await
+            .unwrap_or_else(|err| panic!("message {number} is produced: {err}"));
+    }
+    let reader = consumer(
+        &broker.bootstrap_servers(),
+        &[("fetch.max.bytes", "1048576")],
+    );
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("a partition to read");
+    reader
+        .assign(&assignment)
+        .expect("the partition is assigned");
+    let received = tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + DEADLINE;
+        let mut received: Vec<Vec<u8>> = Vec::new();
+        while received.len() < 3 && Instant::now() < until {
+            match reader.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => received.push(message.payload().unwrap_or_default().to_vec()),
+                Some(Err(err)) => panic!("the consumer failed: {err}"),
+                None => {}
+            }
+        }
+        received
+    })
+    .await
+    .expect("the reading thread ends");
+    let expected: Vec<Vec<u8>> = [
+        "click #1: small".to_owned(),
+        format!("click #2: {large}"),
+        "click #3: small again".to_owned(),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    assert_eq!(received.len(), 3, "messages received");
+    assert!(received == expected, "the messages arrived changed");
 }
