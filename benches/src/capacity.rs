@@ -19,7 +19,10 @@
 //! in BENCHMARKS.md were taken with. `staggered` spreads the pages' ticks evenly over the second,
 //! as learners working at their own pace would.
 //!
-//!     cargo xtask build && cargo run -p grouplab-benches --bin capacity -- [levels, e.g. 10,20,40] [messages/s per lab] [seconds] [together|staggered]
+//! The instances speak the classic protocol (`range`) by default; `consumer` makes them speak
+//! the consumer group protocol (KIP-848, the broker's `uniform`).
+//!
+//!     cargo xtask build && cargo run -p grouplab-benches --bin capacity -- [levels, e.g. 10,20,40] [messages/s per lab] [seconds] [together|staggered] [classic|consumer]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 use grouplab_end2end::{
     LabClient, TestServer, children_of, cpu_ticks, resident_kib, workspace_root,
 };
+use grouplab_protocol::{Assignor, ConsumerSettings, GroupProtocol};
 
 const INSTANCES: usize = 4;
 const PARTITIONS: i32 = 4;
@@ -52,12 +56,24 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("the fourth argument is `together` or `staggered`, not `{other}`")
         }
     };
+    let settings = match args.next().as_deref() {
+        None | Some("classic") => ConsumerSettings::default(),
+        Some("consumer") => ConsumerSettings {
+            group_protocol: GroupProtocol::Consumer,
+            assignor: Assignor::Uniform,
+            ..ConsumerSettings::default()
+        },
+        Some(other) => {
+            anyhow::bail!("the fifth argument is `classic` or `consumer`, not `{other}`")
+        }
+    };
     let most = levels.iter().copied().max().unwrap_or(0);
 
     let labs_dir = tempfile::tempdir()?;
     write_labs(labs_dir.path(), most)?;
     println!(
-        "grouplab capacity: {INSTANCES} instances and {rate} messages/s per lab, {seconds} s per level, {} cores, pages producing {}",
+        "grouplab capacity: {INSTANCES} instances ({:?} protocol) and {rate} messages/s per lab, {seconds} s per level, {} cores, pages producing {}",
+        settings.group_protocol,
         std::thread::available_parallelism().map_or(0, usize::from),
         if staggered {
             "staggered over each second"
@@ -70,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for labs in levels {
-        level(labs_dir.path(), labs, rate, seconds, staggered).await?;
+        level(labs_dir.path(), labs, rate, seconds, staggered, &settings).await?;
     }
     Ok(())
 }
@@ -112,6 +128,7 @@ async fn level(
     rate: u32,
     seconds: u32,
     staggered: bool,
+    settings: &ConsumerSettings,
 ) -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let total = (labs * INSTANCES + 8).to_string();
@@ -121,8 +138,10 @@ async fn level(
     for n in 0..labs {
         let mut page = LabClient::open(&server, &lab_id(n)).await?;
         page.create_topic(&topic(n), PARTITIONS).await?;
-        page.start_instances(&group(n), &topic(n), INSTANCES)
-            .await?;
+        for _ in 0..INSTANCES {
+            page.start_instance(&group(n), &topic(n), settings.clone())
+                .await?;
+        }
         pages.push(page);
     }
     for page in &mut pages {
