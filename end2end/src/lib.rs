@@ -33,12 +33,29 @@ pub fn free_addr() -> SocketAddr {
     probe.local_addr().expect("local address")
 }
 
+/// The lowest port of the range the kernel picks outgoing connections' ports from
+/// (`ip_local_port_range`; Linux's default starts at 32768).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
 /// The first of `count` consecutive loopback ports that are free now, from a spread-out start
-/// (a test's learners' brokers need a range).
+/// (a test's learners' brokers need a range). The range lies below the kernel's ephemeral ports
+/// where it can: a port checked free there stays free while the server's clients connect, where
+/// one in the ephemeral range can become an outgoing connection's port before the broker binds
+/// it ("address already in use", seen once in `classroom` at 40 learners).
 pub fn free_port_range(count: u16) -> u16 {
+    const LOWEST: u16 = 20_000;
     let seed = std::process::id() as u16 ^ free_addr().port();
+    let spread = match ephemeral_start().saturating_sub(LOWEST.saturating_add(count)) {
+        0 => 30_000,
+        below => below,
+    };
     for attempt in 0..200u16 {
-        let first = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(97)) % 30_000);
+        let first = LOWEST + (seed.wrapping_add(attempt.wrapping_mul(97)) % spread);
         let free = (first..first + count)
             .all(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok());
         if free {
