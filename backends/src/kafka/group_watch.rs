@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grouplab_protocol::{EpochMicros, EpochMillis, GroupState, MembershipSource};
+use nisshi_sans_io::ErrorCode;
 use nisshi_storage::{
-    ArcDynStorage, ConsumerGroupState, GroupDetail, GroupDetailResponse, Storage,
+    ArcDynStorage, ConsumerGroupState, GroupDetail, GroupDetailResponse, NamedGroupDetail, Storage,
 };
 use tokio::sync::{broadcast, watch};
 use tracing::debug;
@@ -125,6 +126,9 @@ pub(super) async fn watch_groups(
 ) {
     let mut tick = tokio::time::interval(WATCH_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The groups nisshi has stored, as last read: nisshi logs a group it has not stored yet as an
+    // error when it is described, and a JoinGroup touches its group before nisshi stores it.
+    let mut stored = BTreeSet::new();
     loop {
         let every_group = tokio::select! {
             () = signals.changed.notified() => false,
@@ -140,27 +144,32 @@ pub(super) async fn watch_groups(
         // an empty classic group of that name, for its committed offsets.
         touched.retain(|group, _| !consumer_groups.owns(group));
         if every_group {
-            read_every_group(&storage, &signals, &watch, &consumer_groups, up_since).await;
+            if let Some(found) =
+                read_every_group(&storage, &signals, &watch, &consumer_groups, up_since).await
+            {
+                stored = found;
+            }
         } else if !touched.is_empty() {
-            read_groups(&storage, &signals, &watch, up_since, &touched).await;
+            read_groups(&storage, &signals, &watch, up_since, &touched, &mut stored).await;
         }
         tokio::time::sleep(WATCH_GAP).await;
     }
 }
 
 /// Reads every stored group, forgets groups that are gone, and prunes what the signals remember.
+/// Returns the names of the groups nisshi has stored, or `None` if they could not be read.
 async fn read_every_group(
     storage: &ArcDynStorage,
     signals: &Signals,
     watch: &GroupWatch,
     consumer_groups: &ConsumerGroups,
     up_since: EpochMillis,
-) {
+) -> Option<BTreeSet<String>> {
     let details = match storage.list_groups().await {
         Ok(details) => details,
         Err(err) => {
             debug!(?err, "the stored groups could not be read");
-            return;
+            return None;
         }
     };
     let now = SystemTime::now();
@@ -193,24 +202,70 @@ async fn read_every_group(
             read_at_us,
         );
     }
+    Some(found_names(&details))
 }
 
-/// Reads only the named groups: the ones a coordinator call just touched.
+/// The names of the groups nisshi answered with a stored group.
+fn found_names(details: &[NamedGroupDetail]) -> BTreeSet<String> {
+    details
+        .iter()
+        .filter(|named| matches!(named.response, GroupDetailResponse::Found(_)))
+        .map(|named| named.name.clone())
+        .collect()
+}
+
+/// Reads only the named groups: the ones a coordinator call just touched. Those nisshi had not
+/// stored at the last read (`stored`, kept up to date here) are looked up among the stored groups
+/// instead of described, and are empty if they are not there yet.
 async fn read_groups(
     storage: &ArcDynStorage,
     signals: &Signals,
     watch: &GroupWatch,
     up_since: EpochMillis,
     groups: &BTreeMap<String, EpochMicros>,
+    stored: &mut BTreeSet<String>,
 ) {
-    let names: Vec<String> = groups.keys().cloned().collect();
-    let details = match storage.describe_groups(Some(&names), false).await {
-        Ok(details) => details,
-        Err(err) => {
-            debug!(?err, "the touched groups could not be read");
-            return;
+    let (known, new): (Vec<String>, Vec<String>) = groups
+        .keys()
+        .cloned()
+        .partition(|name| stored.contains(name));
+    let mut details = Vec::with_capacity(groups.len());
+    if !known.is_empty() {
+        match storage.describe_groups(Some(&known), false).await {
+            Ok(described) => details.extend(described),
+            Err(err) => {
+                debug!(?err, "the touched groups could not be read");
+                return;
+            }
         }
-    };
+    }
+    if !new.is_empty() {
+        let listed = match storage.list_groups().await {
+            Ok(listed) => listed,
+            Err(err) => {
+                debug!(?err, "the stored groups could not be read");
+                return;
+            }
+        };
+        let mut listed: BTreeMap<String, NamedGroupDetail> = listed
+            .into_iter()
+            .filter(|named| new.contains(&named.name))
+            .map(|named| (named.name.clone(), named))
+            .collect();
+        details.extend(new.iter().map(|name| {
+            listed.remove(name).unwrap_or_else(|| {
+                NamedGroupDetail::error_code(name.clone(), ErrorCode::GroupIdNotFound)
+            })
+        }));
+    }
+    let found = found_names(&details);
+    for name in groups.keys() {
+        if found.contains(name) {
+            stored.insert(name.clone());
+        } else {
+            stored.remove(name);
+        }
+    }
     let now = SystemTime::now();
     for named in &details {
         let decided_at_us = groups.get(&named.name).copied().unwrap_or_else(now_us);
