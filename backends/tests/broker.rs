@@ -52,6 +52,19 @@ fn consumer(bootstrap: &str, settings: &[(&str, &str)]) -> BaseConsumer {
     config.create().expect("the consumer is created")
 }
 
+/// A consumer outside any group, reading `topic`'s partition 0 from its beginning.
+fn reader_of_partition_0(bootstrap: &str, topic: &str, settings: &[(&str, &str)]) -> BaseConsumer {
+    let reader = consumer(bootstrap, settings);
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("a partition to read");
+    reader
+        .assign(&assignment)
+        .expect("the partition is assigned");
+    reader
+}
+
 /// Waits until `done` holds, polling every 20 ms, or fails after [`DEADLINE`] saying `what`.
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + DEADLINE;
@@ -67,17 +80,11 @@ async fn a_parked_fetch_wakes_when_a_message_is_produced() {
     let (broker, cluster) = broker_with_topic(topic, 1).await;
     // A consumer whose fetches may wait 30 s for data: nisshi alone slept 15 s before it looked
     // again, so a message produced meanwhile arrived 15 s late at best.
-    let reader = consumer(
+    let reader = reader_of_partition_0(
         &broker.bootstrap_servers(),
+        topic,
         &[("fetch.wait.max.ms", "30000")],
     );
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("a partition to read");
-    reader
-        .assign(&assignment)
-        .expect("the partition is assigned");
     let (tx, rx) = std::sync::mpsc::channel();
     let polling = std::thread::spawn(move || {
         let until = Instant::now() + DEADLINE;
@@ -450,17 +457,11 @@ async fn messages_larger_than_the_inline_codecs_limit_are_produced_and_fetched_w
             .await
             .unwrap_or_else(|err| panic!("message {number} is produced: {err}"));
     }
-    let reader = consumer(
+    let reader = reader_of_partition_0(
         &broker.bootstrap_servers(),
+        topic,
         &[("fetch.max.bytes", "1048576")],
     );
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("a partition to read");
-    reader
-        .assign(&assignment)
-        .expect("the partition is assigned");
     let received = tokio::task::spawn_blocking(move || {
         let until = Instant::now() + DEADLINE;
         let mut received: Vec<Vec<u8>> = Vec::new();
