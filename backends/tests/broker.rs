@@ -487,3 +487,40 @@ async fn messages_larger_than_the_inline_codecs_limit_are_produced_and_fetched_w
     assert_eq!(received.len(), 3, "messages received");
     assert!(received == expected, "the messages arrived changed");
 }
+
+/// Bytes no Kafka client sends reach the broker's codec from anyone who can connect: a request
+/// whose body does not decode, and a frame too short to name its API. The broker closes that
+/// connection and goes on serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_sending_bytes_that_are_not_kafka_is_closed_and_the_broker_serves_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let topic = "after-nonsense";
+    let (broker, cluster) = broker_with_topic(topic, 1).await;
+    let frames: [&[u8]; 2] = [
+        // A Produce v9 request (key 0), correlation id 1, then bytes that are no request body.
+        &[
+            0, 0, 0, 16, 0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+        // Size 1: no room for an API key.
+        &[0, 0, 0, 1, 0],
+    ];
+    for frame in frames {
+        let mut stream = tokio::net::TcpStream::connect(broker.bootstrap_servers())
+            .await
+            .expect("the broker accepts a connection");
+        stream.write_all(frame).await.expect("the bytes are sent");
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+            .await
+            .expect("the broker closes the connection");
+        assert!(
+            read.is_err() || answer.is_empty(),
+            "the broker answered {frame:?} with {answer:?}"
+        );
+    }
+    cluster
+        .produce(topic, 1, &KeyMode::None, None, Some("still here"), 1)
+        .await
+        .expect("the broker still takes a real client's produce");
+}

@@ -18,6 +18,8 @@ use nisshi_service::{BytesFrameLayer, BytesFrameService};
 use rama::{Layer, Service};
 use tokio_util::bytes::Bytes;
 
+use super::wire::api_key_of;
+
 /// Frames up to this size are decoded and encoded in the connection's task.
 const INLINE_BYTES: usize = 64 * 1024;
 
@@ -51,12 +53,7 @@ where
     type Error = nisshi_broker::Error;
 
     async fn serve(&self, input: BytesInput) -> Result<Bytes, Self::Error> {
-        // `[size:4][api_key:2]…`
-        let api_key = input
-            .bytes
-            .get(4..6)
-            .map(|key| i16::from_be_bytes([key[0], key[1]]));
-        if api_key.is_none_or(|key| key == ApiVersionsRequest::KEY) {
+        if api_key_of(&input.bytes).is_none_or(|key| key == ApiVersionsRequest::KEY) {
             return self.nisshi.serve(input).await;
         }
         let BytesInput { bytes, extensions } = input;

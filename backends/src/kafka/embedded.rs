@@ -151,13 +151,8 @@ fn serve_on_broker_runtime(
     storage: ArcDynStorage,
     consumer_groups: Arc<ConsumerGroups>,
 ) -> Result<JoinHandle<()>, BrokerError> {
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     // Moved to the brokers' runtime's reactor, so that its connections are polled there.
-    let listener = listener
-        .into_std()
-        .map_err(|source| BrokerError::Listen { addr, source })?;
+    let listener = listener.into_std().map_err(start_error)?;
     Ok(broker_runtime()?.spawn(async move {
         match TcpListener::from_std(listener) {
             Ok(listener) => serve(listener, route, storage, consumer_groups).await,

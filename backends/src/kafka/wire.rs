@@ -1,8 +1,15 @@
 //! What grouplab reads of Kafka's wire formats itself: the consumer protocol's assignment bytes,
-//! which both the embedded broker's stored groups and DescribeGroups hand over, member ids, and
-//! the reader of Kafka's encodings that ConsumerGroupHeartbeat requests are read with too.
+//! which both the embedded broker's stored groups and DescribeGroups hand over, member ids, a
+//! request's API key, and the reader of Kafka's encodings that ConsumerGroupHeartbeat requests
+//! are read with too.
 
 use grouplab_protocol::TopicPartition;
+
+/// A request frame's API key (`[size:4][api_key:2]…`), read without decoding the rest: the
+/// embedded broker's layers look at it on every request. `None` for a frame too short to hold one.
+pub fn api_key_of(frame: &[u8]) -> Option<i16> {
+    Reader::new(frame.get(4..)?).i16()
+}
 
 /// A member id is `{client id}-{uuid}`: without a recorded client id, take everything before the uuid.
 pub fn client_id_of(member_id: &str) -> &str {
@@ -126,6 +133,15 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requests_api_key_is_read_after_its_size() {
+        // [size][api_key = 68][api_version = 1][correlation id]…
+        let frame = [0, 0, 0, 8, 0, 68, 0, 1, 0, 0, 0, 7];
+        assert_eq!(api_key_of(&frame), Some(68));
+        assert_eq!(api_key_of(&frame[..5]), None);
+        assert_eq!(api_key_of(&[]), None);
+    }
 
     #[test]
     fn client_ids_are_read_from_member_ids() {

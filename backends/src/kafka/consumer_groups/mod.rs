@@ -48,6 +48,7 @@ pub(super) use self::wire::{HEARTBEAT_KEY, HEARTBEAT_VERSIONS};
 use self::wire::{peek_header, read_heartbeat};
 use super::coordinator::{PeerAddr, Refusal};
 use super::group_watch::GroupWatch;
+use super::wire::api_key_of;
 use crate::clock::{now_ms, now_us};
 
 /// How often sessions are checked: a crashed member is fenced within this of its timeout.
@@ -535,8 +536,7 @@ where
     type Error = S::Error;
 
     async fn serve(&self, input: BytesInput) -> Result<Bytes, Self::Error> {
-        let is_heartbeat = peek_header(&input.bytes).is_some_and(|h| h.api_key == HEARTBEAT_KEY);
-        if !is_heartbeat {
+        if api_key_of(&input.bytes) != Some(HEARTBEAT_KEY) {
             return self.inner.serve(input).await;
         }
         let Some((header, mut heartbeat)) = read_heartbeat(&input.bytes) else {
